@@ -1,0 +1,269 @@
+"""The ``conflictlens`` command line: a thin layer over ingest/, store/ and analysis/."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from conflictlens import output
+from conflictlens.config import Config, ConfigError, load_config
+from conflictlens.timeparse import parse_time
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix: printed as one line, exit status 1."""
+
+
+def friendly_errors(func: F) -> F:
+    """Turn the library's own errors into one clear line and a non-zero exit."""
+    from ingest import FormatError, IngestError
+    from store import StoreError
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, StoreError, IngestError, FormatError) as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def common_options(func: F) -> F:
+    """--db and --config, accepted by every command."""
+    func = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        help="Config file (default: $CONFLICTLENS_CONFIG, else ./conflictlens.toml if present).",
+    )(func)
+    func = click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False),
+        help="DuckDB store (default: the config's db, $CONFLICTLENS_DB, else ./conflictlens.duckdb).",
+    )(func)
+    return func
+
+
+def range_options(func: F) -> F:
+    """--since/--until and the cluster filters, shared by every command that reads."""
+    for name, helptext in reversed(
+        (
+            ("--since", "Start of the range, inclusive: ISO date/date-time (UTC unless an offset is given) or 30m, 24h, 7d."),
+            ("--until", "End of the range, exclusive; same forms as --since."),
+            ("--service", "Only this service."),
+            ("--method", "Only this HTTP method."),
+            ("--route", "Only this route template, e.g. /api/v1/users/{id}."),
+            ("--code", "Only this error code."),
+            ("--kind", "Only this conflict kind."),
+        )
+    ):
+        func = click.option(name, help=helptext)(func)
+    return func
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+
+
+def resolve_config(config_file: str | None, db_path: str | None) -> tuple[Config, Path]:
+    config = load_config(config_file)
+    return config, Path(db_path) if db_path else config.db
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="conflictlens")
+def cli() -> None:
+    """conflictlens: find out why your API gateway answers 409 Conflict.
+
+    Example:
+
+        conflictlens ingest /var/log/nginx/access.log && conflictlens clusters --since 24h
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@common_options
+@click.option(
+    "--format",
+    "format_name",
+    default="auto",
+    show_default=True,
+    help="Log format: auto, nginx-combined, nginx-common, apache-combined, apache-common.",
+)
+@click.option("--log-format", help="Your nginx log_format or Apache LogFormat string.")
+@click.option("--keep-all", is_flag=True, help="Store every request as an event, not only conflicts.")
+@click.option("--service", help="Service name to record for these files.")
+@json_option
+@friendly_errors
+def ingest(
+    paths: Sequence[str],
+    config_file: str | None,
+    db_path: str | None,
+    format_name: str,
+    log_format: str | None,
+    keep_all: bool,
+    service: str | None,
+    as_json: bool,
+) -> None:
+    """Import access logs (plain, .gz, or - for stdin) into the store.
+
+    Importing a file again stores nothing twice; a file that has grown is imported from
+    where the last import ended.
+
+    Example:
+
+        conflictlens ingest /var/log/nginx/access.log /var/log/nginx/access.log.2.gz
+    """
+    import dataclasses
+
+    from ingest import import_source
+    from ingest.formats import get_format
+    from store import Writer, connect
+
+    config, db = resolve_config(config_file, db_path)
+    if log_format or format_name != "auto":
+        get_format(format_name, log_format)  # fail before touching the store
+    options = config.ingest
+    if keep_all or service:
+        options = dataclasses.replace(options, keep_all=keep_all or options.keep_all, service=service or options.service)
+    con = connect(db)
+    writer = Writer(con)
+    summaries = []
+    with output.progress(paths, enabled=not as_json) as advance:
+        for name in paths:
+            try:
+                summary = import_source(
+                    name, writer, options, format_name=format_name, log_format=log_format, progress=advance
+                )
+            except KeyboardInterrupt:
+                con.close()
+                raise UserError(f"interrupted while importing {name}; what was committed stays, run again to resume") from None
+            summaries.append(summary)
+            if not as_json:
+                output.print_import_summary(summary)
+    con.close()
+    total = output.import_totals(summaries)
+    if as_json:
+        click.echo(json.dumps(total))
+    elif len(summaries) > 1:
+        output.print_totals(total)
+
+
+@cli.command()
+@common_options
+@range_options
+@click.option("--limit", default=50, show_default=True, help="At most this many clusters.")
+@json_option
+@friendly_errors
+def clusters(
+    config_file: str | None,
+    db_path: str | None,
+    since: str | None,
+    until: str | None,
+    service: str | None,
+    method: str | None,
+    route: str | None,
+    code: str | None,
+    kind: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Conflicts grouped by method, route template, status and error code, with ratios.
+
+    Example:
+
+        conflictlens clusters --since 24h --method PUT --json
+    """
+    from analysis import TimeRange, run_query
+    from store import connect
+
+    _, db = resolve_config(config_file, db_path)
+    time_range = _time_range(since, until)
+    con = connect(db, read_only=True)
+    try:
+        frame = run_query(
+            con, "clusters", time_range, service=service, method=method, route=route, code=code, kind=kind, limit=limit
+        )
+    finally:
+        con.close()
+    if as_json:
+        click.echo(json.dumps(output.records(frame), indent=None))
+    else:
+        output.print_clusters(frame)
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "style",
+    default="nginx-combined",
+    show_default=True,
+    type=click.Choice(["nginx-combined", "nginx-extended"]),
+    help="nginx-extended adds $request_time and $sent_http_x_error_code.",
+)
+@click.option("--lines", default=100_000, show_default=True, help="How many lines to write.")
+@click.option("--seed", default=7, show_default=True, help="Random seed: the same seed writes the same log.")
+@click.option("--tz", default="UTC", show_default=True, help="Time zone of the written timestamps.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Log file to write; ground truth goes to OUT.truth.json.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ground truth as JSON.")
+def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) -> None:
+    """Write a realistic access log with known conflicts, and its ground truth beside it.
+
+    Example:
+
+        conflictlens sample --format nginx-extended --lines 200000 --out demo/access.log
+    """
+    from sample_logs.generator import EXTENDED_LOG_FORMAT, write_log
+
+    if lines < 1:
+        raise UserError("--lines must be at least 1")
+    if not Path(out).parent.exists():
+        raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
+    truth = write_log(out, lines, style=style, seed=seed, tz=tz)
+    if as_json:
+        click.echo(json.dumps(truth, default=str))
+        return
+    click.echo(f"wrote {lines} lines to {out} ({truth['conflicts']} conflicts); ground truth in {out}.truth.json")
+    if style == "nginx-extended":
+        click.echo(f"import it with: conflictlens ingest --log-format '{EXTENDED_LOG_FORMAT}' {out}")
+
+
+def _time_range(since: str | None, until: str | None) -> Any:
+    from analysis import TimeRange
+
+    try:
+        return TimeRange(parse_time(since) if since else None, parse_time(until) if until else None)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: no traceback ever reaches the user unless CONFLICTLENS_DEBUG is set."""
+    try:
+        cli.main(args=argv, prog_name="conflictlens", standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if os.environ.get("CONFLICTLENS_DEBUG"):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(
+            f"Error: internal error ({type(exc).__name__}: {message}); "
+            "set CONFLICTLENS_DEBUG=1 for details and please report it",
+            err=True,
+        )
+        sys.exit(2)
+
+

@@ -1,0 +1,117 @@
+"""The config file (``conflictlens.toml``): where the store is and how logs are imported.
+
+Looked for at ``--config``, else ``$CONFLICTLENS_CONFIG``, else ``./conflictlens.toml`` when it
+exists. Every invalid value is refused with the exact key and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest import CONFLICT_STATUSES, IngestOptions, RouteRule
+from store import default_db_path
+
+DEFAULT_CONFIG = "conflictlens.toml"
+
+
+class ConfigError(ValueError):
+    """An invalid config file; the message names the file, the key and the reason."""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    db: Path = field(default_factory=default_db_path)
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+
+
+def find_config(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("CONFLICTLENS_CONFIG")
+    if env:
+        return Path(env)
+    local = Path(DEFAULT_CONFIG)
+    return local if local.exists() else None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    path = find_config(explicit)
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
+    where = str(path) if path else "config"
+    known = {"db", "ingest", "routes", "sources", "alerts", "reports", "serve", "dashboard"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+    db = data.get("db")
+    if db is not None and not isinstance(db, str):
+        raise ConfigError(f"{where}: db: expected a path string")
+    db_path = Path(os.environ.get("CONFLICTLENS_DB") or db or default_db_path())
+    if db and path and not Path(db).is_absolute() and not os.environ.get("CONFLICTLENS_DB"):
+        db_path = path.parent / db  # relative to the config file, like most tools
+    return Config(path=path, db=db_path, ingest=_ingest_options(data, where))
+
+
+def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
+    section = data.get("ingest", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: [ingest] must be a table")
+    known = {"capture_statuses", "keep_all", "keep_query", "anonymize_clients", "max_line_bytes", "service"}
+    for key in section:
+        if key not in known:
+            raise ConfigError(f"{where}: ingest.{key}: unknown key (known: {', '.join(sorted(known))})")
+    statuses = section.get("capture_statuses", sorted(CONFLICT_STATUSES))
+    if not isinstance(statuses, list) or not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):
+        raise ConfigError(f"{where}: ingest.capture_statuses: expected a list of HTTP statuses (100-599)")
+    flags = {}
+    for key in ("keep_all", "keep_query", "anonymize_clients"):
+        value = section.get(key, False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: ingest.{key}: expected true or false")
+        flags[key] = value
+    max_line = section.get("max_line_bytes", IngestOptions.max_line_bytes)
+    if not isinstance(max_line, int) or max_line < 256:
+        raise ConfigError(f"{where}: ingest.max_line_bytes: expected a whole number of at least 256")
+    service = section.get("service")
+    if service is not None and not isinstance(service, str):
+        raise ConfigError(f"{where}: ingest.service: expected a string")
+    return IngestOptions(
+        capture_statuses=frozenset(statuses),
+        max_line_bytes=max_line,
+        service=service,
+        route_rules=_route_rules(data.get("routes", []), where),
+        **flags,
+    )
+
+
+def _route_rules(rules: Any, where: str) -> tuple[RouteRule, ...]:
+    if not isinstance(rules, list):
+        raise ConfigError(f"{where}: routes: expected [[routes]] entries")
+    parsed = []
+    for number, rule in enumerate(rules, start=1):
+        if not isinstance(rule, dict) or set(rule) != {"pattern", "route"}:
+            raise ConfigError(f"{where}: routes[{number}]: expected exactly the keys pattern and route")
+        if not all(isinstance(rule[k], str) and rule[k] for k in ("pattern", "route")):
+            raise ConfigError(f"{where}: routes[{number}]: pattern and route must be non-empty strings")
+        try:
+            parsed.append(RouteRule(rule["pattern"], rule["route"]))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: routes[{number}].pattern: {exc}") from None
+    return tuple(parsed)

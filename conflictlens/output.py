@@ -1,0 +1,144 @@
+"""Terminal output: progress bars, summaries and tables. Log-derived strings are printed as
+plain text (never interpreted as Rich markup)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+from rich.text import Text
+
+from ingest import ImportSummary
+
+# Off a terminal (pipes, CI logs) keep full routes readable instead of 80-column ellipses.
+stdout = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+stderr = Console(stderr=True, highlight=False)
+
+
+def _input_size(paths: Sequence[str]) -> int | None:
+    total = 0
+    for name in paths:
+        if name == "-" or not os.path.isfile(name):
+            return None
+        total += os.path.getsize(name)
+    return total
+
+
+@contextmanager
+def progress(paths: Sequence[str], *, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A byte progress bar on stderr for large inputs when it is a terminal."""
+    size = _input_size(paths)
+    if not enabled or not sys.stderr.isatty() or not size or size < 32 * 1024 * 1024:
+        yield None
+        return
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("importing", total=size)
+        yield lambda done: bar.advance(task, done)
+
+
+def import_totals(summaries: Sequence[ImportSummary]) -> dict[str, Any]:
+    seconds = sum(s.seconds for s in summaries)
+    lines = sum(s.lines for s in summaries)
+    reasons: dict[str, int] = {}
+    for summary in summaries:
+        for reason, count in summary.reject_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    return {
+        "lines": lines,
+        "parsed": sum(s.parsed for s in summaries),
+        "rejected": sum(s.rejected for s in summaries),
+        "conflicts": sum(s.conflicts for s in summaries),
+        "seconds": round(seconds, 3),
+        "lines_per_second": round(lines / seconds) if seconds > 0 else 0,
+        "reject_reasons": reasons,
+        "files": [
+            {
+                "path": s.path,
+                "format": s.format,
+                "lines": s.lines,
+                "parsed": s.parsed,
+                "rejected": s.rejected,
+                "conflicts": s.conflicts,
+                "resumed_at": s.resumed_at,
+                "seconds": round(s.seconds, 3),
+            }
+            for s in summaries
+        ],
+    }
+
+
+def print_import_summary(summary: ImportSummary) -> None:
+    rate = summary.lines / summary.seconds if summary.seconds > 0 else 0
+    head = Text(f"{summary.path}")
+    if summary.lines == 0:
+        already = f" (already imported up to byte {summary.resumed_at})" if summary.resumed_at else ""
+        stdout.print(head + Text(f": nothing new{already}"))
+        return
+    resumed = f", resumed at byte {summary.resumed_at}" if summary.resumed_at else ""
+    stdout.print(
+        head
+        + Text(
+            f": {summary.format}{resumed}: {summary.lines:,} lines, {summary.parsed:,} parsed, "
+            f"{summary.rejected:,} rejected, {summary.conflicts:,} conflicts captured "
+            f"in {summary.seconds:.2f} s ({rate:,.0f} lines/s)"
+        )
+    )
+    for reason, count in summary.reject_reasons.most_common(5):
+        stdout.print(Text(f"  rejected {count:,}: {reason}"))
+
+
+def print_totals(total: dict[str, Any]) -> None:
+    stdout.print(
+        Text(
+            f"total: {total['lines']:,} lines, {total['parsed']:,} parsed, {total['rejected']:,} rejected, "
+            f"{total['conflicts']:,} conflicts in {total['seconds']:.2f} s ({total['lines_per_second']:,} lines/s)"
+        )
+    )
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC).isoformat() if value.tzinfo is None else value.isoformat()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts; timestamps as ISO-8601 with offset."""
+    return [{k: _json_value(v) for k, v in row.items()} for row in frame.iter_rows(named=True)]
+
+
+def print_clusters(frame: pl.DataFrame) -> None:
+    if frame.height == 0:
+        stdout.print("no conflicts in this range")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for name, justify in (
+        ("method", "left"), ("route", "left"), ("status", "right"), ("error code", "left"),
+        ("kind", "left"), ("conflicts", "right"), ("requests", "right"), ("ratio", "right"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in frame.iter_rows(named=True):
+        ratio = row["ratio"]
+        table.add_row(
+            Text(row["method"] or "-"),
+            Text(row["route"] or "-"),
+            Text(str(row["status"])),
+            Text(row["error_code"] or "-"),
+            Text(row["kind"] or "-"),
+            Text(f"{row['conflicts']:,}"),
+            Text(f"{row['requests']:,}"),
+            Text(f"{ratio:.2%}" if ratio is not None else "-"),
+        )
+    stdout.print(table)

@@ -1,0 +1,32 @@
+"""``--since`` / ``--until`` values: ISO-8601 dates and date-times, or durations back from now."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+_RELATIVE = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
+    """An aware UTC datetime. A bare date is midnight UTC; a date-time without offset is UTC;
+    ``24h``, ``7d``, ``30m``, ``2w`` count back from now."""
+    value = text.strip()
+    relative = _RELATIVE.match(value)
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(**{_UNITS[unit]: amount})
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"invalid time {text!r}: use an ISO-8601 date or date-time (2026-11-20, "
+            "2026-11-20T06:00:00Z, 2026-11-20T08:00+02:00) or a duration back from now (30m, 24h, 7d)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard (issue: "The Streamlit dashboard"); reads only through serve's API."""

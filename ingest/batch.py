@@ -1,0 +1,131 @@
+"""One chunk of raw lines → the rows to store: events, per-minute rollups and rejects.
+
+A pure function of its inputs (no I/O), so that it can run on worker threads and be tested
+on its own. Everything here is Polars expressions over the whole chunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from ingest.formats import LogFormat
+from ingest.lines import REJECT_SAMPLE_BYTES, Chunk, SplitLines, split_lines
+from ingest.options import IngestOptions
+from ingest.routes import apply_routes
+
+
+
+@dataclass(frozen=True)
+class ParsedChunk:
+    start: int
+    end: int
+    lines: int
+    events: pl.DataFrame
+    rollups: pl.DataFrame
+    rejects: pl.DataFrame
+
+    @property
+    def parsed(self) -> int:
+        return self.lines - self.rejects.height
+
+
+def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int) -> ParsedChunk:
+    split = split_lines(chunk)
+    parsed = fmt.parse(split.lines)
+    limit = options.max_line_bytes
+    parsed = parsed.with_columns(
+        reject=pl.when(pl.col("line").str.len_bytes() > limit)
+        .then(pl.lit(f"line longer than {limit} bytes"))
+        .otherwise(pl.col("reject"))
+    )
+    good = parsed.filter(pl.col("reject").is_null())
+    if options.service is not None:
+        good = good.with_columns(service=pl.lit(options.service))
+    if options.anonymize_clients:
+        good = good.with_columns(client=anonymize(pl.col("client")))
+    good = apply_routes(good, options.route_rules, with_ids=False)
+    captured = good if options.keep_all else good.filter(pl.col("status").is_in(options.capture_statuses))
+    events = build_events(captured, options, source_id)
+    rejects = build_rejects(parsed.filter(pl.col("reject").is_not_null()), split, chunk, source_id)
+    lines = split.lines.height + len(split.invalid_offsets) + len(chunk.overlong)
+    return ParsedChunk(chunk.start, chunk.end, lines, events, build_rollups(good), rejects)
+
+
+def anonymize(client: pl.Expr) -> pl.Expr:
+    """Keep the network, drop the host: 203.0.113.7 → 203.0.113.0, 2001:db8:1:2::5 → 2001:db8:1::"""
+    v4 = client.str.replace(r"^(\d+\.\d+\.\d+)\.\d+$", "${1}.0")
+    v6 = client.str.replace(r"^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):.*$", "${1}::")
+    return pl.when(client.str.contains(":")).then(v6).otherwise(v4)
+
+
+def build_events(captured: pl.DataFrame, options: IngestOptions, source_id: int) -> pl.DataFrame:
+    captured = apply_routes(captured, options.route_rules, with_route=False, with_ids=True)
+    return captured.select(
+        "ts", "method", "path",
+        (pl.col("query") if options.keep_query else pl.lit(None, pl.String)).alias("query"),
+        "route", "resource_ids", "status", "error_code",
+        pl.lit(None, pl.String).alias("kind"),
+        pl.lit(None, pl.String).alias("kind_rule"),
+        "client", "user_agent", "bytes", "latency_ms", "service", "upstream", "request_id",
+        pl.lit(source_id, pl.Int32).alias("source_id"),
+        "offset",
+    )
+
+
+def build_rollups(good: pl.DataFrame) -> pl.DataFrame:
+    return (
+        good.group_by(
+            pl.col("ts").dt.truncate("1m").alias("minute"), "service", "method", "route", "status"
+        )
+        .agg(
+            pl.len().cast(pl.Int64).alias("requests"),
+            pl.col("bytes").sum().cast(pl.Int64).alias("bytes"),
+            pl.col("latency_ms").sum().alias("latency_ms_sum"),
+            pl.col("latency_ms").count().cast(pl.Int64).alias("latency_count"),
+        )
+    )
+
+
+def build_rejects(bad: pl.DataFrame, split: SplitLines, chunk: Chunk, source_id: int) -> pl.DataFrame:
+    """Every line that did not become a row, with its offset, reason and first bytes."""
+    frames = [
+        bad.select(
+            pl.col("offset"),
+            pl.col("reject").alias("reason"),
+            pl.col("line").str.slice(0, REJECT_SAMPLE_BYTES).cast(pl.Binary).alias("sample"),
+        )
+    ]
+    if len(split.invalid_offsets):
+        frames.append(
+            _reject_frame(
+                split.invalid_offsets.tolist(),
+                ["invalid UTF-8"] * len(split.invalid_offsets),
+                split.invalid_samples,
+            )
+        )
+    if chunk.overlong:
+        frames.append(
+            _reject_frame(
+                [o.offset for o in chunk.overlong],
+                [f"line longer than the chunk limit ({o.length} bytes)" for o in chunk.overlong],
+                [o.sample for o in chunk.overlong],
+            )
+        )
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return pl.concat(frames).with_columns(
+        pl.lit(source_id, pl.Int32).alias("source_id"),
+        pl.lit(now, pl.Datetime("us")).alias("seen_at"),
+    )
+
+
+def _reject_frame(offsets: list[int], reasons: list[str], samples: list[bytes]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "offset": pl.Series(offsets, dtype=pl.Int64),
+            "reason": pl.Series(reasons, dtype=pl.String),
+            "sample": pl.Series(samples, dtype=pl.Binary),
+        }
+    )

@@ -1,0 +1,75 @@
+"""The registry of log formats and detection of a file's format from its first lines."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import polars as pl
+
+from ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
+
+
+class LogFormat(Protocol):
+    name: str
+
+    def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
+        """Columns ``line``, ``offset`` in; parsed columns plus ``reject`` (null when good) out."""
+        ...
+
+
+# Order matters for detection: when two formats match the same share of lines, the
+# earlier (more specific) one wins.
+FORMATS: dict[str, LogFormat] = dict(PRESETS)
+
+DETECT_LINES = 200
+DETECT_MIN_SHARE = 0.5
+
+
+class UnknownFormat(FormatError):
+    """No registered format matches a file's first lines."""
+
+
+def format_names() -> list[str]:
+    return list(FORMATS)
+
+
+def get_format(name: str, log_format: str | None = None) -> LogFormat:
+    if log_format:
+        return compile_log_format(log_format, name=name if name not in ("auto", "") else "custom")
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise FormatError(f"unknown format {name!r}; known: auto, {', '.join(FORMATS)}") from None
+
+
+def detect_format(sample: pl.DataFrame) -> LogFormat:
+    """Pick the format that parses most of the first non-empty lines without a reject."""
+    lines = sample.filter(pl.col("line") != "").head(DETECT_LINES)
+    if lines.height == 0:
+        raise UnknownFormat("no lines to detect the format from")
+    best: tuple[float, LogFormat] | None = None
+    for fmt in FORMATS.values():
+        parsed = fmt.parse(lines)
+        share = parsed["reject"].is_null().mean() or 0.0
+        if best is None or share > best[0]:
+            best = (share, fmt)
+    assert best is not None
+    if best[0] < DETECT_MIN_SHARE:
+        raise UnknownFormat(
+            f"cannot recognise the log format (tried {', '.join(FORMATS)}); "
+            "pass --format or --log-format"
+        )
+    return best[1]
+
+
+__all__ = [
+    "FORMATS",
+    "ClfFormat",
+    "FormatError",
+    "LogFormat",
+    "UnknownFormat",
+    "compile_log_format",
+    "detect_format",
+    "format_names",
+    "get_format",
+]

@@ -1,0 +1,259 @@
+"""The CLF family: nginx and Apache access logs, from a preset or the user's own format string.
+
+A format string (nginx ``log_format`` or Apache ``LogFormat``) is compiled once into one regex
+with a named group per useful variable; a chunk of lines is then parsed by a single
+``str.extract_groups`` over the whole chunk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from ingest.formats.fields import convert, reject_reason
+
+
+class FormatError(ValueError):
+    """A format string that cannot be compiled; the message names the offending part."""
+
+
+# nginx variables → canonical raw fields. Variables not listed are matched but not kept.
+NGINX_VARIABLES: dict[str, str] = {
+    "remote_addr": "client",
+    "realip_remote_addr": "client",
+    "http_x_forwarded_for": "forwarded_for",
+    "time_local": "time_clf",
+    "time_iso8601": "time_iso",
+    "msec": "time_epoch",
+    "request": "request",
+    "request_method": "method",
+    "request_uri": "target",
+    "uri": "path",
+    "document_uri": "path",
+    "args": "query",
+    "query_string": "query",
+    "status": "status",
+    "body_bytes_sent": "bytes",
+    "bytes_sent": "bytes",
+    "http_user_agent": "user_agent",
+    "request_time": "latency_s",
+    "upstream_addr": "upstream",
+    "proxy_host": "service",
+    "host": "host",
+    "server_name": "host",
+    "request_id": "request_id",
+    "http_x_request_id": "request_id",
+    "http_if_match": "if_match",
+    "http_if_unmodified_since": "if_unmodified_since",
+}
+
+# A response header that carries the service's machine-readable error code, e.g.
+# $sent_http_x_error_code or $upstream_http_x_error_code.
+ERROR_CODE_HEADER = re.compile(r"^(?:x[-_])?(?:[a-z]+[-_])*(?:error[-_]?code|err[-_]?code|error)$", re.I)
+NGINX_HEADER_VARIABLE = re.compile(r"^(?:sent_http|upstream_http)_(?P<header>\w+)$")
+
+APACHE_DIRECTIVES: dict[str, str] = {
+    "h": "client",
+    "a": "client",
+    "t": "time_clf",
+    "r": "request",
+    "s": "status",
+    "b": "bytes",
+    "B": "bytes",
+    "D": "latency_us",
+    "T": "latency_s",
+    "m": "method",
+    "U": "path",
+    "q": "query",
+    "v": "host",
+    "V": "host",
+    "L": "request_id",
+}
+APACHE_TIME_UNITS = {"ms": "latency_ms", "us": "latency_us", "s": "latency_s"}
+APACHE_REQUEST_HEADERS = {
+    "user-agent": "user_agent",
+    "x-forwarded-for": "forwarded_for",
+    "x-request-id": "request_id",
+    "if-match": "if_match",
+    "if-unmodified-since": "if_unmodified_since",
+}
+
+QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
+ADDRESS_LIST = r"[^\s,]*(?:, [^\s,]+)*"
+BRACKETED_TIME = r"[^\]]*"
+
+
+@dataclass(frozen=True)
+class Token:
+    """One piece of a format string: literal text, or a variable with its canonical field."""
+
+    literal: str = ""
+    variable: str = ""
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class ClfFormat:
+    """A compiled CLF-family format."""
+
+    name: str
+    source: str  # the format string it was compiled from
+    regex: str
+    fields: tuple[str, ...]  # canonical raw fields, in group order
+    unescape: tuple[str, ...] = ("request", "target", "path", "user_agent", "error_code")
+
+    def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
+        """Parse a frame with columns ``line`` and ``offset`` into parsed columns + ``reject``."""
+        groups = pl.col("line").str.extract_groups(self.regex)
+        frame = lines.with_columns(groups.alias("_groups")).unnest("_groups")
+        matched = pl.col(self.fields[0]).is_not_null() if self.fields else pl.lit(True)
+        frame = frame.with_columns(matched.alias("_matched"))
+        frame = convert(frame, set(self.fields), list(self.unescape))
+        return frame.with_columns(reject=reject_reason(pl.col("_matched"), self.name))
+
+
+def tokenize_nginx(fmt: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    pattern = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+    seen: set[str] = set()
+    for match in pattern.finditer(fmt):
+        if match.start() > pos:
+            tokens.append(Token(literal=fmt[pos : match.start()]))
+        name = match.group(1) or match.group(2)
+        field = nginx_field(name)
+        if field in seen:
+            field = None  # the first variable that fills a field wins
+        if field:
+            seen.add(field)
+        tokens.append(Token(variable=name, field=field))
+        pos = match.end()
+    if pos < len(fmt):
+        tokens.append(Token(literal=fmt[pos:]))
+    if not any(t.variable for t in tokens):
+        raise FormatError(f"log format has no $variables: {fmt!r}")
+    return tokens
+
+
+def nginx_field(variable: str) -> str | None:
+    if variable in NGINX_VARIABLES:
+        return NGINX_VARIABLES[variable]
+    header = NGINX_HEADER_VARIABLE.match(variable)
+    if header and ERROR_CODE_HEADER.match(header.group("header")):
+        return "error_code"
+    return None
+
+
+def tokenize_apache(fmt: str) -> list[Token]:
+    tokens: list[Token] = []
+    pattern = re.compile(r"%(?P<cond>!?[0-9,]*)?(?P<mod>[<>])?(?:\{(?P<arg>[^}]*)\})?(?P<d>[a-zA-Z%])")
+    pos = 0
+    seen: set[str] = set()
+    for match in pattern.finditer(fmt):
+        if match.start() > pos:
+            tokens.append(Token(literal=fmt[pos : match.start()]))
+        directive, arg = match.group("d"), match.group("arg")
+        pos = match.end()
+        if directive == "%":
+            tokens.append(Token(literal="%"))
+            continue
+        field = apache_field(directive, arg)
+        if directive == "t" and not arg:
+            # %t writes its own brackets: [10/Oct/2000:13:55:36 -0700]
+            tokens += [Token(literal="["), Token(variable="%t", field="time_clf"), Token(literal="]")]
+            seen.add("time_clf")
+            continue
+        if field == "unsupported":
+            raise FormatError(f"unsupported Apache directive {match.group(0)!r} in {fmt!r}")
+        if field in seen:
+            field = None
+        if field:
+            seen.add(field)
+        tokens.append(Token(variable=match.group(0), field=field))
+    if pos < len(fmt):
+        tokens.append(Token(literal=fmt[pos:]))
+    if not any(t.variable for t in tokens):
+        raise FormatError(f"log format has no %directives: {fmt!r}")
+    return tokens
+
+
+def apache_field(directive: str, arg: str | None) -> str | None:
+    if directive == "t" and arg:
+        return "unsupported"  # a custom strftime time format
+    if directive == "T" and arg:
+        return APACHE_TIME_UNITS.get(arg, "unsupported")
+    if directive == "i" and arg:
+        return APACHE_REQUEST_HEADERS.get(arg.lower())
+    if directive == "o" and arg:
+        return "error_code" if ERROR_CODE_HEADER.match(arg) else None
+    if directive == "a" and arg:
+        return "client" if arg == "c" else None
+    return APACHE_DIRECTIVES.get(directive)
+
+
+def variable_regex(tokens: list[Token], index: int) -> str:
+    """The narrowest safe regex for the variable at ``index``, from what surrounds it."""
+    token = tokens[index]
+    before = tokens[index - 1].literal if index > 0 else ""
+    after = tokens[index + 1].literal if index + 1 < len(tokens) else ""
+    if before.endswith('"') and after.startswith('"'):
+        return QUOTED
+    if token.field == "time_clf":
+        return BRACKETED_TIME if after.startswith("]") else r"\S+ [+-]\d{4}"
+    if not after:
+        return r"\S*"
+    if index == 0 and after.startswith(" "):
+        # A leading client field may be an address list ("10.0.0.2, 10.0.0.1"). Every
+        # variable regex is kept one-pass (no lazy or overlapping repeats): Rust's regex
+        # then extracts groups in one linear scan, about three times faster.
+        return ADDRESS_LIST
+    stop = after[0]
+    return r"\S*" if stop == " " else f"[^{re.escape(stop)}]*"
+
+
+def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail: bool) -> ClfFormat:
+    parts = ["^"]
+    fields: list[str] = []
+    for index, token in enumerate(tokens):
+        if not token.variable:
+            parts.append(re.escape(token.literal))
+            continue
+        regex = variable_regex(tokens, index)
+        if token.field:
+            parts.append(f"(?P<{token.field}>{regex})")
+            fields.append(token.field)
+        else:
+            parts.append(f"(?:{regex})")
+    # Presets accept extra trailing fields that operators often append ($http_x_forwarded_for,
+    # timings); a user's own format must match exactly, up to trailing white space.
+    parts.append(r"(?:\s.*)?$" if lenient_tail else r"\s*$")
+    if "status" not in fields:
+        raise FormatError(f"log format has no status variable: {source!r}")
+    if not fields or not {"time_clf", "time_iso", "time_epoch"} & set(fields):
+        raise FormatError(f"log format has no time variable ($time_local, $time_iso8601, $msec, %t): {source!r}")
+    return ClfFormat(name=name, source=source, regex="".join(parts), fields=tuple(fields))
+
+
+def compile_log_format(fmt: str, *, name: str = "custom", lenient_tail: bool = False) -> ClfFormat:
+    """Compile an nginx ``log_format`` (``$var``) or Apache ``LogFormat`` (``%x``) string."""
+    fmt = fmt.strip()
+    if not fmt:
+        raise FormatError("empty log format")
+    dialect = "nginx" if "$" in fmt else "apache"
+    tokens = tokenize_nginx(fmt) if dialect == "nginx" else tokenize_apache(fmt)
+    return compile_tokens(name, fmt, tokens, lenient_tail=lenient_tail)
+
+
+NGINX_COMBINED = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
+NGINX_COMMON = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent'
+APACHE_COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
+APACHE_COMMON = '%h %l %u %t "%r" %>s %b'
+
+PRESETS: dict[str, ClfFormat] = {
+    "nginx-combined": compile_log_format(NGINX_COMBINED, name="nginx-combined", lenient_tail=True),
+    "apache-combined": compile_log_format(APACHE_COMBINED, name="apache-combined", lenient_tail=True),
+    "nginx-common": compile_log_format(NGINX_COMMON, name="nginx-common", lenient_tail=True),
+    "apache-common": compile_log_format(APACHE_COMMON, name="apache-common", lenient_tail=True),
+}

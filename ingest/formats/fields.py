@@ -1,0 +1,206 @@
+"""Turning raw captured strings into the canonical event columns, as Polars expressions.
+
+Every format captures strings into *canonical raw fields* (``client``, ``time_clf``,
+``request``, ``status`` ...); this module converts them, whatever format they came from, into
+the typed columns of a parsed line. Conversions never raise: a value that does not convert
+becomes null and the line gets a reject reason.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+# Canonical raw fields a format may capture.
+RAW_FIELDS = frozenset(
+    {
+        "client", "forwarded_for", "time_clf", "time_iso", "time_epoch", "request",
+        "method", "target", "path", "query", "status", "bytes", "user_agent",
+        "latency_s", "latency_ms", "latency_us", "upstream", "service", "host", "request_id",
+        "error_code", "if_match", "if_unmodified_since",
+    }
+)
+
+PARSED_COLUMNS: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us"),
+    "method": pl.String(),
+    "path": pl.String(),
+    "query": pl.String(),
+    "status": pl.Int16(),
+    "bytes": pl.Int64(),
+    "latency_ms": pl.Float64(),
+    "client": pl.String(),
+    "user_agent": pl.String(),
+    "error_code": pl.String(),
+    "service": pl.String(),
+    "upstream": pl.String(),
+    "request_id": pl.String(),
+    "if_match": pl.String(),
+}
+
+# A request line split only at its outer spaces: targets may contain spaces, and a line may
+# hold no request at all ("", "-", "hello", TLS bytes), which is not a reason to drop it.
+REQUEST_LINE = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>\S+)(?: [A-Za-z]+/[0-9.]+)?$"
+# The slower fallback for the rare target with spaces in it (ALB "SpaceInUri").
+REQUEST_LINE_SPACES = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>.+?)(?: [A-Za-z]+/[0-9.]+)?$"
+ABSOLUTE_URI_PREFIX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*"
+
+_HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+_BACKSLASH_ESCAPE = re.compile(rb'\\(["\\nrt])')
+_C_ESCAPES = {b'"': b'"', b"\\": b"\\", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
+
+
+def unescape_log_value(value: str) -> str:
+    """Undo nginx (``\\xHH``) and Apache (``\\xhh``, ``\\"``, ``\\\\``) escaping of one value.
+
+    Escaped bytes are re-assembled first, so an escaped UTF-8 sequence becomes its character;
+    bytes that are still not UTF-8 become U+FFFD.
+    """
+    raw = value.encode("utf-8")
+    raw = _HEX_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+    raw = _BACKSLASH_ESCAPE.sub(lambda m: _C_ESCAPES[m.group(1)], raw)
+    return raw.decode("utf-8", errors="replace")
+
+
+def unescape_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Unescape the few values that hold a backslash; the rest pass through untouched."""
+    for name in columns:
+        if name not in frame.columns:
+            continue
+        column = frame[name]
+        mask = column.str.contains("\\", literal=True).fill_null(False)
+        if not mask.any():
+            continue
+        rows = mask.arg_true()
+        fixed = [unescape_log_value(v) for v in column.gather(rows).to_list()]
+        frame = frame.with_columns(column.scatter(rows, fixed))
+    return frame
+
+
+def split_request_line(frame: pl.DataFrame) -> pl.DataFrame:
+    """``request`` → ``_rq_method``, ``_rq_target``; the slow regex only for targets with spaces."""
+    parts = pl.col("request").str.extract_groups(REQUEST_LINE)
+    frame = frame.with_columns(
+        parts.struct.field("method").alias("_rq_method"),
+        parts.struct.field("target").alias("_rq_target"),
+    )
+    spaced = (frame["_rq_method"].is_null() & frame["request"].str.contains(" ", literal=True)).fill_null(False)
+    if spaced.any():
+        rows = spaced.arg_true()
+        retry = frame["request"].gather(rows).str.extract_groups(REQUEST_LINE_SPACES).struct
+        frame = frame.with_columns(
+            frame["_rq_method"].scatter(rows, retry.field("method")),
+            frame["_rq_target"].scatter(rows, retry.field("target")),
+        )
+    return frame
+
+
+def _absent(expr: pl.Expr) -> pl.Expr:
+    """``-`` and the empty string mean "no value" in every CLF-like format."""
+    return pl.when(expr.is_in(["-", ""])).then(None).otherwise(expr)
+
+
+def _text(raw: set[str], name: str) -> pl.Expr:
+    return _absent(pl.col(name)) if name in raw else pl.lit(None, dtype=pl.String)
+
+
+def _timestamp(raw: set[str]) -> pl.Expr:
+    candidates: list[pl.Expr] = []
+    if "time_clf" in raw:
+        candidates.append(
+            pl.col("time_clf")
+            .str.strptime(pl.Datetime("us", "UTC"), "%d/%b/%Y:%H:%M:%S %z", strict=False)
+            .dt.replace_time_zone(None)
+        )
+    if "time_iso" in raw:
+        candidates.append(
+            pl.col("time_iso")
+            .str.strptime(pl.Datetime("us", "UTC"), "%+", strict=False)
+            .dt.replace_time_zone(None)
+        )
+    if "time_epoch" in raw:
+        seconds = pl.col("time_epoch").cast(pl.Float64, strict=False)
+        candidates.append((seconds * 1_000_000).round().cast(pl.Int64).cast(pl.Datetime("us")))
+    if not candidates:
+        return pl.lit(None, dtype=pl.Datetime("us"))
+    return pl.coalesce(candidates)
+
+
+def _latency_ms(raw: set[str]) -> pl.Expr:
+    parts: list[pl.Expr] = []
+    scale = {"latency_ms": 1.0, "latency_s": 1000.0, "latency_us": 0.001}
+    for name, factor in scale.items():
+        if name in raw:
+            # nginx lists one time per upstream try ("0.001, 0.002"); the first is the client's.
+            first = pl.col(name).str.split(",").list.first().str.strip_chars()
+            parts.append(first.cast(pl.Float64, strict=False) * factor)
+    return pl.coalesce(parts) if parts else pl.lit(None, dtype=pl.Float64)
+
+
+def _client(raw: set[str]) -> pl.Expr:
+    if "client" not in raw and "forwarded_for" not in raw:
+        return pl.lit(None, dtype=pl.String)
+    # An address list ("10.0.0.2, 10.0.0.1") names the original client first.
+    sources = [c for c in ("client", "forwarded_for") if c in raw]
+    first = [_absent(pl.col(c).str.split(",").list.first().str.strip_chars().str.strip_chars('"')) for c in sources]
+    return pl.coalesce(first)
+
+
+def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataFrame:
+    """Canonical raw strings → typed parsed columns (see PARSED_COLUMNS)."""
+    frame = unescape_columns(frame, [c for c in unescape if c in raw])
+    if "request" in raw:
+        frame = split_request_line(frame)
+    method = _text(raw, "method")
+    target = _text(raw, "target")
+    if "request" in raw:
+        method = pl.coalesce(method, pl.col("_rq_method"))
+        target = pl.coalesce(target, pl.col("_rq_target"))
+    path_expr = _text(raw, "path")
+    split_target = target.str.splitn("?", 2)
+    path = pl.coalesce(path_expr, split_target.struct.field("field_0"))
+    path = path.str.replace(ABSOLUTE_URI_PREFIX, "")
+    path = pl.when(path == "").then(pl.lit("/")).otherwise(path)
+    query = pl.coalesce(_text(raw, "query").str.strip_prefix("?"), split_target.struct.field("field_1"))
+    status = pl.col("status").cast(pl.Int16, strict=False) if "status" in raw else pl.lit(None, pl.Int16)
+    size = (
+        pl.when(pl.col("bytes") == "-").then(pl.lit("0")).otherwise(pl.col("bytes")).cast(pl.Int64, strict=False)
+        if "bytes" in raw
+        else pl.lit(None, pl.Int64)
+    )
+    service = pl.coalesce(_text(raw, "service"), _text(raw, "host"))
+    columns: dict[str, pl.Expr] = {
+        "ts": _timestamp(raw),
+        "method": method.str.to_uppercase(),
+        "path": path,
+        "query": query,
+        "status": status,
+        "bytes": size,
+        "latency_ms": _latency_ms(raw),
+        "client": _client(raw),
+        "user_agent": _text(raw, "user_agent"),
+        "error_code": _text(raw, "error_code"),
+        "service": service,
+        "upstream": _text(raw, "upstream"),
+        "request_id": _text(raw, "request_id"),
+        "if_match": pl.coalesce(_text(raw, "if_match"), _text(raw, "if_unmodified_since")),
+    }
+    return frame.with_columns(**{k: v.cast(PARSED_COLUMNS[k]) for k, v in columns.items()})
+
+
+
+
+def reject_reason(matched: pl.Expr, format_name: str) -> pl.Expr:
+    """The first reason a line cannot become an event, or null when it can."""
+    return (
+        pl.when(pl.col("line") == "")
+        .then(pl.lit("empty line"))
+        .when(~matched)
+        .then(pl.lit(f"does not match the {format_name} format"))
+        .when(pl.col("ts").is_null())
+        .then(pl.lit("invalid timestamp"))
+        .when(pl.col("status").is_null() | (pl.col("status") < 100) | (pl.col("status") > 599))
+        .then(pl.lit("invalid status"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )

@@ -1,0 +1,103 @@
+"""Who a file is: device, inode and a fingerprint of its first bytes, never its path.
+
+The fingerprint is taken over the *uncompressed* content, so a rotated sibling that was
+compressed afterwards (access.log.1 → access.log.1.gz) is recognised as the file already read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+FINGERPRINT_BYTES = 1024
+STDIN = "-"
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    device: int
+    inode: int
+    prefix: bytes  # up to FINGERPRINT_BYTES of the uncompressed content
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.prefix)
+
+
+def fingerprint(prefix: bytes) -> str:
+    return hashlib.sha1(prefix, usedforsecurity=False).hexdigest()
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+class PeekableStream(io.RawIOBase):
+    """A stream whose first bytes were already read (to fingerprint stdin) and are replayed."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._rest.read(size)
+        if size < 0:
+            head, self._head = self._head, b""
+            return head + self._rest.read()
+        head, self._head = self._head[:size], self._head[size:]
+        return head
+
+
+def open_source(name: str) -> tuple[BinaryIO, FileIdentity, int | None]:
+    """Open a path (plain or gzip) or ``-`` for stdin.
+
+    Returns the binary stream positioned at byte 0 of the content, its identity, and the
+    content size when it is known without reading (plain files only).
+    """
+    if name == STDIN:
+        raw = sys.stdin.buffer
+        head = raw.read(FINGERPRINT_BYTES)
+        if head[:2] == b"\x1f\x8b":
+            stream: BinaryIO = gzip.GzipFile(fileobj=PeekableStream(head, raw))  # type: ignore[assignment]
+            head = stream.read(FINGERPRINT_BYTES)
+            stream = PeekableStream(head, stream)  # type: ignore[assignment]
+        else:
+            stream = PeekableStream(head, raw)  # type: ignore[assignment]
+        return stream, FileIdentity(0, 0, head), None
+    path = Path(name)
+    stat = path.stat()
+    if is_gzip(path):
+        gz: BinaryIO = gzip.open(path, "rb")
+        head = gz.read(FINGERPRINT_BYTES)
+        gz.seek(0)
+        return gz, FileIdentity(stat.st_dev, stat.st_ino, head), None
+    handle = path.open("rb")
+    head = handle.read(FINGERPRINT_BYTES)
+    handle.seek(0)
+    return handle, FileIdentity(stat.st_dev, stat.st_ino, head), stat.st_size
+
+
+def skip_to(stream: BinaryIO, offset: int) -> None:
+    """Position a stream at ``offset`` bytes of content (seekable or not)."""
+    if offset <= 0:
+        return
+    if stream.seekable() and not isinstance(stream, gzip.GzipFile):
+        stream.seek(offset, os.SEEK_SET)
+        return
+    remaining = offset
+    while remaining > 0:
+        data = stream.read(min(remaining, 1 << 20))
+        if not data:
+            break
+        remaining -= len(data)

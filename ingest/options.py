@@ -1,0 +1,23 @@
+"""What an import keeps and how: the knobs shared by batch import and tailing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ingest.lines import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES
+from ingest.routes import RouteRule
+
+CONFLICT_STATUSES = frozenset({409, 412, 423, 428})
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    capture_statuses: frozenset[int] = CONFLICT_STATUSES
+    keep_all: bool = False  # store every request as an event, not only captured statuses
+    keep_query: bool = False  # query strings often carry tokens: dropped unless asked for
+    anonymize_clients: bool = False  # IPv4 /24, IPv6 /48
+    service: str | None = None  # overrides what the format logs (host, router ...)
+    route_rules: tuple[RouteRule, ...] = field(default_factory=tuple)
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    workers: int = 2

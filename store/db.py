@@ -1,0 +1,67 @@
+"""Opening the store: one file, migrations on open, and a clear error when another process owns it."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import duckdb
+
+from store.schema import SCHEMA_VERSION, current_version, migrate
+
+DEFAULT_DB = "conflictlens.duckdb"
+
+
+class StoreError(Exception):
+    """A problem with the database that the user can act on; the message is one line."""
+
+
+class DatabaseLocked(StoreError):
+    """Another process holds the database file."""
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("CONFLICTLENS_DB") or DEFAULT_DB)
+
+
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the store. A writable open creates the file and migrates the schema.
+
+    A read-only open of a missing file is an error rather than an empty answer, so that a
+    mistyped --db never looks like "no conflicts".
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(f"no database at {path} (import logs first: conflictlens ingest --db {path} FILE)")
+    if not read_only and path.parent and not path.parent.exists():
+        raise StoreError(f"cannot create {path}: folder {path.parent} does not exist")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            pid = _PID.search(text)
+            owner = f" (PID {pid.group(1)})" if pid else ""
+            raise DatabaseLocked(
+                f"database {path} is in use by another process{owner}; "
+                "if that is `conflictlens serve`, ask it instead of opening the file"
+            ) from None
+        raise StoreError(f"cannot open database {path}: {text.splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open database {path}: {str(exc).splitlines()[0]}") from None
+    con.execute("SET TimeZone = 'UTC'")
+    if read_only:
+        version = current_version(con)
+        if version != SCHEMA_VERSION:
+            con.close()
+            raise StoreError(
+                f"database {path} has schema version {version}, this conflictlens expects "
+                f"{SCHEMA_VERSION}; open it once for writing (conflictlens ingest) to migrate"
+            )
+    else:
+        migrate(con)
+    return con

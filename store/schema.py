@@ -1,0 +1,111 @@
+"""Schema and migrations. Each migration runs once, in order, inside one transaction.
+
+Timestamps are stored as plain TIMESTAMP values that always mean UTC: keeping the zone out of
+the column type keeps Arrow, Polars and bound parameters free of time-zone conversions.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the foundation tables.
+    """
+    CREATE TABLE sources (
+        source_id       INTEGER PRIMARY KEY,
+        device          UBIGINT NOT NULL,
+        inode           UBIGINT NOT NULL,
+        fingerprint     VARCHAR NOT NULL,   -- sha1 of the first fingerprint_len bytes
+        fingerprint_len INTEGER NOT NULL,
+        path            VARCHAR NOT NULL,   -- last path the file was seen at
+        format          VARCHAR,
+        log_format      VARCHAR,            -- the user's format string, when one was given
+        "offset"        BIGINT NOT NULL DEFAULT 0,  -- bytes consumed (uncompressed stream)
+        lines           BIGINT NOT NULL DEFAULT 0,
+        rejects         BIGINT NOT NULL DEFAULT 0,
+        conflicts       BIGINT NOT NULL DEFAULT 0,
+        first_seen      TIMESTAMP NOT NULL,
+        updated_at      TIMESTAMP NOT NULL
+    );
+    CREATE SEQUENCE source_ids START 1;
+
+    CREATE TABLE conflict_events (
+        ts           TIMESTAMP NOT NULL,     -- UTC
+        method       VARCHAR,
+        path         VARCHAR,                -- without the query string
+        query        VARCHAR,                -- only when keep_query is configured
+        route        VARCHAR,                -- templated path
+        resource_ids VARCHAR[],              -- the ids templating removed, in path order
+        status       SMALLINT NOT NULL,
+        error_code   VARCHAR,
+        kind         VARCHAR,
+        kind_rule    VARCHAR,                -- which rule decided the kind
+        client       VARCHAR,
+        user_agent   VARCHAR,
+        bytes        BIGINT,
+        latency_ms   DOUBLE,
+        service      VARCHAR,
+        upstream     VARCHAR,
+        request_id   VARCHAR,
+        source_id    INTEGER NOT NULL,
+        "offset"     BIGINT NOT NULL         -- byte offset of the line in its source
+    );
+
+    -- Partial per-minute aggregates, appended once per committed batch; queries sum them.
+    CREATE TABLE request_rollups (
+        minute         TIMESTAMP NOT NULL,   -- UTC, truncated to the minute
+        service        VARCHAR,
+        method         VARCHAR,
+        route          VARCHAR,
+        status         SMALLINT NOT NULL,
+        requests       BIGINT NOT NULL,
+        bytes          BIGINT NOT NULL,
+        latency_ms_sum DOUBLE NOT NULL,
+        latency_count  BIGINT NOT NULL
+    );
+
+    CREATE TABLE rejects (
+        source_id INTEGER NOT NULL,
+        "offset"  BIGINT NOT NULL,
+        reason    VARCHAR NOT NULL,
+        sample    BLOB NOT NULL,            -- the first 512 bytes of the line
+        seen_at   TIMESTAMP NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of the open database; 0 for a new, empty one."""
+    # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses other work.
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchall()
+    if not exists[0][0]:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchall()
+    return int(row[0][0]) if row[0][0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema up to date; return the version now in force."""
+    version = current_version(con)
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {version} is newer than this conflictlens "
+            f"({SCHEMA_VERSION}); upgrade conflictlens"
+        )
+    if version < SCHEMA_VERSION:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(MIGRATIONS[number - 1])
+            con.execute("INSERT INTO schema_version VALUES (?)", [number])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION

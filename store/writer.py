@@ -1,0 +1,154 @@
+"""The one funnel for writes: every batch of rows commits together with its source offset."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    source_id: int
+    path: str
+    format: str | None
+    log_format: str | None
+    offset: int
+    lines: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows derived from the bytes [start, end) of one source, committed as one transaction."""
+
+    source_id: int
+    start: int
+    end: int
+    lines: int
+    events: pl.DataFrame
+    rollups: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+_INSERTS = (
+    "INSERT INTO conflict_events BY NAME SELECT * FROM _batch_rows",
+    "INSERT INTO request_rollups BY NAME SELECT * FROM _batch_rows",
+    "INSERT INTO rejects BY NAME SELECT * FROM _batch_rows",
+)
+
+
+class Writer:
+    """Owns the write path of one open connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def resolve_source(
+        self, *, device: int, inode: int, prefix: bytes, path: str, full_prefix_len: int
+    ) -> SourceRecord:
+        """Find the source these bytes belong to, or register a new one.
+
+        Known by device and inode when the stored fingerprint still matches the file's first
+        bytes; else by a full-length content fingerprint (a copy, or a rotated sibling that
+        was compressed); else it is a new source read from byte 0.
+        """
+        rows = self.con.execute(
+            'SELECT source_id, fingerprint, fingerprint_len, path, format, "offset", lines, log_format '
+            "FROM sources WHERE device = ? AND inode = ? AND inode <> 0",
+            [device, inode],
+        ).fetchall()
+        match = next(
+            (r for r in rows if len(prefix) >= r[2] and _sha1(prefix[: r[2]]) == r[1]), None
+        )
+        if match is None and len(prefix) >= full_prefix_len:
+            found = self.con.execute(
+                'SELECT source_id, fingerprint, fingerprint_len, path, format, "offset", lines, log_format '
+                "FROM sources WHERE fingerprint_len = ? AND fingerprint = ? "
+                'ORDER BY "offset" DESC LIMIT 1',
+                [full_prefix_len, _sha1(prefix[:full_prefix_len])],
+            ).fetchall()
+            match = found[0] if found else None
+        now = _now()
+        if match is None:
+            row = self.con.execute(
+                "INSERT INTO sources (source_id, device, inode, fingerprint, fingerprint_len, path, "
+                "first_seen, updated_at) VALUES (nextval('source_ids'), ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING source_id",
+                [device, inode, _sha1(prefix), len(prefix), path, now, now],
+            ).fetchall()
+            return SourceRecord(int(row[0][0]), path, None, None, 0, 0)
+        source_id, _, fingerprint_len, _, fmt, offset, lines, log_format = match
+        # Lengthen a short fingerprint as the file grows, and follow the file to its new name.
+        self.con.execute(
+            "UPDATE sources SET device = ?, inode = ?, path = ?, fingerprint = ?, fingerprint_len = ?, "
+            "updated_at = ? WHERE source_id = ?",
+            [
+                device,
+                inode,
+                path,
+                _sha1(prefix) if len(prefix) > fingerprint_len else match[1],
+                max(len(prefix), fingerprint_len),
+                now,
+                source_id,
+            ],
+        )
+        return SourceRecord(int(source_id), path, fmt, log_format, int(offset), int(lines))
+
+    def set_format(self, source_id: int, name: str, log_format: str | None) -> None:
+        self.con.execute(
+            "UPDATE sources SET format = ?, log_format = ? WHERE source_id = ?",
+            [name, log_format, source_id],
+        )
+
+    def commit(self, batch: Batch) -> None:
+        """Insert the batch's rows and move the source offset, all or nothing.
+
+        The offset only moves forward from where this batch started, so a batch that was
+        already committed (by a process that died before it could tell) is refused.
+        """
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            moved = con.execute(
+                'UPDATE sources SET "offset" = ?, lines = lines + ?, rejects = rejects + ?, '
+                'conflicts = conflicts + ?, updated_at = ? WHERE source_id = ? AND "offset" = ? '
+                "RETURNING source_id",
+                [
+                    batch.end,
+                    batch.lines,
+                    batch.rejects.height,
+                    batch.events.height,
+                    _now(),
+                    batch.source_id,
+                    batch.start,
+                ],
+            ).fetchall()
+            if not moved:
+                raise RuntimeError(
+                    f"source {batch.source_id} is no longer at offset {batch.start}; "
+                    "another writer imported it meanwhile"
+                )
+            for statement, frame in zip(
+                _INSERTS, (batch.events, batch.rollups, batch.rejects), strict=True
+            ):
+                if frame.height:
+                    con.register("_batch_rows", frame.to_arrow())
+                    try:
+                        con.execute(statement)
+                    finally:
+                        con.unregister("_batch_rows")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
