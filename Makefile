@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 
-.PHONY: demo test test-fast bench lint system-deps clean
+.PHONY: demo test test-fast bench lint system-deps samples clean
 
 $(BIN)/conflictlens: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,16 @@ system-deps:
 
 demo: $(BIN)/conflictlens
 	mkdir -p $(DEMO)
-	$(BIN)/conflictlens sample --format nginx-combined --lines 200000 --out $(DEMO)/access.log
-	$(BIN)/conflictlens ingest --db $(DEMO)/conflictlens.duckdb $(DEMO)/access.log sample_logs/*.log
+	rm -f $(DEMO)/conflictlens.duckdb $(DEMO)/conflictlens.duckdb.wal
+	$(BIN)/conflictlens sample --format nginx-extended --lines 500000 --out $(DEMO)/access.log
+	$(BIN)/conflictlens ingest --db $(DEMO)/conflictlens.duckdb $(DEMO)/access.log
 	$(BIN)/conflictlens clusters --db $(DEMO)/conflictlens.duckdb --limit 15
+	@echo
+	@echo "The store is $(DEMO)/conflictlens.duckdb; try: $(BIN)/conflictlens clusters --db $(DEMO)/conflictlens.duckdb --method PUT --json"
+
+# Regenerate the small per-format samples kept in sample_logs/.
+samples: $(BIN)/conflictlens
+	$(BIN)/python -m sample_logs.generator
 
 test: $(BIN)/conflictlens system-deps
 	$(BIN)/python -m pytest

@@ -100,7 +100,7 @@ def cli() -> None:
     "format_name",
     default="auto",
     show_default=True,
-    help="Log format: auto, nginx-combined, nginx-common, apache-combined, apache-common.",
+    help="Log format: auto, nginx-extended, nginx-combined, nginx-common, apache-combined, apache-common.",
 )
 @click.option("--log-format", help="Your nginx log_format or Apache LogFormat string.")
 @click.option("--keep-all", is_flag=True, help="Store every request as an event, not only conflicts.")
@@ -210,8 +210,8 @@ def clusters(
     "style",
     default="nginx-combined",
     show_default=True,
-    type=click.Choice(["nginx-combined", "nginx-extended"]),
-    help="nginx-extended adds $request_time and $sent_http_x_error_code.",
+    type=click.Choice(["nginx-extended", "nginx-combined", "nginx-common", "apache-combined", "apache-common"]),
+    help="nginx-extended is combined plus $request_time and $sent_http_x_error_code.",
 )
 @click.option("--lines", default=100_000, show_default=True, help="How many lines to write.")
 @click.option("--seed", default=7, show_default=True, help="Random seed: the same seed writes the same log.")
@@ -225,7 +225,7 @@ def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) 
 
         conflictlens sample --format nginx-extended --lines 200000 --out demo/access.log
     """
-    from sample_logs.generator import EXTENDED_LOG_FORMAT, write_log
+    from sample_logs.generator import write_log
 
     if lines < 1:
         raise UserError("--lines must be at least 1")
@@ -236,8 +236,7 @@ def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) 
         click.echo(json.dumps(truth, default=str))
         return
     click.echo(f"wrote {lines} lines to {out} ({truth['conflicts']} conflicts); ground truth in {out}.truth.json")
-    if style == "nginx-extended":
-        click.echo(f"import it with: conflictlens ingest --log-format '{EXTENDED_LOG_FORMAT}' {out}")
+    click.echo(f"import it with: conflictlens ingest {out}")
 
 
 def _time_range(since: str | None, until: str | None) -> Any:

@@ -46,12 +46,11 @@ def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id:
         good = good.with_columns(service=pl.lit(options.service))
     if options.anonymize_clients:
         good = good.with_columns(client=anonymize(pl.col("client")))
-    good = apply_routes(good, options.route_rules, with_ids=False)
     captured = good if options.keep_all else good.filter(pl.col("status").is_in(options.capture_statuses))
     events = build_events(captured, options, source_id)
     rejects = build_rejects(parsed.filter(pl.col("reject").is_not_null()), split, chunk, source_id)
     lines = split.lines.height + len(split.invalid_offsets) + len(chunk.overlong)
-    return ParsedChunk(chunk.start, chunk.end, lines, events, build_rollups(good), rejects)
+    return ParsedChunk(chunk.start, chunk.end, lines, events, build_rollups(good, options), rejects)
 
 
 def anonymize(client: pl.Expr) -> pl.Expr:
@@ -62,7 +61,7 @@ def anonymize(client: pl.Expr) -> pl.Expr:
 
 
 def build_events(captured: pl.DataFrame, options: IngestOptions, source_id: int) -> pl.DataFrame:
-    captured = apply_routes(captured, options.route_rules, with_route=False, with_ids=True)
+    captured = apply_routes(captured, options.route_rules, with_ids=True)
     return captured.select(
         "ts", "method", "path",
         (pl.col("query") if options.keep_query else pl.lit(None, pl.String)).alias("query"),
@@ -75,17 +74,21 @@ def build_events(captured: pl.DataFrame, options: IngestOptions, source_id: int)
     )
 
 
-def build_rollups(good: pl.DataFrame) -> pl.DataFrame:
+def build_rollups(good: pl.DataFrame, options: IngestOptions) -> pl.DataFrame:
+    """Per-minute request counts by route. Lines are first grouped by their raw path, so each
+    distinct path is templated once, however often it was requested in the chunk."""
+    by_path = good.group_by(
+        pl.col("ts").dt.truncate("1m").alias("minute"), "service", "method", "path", "status"
+    ).agg(
+        pl.len().cast(pl.Int64).alias("requests"),
+        pl.col("bytes").sum().cast(pl.Int64).alias("bytes"),
+        pl.col("latency_ms").sum().alias("latency_ms_sum"),
+        pl.col("latency_ms").count().cast(pl.Int64).alias("latency_count"),
+    )
     return (
-        good.group_by(
-            pl.col("ts").dt.truncate("1m").alias("minute"), "service", "method", "route", "status"
-        )
-        .agg(
-            pl.len().cast(pl.Int64).alias("requests"),
-            pl.col("bytes").sum().cast(pl.Int64).alias("bytes"),
-            pl.col("latency_ms").sum().alias("latency_ms_sum"),
-            pl.col("latency_ms").count().cast(pl.Int64).alias("latency_count"),
-        )
+        apply_routes(by_path, options.route_rules, with_ids=False)
+        .group_by("minute", "service", "method", "route", "status")
+        .agg(pl.col("requests", "bytes", "latency_ms_sum", "latency_count").sum())
     )
 
 

@@ -19,11 +19,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-EXTENDED_LOG_FORMAT = (
-    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
-    '"$http_referer" "$http_user_agent" $request_time "$sent_http_x_error_code"'
-)
-LINE_STYLES = ("nginx-combined", "nginx-extended")
+from ingest.formats.clf import NGINX_EXTENDED as EXTENDED_LOG_FORMAT
+
+LINE_STYLES = ("nginx-extended", "nginx-combined", "nginx-common", "apache-combined", "apache-common")
+__all__ = ["EXTENDED_LOG_FORMAT", "LINE_STYLES", "format_lines", "ground_truth", "traffic", "write_log"]
 
 
 @dataclass(frozen=True)
@@ -179,6 +178,7 @@ def traffic(
             )
         )
     frame = pl.concat(parts).sort("row")
+    empty_body = pl.col("status").is_in([204, 304])
     start_us = int((end.timestamp() - hours * 3600) * 1e6)
     offsets = np.sort(rng.integers(0, int(hours * 3600 * 1e6), size=lines))
     ips = rng.integers(0, 6000, size=lines)
@@ -189,16 +189,20 @@ def traffic(
         ).gather(pl.Series(ips)),
         user_agent=pl.Series(USER_AGENTS).gather(pl.Series(rng.integers(0, len(USER_AGENTS), size=lines))),
         referer=pl.Series(REFERERS).gather(pl.Series(rng.integers(0, len(REFERERS), size=lines))),
-        bytes=pl.Series(rng.integers(0, 20_000, size=lines)),
+        bytes=pl.Series(rng.integers(40, 20_000, size=lines)),
         latency_s=pl.Series(np.round(rng.gamma(2.0, 0.03, size=lines), 3)),
-    )
+    ).with_columns(bytes=pl.when(empty_body).then(0).otherwise(pl.col("bytes")))
 
 
 def format_lines(frame: pl.DataFrame, style: str = "nginx-combined", tz: str = "UTC") -> pl.Series:
     """Format generated requests as access-log lines (without newlines)."""
     if style not in LINE_STYLES:
         raise ValueError(f"unknown line style {style!r}; known: {', '.join(LINE_STYLES)}")
+    apache = style.startswith("apache")
     target = pl.when(pl.col("query").is_null()).then(pl.col("path")).otherwise(pl.col("path") + "?" + pl.col("query"))
+    size = pl.col("bytes").cast(pl.String)
+    if apache:  # Apache's %b writes "-" for an empty body
+        size = pl.when(pl.col("bytes") == 0).then(pl.lit("-")).otherwise(size)
     parts = [
         pl.col("client"),
         pl.lit(" - - ["),
@@ -210,17 +214,14 @@ def format_lines(frame: pl.DataFrame, style: str = "nginx-combined", tz: str = "
         pl.lit(' HTTP/1.1" '),
         pl.col("status").cast(pl.String),
         pl.lit(" "),
-        pl.col("bytes").cast(pl.String),
-        pl.lit(' "'),
-        pl.col("referer"),
-        pl.lit('" "'),
-        pl.col("user_agent"),
-        pl.lit('"'),
+        size,
     ]
+    if not style.endswith("common"):
+        parts += [pl.lit(' "'), pl.col("referer"), pl.lit('" "'), pl.col("user_agent"), pl.lit('"')]
     if style == "nginx-extended":
         parts += [
             pl.lit(" "),
-            pl.col("latency_s").map_batches(lambda s: s.cast(pl.String), return_dtype=pl.String),
+            pl.col("latency_s").round(3).cast(pl.String),
             pl.lit(' "'),
             pl.col("error_code").fill_null("-"),
             pl.lit('"'),
@@ -235,7 +236,7 @@ def ground_truth(frame: pl.DataFrame, style: str) -> dict[str, Any]:
         .agg(pl.len().alias("conflicts"))
         .sort("method", "route", "status", "error_code")
     )
-    if style == "nginx-combined":  # the plain format cannot carry the error code
+    if style != "nginx-extended":  # only the extended format carries the error code
         conflicts = (
             conflicts.group_by("method", "route", "status")
             .agg(pl.col("conflicts").sum())
@@ -284,3 +285,20 @@ def write_log(
     truth["style"] = style
     Path(f"{out}.truth.json").write_text(json.dumps(truth, indent=1, default=str) + os.linesep)
     return truth
+
+
+def write_samples(folder: str | Path, lines: int = 400) -> list[Path]:
+    """The small per-format samples kept in sample_logs/ (regenerate with `make samples`)."""
+    folder = Path(folder)
+    written = []
+    for number, style in enumerate(LINE_STYLES):
+        out = folder / f"{style}.log"
+        tz = "Europe/Berlin" if style.startswith("apache") else "UTC"
+        write_log(out, lines, style=style, seed=100 + number, tz=tz)
+        written.append(out)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_samples(Path(__file__).parent):
+        print(f"wrote {path}")

@@ -80,6 +80,9 @@ APACHE_REQUEST_HEADERS = {
     "if-unmodified-since": "if_unmodified_since",
 }
 
+# nginx writes these as plain numbers, never "-" (Apache's %b does): telling the two apart
+# in detection depends on it.
+EXACT_VARIABLES = {"body_bytes_sent": r"\d+", "bytes_sent": r"\d+"}
 QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
 ADDRESS_LIST = r"[^\s,]*(?:, [^\s,]+)*"
 BRACKETED_TIME = r"[^\]]*"
@@ -200,6 +203,8 @@ def variable_regex(tokens: list[Token], index: int) -> str:
     after = tokens[index + 1].literal if index + 1 < len(tokens) else ""
     if before.endswith('"') and after.startswith('"'):
         return QUOTED
+    if token.variable in EXACT_VARIABLES:
+        return EXACT_VARIABLES[token.variable]
     if token.field == "time_clf":
         return BRACKETED_TIME if after.startswith("]") else r"\S+ [+-]\d{4}"
     if not after:
@@ -251,7 +256,11 @@ NGINX_COMMON = '$remote_addr - $remote_user [$time_local] "$request" $status $bo
 APACHE_COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
 APACHE_COMMON = '%h %l %u %t "%r" %>s %b'
 
+# combined + $request_time + the error-code header: a common way to log why a 409 happened.
+NGINX_EXTENDED = NGINX_COMBINED + ' $request_time "$sent_http_x_error_code"'
+
 PRESETS: dict[str, ClfFormat] = {
+    "nginx-extended": compile_log_format(NGINX_EXTENDED, name="nginx-extended", lenient_tail=True),
     "nginx-combined": compile_log_format(NGINX_COMBINED, name="nginx-combined", lenient_tail=True),
     "apache-combined": compile_log_format(APACHE_COMBINED, name="apache-combined", lenient_tail=True),
     "nginx-common": compile_log_format(NGINX_COMMON, name="nginx-common", lenient_tail=True),
