@@ -146,7 +146,8 @@ def run_query(
     bound.update({k: v for k, v in values.items() if v is not None})
     if "since" in bound:
         bound.update((time_range or TimeRange()).params())
-    return con.sql(query.sql, params=_only_used(query, bound)).pl()
+    result: pl.DataFrame = con.sql(query.sql, params=_only_used(query, bound)).pl()
+    return result
 
 
 def _only_used(query: Query, bound: Mapping[str, Any]) -> dict[str, Any]:

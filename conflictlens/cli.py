@@ -59,7 +59,10 @@ def range_options(func: F) -> F:
     """--since/--until and the cluster filters, shared by every command that reads."""
     for name, helptext in reversed(
         (
-            ("--since", "Start of the range, inclusive: ISO date/date-time (UTC unless an offset is given) or 30m, 24h, 7d."),
+            (
+                "--since",
+                "Start of the range, inclusive: ISO date/date-time (UTC unless an offset is given) or 30m, 24h, 7d.",
+            ),
             ("--until", "End of the range, exclusive; same forms as --since."),
             ("--service", "Only this service."),
             ("--method", "Only this HTTP method."),
@@ -73,7 +76,9 @@ def range_options(func: F) -> F:
 
 
 def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
+        func
+    )
 
 
 def resolve_config(config_file: str | None, db_path: str | None) -> tuple[Config, Path]:
@@ -103,7 +108,9 @@ def cli() -> None:
     help="Log format: auto, nginx-extended, nginx-combined, nginx-common, apache-combined, apache-common.",
 )
 @click.option("--log-format", help="Your nginx log_format or Apache LogFormat string.")
-@click.option("--keep-all", is_flag=True, help="Store every request as an event, not only conflicts.")
+@click.option(
+    "--keep-all", is_flag=True, help="Store every request as an event, not only conflicts."
+)
 @click.option("--service", help="Service name to record for these files.")
 @json_option
 @friendly_errors
@@ -137,7 +144,9 @@ def ingest(
         get_format(format_name, log_format)  # fail before touching the store
     options = config.ingest
     if keep_all or service:
-        options = dataclasses.replace(options, keep_all=keep_all or options.keep_all, service=service or options.service)
+        options = dataclasses.replace(
+            options, keep_all=keep_all or options.keep_all, service=service or options.service
+        )
     con = connect(db)
     writer = Writer(con)
     summaries = []
@@ -145,11 +154,18 @@ def ingest(
         for name in paths:
             try:
                 summary = import_source(
-                    name, writer, options, format_name=format_name, log_format=log_format, progress=advance
+                    name,
+                    writer,
+                    options,
+                    format_name=format_name,
+                    log_format=log_format,
+                    progress=advance,
                 )
             except KeyboardInterrupt:
                 con.close()
-                raise UserError(f"interrupted while importing {name}; what was committed stays, run again to resume") from None
+                raise UserError(
+                    f"interrupted while importing {name}; what was committed stays, run again to resume"
+                ) from None
             summaries.append(summary)
             if not as_json:
                 output.print_import_summary(summary)
@@ -186,7 +202,7 @@ def clusters(
 
         conflictlens clusters --since 24h --method PUT --json
     """
-    from analysis import TimeRange, run_query
+    from analysis import run_query
     from store import connect
 
     _, db = resolve_config(config_file, db_path)
@@ -194,7 +210,15 @@ def clusters(
     con = connect(db, read_only=True)
     try:
         frame = run_query(
-            con, "clusters", time_range, service=service, method=method, route=route, code=code, kind=kind, limit=limit
+            con,
+            "clusters",
+            time_range,
+            service=service,
+            method=method,
+            route=route,
+            code=code,
+            kind=kind,
+            limit=limit,
         )
     finally:
         con.close()
@@ -210,13 +234,22 @@ def clusters(
     "style",
     default="nginx-combined",
     show_default=True,
-    type=click.Choice(["nginx-extended", "nginx-combined", "nginx-common", "apache-combined", "apache-common"]),
+    type=click.Choice(
+        ["nginx-extended", "nginx-combined", "nginx-common", "apache-combined", "apache-common"]
+    ),
     help="nginx-extended is combined plus $request_time and $sent_http_x_error_code.",
 )
 @click.option("--lines", default=100_000, show_default=True, help="How many lines to write.")
-@click.option("--seed", default=7, show_default=True, help="Random seed: the same seed writes the same log.")
+@click.option(
+    "--seed", default=7, show_default=True, help="Random seed: the same seed writes the same log."
+)
 @click.option("--tz", default="UTC", show_default=True, help="Time zone of the written timestamps.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Log file to write; ground truth goes to OUT.truth.json.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Log file to write; ground truth goes to OUT.truth.json.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the ground truth as JSON.")
 def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) -> None:
     """Write a realistic access log with known conflicts, and its ground truth beside it.
@@ -235,7 +268,9 @@ def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) 
     if as_json:
         click.echo(json.dumps(truth, default=str))
         return
-    click.echo(f"wrote {lines} lines to {out} ({truth['conflicts']} conflicts); ground truth in {out}.truth.json")
+    click.echo(
+        f"wrote {lines} lines to {out} ({truth['conflicts']} conflicts); ground truth in {out}.truth.json"
+    )
     click.echo(f"import it with: conflictlens ingest {out}")
 
 
@@ -254,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cli.main(args=argv, prog_name="conflictlens", standalone_mode=True)
     except SystemExit:
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except Exception as exc:
         if os.environ.get("CONFLICTLENS_DEBUG"):
             raise
         message = str(exc).splitlines()[0] if str(exc) else ""
@@ -264,5 +299,3 @@ def main(argv: Sequence[str] | None = None) -> None:
             err=True,
         )
         sys.exit(2)
-
-

@@ -73,13 +73,26 @@ def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
     section = data.get("ingest", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{where}: [ingest] must be a table")
-    known = {"capture_statuses", "keep_all", "keep_query", "anonymize_clients", "max_line_bytes", "service"}
+    known = {
+        "capture_statuses",
+        "keep_all",
+        "keep_query",
+        "anonymize_clients",
+        "max_line_bytes",
+        "service",
+    }
     for key in section:
         if key not in known:
-            raise ConfigError(f"{where}: ingest.{key}: unknown key (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"{where}: ingest.{key}: unknown key (known: {', '.join(sorted(known))})"
+            )
     statuses = section.get("capture_statuses", sorted(CONFLICT_STATUSES))
-    if not isinstance(statuses, list) or not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):
-        raise ConfigError(f"{where}: ingest.capture_statuses: expected a list of HTTP statuses (100-599)")
+    if not isinstance(statuses, list) or not all(
+        isinstance(s, int) and 100 <= s <= 599 for s in statuses
+    ):
+        raise ConfigError(
+            f"{where}: ingest.capture_statuses: expected a list of HTTP statuses (100-599)"
+        )
     flags = {}
     for key in ("keep_all", "keep_query", "anonymize_clients"):
         value = section.get(key, False)
@@ -88,7 +101,9 @@ def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
         flags[key] = value
     max_line = section.get("max_line_bytes", IngestOptions.max_line_bytes)
     if not isinstance(max_line, int) or max_line < 256:
-        raise ConfigError(f"{where}: ingest.max_line_bytes: expected a whole number of at least 256")
+        raise ConfigError(
+            f"{where}: ingest.max_line_bytes: expected a whole number of at least 256"
+        )
     service = section.get("service")
     if service is not None and not isinstance(service, str):
         raise ConfigError(f"{where}: ingest.service: expected a string")
@@ -107,9 +122,13 @@ def _route_rules(rules: Any, where: str) -> tuple[RouteRule, ...]:
     parsed = []
     for number, rule in enumerate(rules, start=1):
         if not isinstance(rule, dict) or set(rule) != {"pattern", "route"}:
-            raise ConfigError(f"{where}: routes[{number}]: expected exactly the keys pattern and route")
+            raise ConfigError(
+                f"{where}: routes[{number}]: expected exactly the keys pattern and route"
+            )
         if not all(isinstance(rule[k], str) and rule[k] for k in ("pattern", "route")):
-            raise ConfigError(f"{where}: routes[{number}]: pattern and route must be non-empty strings")
+            raise ConfigError(
+                f"{where}: routes[{number}]: pattern and route must be non-empty strings"
+            )
         try:
             parsed.append(RouteRule(rule["pattern"], rule["route"]))
         except ValueError as exc:

@@ -13,7 +13,13 @@ from typing import Any
 
 import polars as pl
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -81,7 +87,9 @@ def print_import_summary(summary: ImportSummary) -> None:
     rate = summary.lines / summary.seconds if summary.seconds > 0 else 0
     head = Text(f"{summary.path}")
     if summary.lines == 0:
-        already = f" (already imported up to byte {summary.resumed_at})" if summary.resumed_at else ""
+        already = (
+            f" (already imported up to byte {summary.resumed_at})" if summary.resumed_at else ""
+        )
         stdout.print(head + Text(f": nothing new{already}"))
         return
     resumed = f", resumed at byte {summary.resumed_at}" if summary.resumed_at else ""
@@ -108,7 +116,9 @@ def print_totals(total: dict[str, Any]) -> None:
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.UTC).isoformat() if value.tzinfo is None else value.isoformat()
+        return (
+            value.replace(tzinfo=dt.UTC).isoformat() if value.tzinfo is None else value.isoformat()
+        )
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     return value
@@ -125,8 +135,14 @@ def print_clusters(frame: pl.DataFrame) -> None:
         return
     table = Table(show_edge=False, header_style="bold")
     for name, justify in (
-        ("method", "left"), ("route", "left"), ("status", "right"), ("error code", "left"),
-        ("kind", "left"), ("conflicts", "right"), ("requests", "right"), ("ratio", "right"),
+        ("method", "left"),
+        ("route", "left"),
+        ("status", "right"),
+        ("error code", "left"),
+        ("kind", "left"),
+        ("conflicts", "right"),
+        ("requests", "right"),
+        ("ratio", "right"),
     ):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in frame.iter_rows(named=True):

@@ -17,7 +17,6 @@ from ingest.options import IngestOptions
 from ingest.routes import apply_routes
 
 
-
 @dataclass(frozen=True)
 class ParsedChunk:
     start: int
@@ -32,7 +31,9 @@ class ParsedChunk:
         return self.lines - self.rejects.height
 
 
-def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int) -> ParsedChunk:
+def parse_chunk(
+    chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int
+) -> ParsedChunk:
     split = split_lines(chunk)
     parsed = fmt.parse(split.lines)
     limit = options.max_line_bytes
@@ -46,7 +47,9 @@ def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id:
         good = good.with_columns(service=pl.lit(options.service))
     if options.anonymize_clients:
         good = good.with_columns(client=anonymize(pl.col("client")))
-    captured = good if options.keep_all else good.filter(pl.col("status").is_in(options.capture_statuses))
+    captured = (
+        good if options.keep_all else good.filter(pl.col("status").is_in(options.capture_statuses))
+    )
     events = build_events(captured, options, source_id)
     rejects = build_rejects(parsed.filter(pl.col("reject").is_not_null()), split, chunk, source_id)
     lines = split.lines.height + len(split.invalid_offsets) + len(chunk.overlong)
@@ -63,12 +66,23 @@ def anonymize(client: pl.Expr) -> pl.Expr:
 def build_events(captured: pl.DataFrame, options: IngestOptions, source_id: int) -> pl.DataFrame:
     captured = apply_routes(captured, options.route_rules, with_ids=True)
     return captured.select(
-        "ts", "method", "path",
+        "ts",
+        "method",
+        "path",
         (pl.col("query") if options.keep_query else pl.lit(None, pl.String)).alias("query"),
-        "route", "resource_ids", "status", "error_code",
+        "route",
+        "resource_ids",
+        "status",
+        "error_code",
         pl.lit(None, pl.String).alias("kind"),
         pl.lit(None, pl.String).alias("kind_rule"),
-        "client", "user_agent", "bytes", "latency_ms", "service", "upstream", "request_id",
+        "client",
+        "user_agent",
+        "bytes",
+        "latency_ms",
+        "service",
+        "upstream",
+        "request_id",
         pl.lit(source_id, pl.Int32).alias("source_id"),
         "offset",
     )
@@ -92,7 +106,9 @@ def build_rollups(good: pl.DataFrame, options: IngestOptions) -> pl.DataFrame:
     )
 
 
-def build_rejects(bad: pl.DataFrame, split: SplitLines, chunk: Chunk, source_id: int) -> pl.DataFrame:
+def build_rejects(
+    bad: pl.DataFrame, split: SplitLines, chunk: Chunk, source_id: int
+) -> pl.DataFrame:
     """Every line that did not become a row, with its offset, reason and first bytes."""
     frames = [
         bad.select(

@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 FINGERPRINT_BYTES = 1024
 STDIN = "-"
@@ -78,11 +78,11 @@ def open_source(name: str) -> tuple[BinaryIO, FileIdentity, int | None]:
     path = Path(name)
     stat = path.stat()
     if is_gzip(path):
-        gz: BinaryIO = gzip.open(path, "rb")
+        gz = gzip.GzipFile(path, "rb")  # closed by the caller, like the plain handle below
         head = gz.read(FINGERPRINT_BYTES)
         gz.seek(0)
-        return gz, FileIdentity(stat.st_dev, stat.st_ino, head), None
-    handle = path.open("rb")
+        return cast(BinaryIO, gz), FileIdentity(stat.st_dev, stat.st_ino, head), None
+    handle = path.open("rb")  # returned open: the caller closes it
     head = handle.read(FINGERPRINT_BYTES)
     handle.seek(0)
     return handle, FileIdentity(stat.st_dev, stat.st_ino, head), stat.st_size

@@ -61,9 +61,13 @@ def read_chunks(
         if skipping is not None:
             newline = data.find(b"\n")
             if newline < 0:
-                skipping = OverlongLine(skipping.offset, skipping.length + len(data), skipping.sample)
+                skipping = OverlongLine(
+                    skipping.offset, skipping.length + len(data), skipping.sample
+                )
                 continue
-            overlong.append(OverlongLine(skipping.offset, skipping.length + newline + 1, skipping.sample))
+            overlong.append(
+                OverlongLine(skipping.offset, skipping.length + newline + 1, skipping.sample)
+            )
             skipping = None
             data = data[newline + 1 :]
             pos = overlong[-1].offset + overlong[-1].length
@@ -124,7 +128,9 @@ def split_lines(chunk: Chunk) -> SplitLines:
     invalid = _invalid_utf8_rows(raw, bounds, data)
     samples: list[bytes] = []
     if len(invalid):
-        samples = [data[bounds[i] : min(bounds[i + 1], bounds[i] + REJECT_SAMPLE_BYTES)] for i in invalid]
+        samples = [
+            data[bounds[i] : min(bounds[i + 1], bounds[i] + REJECT_SAMPLE_BYTES)] for i in invalid
+        ]
         keep = np.ones(count, dtype=bool)
         keep[invalid] = False
         binary = binary.filter(pa.array(keep))

@@ -18,7 +18,11 @@ import polars as pl
 SEGMENT_CLASSES: tuple[tuple[str, str, bool], ...] = (
     # (placeholder, full-segment regex, needs a digit)
     ("{id}", r"^[0-9]+$", False),
-    ("{uuid}", r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", False),
+    (
+        "{uuid}",
+        r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        False,
+    ),
     ("{ulid}", r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$", True),
     ("{date}", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$", False),
     ("{email}", r"^[^@/]+(?:@|%40)[^@/]+\.[A-Za-z]{2,}$", False),
@@ -75,7 +79,8 @@ def _with_segments(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     """Materialise segment i of every path as column ``_seg{i}`` (eager Polars does not share
     sub-expressions, so each segment is computed once here and then only referenced)."""
     segments = frame["path"].str.split("/")
-    count = min(int(segments.list.len().max() or 0), MAX_TEMPLATED_SEGMENTS)
+    longest = segments.list.len().max()
+    count = min(int(longest) if isinstance(longest, int) else 0, MAX_TEMPLATED_SEGMENTS)
     names = [f"_seg{i}" for i in range(count)]
     columns = [segments.list.get(i, null_on_oob=True).alias(name) for i, name in enumerate(names)]
     tail = segments.list.slice(MAX_TEMPLATED_SEGMENTS).list.join("/")
@@ -100,7 +105,11 @@ def _resource_ids(names: list[str]) -> pl.Expr:
 
 
 def apply_routes(
-    frame: pl.DataFrame, rules: tuple[RouteRule, ...] = (), *, with_route: bool = True, with_ids: bool
+    frame: pl.DataFrame,
+    rules: tuple[RouteRule, ...] = (),
+    *,
+    with_route: bool = True,
+    with_ids: bool,
 ) -> pl.DataFrame:
     """Add ``route`` and/or ``resource_ids`` for the ``path`` column."""
     replaced = {"route"} if with_route else set()

@@ -21,8 +21,21 @@ import pyarrow as pa
 
 from ingest.formats.clf import NGINX_EXTENDED as EXTENDED_LOG_FORMAT
 
-LINE_STYLES = ("nginx-extended", "nginx-combined", "nginx-common", "apache-combined", "apache-common")
-__all__ = ["EXTENDED_LOG_FORMAT", "LINE_STYLES", "format_lines", "ground_truth", "traffic", "write_log"]
+LINE_STYLES = (
+    "nginx-extended",
+    "nginx-combined",
+    "nginx-common",
+    "apache-combined",
+    "apache-common",
+)
+__all__ = [
+    "EXTENDED_LOG_FORMAT",
+    "LINE_STYLES",
+    "format_lines",
+    "ground_truth",
+    "traffic",
+    "write_log",
+]
 
 
 @dataclass(frozen=True)
@@ -37,16 +50,55 @@ class Endpoint:
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/v1/users/{id}", 0.16, 0.0),
-    Endpoint("PUT", "/api/v1/users/{id}", 0.05, 0.08, ((409, "VERSION_MISMATCH", 0.9), (428, "PRECONDITION_REQUIRED", 0.1))),
-    Endpoint("POST", "/api/v1/users", 0.04, 0.12, ((409, "EMAIL_TAKEN", 0.8), (409, "USERNAME_ALREADY_EXISTS", 0.2))),
+    Endpoint(
+        "PUT",
+        "/api/v1/users/{id}",
+        0.05,
+        0.08,
+        ((409, "VERSION_MISMATCH", 0.9), (428, "PRECONDITION_REQUIRED", 0.1)),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/users",
+        0.04,
+        0.12,
+        ((409, "EMAIL_TAKEN", 0.8), (409, "USERNAME_ALREADY_EXISTS", 0.2)),
+    ),
     Endpoint("GET", "/api/v1/orders/{uuid}", 0.12, 0.0),
-    Endpoint("POST", "/api/v1/orders/{uuid}/cancel", 0.03, 0.25, ((409, "ORDER_ALREADY_SHIPPED", 0.7), (409, "INVALID_STATE_TRANSITION", 0.3))),
-    Endpoint("PATCH", "/api/v2/documents/{hex}", 0.05, 0.15, ((409, "VERSION_MISMATCH", 0.7), (412, "ETAG_MISMATCH", 0.3)), hot_ids=True),
-    Endpoint("PUT", "/api/v2/carts/{id}/items/{id}", 0.06, 0.05, ((409, "CART_VERSION_CONFLICT", 1.0),)),
-    Endpoint("DELETE", "/api/v1/projects/{id}", 0.01, 0.2, ((409, "PROJECT_HAS_CHILDREN", 0.6), (409, "RESOURCE_IN_USE", 0.4))),
+    Endpoint(
+        "POST",
+        "/api/v1/orders/{uuid}/cancel",
+        0.03,
+        0.25,
+        ((409, "ORDER_ALREADY_SHIPPED", 0.7), (409, "INVALID_STATE_TRANSITION", 0.3)),
+    ),
+    Endpoint(
+        "PATCH",
+        "/api/v2/documents/{hex}",
+        0.05,
+        0.15,
+        ((409, "VERSION_MISMATCH", 0.7), (412, "ETAG_MISMATCH", 0.3)),
+        hot_ids=True,
+    ),
+    Endpoint(
+        "PUT", "/api/v2/carts/{id}/items/{id}", 0.06, 0.05, ((409, "CART_VERSION_CONFLICT", 1.0),)
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/projects/{id}",
+        0.01,
+        0.2,
+        ((409, "PROJECT_HAS_CHILDREN", 0.6), (409, "RESOURCE_IN_USE", 0.4)),
+    ),
     Endpoint("POST", "/api/v1/locks/{ulid}", 0.01, 0.2, ((423, "RESOURCE_LOCKED", 1.0),)),
     Endpoint("GET", "/api/v1/accounts/{email}/settings", 0.03, 0.0),
-    Endpoint("POST", "/api/v1/payments/{id}/capture", 0.02, 0.06, ((409, "PAYMENT_ALREADY_CAPTURED", 1.0),)),
+    Endpoint(
+        "POST",
+        "/api/v1/payments/{id}/capture",
+        0.02,
+        0.06,
+        ((409, "PAYMENT_ALREADY_CAPTURED", 1.0),),
+    ),
     Endpoint("GET", "/api/v1/reports/{date}", 0.02, 0.0),
     Endpoint("GET", "/api/v1/search", 0.10, 0.0),
     Endpoint("GET", "/static/app.js", 0.08, 0.0),
@@ -72,8 +124,21 @@ USER_AGENTS = (
     "Dalvik/2.1.0 (Linux; U; Android 13; SM-S911B Build/TP1A.220624.014)",
     "MyShopApp/5.12.1 (iOS 17.6; iPhone15,2)",
 )
-REFERERS = ("-", "-", "-", "https://shop.example.com/", "https://shop.example.com/cart", "https://app.example.com/projects")
-OK_STATUSES = {"GET": (200, 304, 404), "POST": (201, 200, 400), "PUT": (200, 204, 404), "PATCH": (200, 204, 404), "DELETE": (204, 404, 403)}
+REFERERS = (
+    "-",
+    "-",
+    "-",
+    "https://shop.example.com/",
+    "https://shop.example.com/cart",
+    "https://app.example.com/projects",
+)
+OK_STATUSES = {
+    "GET": (200, 304, 404),
+    "POST": (201, 200, 400),
+    "PUT": (200, 204, 404),
+    "PATCH": (200, 204, 404),
+    "DELETE": (204, 404, 403),
+}
 OK_WEIGHTS = (0.93, 0.04, 0.03)
 CROCKFORD = np.frombuffer(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", dtype=np.uint8)
 
@@ -90,7 +155,13 @@ def _random_hex(rng: np.random.Generator, n: int, chars: int) -> pl.Series:
 
 def _uuid(rng: np.random.Generator, n: int) -> pl.Series:
     h = _random_hex(rng, n, 32)
-    pieces = [h.str.slice(0, 8), h.str.slice(8, 4), h.str.slice(12, 4), h.str.slice(16, 4), h.str.slice(20, 12)]
+    pieces = [
+        h.str.slice(0, 8),
+        h.str.slice(8, 4),
+        h.str.slice(12, 4),
+        h.str.slice(16, 4),
+        h.str.slice(20, 12),
+    ]
     return pl.select(pl.concat_str(pieces, separator="-")).to_series()
 
 
@@ -98,7 +169,9 @@ def _ulid(rng: np.random.Generator, n: int) -> pl.Series:
     codes = CROCKFORD[rng.integers(0, 32, size=(n, 26))]
     codes[:, 0] = CROCKFORD[rng.integers(0, 8, size=n)]
     codes[:, 1] = CROCKFORD[rng.integers(0, 10, size=n)]  # a digit, as real ULIDs have
-    arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(26), n, [None, pa.py_buffer(codes.tobytes())])
+    arr = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(26), n, [None, pa.py_buffer(codes.tobytes())]
+    )
     return pl.Series(arr.cast(pa.binary())).cast(pl.String)
 
 
@@ -117,10 +190,16 @@ def _ids(rng: np.random.Generator, kind: str, n: int, hot: bool) -> pl.Series:
     if kind == "{ulid}":
         return _ulid(rng, n)
     if kind == "{email}":
-        return "user" + pl.Series(rng.integers(1, 2_000_000, size=n)).cast(pl.String) + "@example.com"
+        return (
+            "user" + pl.Series(rng.integers(1, 2_000_000, size=n)).cast(pl.String) + "@example.com"
+        )
     if kind == "{date}":
         days = pl.Series(rng.integers(0, 365, size=n)) * 86_400_000_000
-        return (days + int(dt.datetime(2026, 1, 1).timestamp() * 1e6)).cast(pl.Datetime("us")).dt.strftime("%Y-%m-%d")
+        return (
+            (days + int(dt.datetime(2026, 1, 1).timestamp() * 1e6))
+            .cast(pl.Datetime("us"))
+            .dt.strftime("%Y-%m-%d")
+        )
     raise ValueError(kind)
 
 
@@ -155,7 +234,9 @@ def traffic(
         code = np.full(n, None, dtype=object)
         if endpoint.conflicts:
             conflict = rng.random(n) < endpoint.conflict_rate
-            kinds = rng.choice(len(endpoint.conflicts), size=n, p=[c[2] for c in endpoint.conflicts])
+            kinds = rng.choice(
+                len(endpoint.conflicts), size=n, p=[c[2] for c in endpoint.conflicts]
+            )
             for k, (st, err, _) in enumerate(endpoint.conflicts):
                 pick = conflict & (kinds == k)
                 status[pick] = st
@@ -163,7 +244,9 @@ def traffic(
         paths = _paths(rng, endpoint, n)
         query = None
         if endpoint.route == "/api/v1/search":
-            query = "q=" + pl.Series(rng.integers(1, 10_000, size=n)).cast(pl.String) + "&token=secret"
+            query = (
+                "q=" + pl.Series(rng.integers(1, 10_000, size=n)).cast(pl.String) + "&token=secret"
+            )
         parts.append(
             pl.DataFrame(
                 {
@@ -187,7 +270,9 @@ def traffic(
         client=pl.Series(
             [f"10.{(i >> 8) & 255}.{i & 255}.{(i * 7) % 250 + 1}" for i in range(6000)]
         ).gather(pl.Series(ips)),
-        user_agent=pl.Series(USER_AGENTS).gather(pl.Series(rng.integers(0, len(USER_AGENTS), size=lines))),
+        user_agent=pl.Series(USER_AGENTS).gather(
+            pl.Series(rng.integers(0, len(USER_AGENTS), size=lines))
+        ),
         referer=pl.Series(REFERERS).gather(pl.Series(rng.integers(0, len(REFERERS), size=lines))),
         bytes=pl.Series(rng.integers(40, 20_000, size=lines)),
         latency_s=pl.Series(np.round(rng.gamma(2.0, 0.03, size=lines), 3)),
@@ -199,7 +284,11 @@ def format_lines(frame: pl.DataFrame, style: str = "nginx-combined", tz: str = "
     if style not in LINE_STYLES:
         raise ValueError(f"unknown line style {style!r}; known: {', '.join(LINE_STYLES)}")
     apache = style.startswith("apache")
-    target = pl.when(pl.col("query").is_null()).then(pl.col("path")).otherwise(pl.col("path") + "?" + pl.col("query"))
+    target = (
+        pl.when(pl.col("query").is_null())
+        .then(pl.col("path"))
+        .otherwise(pl.col("path") + "?" + pl.col("query"))
+    )
     size = pl.col("bytes").cast(pl.String)
     if apache:  # Apache's %b writes "-" for an empty body
         size = pl.when(pl.col("bytes") == 0).then(pl.lit("-")).otherwise(size)
@@ -243,7 +332,9 @@ def ground_truth(frame: pl.DataFrame, style: str) -> dict[str, Any]:
             .with_columns(error_code=pl.lit(None, pl.String))
             .sort("method", "route", "status")
         )
-    requests = frame.group_by("method", "route").agg(pl.len().alias("requests")).sort("method", "route")
+    requests = (
+        frame.group_by("method", "route").agg(pl.len().alias("requests")).sort("method", "route")
+    )
     return {
         "lines": frame.height,
         "from": frame["ts"].min().isoformat() if frame.height else None,  # type: ignore[union-attr]

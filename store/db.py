@@ -36,7 +36,9 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     """
     path = Path(path)
     if read_only and not path.exists():
-        raise StoreError(f"no database at {path} (import logs first: conflictlens ingest --db {path} FILE)")
+        raise StoreError(
+            f"no database at {path} (import logs first: conflictlens ingest --db {path} FILE)"
+        )
     if not read_only and path.parent and not path.parent.exists():
         raise StoreError(f"cannot create {path}: folder {path.parent} does not exist")
     try:

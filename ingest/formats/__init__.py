@@ -10,7 +10,8 @@ from ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_form
 
 
 class LogFormat(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
         """Columns ``line``, ``offset`` in; parsed columns plus ``reject`` (null when good) out."""
@@ -50,7 +51,7 @@ def detect_format(sample: pl.DataFrame) -> LogFormat:
     best: tuple[float, LogFormat] | None = None
     for fmt in FORMATS.values():
         parsed = fmt.parse(lines)
-        share = parsed["reject"].is_null().mean() or 0.0
+        share = float(parsed["reject"].is_null().sum()) / parsed.height
         if best is None or share > best[0]:
             best = (share, fmt)
     assert best is not None

@@ -51,7 +51,9 @@ NGINX_VARIABLES: dict[str, str] = {
 
 # A response header that carries the service's machine-readable error code, e.g.
 # $sent_http_x_error_code or $upstream_http_x_error_code.
-ERROR_CODE_HEADER = re.compile(r"^(?:x[-_])?(?:[a-z]+[-_])*(?:error[-_]?code|err[-_]?code|error)$", re.I)
+ERROR_CODE_HEADER = re.compile(
+    r"^(?:x[-_])?(?:[a-z]+[-_])*(?:error[-_]?code|err[-_]?code|error)$", re.I
+)
 NGINX_HEADER_VARIABLE = re.compile(r"^(?:sent_http|upstream_http)_(?P<header>\w+)$")
 
 APACHE_DIRECTIVES: dict[str, str] = {
@@ -151,7 +153,9 @@ def nginx_field(variable: str) -> str | None:
 
 def tokenize_apache(fmt: str) -> list[Token]:
     tokens: list[Token] = []
-    pattern = re.compile(r"%(?P<cond>!?[0-9,]*)?(?P<mod>[<>])?(?:\{(?P<arg>[^}]*)\})?(?P<d>[a-zA-Z%])")
+    pattern = re.compile(
+        r"%(?P<cond>!?[0-9,]*)?(?P<mod>[<>])?(?:\{(?P<arg>[^}]*)\})?(?P<d>[a-zA-Z%])"
+    )
     pos = 0
     seen: set[str] = set()
     for match in pattern.finditer(fmt):
@@ -165,7 +169,11 @@ def tokenize_apache(fmt: str) -> list[Token]:
         field = apache_field(directive, arg)
         if directive == "t" and not arg:
             # %t writes its own brackets: [10/Oct/2000:13:55:36 -0700]
-            tokens += [Token(literal="["), Token(variable="%t", field="time_clf"), Token(literal="]")]
+            tokens += [
+                Token(literal="["),
+                Token(variable="%t", field="time_clf"),
+                Token(literal="]"),
+            ]
             seen.add("time_clf")
             continue
         if field == "unsupported":
@@ -237,7 +245,9 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
     if "status" not in fields:
         raise FormatError(f"log format has no status variable: {source!r}")
     if not fields or not {"time_clf", "time_iso", "time_epoch"} & set(fields):
-        raise FormatError(f"log format has no time variable ($time_local, $time_iso8601, $msec, %t): {source!r}")
+        raise FormatError(
+            f"log format has no time variable ($time_local, $time_iso8601, $msec, %t): {source!r}"
+        )
     return ClfFormat(name=name, source=source, regex="".join(parts), fields=tuple(fields))
 
 
@@ -262,7 +272,9 @@ NGINX_EXTENDED = NGINX_COMBINED + ' $request_time "$sent_http_x_error_code"'
 PRESETS: dict[str, ClfFormat] = {
     "nginx-extended": compile_log_format(NGINX_EXTENDED, name="nginx-extended", lenient_tail=True),
     "nginx-combined": compile_log_format(NGINX_COMBINED, name="nginx-combined", lenient_tail=True),
-    "apache-combined": compile_log_format(APACHE_COMBINED, name="apache-combined", lenient_tail=True),
+    "apache-combined": compile_log_format(
+        APACHE_COMBINED, name="apache-combined", lenient_tail=True
+    ),
     "nginx-common": compile_log_format(NGINX_COMMON, name="nginx-common", lenient_tail=True),
     "apache-common": compile_log_format(APACHE_COMMON, name="apache-common", lenient_tail=True),
 }

@@ -15,10 +15,29 @@ import polars as pl
 # Canonical raw fields a format may capture.
 RAW_FIELDS = frozenset(
     {
-        "client", "forwarded_for", "time_clf", "time_iso", "time_epoch", "request",
-        "method", "target", "path", "query", "status", "bytes", "user_agent",
-        "latency_s", "latency_ms", "latency_us", "upstream", "service", "host", "request_id",
-        "error_code", "if_match", "if_unmodified_since",
+        "client",
+        "forwarded_for",
+        "time_clf",
+        "time_iso",
+        "time_epoch",
+        "request",
+        "method",
+        "target",
+        "path",
+        "query",
+        "status",
+        "bytes",
+        "user_agent",
+        "latency_s",
+        "latency_ms",
+        "latency_us",
+        "upstream",
+        "service",
+        "host",
+        "request_id",
+        "error_code",
+        "if_match",
+        "if_unmodified_since",
     }
 )
 
@@ -85,7 +104,9 @@ def split_request_line(frame: pl.DataFrame) -> pl.DataFrame:
         parts.struct.field("method").alias("_rq_method"),
         parts.struct.field("target").alias("_rq_target"),
     )
-    spaced = (frame["_rq_method"].is_null() & frame["request"].str.contains(" ", literal=True)).fill_null(False)
+    spaced = (
+        frame["_rq_method"].is_null() & frame["request"].str.contains(" ", literal=True)
+    ).fill_null(False)
     if spaced.any():
         rows = spaced.arg_true()
         retry = frame["request"].gather(rows).str.extract_groups(REQUEST_LINE_SPACES).struct
@@ -143,7 +164,10 @@ def _client(raw: set[str]) -> pl.Expr:
         return pl.lit(None, dtype=pl.String)
     # An address list ("10.0.0.2, 10.0.0.1") names the original client first.
     sources = [c for c in ("client", "forwarded_for") if c in raw]
-    first = [_absent(pl.col(c).str.split(",").list.first().str.strip_chars().str.strip_chars('"')) for c in sources]
+    first = [
+        _absent(pl.col(c).str.split(",").list.first().str.strip_chars().str.strip_chars('"'))
+        for c in sources
+    ]
     return pl.coalesce(first)
 
 
@@ -162,10 +186,17 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
     path = pl.coalesce(path_expr, split_target.struct.field("field_0"))
     path = path.str.replace(ABSOLUTE_URI_PREFIX, "")
     path = pl.when(path == "").then(pl.lit("/")).otherwise(path)
-    query = pl.coalesce(_text(raw, "query").str.strip_prefix("?"), split_target.struct.field("field_1"))
-    status = pl.col("status").cast(pl.Int16, strict=False) if "status" in raw else pl.lit(None, pl.Int16)
+    query = pl.coalesce(
+        _text(raw, "query").str.strip_prefix("?"), split_target.struct.field("field_1")
+    )
+    status = (
+        pl.col("status").cast(pl.Int16, strict=False) if "status" in raw else pl.lit(None, pl.Int16)
+    )
     size = (
-        pl.when(pl.col("bytes") == "-").then(pl.lit("0")).otherwise(pl.col("bytes")).cast(pl.Int64, strict=False)
+        pl.when(pl.col("bytes") == "-")
+        .then(pl.lit("0"))
+        .otherwise(pl.col("bytes"))
+        .cast(pl.Int64, strict=False)
         if "bytes" in raw
         else pl.lit(None, pl.Int64)
     )
@@ -187,8 +218,6 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
         "if_match": pl.coalesce(_text(raw, "if_match"), _text(raw, "if_unmodified_since")),
     }
     return frame.with_columns(**{k: v.cast(PARSED_COLUMNS[k]) for k, v in columns.items()})
-
-
 
 
 def reject_reason(matched: pl.Expr, format_name: str) -> pl.Expr:
