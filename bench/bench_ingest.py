@@ -18,6 +18,7 @@ Missing a bar is reported, not fatal (exit 0); a command that fails ends the run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -29,7 +30,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -79,31 +80,56 @@ class Completed:
 # --- arguments -------------------------------------------------------------------------
 
 
-def non_negative_int(text: str) -> int:
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def integer(text: str, minimum: int) -> int:
     try:
         value = int(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}: {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    return integer(text, 0)
 
 
 def positive_int(text: str) -> int:
-    value = non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
+    return integer(text, 1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--lines", type=positive_int, default=2_000_000, help="lines in the main log (default: 2000000)")
+    parser = ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--big-lines", type=non_negative_int, default=8_000_000, help="lines in the memory-growth log; 0 skips it (default: 8000000)"
+        "--lines",
+        type=positive_int,
+        default=2_000_000,
+        help="lines in the main log (default: 2000000)",
     )
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out"), help="where logs and results go (default: bench/out)")
-    parser.add_argument("--keep", action="store_true", help="keep generated files (by default the big log and the databases are deleted)")
+    parser.add_argument(
+        "--big-lines",
+        type=non_negative_int,
+        default=8_000_000,
+        help="lines in the memory-growth log; 0 skips it (default: 8000000)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("bench/out"),
+        help="where logs and results go (default: bench/out)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep generated files (by default the big log and the databases are deleted)",
+    )
     return parser.parse_args(argv)
 
 
@@ -130,7 +156,9 @@ def read_peak_rss_mb(path: Path) -> float | None:
     return kilobytes / 1024
 
 
-def run_timed(name: str, cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Completed:
+def run_timed(
+    name: str, cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None
+) -> Completed:
     """Run ``cmd`` under GNU time; wall time is measured around the whole child."""
     timer = gnu_time()
     with tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".txt", delete=False) as handle:
@@ -138,7 +166,15 @@ def run_timed(name: str, cmd: list[str], *, cwd: Path, env: dict[str, str] | Non
     full = [timer, "-f", "%M", "-o", str(rss_file), *cmd] if timer else cmd
     try:
         start = time.perf_counter()
-        proc = subprocess.run(full, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            full,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise BenchError(f"{name} failed (exit {proc.returncode}): {last_line(proc.stderr)}")
@@ -167,7 +203,9 @@ def ensure_log(log: Path, lines: int) -> dict[str, Any]:
     print(f"generating {log} ({lines:,} lines, {STYLE}, seed {SEED}) ...", flush=True)
     start = time.perf_counter()
     truth = write_log(log, lines, style=STYLE, seed=SEED)
-    print(f"  written in {time.perf_counter() - start:.1f} s ({log.stat().st_size / 2**20:,.0f} MB)")
+    print(
+        f"  written in {time.perf_counter() - start:.1f} s ({log.stat().st_size / 2**20:,.0f} MB)"
+    )
     return truth
 
 
@@ -198,27 +236,31 @@ def child_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith("CONFLICTLENS_")}
 
 
-def time_conflictlens(log: Path, db: Path, lines: int, workdir: Path) -> tuple[Timing, dict[str, Any]]:
+def time_conflictlens(
+    log: Path, db: Path, lines: int, workdir: Path
+) -> tuple[Timing, dict[str, Any]]:
     remove_db(db)
     cmd = [str(conflictlens_exe()), "ingest", "--db", str(db), "--json", str(log)]
     done = run_timed("conflictlens ingest", cmd, cwd=workdir, env=child_env())
     try:
         report: dict[str, Any] = json.loads(done.stdout)
     except ValueError:
-        raise BenchError(f"conflictlens ingest printed no JSON object: {last_line(done.stdout)}") from None
+        raise BenchError(
+            f"conflictlens ingest printed no JSON object: {last_line(done.stdout)}"
+        ) from None
     return Timing("conflictlens", done.seconds, done.peak_rss_mb, lines), report
 
 
-def time_goaccess(goaccess: str, log: Path, lines: int, workdir: Path) -> tuple[Timing, dict[str, Any]]:
+def time_goaccess(
+    goaccess: str, log: Path, lines: int, workdir: Path
+) -> tuple[Timing, dict[str, Any]]:
     out = workdir / "report.json"
     out.unlink(missing_ok=True)
     cmd = [goaccess, str(log), "--log-format=COMBINED", "-o", str(out)]
     done = run_timed("goaccess", cmd, cwd=workdir)  # stderr (progress) is captured and dropped
     general: dict[str, Any] = {}
-    try:
+    with contextlib.suppress(OSError, ValueError):  # a missing summary only loses a sanity check
         general = json.loads(out.read_text()).get("general", {})
-    except (OSError, ValueError):
-        pass
     return Timing("goaccess", done.seconds, done.peak_rss_mb, lines), general
 
 
@@ -255,7 +297,9 @@ def print_table(timings: list[Timing], lines: int) -> None:
     print(f"{lines:,} lines; wall time end to end (process start-up included)")
     print(f"{'tool':<14}{'seconds':>10}{'lines/s':>14}{'peak RSS MB':>14}")
     for t in timings:
-        print(f"{t.tool:<14}{t.seconds:>10.2f}{t.lines_per_second:>14,.0f}{fmt_rss(t.peak_rss_mb):>14}")
+        print(
+            f"{t.tool:<14}{t.seconds:>10.2f}{t.lines_per_second:>14,.0f}{fmt_rss(t.peak_rss_mb):>14}"
+        )
     print()
 
 
@@ -320,9 +364,13 @@ def main_run(args: argparse.Namespace, results: dict[str, Any]) -> Timing:
 
     print_table(timings, args.lines)
     overhead = cl.seconds - float(report.get("seconds", 0))
-    print(f"conflictlens reports {report.get('seconds')} s inside the import (start-up and the rest: {overhead:.2f} s)")
+    print(
+        f"conflictlens reports {report.get('seconds')} s inside the import (start-up and the rest: {overhead:.2f} s)"
+    )
     if general and general.get("valid_requests") != args.lines:
-        print(f"note: goaccess counted {general.get('valid_requests')} valid of {general.get('total_requests')} requests")
+        print(
+            f"note: goaccess counted {general.get('valid_requests')} valid of {general.get('total_requests')} requests"
+        )
     if counted != args.lines:
         print(f"note: wc -l counted {counted} lines, expected {args.lines}")
 
@@ -330,10 +378,18 @@ def main_run(args: argparse.Namespace, results: dict[str, Any]) -> Timing:
     if goaccess:
         r = ratio(cl, timings[1])
         ok = r >= GOACCESS_RATIO_BAR
-        print(f"ratio conflictlens/goaccess: {r:.1f}x (bar: >= {GOACCESS_RATIO_BAR:.0f}x) {verdict(ok)}")
-        ratios["conflictlens_over_goaccess"] = {"value": round(r, 3), "bar": GOACCESS_RATIO_BAR, "bar_met": ok}
+        print(
+            f"ratio conflictlens/goaccess: {r:.1f}x (bar: >= {GOACCESS_RATIO_BAR:.0f}x) {verdict(ok)}"
+        )
+        ratios["conflictlens_over_goaccess"] = {
+            "value": round(r, 3),
+            "bar": GOACCESS_RATIO_BAR,
+            "bar_met": ok,
+        }
     else:
-        print("goaccess not found on PATH (install it: make system-deps); ratio conflictlens/goaccess skipped")
+        print(
+            "goaccess not found on PATH (install it: make system-deps); ratio conflictlens/goaccess skipped"
+        )
         ratios["conflictlens_over_goaccess"] = None
     r_wc = ratio(cl, wc)
     print(f"ratio conflictlens/wc -l: {r_wc:.3f}x (reference: wc -l only reads the file)")
@@ -371,7 +427,9 @@ def big_run(args: argparse.Namespace, small: Timing, results: dict[str, Any]) ->
             remove_db(db)
             log.unlink(missing_ok=True)
             truth_path(log).unlink(missing_ok=True)
-    print(f"conflictlens {short(args.big_lines)}: {big.seconds:.2f} s, {big.lines_per_second:,.0f} lines/s, peak RSS {fmt_rss(big.peak_rss_mb)} MB")
+    print(
+        f"conflictlens {short(args.big_lines)}: {big.seconds:.2f} s, {big.lines_per_second:,.0f} lines/s, peak RSS {fmt_rss(big.peak_rss_mb)} MB"
+    )
     rss = compare_rss(small, big)
     results["checks"] += check_counts(short(args.big_lines), report, truth)
     results["big"] = {
@@ -397,8 +455,17 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "args": {"lines": args.lines, "big_lines": args.big_lines, "workdir": str(args.workdir), "keep": args.keep},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "args": {
+            "lines": args.lines,
+            "big_lines": args.big_lines,
+            "workdir": str(args.workdir),
+            "keep": args.keep,
+        },
         "gnu_time": gnu_time(),
     }
     if not gnu_time():
