@@ -38,7 +38,9 @@ def parse_chunk(
     parsed = fmt.parse(split.lines)
     limit = options.max_line_bytes
     parsed = parsed.with_columns(
-        reject=pl.when(pl.col("line").str.len_bytes() > limit)
+        reject=pl.when(
+            pl.col("line").str.len_bytes() - pl.col("line").str.ends_with("\n").cast(pl.UInt32) > limit
+        )
         .then(pl.lit(f"line longer than {limit} bytes"))
         .otherwise(pl.col("reject"))
     )
@@ -114,7 +116,11 @@ def build_rejects(
         bad.select(
             pl.col("offset"),
             pl.col("reject").alias("reason"),
-            pl.col("line").str.slice(0, REJECT_SAMPLE_BYTES).cast(pl.Binary).alias("sample"),
+            pl.col("line")
+            .str.strip_chars_end("\r\n")
+            .str.slice(0, REJECT_SAMPLE_BYTES)
+            .cast(pl.Binary)
+            .alias("sample"),
         )
     ]
     if len(split.invalid_offsets):

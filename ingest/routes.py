@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
+import numpy as np
 import polars as pl
 
 # Segment classes, tried in order. Rust regex syntax (no look-around): a separate
@@ -32,6 +32,7 @@ SEGMENT_CLASSES: tuple[tuple[str, str, bool], ...] = (
 )
 
 _HAS_DIGIT = r"[0-9]"
+_CANDIDATE = r"[0-9@]|%40"
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,15 @@ class RouteRule:
     route: str
 
     def __post_init__(self) -> None:
+        # Rules run in Polars (Rust regex syntax: no look-around or back-references); the
+        # group count comes from Python's re, which must accept the pattern too.
         try:
             re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(f"route rule {self.pattern!r}: invalid regex: {exc}") from None
+            pl.Series([""]).str.contains(self.pattern)
+        except (re.error, pl.exceptions.ComputeError) as exc:
+            lines = [line for line in str(exc).splitlines() if line.startswith("error:")]
+            reason = lines[0].removeprefix("error: ") if lines else str(exc).splitlines()[0]
+            raise ValueError(f"invalid regex {self.pattern!r}: {reason}") from None
 
     @property
     def anchored(self) -> str:
@@ -62,17 +68,18 @@ class RouteRule:
 MAX_TEMPLATED_SEGMENTS = 24
 
 
-def _placeholder(segment: pl.Expr) -> pl.Expr:
-    """The placeholder for a segment that is an identifier, else null."""
-    has_digit = segment.str.contains(_HAS_DIGIT)
-    chain: Any = pl
-    for placeholder, regex, needs_digit in SEGMENT_CLASSES:
-        condition = segment.str.contains(regex)
+def _classify(segments: pl.Series) -> pl.Series:
+    """The placeholder of each segment that is an identifier, else null (Series in, Series out:
+    every test runs once over the column, and a segment takes the first class it matches)."""
+    has_digit = segments.str.contains(_HAS_DIGIT).fill_null(False).to_numpy()
+    code = np.zeros(len(segments), dtype=np.int8)
+    for number, (_, regex, needs_digit) in enumerate(SEGMENT_CLASSES, start=1):
+        matches = segments.str.contains(regex).fill_null(False).to_numpy()
         if needs_digit:
-            condition = condition & has_digit
-        chain = chain.when(condition).then(pl.lit(placeholder))
-    result: pl.Expr = chain.otherwise(pl.lit(None, dtype=pl.String))
-    return result
+            matches &= has_digit
+        code[(code == 0) & matches] = number
+    table = pl.Series([None, *(placeholder for placeholder, _, _ in SEGMENT_CLASSES)], dtype=pl.String)
+    return table.gather(pl.Series(code))
 
 
 def _with_segments(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
@@ -82,11 +89,24 @@ def _with_segments(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     longest = segments.list.len().max()
     count = min(int(longest) if isinstance(longest, int) else 0, MAX_TEMPLATED_SEGMENTS)
     names = [f"_seg{i}" for i in range(count)]
-    columns = [segments.list.get(i, null_on_oob=True).alias(name) for i, name in enumerate(names)]
+    columns: list[pl.Series] = []
+    for index, name in enumerate(names):
+        segment = segments.list.get(index, null_on_oob=True).alias(name)
+        columns += [segment, _placeholders(segment).alias(f"{name}_ph")]
     tail = segments.list.slice(MAX_TEMPLATED_SEGMENTS).list.join("/")
-    frame = frame.with_columns(*columns, tail.alias("_seg_tail"))
-    frame = frame.with_columns(_placeholder(pl.col(n)).alias(f"{n}_ph") for n in names)
-    return frame, names
+    return frame.with_columns(*columns, tail.alias("_seg_tail")), names
+
+
+def _placeholders(segment: pl.Series) -> pl.Series:
+    """Placeholders for one segment position. Only segments holding a digit or an @ can be
+    identifiers, so the other ones (api, v1, users ...) skip the class tests altogether."""
+    candidate = segment.str.contains(_CANDIDATE).fill_null(False)
+    result = pl.repeat(None, len(segment), dtype=pl.String, eager=True).alias(segment.name)
+    if not candidate.any():
+        return result
+    rows = candidate.arg_true()
+    found = _classify(segment.gather(rows))
+    return result.scatter(rows, found)
 
 
 def _route(names: list[str]) -> pl.Expr:

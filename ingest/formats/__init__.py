@@ -45,7 +45,7 @@ def get_format(name: str, log_format: str | None = None) -> LogFormat:
 
 def detect_format(sample: pl.DataFrame) -> LogFormat:
     """Pick the format that parses most of the first non-empty lines without a reject."""
-    lines = sample.filter(pl.col("line") != "").head(DETECT_LINES)
+    lines = sample.filter(pl.col("line").str.strip_chars_end("\r\n") != "").head(DETECT_LINES)
     if lines.height == 0:
         raise UnknownFormat("no lines to detect the format from")
     best: tuple[float, LogFormat] | None = None

@@ -241,7 +241,7 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
             parts.append(f"(?:{regex})")
     # Presets accept extra trailing fields that operators often append ($http_x_forwarded_for,
     # timings); a user's own format must match exactly, up to trailing white space.
-    parts.append(r"(?:\s.*)?$" if lenient_tail else r"\s*$")
+    parts.append(r"(?s:\s.*)?$" if lenient_tail else r"\s*$")
     if "status" not in fields:
         raise FormatError(f"log format has no status variable: {source!r}")
     if not fields or not {"time_clf", "time_iso", "time_epoch"} & set(fields):

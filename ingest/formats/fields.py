@@ -60,7 +60,8 @@ PARSED_COLUMNS: dict[str, pl.DataType] = {
 
 # A request line split only at its outer spaces: targets may contain spaces, and a line may
 # hold no request at all ("", "-", "hello", TLS bytes), which is not a reason to drop it.
-REQUEST_LINE = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>\S+)(?: [A-Za-z]+/[0-9.]+)?$"
+METHOD = r"^[A-Za-z][A-Za-z0-9_-]*$"
+PROTOCOL = r"^[A-Za-z]+/[0-9.]+$"
 # The slower fallback for the rare target with spaces in it (ALB "SpaceInUri").
 REQUEST_LINE_SPACES = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>.+?)(?: [A-Za-z]+/[0-9.]+)?$"
 ABSOLUTE_URI_PREFIX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*"
@@ -98,23 +99,44 @@ def unescape_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 
 def split_request_line(frame: pl.DataFrame) -> pl.DataFrame:
-    """``request`` → ``_rq_method``, ``_rq_target``; the slow regex only for targets with spaces."""
-    parts = pl.col("request").str.extract_groups(REQUEST_LINE)
-    frame = frame.with_columns(
-        parts.struct.field("method").alias("_rq_method"),
-        parts.struct.field("target").alias("_rq_target"),
-    )
-    spaced = (
-        frame["_rq_method"].is_null() & frame["request"].str.contains(" ", literal=True)
+    """``request`` → ``_rq_method``, ``_rq_target``.
+
+    Split at the first two spaces (2-3x faster than a regex); the rare line that does not
+    come out as METHOD TARGET [PROTOCOL] (a target with spaces, "-", TLS bytes) is retried
+    with the full regex, which leaves the method and target null when there is no request.
+    """
+    frame = frame.with_columns(pl.col("request").str.splitn(" ", 3).alias("_rq"))
+    method, target, protocol = (pl.col("_rq").struct.field(f"field_{i}") for i in range(3))
+    well_formed = (
+        method.str.contains(METHOD)
+        & target.is_not_null()
+        & (protocol.is_null() | protocol.str.contains(PROTOCOL))
     ).fill_null(False)
-    if spaced.any():
-        rows = spaced.arg_true()
-        retry = frame["request"].gather(rows).str.extract_groups(REQUEST_LINE_SPACES).struct
+    frame = frame.with_columns(
+        pl.when(well_formed).then(method).alias("_rq_method"),
+        pl.when(well_formed).then(target).alias("_rq_target"),
+    )
+    retry = frame["_rq_method"].is_null() & frame["request"].str.contains(" ", literal=True).fill_null(False)
+    if retry.any():
+        rows = retry.arg_true()
+        groups = frame["request"].gather(rows).str.extract_groups(REQUEST_LINE_SPACES).struct
         frame = frame.with_columns(
-            frame["_rq_method"].scatter(rows, retry.field("method")),
-            frame["_rq_target"].scatter(rows, retry.field("target")),
+            frame["_rq_method"].scatter(rows, groups.field("method")),
+            frame["_rq_target"].scatter(rows, groups.field("target")),
         )
     return frame
+
+
+def _relative_paths(frame: pl.DataFrame) -> pl.DataFrame:
+    """``http://host/x`` → ``/x`` and an empty path → ``/``, only on the rows that need it."""
+    paths = frame["_path"]
+    odd = ~paths.str.starts_with("/").fill_null(True)
+    if not odd.any():
+        return frame
+    rows = odd.arg_true()
+    fixed = paths.gather(rows).str.replace(ABSOLUTE_URI_PREFIX, "")
+    fixed = pl.select(pl.when(fixed == "").then(pl.lit("/")).otherwise(fixed)).to_series()
+    return frame.with_columns(paths.scatter(rows, fixed))
 
 
 def _absent(expr: pl.Expr) -> pl.Expr:
@@ -164,10 +186,7 @@ def _client(raw: set[str]) -> pl.Expr:
         return pl.lit(None, dtype=pl.String)
     # An address list ("10.0.0.2, 10.0.0.1") names the original client first.
     sources = [c for c in ("client", "forwarded_for") if c in raw]
-    first = [
-        _absent(pl.col(c).str.split(",").list.first().str.strip_chars().str.strip_chars('"'))
-        for c in sources
-    ]
+    first = [_absent(pl.col(c).str.splitn(",", 2).struct.field("field_0")) for c in sources]
     return pl.coalesce(first)
 
 
@@ -181,13 +200,16 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
     if "request" in raw:
         method = pl.coalesce(method, pl.col("_rq_method"))
         target = pl.coalesce(target, pl.col("_rq_target"))
-    path_expr = _text(raw, "path")
-    split_target = target.str.splitn("?", 2)
-    path = pl.coalesce(path_expr, split_target.struct.field("field_0"))
-    path = path.str.replace(ABSOLUTE_URI_PREFIX, "")
-    path = pl.when(path == "").then(pl.lit("/")).otherwise(path)
+    # Eager Polars evaluates a reused expression once per use: intermediate results that are
+    # used twice are materialised as columns.
+    frame = frame.with_columns(target.str.splitn("?", 2).alias("_target"))
+    frame = frame.with_columns(
+        pl.coalesce(_text(raw, "path"), pl.col("_target").struct.field("field_0")).alias("_path")
+    )
+    frame = _relative_paths(frame)
+    path = pl.col("_path")
     query = pl.coalesce(
-        _text(raw, "query").str.strip_prefix("?"), split_target.struct.field("field_1")
+        _text(raw, "query").str.strip_prefix("?"), pl.col("_target").struct.field("field_1")
     )
     status = (
         pl.col("status").cast(pl.Int16, strict=False) if "status" in raw else pl.lit(None, pl.Int16)
@@ -223,7 +245,7 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
 def reject_reason(matched: pl.Expr, format_name: str) -> pl.Expr:
     """The first reason a line cannot become an event, or null when it can."""
     return (
-        pl.when(pl.col("line") == "")
+        pl.when((pl.col("line").str.len_bytes() <= 2) & pl.col("line").str.contains(r"^\r?\n?$"))
         .then(pl.lit("empty line"))
         .when(~matched)
         .then(pl.lit(f"does not match the {format_name} format"))

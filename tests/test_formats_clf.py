@@ -1,0 +1,397 @@
+"""The CLF-family parser: against peer fixtures (Filebeat, Logstash) and format-string unit tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from ingest.formats import FormatError, compile_log_format, detect_format, get_format
+from ingest.lines import Chunk, split_lines
+
+# --- (a) peer fixtures in ../shared/fixtures ---------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURE_FORMATS = ("nginx", "apache")
+
+VHOST = "BUG/unsupported: a vhost prefix before the client address ('{}') is not recognised by any format"
+HOST_PREFIX = (
+    "BUG/unsupported: a '$host' / 'host:port' prefix before the client address; format detection "
+    "fails for the whole file"
+)
+KNOWN_FAILURES: dict[tuple[str, int], str] = {
+    ("nginx/beats_access", 13): VHOST.format("lessons.example.com 192.168.0.1 - - [...]")
+    + "; the source also expects the percent-decoded path",
+    ("nginx/beats_test", 5): (
+        "BUG/unsupported: a quoted address list before $remote_addr "
+        "('\"10.5.102.222, 175.16.199.1, 204.246.1.1\" 10.2.1.185 - - [...]') does not match"
+    ),
+    ("nginx/beats_test", 6): (
+        "BUG/unsupported: an address list followed by a second space-separated address "
+        "('2a02:...:8000, 10.225.192.17 10.2.2.121 - - [...]') does not match"
+    ),
+    **{("nginx/beats_test_with_host", n): HOST_PREFIX for n in range(1, 11)},
+    ("apache/beats_test_vhost", 1): VHOST.format("vhost1.domaine.fr 192.168.33.2 - - [...]"),
+    ("apache/logstash_httpd_spec", 3): (
+        "BUG/unsupported: a line whose status is '-' is rejected ('invalid status') although the "
+        "source parses it as an event"
+    ),
+}
+
+
+def fixture_cases() -> list[Any]:
+    if not FIXTURES.is_dir():
+        reason = f"peer fixtures not found at {FIXTURES} (expected beside the project as ../shared/fixtures)"
+        return [pytest.param("", 0, marks=pytest.mark.skip(reason=reason), id="fixtures-missing")]
+    cases = []
+    for folder in FIXTURE_FORMATS:
+        for log in sorted((FIXTURES / folder).glob("*.log")):
+            name = f"{folder}/{log.stem}"
+            for expected in expectations(name):
+                reason = KNOWN_FAILURES.get((name, expected["line"]))
+                marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+                cases.append(
+                    pytest.param(
+                        name, expected["line"], marks=marks, id=f"{name}:{expected['line']}"
+                    )
+                )
+    return cases
+
+
+@functools.cache
+def expectations(name: str) -> tuple[dict[str, Any], ...]:
+    text = (FIXTURES / f"{name}.expected.jsonl").read_text(encoding="utf-8")
+    return tuple(json.loads(line) for line in text.splitlines())
+
+
+@functools.cache
+def parsed_fixture(name: str) -> tuple[pl.DataFrame | None, str, str]:
+    """The fixture's lines as the pipeline frames them, parsed with the format detected for the
+    whole file. Returns (parsed frame, format name, detection error)."""
+    data = (FIXTURES / f"{name}.log").read_bytes()
+    lines = split_lines(Chunk(data, 0, len(data))).lines
+    try:
+        fmt = detect_format(lines)
+    except FormatError as exc:
+        return None, "", str(exc)
+    return fmt.parse(lines), fmt.name, ""
+
+
+def instant(iso: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def test_fixture_line_counts_match_their_expectations():
+    if not FIXTURES.is_dir():
+        pytest.skip(f"peer fixtures not found at {FIXTURES}")
+    for folder in FIXTURE_FORMATS:
+        for log in sorted((FIXTURES / folder).glob("*.log")):
+            name = f"{folder}/{log.stem}"
+            data = log.read_bytes()
+            frame = split_lines(Chunk(data, 0, len(data))).lines
+            assert frame.height == data.count(b"\n") == len(expectations(name)), name
+            assert [e["line"] for e in expectations(name)] == list(range(1, frame.height + 1))
+
+
+@pytest.mark.parametrize(("name", "number"), fixture_cases())
+def test_peer_fixture_line(name: str, number: int):
+    expected = expectations(name)[number - 1]
+    assert expected["line"] == number
+    parsed, fmt, error = parsed_fixture(name)
+    assert parsed is not None, f"format detection failed for {name}: {error}"
+    row = parsed.row(number - 1, named=True)
+    if expected["expect"] == "reject":
+        assert row["reject"] is not None, f"{name}:{number} should be rejected ({expected['why']})"
+        return
+    assert row["reject"] is None, f"{name}:{number} rejected by {fmt}: {row['reject']}"
+    for field in ("status", "method", "path"):
+        if expected[field] is not None:
+            assert row[field] == expected[field], field
+    if expected["ts"] is not None:
+        assert row["ts"] is not None
+        assert row["ts"].replace(tzinfo=dt.UTC) == instant(expected["ts"])
+
+
+# --- (b) compile_log_format ---------------------------------------------------------------------
+
+NGINX_EXTENDED = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" $request_time "$sent_http_x_error_code"'
+)
+APACHE_WITH_D = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i" %D'
+NGINX_COMBINED = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent"'
+)
+
+
+def parse(fmt_string: str, *lines: str) -> list[dict[str, Any]]:
+    fmt = compile_log_format(fmt_string)
+    frame = pl.DataFrame({"line": list(lines), "offset": list(range(len(lines)))})
+    return fmt.parse(frame).to_dicts()
+
+
+def extended(
+    request: str = "PUT /api/v1/users/1 HTTP/1.1",
+    *,
+    status: str = "409",
+    ua: str = "curl/8.5.0",
+    time: str = "0.123",
+    code: str = "VERSION_MISMATCH",
+    client: str = "10.0.0.1",
+    ts: str = "20/Nov/2026:10:00:00 +0100",
+) -> str:
+    return f'{client} - - [{ts}] "{request}" {status} 12 "-" "{ua}" {time} "{code}"'
+
+
+def test_nginx_extended_fills_error_code_and_latency():
+    [row] = parse(NGINX_EXTENDED, extended("PUT /api/v1/users/1?x=1 HTTP/1.1"))
+    assert row["reject"] is None
+    assert row["error_code"] == "VERSION_MISMATCH"
+    assert row["latency_ms"] == pytest.approx(123.0)
+    assert row["status"] == 409
+    assert row["method"] == "PUT"
+    assert row["path"] == "/api/v1/users/1"
+    assert row["query"] == "x=1"
+    assert row["bytes"] == 12
+    assert row["client"] == "10.0.0.1"
+    assert row["user_agent"] == "curl/8.5.0"
+    assert row["ts"] == dt.datetime(2026, 11, 20, 9, 0, 0)  # +0100 → UTC
+
+
+def test_nginx_extended_dash_error_code_is_null():
+    [row] = parse(NGINX_EXTENDED, extended(status="200", code="-", time="0.005"))
+    assert row["reject"] is None
+    assert row["error_code"] is None
+    assert row["latency_ms"] == pytest.approx(5.0)
+
+
+def test_compiled_fields_of_the_nginx_extended_format():
+    fmt = compile_log_format(NGINX_EXTENDED)
+    assert {
+        "client",
+        "time_clf",
+        "request",
+        "status",
+        "bytes",
+        "user_agent",
+        "latency_s",
+        "error_code",
+    } <= set(fmt.fields)
+    assert fmt.source == NGINX_EXTENDED
+
+
+def test_user_format_must_match_exactly():
+    [row] = parse(NGINX_EXTENDED, extended() + ' "extra"')
+    assert row["reject"] == "does not match the custom format"
+
+
+def test_apache_percent_d_is_microseconds():
+    line = '::1 - - [26/Dec/2016:16:16:29 +0200] "GET /favicon.ico HTTP/1.1" 409 - "-" "ua" 12345'
+    [row] = parse(APACHE_WITH_D, line)
+    assert row["reject"] is None
+    assert row["latency_ms"] == pytest.approx(12.345)
+    assert row["bytes"] == 0  # Apache's %b writes "-" for no body
+    assert row["client"] == "::1"
+    assert row["ts"] == dt.datetime(2016, 12, 26, 14, 16, 29)
+
+
+@pytest.mark.parametrize(
+    ("fmt_string", "line", "latency"),
+    [
+        (
+            '%h %l %u %t "%r" %>s %b %{ms}T',
+            '1.2.3.4 - - [20/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 409 1 25',
+            25.0,
+        ),
+        (
+            '%h %l %u %t "%r" %>s %b %T',
+            '1.2.3.4 - - [20/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 409 1 2',
+            2000.0,
+        ),
+        (
+            '%h %l %u %t "%r" %>s %b %{us}T',
+            '1.2.3.4 - - [20/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 409 1 2500',
+            2.5,
+        ),
+    ],
+)
+def test_apache_time_units(fmt_string, line, latency):
+    [row] = parse(fmt_string, line)
+    assert row["reject"] is None
+    assert row["latency_ms"] == pytest.approx(latency)
+
+
+def test_apache_error_code_from_response_header():
+    [row] = parse(
+        '%h %l %u %t "%r" %>s %b "%{X-Error-Code}o"',
+        '1.2.3.4 - - [20/Nov/2026:10:00:00 +0000] "PUT /a/1 HTTP/1.1" 409 1 "EMAIL_TAKEN"',
+    )
+    assert (row["reject"], row["error_code"]) == (None, "EMAIL_TAKEN")
+
+
+def test_nginx_hex_escapes_in_user_agent_are_decoded():
+    ua = r"Mozilla \x22quoted\x22 caf\xC3\xA9"
+    [row] = parse(NGINX_EXTENDED, extended(ua=ua))
+    assert row["reject"] is None
+    assert row["user_agent"] == 'Mozilla "quoted" café'
+
+
+def test_apache_backslash_quote_in_user_agent_is_decoded():
+    line = r'1.2.3.4 - - [20/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 409 1 "-" "say \"hi\""'
+    [row] = parse('%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"', line)
+    assert (row["reject"], row["user_agent"]) == (None, 'say "hi"')
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=r"BUG: unescaping runs twice: nginx '\x5C' (a backslash) followed by 'n' becomes a newline",
+)
+def test_nginx_escaped_backslash_is_not_unescaped_twice():
+    # nginx logs the User-Agent  C:\new  as  C:\x5Cnew
+    [row] = parse(NGINX_EXTENDED, extended(ua=r"C:\x5Cnew"))
+    assert row["user_agent"] == "C:\\new"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=r"BUG: unescaping runs twice: Apache '\\x22' (an escaped backslash, then x22) becomes '\"'",
+)
+def test_apache_escaped_backslash_is_not_unescaped_twice():
+    # Apache logs the User-Agent  C:\x22  as  C:\\x22
+    line = r'1.2.3.4 - - [20/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 409 1 "-" "C:\\x22"'
+    [row] = parse('%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"', line)
+    assert row["user_agent"] == r"C:\x22"
+
+
+@pytest.mark.parametrize(
+    "client", ["2001:db8::1", "::1", "fe80::1ff:fe23:4567:890a", "2a02:cf40:10ff:f00f:0:0:0:8000"]
+)
+def test_ipv6_clients(client):
+    [row] = parse(NGINX_EXTENDED, extended(client=client))
+    assert row["reject"] is None
+    assert row["client"] == client
+    assert row["status"] == 409
+
+
+@pytest.mark.parametrize(
+    ("request_line", "method", "path"),
+    [
+        ("-", None, None),
+        ("", None, None),
+        ("/bare/path", None, None),  # not a request line: kept, but no method or path
+        ("hello", None, None),
+        ("GET /bare/path", "GET", "/bare/path"),  # HTTP/0.9 style: no protocol
+        ("get /lower HTTP/1.0", "GET", "/lower"),
+        ("GET http://example.com/x/y?z=1 HTTP/1.1", "GET", "/x/y"),
+        ("GET /with space/in it HTTP/1.1", "GET", "/with space/in it"),
+    ],
+)
+def test_unusual_request_lines_are_kept(request_line, method, path):
+    [row] = parse(NGINX_EXTENDED, extended(request_line, status="400", code="-"))
+    assert row["reject"] is None
+    assert (row["method"], row["path"], row["status"]) == (method, path, 400)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("999", "invalid status"),
+        ("99", "invalid status"),
+        ("abc", "invalid status"),
+        ("-", "invalid status"),
+    ],
+)
+def test_invalid_status_is_a_reject(status, reason):
+    [row] = parse(NGINX_EXTENDED, extended(status=status))
+    assert row["reject"] == reason
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "32/Feb/2026:10:00:00 +0000",
+        "20/Foo/2026:10:00:00 +0000",
+        "20/Nov/2026:25:00:00 +0000",
+        "yesterday",
+    ],
+)
+def test_invalid_timestamp_is_a_reject(ts):
+    [row] = parse(NGINX_EXTENDED, extended(ts=ts))
+    assert row["reject"] == "invalid timestamp"
+
+
+@pytest.mark.parametrize(
+    ("fmt_string", "line", "expected"),
+    [
+        (
+            '$remote_addr [$time_iso8601] "$request" $status',
+            '10.0.0.1 [2026-11-20T10:00:00+01:00] "GET /a HTTP/1.1" 409',
+            dt.datetime(2026, 11, 20, 9, 0),
+        ),
+        (
+            '$msec "$request" $status',
+            '1763632800.250 "GET /a HTTP/1.1" 409',
+            dt.datetime(2025, 11, 20, 10, 0, 0, 250_000),
+        ),
+    ],
+)
+def test_other_nginx_time_variables(fmt_string, line, expected):
+    [row] = parse(fmt_string, line)
+    assert (row["reject"], row["ts"]) == (None, expected)
+
+
+@pytest.mark.parametrize(
+    ("fmt_string", "message"),
+    [
+        ('$remote_addr [$time_local] "$request" $body_bytes_sent', "no status"),
+        ('$remote_addr "$request" $status $body_bytes_sent', "no time"),
+        ('%h "%r" %>s %b', "no time"),
+        ('%h %t "%r" %b', "no status"),
+        ("plain text only", "no %directives"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ('%h %{%Y-%m-%d}t "%r" %>s', "unsupported Apache directive"),
+    ],
+)
+def test_formats_that_cannot_be_compiled_raise_format_error(fmt_string, message):
+    with pytest.raises(FormatError, match=message):
+        compile_log_format(fmt_string)
+
+
+def test_get_format_unknown_name_lists_the_known_ones():
+    with pytest.raises(FormatError, match=r"unknown format 'bogus'.*nginx-combined"):
+        get_format("bogus")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            '10.0.0.1 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl"',
+            "nginx-combined",
+        ),
+        ('10.0.0.1 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5', "nginx-common"),
+        (
+            '10.0.0.1 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 204 - "-" "curl"',
+            "apache-combined",
+        ),
+        ('10.0.0.1 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 204 -', "apache-common"),
+    ],
+)
+def test_detect_format(line, expected):
+    frame = pl.DataFrame({"line": [line] * 3, "offset": [0, 1, 2]})
+    fmt = detect_format(frame)
+    assert fmt.name == expected
+    assert fmt.parse(frame)["reject"].null_count() == 3
+
+
+def test_detect_format_refuses_unknown_lines():
+    frame = pl.DataFrame({"line": ['{"json": true}'] * 5, "offset": list(range(5))})
+    with pytest.raises(FormatError, match="cannot recognise the log format"):
+        detect_format(frame)
