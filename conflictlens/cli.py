@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+import zoneinfo
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -147,29 +148,32 @@ def ingest(
         options = dataclasses.replace(
             options, keep_all=keep_all or options.keep_all, service=service or options.service
         )
+    for name in paths:
+        if name != "-" and not Path(name).exists():
+            raise UserError(f"{name}: no such file")
     con = connect(db)
-    writer = Writer(con)
     summaries = []
-    with output.progress(paths, enabled=not as_json) as advance:
-        for name in paths:
-            try:
-                summary = import_source(
-                    name,
-                    writer,
-                    options,
-                    format_name=format_name,
-                    log_format=log_format,
-                    progress=advance,
-                )
-            except KeyboardInterrupt:
-                con.close()
-                raise UserError(
-                    f"interrupted while importing {name}; what was committed stays, run again to resume"
-                ) from None
-            summaries.append(summary)
-            if not as_json:
-                output.print_import_summary(summary)
-    con.close()
+    try:
+        with output.progress(paths, enabled=not as_json) as advance:
+            for name in paths:
+                try:
+                    summary = import_source(
+                        name,
+                        Writer(con),
+                        options,
+                        format_name=format_name,
+                        log_format=log_format,
+                        progress=advance,
+                    )
+                except KeyboardInterrupt:
+                    raise UserError(
+                        f"interrupted while importing {name}; what was committed stays, run again to resume"
+                    ) from None
+                summaries.append(summary)
+                if not as_json:
+                    output.print_import_summary(summary)
+    finally:
+        con.close()
     total = output.import_totals(summaries)
     if as_json:
         click.echo(json.dumps(total))
@@ -262,6 +266,12 @@ def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) 
 
     if lines < 1:
         raise UserError("--lines must be at least 1")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UserError(
+            f"unknown time zone {tz!r} (use an IANA name such as UTC or Europe/Berlin)"
+        ) from None
     if not Path(out).parent.exists():
         raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
     truth = write_log(out, lines, style=style, seed=seed, tz=tz)

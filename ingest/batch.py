@@ -39,7 +39,8 @@ def parse_chunk(
     limit = options.max_line_bytes
     parsed = parsed.with_columns(
         reject=pl.when(
-            pl.col("line").str.len_bytes() - pl.col("line").str.ends_with("\n").cast(pl.UInt32) > limit
+            pl.col("line").str.len_bytes() - pl.col("line").str.ends_with("\n").cast(pl.UInt32)
+            > limit
         )
         .then(pl.lit(f"line longer than {limit} bytes"))
         .otherwise(pl.col("reject"))
@@ -118,8 +119,8 @@ def build_rejects(
             pl.col("reject").alias("reason"),
             pl.col("line")
             .str.strip_chars_end("\r\n")
-            .str.slice(0, REJECT_SAMPLE_BYTES)
             .cast(pl.Binary)
+            .bin.slice(0, REJECT_SAMPLE_BYTES)
             .alias("sample"),
         )
     ]

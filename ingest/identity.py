@@ -88,16 +88,21 @@ def open_source(name: str) -> tuple[BinaryIO, FileIdentity, int | None]:
     return handle, FileIdentity(stat.st_dev, stat.st_ino, head), stat.st_size
 
 
-def skip_to(stream: BinaryIO, offset: int) -> None:
-    """Position a stream at ``offset`` bytes of content (seekable or not)."""
+def skip_to(stream: BinaryIO, offset: int) -> bool:
+    """Position a stream at ``offset`` bytes of content (seekable or not).
+
+    Returns whether the byte before ``offset`` was a newline (True at offset 0): when it was
+    not, an earlier import took end of file as the end of an unterminated last line.
+    """
     if offset <= 0:
-        return
+        return True
     if stream.seekable() and not isinstance(stream, gzip.GzipFile):
-        stream.seek(offset, os.SEEK_SET)
-        return
-    remaining = offset
+        stream.seek(offset - 1, os.SEEK_SET)
+        return stream.read(1) == b"\n"
+    remaining = offset - 1
     while remaining > 0:
         data = stream.read(min(remaining, 1 << 20))
         if not data:
-            break
+            return True
         remaining -= len(data)
+    return stream.read(1) == b"\n"

@@ -29,11 +29,17 @@ class OverlongLine:
 
 @dataclass
 class Chunk:
-    """Complete lines starting at byte ``start`` of the source, plus lines skipped as too long."""
+    """Lines accounting for the source bytes [start, end).
+
+    ``data`` holds complete lines beginning at byte ``data_start``; any lines skipped as too
+    long lie between ``start`` and ``data_start`` and are listed in ``overlong``. Consecutive
+    chunks are contiguous: one's ``end`` is the next one's ``start``.
+    """
 
     data: bytes
     start: int
-    end: int  # offset just past the last byte this chunk accounts for
+    end: int
+    data_start: int
     overlong: list[OverlongLine] = field(default_factory=list)
 
 
@@ -44,20 +50,31 @@ def read_chunks(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     eof_ends_line: bool = True,
+    continues_line: bool = False,
 ) -> Iterator[Chunk]:
     """Yield chunks of whole lines read from ``stream``, whose first byte is at ``start``.
 
     With ``eof_ends_line`` a last line without a newline is yielded at end of input (batch
     import of a finished file); without it, it is left unread for a later call (tailing).
+    ``continues_line`` says the bytes before ``start`` ended without a newline (an earlier
+    import took end of file as end of line): a newline right at ``start`` only completes that
+    line and is not an empty line of its own.
     """
-    pending = b""  # bytes after the last newline seen, not yet yielded
-    pos = start  # source offset of pending[0]
+    accounted = start  # the next chunk starts here
+    pos = start  # offset of pending[0]: everything before it is accounted or overlong
+    pending = b""  # an incomplete line
     skipping: OverlongLine | None = None  # an overlong line being skipped to its newline
-    overlong: list[OverlongLine] = []
+    overlong: list[OverlongLine] = []  # complete overlong lines not yet yielded
+    first = continues_line
     while True:
         data = stream.read(chunk_bytes)
         if not data:
             break
+        if first:
+            first = False
+            if data[:1] == b"\n":
+                data = data[1:]
+                pos += 1
         if skipping is not None:
             newline = data.find(b"\n")
             if newline < 0:
@@ -65,38 +82,33 @@ def read_chunks(
                     skipping.offset, skipping.length + len(data), skipping.sample
                 )
                 continue
-            overlong.append(
-                OverlongLine(skipping.offset, skipping.length + newline + 1, skipping.sample)
-            )
+            done = OverlongLine(skipping.offset, skipping.length + newline + 1, skipping.sample)
+            overlong.append(done)
             skipping = None
+            pos = done.offset + done.length
             data = data[newline + 1 :]
-            pos = overlong[-1].offset + overlong[-1].length
         buffer = pending + data if pending else data
         cut = buffer.rfind(b"\n")
         if cut < 0:
             if len(buffer) > max_line_bytes:
                 skipping = OverlongLine(pos, len(buffer), buffer[:REJECT_SAMPLE_BYTES])
-                pending = b""
-            else:
-                pending = buffer
+                buffer = b""
+            pending = buffer
             if overlong:
-                yield Chunk(b"", pos, pos, overlong)
-                overlong = []
+                yield Chunk(b"", accounted, pos, pos, overlong)
+                accounted, overlong = pos, []
             continue
-        yield Chunk(buffer[: cut + 1], pos, pos + cut + 1, overlong)
-        overlong = []
-        pos += cut + 1
+        end = pos + cut + 1
+        yield Chunk(buffer[: cut + 1], accounted, end, pos, overlong)
+        accounted, pos, overlong = end, end, []
         pending = buffer[cut + 1 :]
-    if skipping is not None:
+    if skipping is not None and eof_ends_line:
         overlong.append(skipping)
-        if eof_ends_line:
-            pos = skipping.offset + skipping.length
-        else:
-            overlong.pop()  # it may still grow; decide when its newline arrives
+        pos = skipping.offset + skipping.length
     if eof_ends_line and pending:
-        yield Chunk(pending, pos, pos + len(pending), overlong)
-    elif overlong:
-        yield Chunk(b"", pos, pos, overlong)
+        yield Chunk(pending, accounted, pos + len(pending), pos, overlong)
+    elif overlong or pos > accounted:
+        yield Chunk(b"", accounted, pos, pos, overlong)
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,9 @@ class SplitLines:
 def split_lines(chunk: Chunk) -> SplitLines:
     """Cut a chunk into lines without copying them one by one (numpy + Arrow buffers)."""
     data = chunk.data
+    if not data:
+        empty = pl.DataFrame(schema={"line": pl.String, "offset": pl.Int64})
+        return SplitLines(empty, np.empty(0, dtype=np.int64), [])
     raw = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(raw == 10)
     bounds = np.empty(len(newlines) + 2, dtype=np.int64)
@@ -123,13 +138,13 @@ def split_lines(chunk: Chunk) -> SplitLines:
     binary = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), count, [None, pa.py_buffer(bounds), pa.py_buffer(data)]
     )
-    offsets = bounds[:-1] + chunk.start
+    offsets = bounds[:-1] + chunk.data_start
 
     invalid = _invalid_utf8_rows(raw, bounds, data)
     samples: list[bytes] = []
     if len(invalid):
         samples = [
-            data[bounds[i] : min(bounds[i + 1], bounds[i] + REJECT_SAMPLE_BYTES)] for i in invalid
+            data[bounds[i] : bounds[i + 1]].rstrip(b"\r\n")[:REJECT_SAMPLE_BYTES] for i in invalid
         ]
         keep = np.ones(count, dtype=bool)
         keep[invalid] = False

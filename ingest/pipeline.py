@@ -102,12 +102,13 @@ def import_source(
             )
         fmt = choose_format(format_name, log_format, source.format, source.log_format)
         summary.resumed_at = source.offset
-        skip_to(stream, source.offset)
+        at_line_start = skip_to(stream, source.offset)
         chunks = read_chunks(
             stream,
             source.offset,
             chunk_bytes=options.chunk_bytes,
             max_line_bytes=options.max_line_bytes,
+            continues_line=not at_line_start,
         )
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             pending: deque[Future[ParsedChunk]] = deque()

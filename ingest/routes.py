@@ -27,7 +27,7 @@ SEGMENT_CLASSES: tuple[tuple[str, str, bool], ...] = (
     ("{date}", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$", False),
     ("{email}", r"^[^@/]+(?:@|%40)[^@/]+\.[A-Za-z]{2,}$", False),
     ("{hex}", r"^(?:0x)?[0-9a-fA-F]{8,}$", True),
-    ("{id}", r"^[A-Za-z]{1,8}[_-][A-Za-z0-9]{6,}$", True),  # prefixed ids: ord_8f3k2j, cus-12345
+    ("{id}", r"^[A-Za-z]{1,8}[_-][A-Za-z0-9]{4,}$", True),  # prefixed ids: ord_8f3k2j, cus-12345
     ("{token}", r"^[A-Za-z0-9_~.=-]{16,}$", True),  # long base64-ish / hash-like tokens
 )
 
@@ -55,12 +55,8 @@ class RouteRule:
 
     @property
     def anchored(self) -> str:
-        pattern = self.pattern
-        if not pattern.startswith("^"):
-            pattern = "^" + pattern
-        if not pattern.endswith("$"):
-            pattern += "$"
-        return pattern
+        """The pattern made to match whole paths, alternations included (a|b → ^(?:a|b)$)."""
+        return f"^(?:{self.pattern})$"
 
 
 # Paths are templated position by position (segment 0, 1, ... of every path at once), which
@@ -78,7 +74,9 @@ def _classify(segments: pl.Series) -> pl.Series:
         if needs_digit:
             matches &= has_digit
         code[(code == 0) & matches] = number
-    table = pl.Series([None, *(placeholder for placeholder, _, _ in SEGMENT_CLASSES)], dtype=pl.String)
+    table = pl.Series(
+        [None, *(placeholder for placeholder, _, _ in SEGMENT_CLASSES)], dtype=pl.String
+    )
     return table.gather(pl.Series(code))
 
 
@@ -146,7 +144,9 @@ def apply_routes(
         if ids is not None:
             groups = re.compile(rule.pattern).groups
             rule_ids = (
-                pl.concat_list([path.str.extract(rule.anchored, i + 1) for i in range(groups)])
+                pl.concat_list(
+                    [path.str.extract(rule.anchored, i + 1) for i in range(groups)]
+                ).list.drop_nulls()  # groups of an alternative that did not match
                 if groups
                 else pl.lit([], dtype=pl.List(pl.String))
             )

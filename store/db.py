@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from store.schema import SCHEMA_VERSION, current_version, migrate
+from store.schema import SCHEMA_VERSION, NewerSchema, current_version, migrate
 
 DEFAULT_DB = "conflictlens.duckdb"
 
@@ -55,15 +55,21 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise StoreError(f"cannot open database {path}: {text.splitlines()[0]}") from None
     except duckdb.Error as exc:
         raise StoreError(f"cannot open database {path}: {str(exc).splitlines()[0]}") from None
-    con.execute("SET TimeZone = 'UTC'")
-    if read_only:
-        version = current_version(con)
-        if version != SCHEMA_VERSION:
-            con.close()
-            raise StoreError(
-                f"database {path} has schema version {version}, this conflictlens expects "
-                f"{SCHEMA_VERSION}; open it once for writing (conflictlens ingest) to migrate"
-            )
-    else:
-        migrate(con)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if read_only:
+            version = current_version(con)
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"database {path} has schema version {version}, this conflictlens expects "
+                    f"{SCHEMA_VERSION}; open it once for writing (conflictlens ingest) to migrate"
+                )
+        else:
+            migrate(con)
+    except NewerSchema as exc:
+        con.close()
+        raise StoreError(f"{path}: {exc}") from None
+    except BaseException:
+        con.close()
+        raise
     return con

@@ -77,6 +77,10 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class NewerSchema(Exception):
+    """The database was written by a newer conflictlens."""
+
+
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version of the open database; 0 for a new, empty one."""
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses other work.
@@ -93,7 +97,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the schema up to date; return the version now in force."""
     version = current_version(con)
     if version > SCHEMA_VERSION:
-        raise RuntimeError(
+        raise NewerSchema(
             f"database schema version {version} is newer than this conflictlens "
             f"({SCHEMA_VERSION}); upgrade conflictlens"
         )

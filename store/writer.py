@@ -71,12 +71,17 @@ class Writer:
         match = next(
             (r for r in rows if len(prefix) >= r[2] and _sha1(prefix[: r[2]]) == r[1]), None
         )
-        if match is None and len(prefix) >= full_prefix_len:
+        if match is None and prefix:
+            # The same content under another identity: a copy, stdin, or a rotated file that
+            # was compressed. Content shorter than a full fingerprint must match a source
+            # whose whole known content is exactly that.
+            length = min(len(prefix), full_prefix_len)
             found = self.con.execute(
                 'SELECT source_id, fingerprint, fingerprint_len, path, format, "offset", lines, log_format '
                 "FROM sources WHERE fingerprint_len = ? AND fingerprint = ? "
+                'AND (fingerprint_len = ? OR "offset" = fingerprint_len) '
                 'ORDER BY "offset" DESC LIMIT 1',
-                [full_prefix_len, _sha1(prefix[:full_prefix_len])],
+                [length, _sha1(prefix[:length]), full_prefix_len],
             ).fetchall()
             match = found[0] if found else None
         now = _now()

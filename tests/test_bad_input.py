@@ -112,19 +112,7 @@ def mixed_rejects(tmp_path_factory) -> dict[str, tuple[bytes, bytes]]:
     return {bad_at[offset][0]: (line_at[offset], bytes(samples[offset])) for offset in bad_at}
 
 
-INVALID_UTF8_SAMPLE = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the sample of an invalid-UTF-8 reject includes the line's newline terminator",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=INVALID_UTF8_SAMPLE) if "invalid UTF-8" in reasons[0] else name
-        for name, _, reasons in BAD_LINES
-    ],
-)
+@pytest.mark.parametrize("name", [name for name, _, _ in BAD_LINES])
 def test_reject_sample_is_the_first_bytes_of_the_line(mixed_rejects, name):
     line, sample = mixed_rejects[name]
     assert sample == line[:REJECT_SAMPLE_BYTES]
@@ -176,10 +164,6 @@ def test_file_without_trailing_newline_imports_its_last_line(run_cli, db_path, t
     assert store_counts(db_path)["sources"] == [(1, len(data), 3)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the newline that completes a last line imported without one becomes an 'empty line' reject",
-)
 def test_completing_a_last_line_later_adds_no_phantom_line(run_cli, db_path, tmp_path):
     log = tmp_path / "growing.log"
     write_lines(
@@ -216,10 +200,6 @@ def test_reject_sample_of_short_multibyte_line_is_the_whole_line(db_path, tmp_pa
     assert bytes(sample) == "é".encode() * 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the reject sample is cut at 512 characters, not 512 bytes (1024 bytes stored here)",
-)
 def test_reject_sample_is_at_most_512_bytes_for_multibyte_text(db_path, tmp_path):
     log = tmp_path / "accents.log"
     write_lines(log, ["é".encode() * 1000, clf_line()])
@@ -262,11 +242,6 @@ OVERLONG_CASES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a line longer than the read chunk makes import_source fail with RuntimeError "
-    "(the chunk after it starts past the committed offset)",
-)
 @pytest.mark.parametrize("case", list(OVERLONG_CASES))
 def test_line_longer_than_the_chunk_is_one_reject(db_path, tmp_path, case):
     good_before, length, good_after, trailing_newline = OVERLONG_CASES[case]

@@ -181,11 +181,6 @@ def newer_schema_db(db_path: Path) -> Path:
     return db_path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a store from a newer conflictlens raises RuntimeError from migrate(): an internal "
-    "error (exit 2) instead of a one-line user error",
-)
 def test_database_from_a_newer_version(run_cli, db_path, small_log):
     newer_schema_db(db_path)
     result = run_cli("ingest", "--db", db_path, small_log)
@@ -193,10 +188,6 @@ def test_database_from_a_newer_version(run_cli, db_path, small_log):
     assert_one_line_error(result, "newer", "upgrade conflictlens")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `sample --tz` with an unknown zone ends in an internal error (polars ComputeError)",
-)
 def test_sample_with_unknown_time_zone(run_cli, tmp_path):
     assert_one_line_error(
         run_cli("sample", "--lines", 10, "--tz", "Mars/Base", "--out", tmp_path / "x.log"),

@@ -9,8 +9,6 @@ import shutil
 from contextlib import closing
 from pathlib import Path
 
-import pytest
-
 from analysis import TimeRange, run_query
 from ingest import IngestOptions, import_source
 from sample_logs.generator import EXTENDED_LOG_FORMAT, write_log
@@ -187,10 +185,6 @@ def test_plain_after_its_gzip_stores_nothing_twice(run_cli, db_path, tmp_path, c
     assert store_counts(db_path) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a file shorter than the 1024-byte fingerprint is imported again when seen compressed",
-)
 def test_small_gzip_after_its_plain_file_stores_nothing_twice(run_cli, db_path, tmp_path):
     plain = tmp_path / "small.log"
     write_lines(plain, [clf_line(f"/api/v1/users/{n}") for n in range(3)])
@@ -227,10 +221,6 @@ def test_same_content_on_stdin_twice_stores_nothing_twice(run_cli, db_path, comb
     assert store_counts(db_path)["events"] == truth["conflicts"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stdin content shorter than the 1024-byte fingerprint is imported again every time",
-)
 def test_small_content_on_stdin_twice_stores_nothing_twice(run_cli, db_path):
     data = b"\n".join(clf_line(f"/api/v1/users/{n}") for n in range(3)) + b"\n"
     first = ingest(run_cli, db_path, "-", input=data)

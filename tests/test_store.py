@@ -96,11 +96,6 @@ def test_connections_store_times_in_utc(db_path):
         assert con.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a writable open of a store from a newer conflictlens raises RuntimeError (not "
-    "StoreError) and leaves the connection open",
-)
 def test_store_from_a_newer_version_is_a_store_error(db_path):
     with closing(connect(db_path)) as con:
         con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION + 1])
@@ -123,7 +118,7 @@ DATA = b"".join(
 
 
 def parsed(source_id: int, start: int = 0, data: bytes = DATA) -> ParsedChunk:
-    chunk = Chunk(data, start, start + len(data))
+    chunk = Chunk(data, start, start + len(data), start)
     return parse_chunk(chunk, get_format("nginx-combined"), IngestOptions(), source_id)
 
 

@@ -66,8 +66,9 @@ PROTOCOL = r"^[A-Za-z]+/[0-9.]+$"
 REQUEST_LINE_SPACES = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>.+?)(?: [A-Za-z]+/[0-9.]+)?$"
 ABSOLUTE_URI_PREFIX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*"
 
-_HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
-_BACKSLASH_ESCAPE = re.compile(rb'\\(["\\nrt])')
+# One pass over both dialects, so that an escaped backslash is never read as the start of
+# another escape: nginx \xHH (\x5C is a backslash), Apache \xhh, \" and \\.
+_ESCAPE = re.compile(rb'\\(?:x([0-9A-Fa-f]{2})|(["\\nrt]))')
 _C_ESCAPES = {b'"': b'"', b"\\": b"\\", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
 
 
@@ -77,10 +78,14 @@ def unescape_log_value(value: str) -> str:
     Escaped bytes are re-assembled first, so an escaped UTF-8 sequence becomes its character;
     bytes that are still not UTF-8 become U+FFFD.
     """
-    raw = value.encode("utf-8")
-    raw = _HEX_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
-    raw = _BACKSLASH_ESCAPE.sub(lambda m: _C_ESCAPES[m.group(1)], raw)
+    raw = _ESCAPE.sub(_unescape_match, value.encode("utf-8"))
     return raw.decode("utf-8", errors="replace")
+
+
+def _unescape_match(match: re.Match[bytes]) -> bytes:
+    if match.group(1) is not None:
+        return bytes([int(match.group(1), 16)])
+    return _C_ESCAPES[match.group(2)]
 
 
 def unescape_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -116,7 +121,9 @@ def split_request_line(frame: pl.DataFrame) -> pl.DataFrame:
         pl.when(well_formed).then(method).alias("_rq_method"),
         pl.when(well_formed).then(target).alias("_rq_target"),
     )
-    retry = frame["_rq_method"].is_null() & frame["request"].str.contains(" ", literal=True).fill_null(False)
+    retry = frame["_rq_method"].is_null() & frame["request"].str.contains(
+        " ", literal=True
+    ).fill_null(False)
     if retry.any():
         rows = retry.arg_true()
         groups = frame["request"].gather(rows).str.extract_groups(REQUEST_LINE_SPACES).struct
