@@ -19,29 +19,8 @@ from ingest.lines import Chunk, split_lines
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 FIXTURE_FORMATS = ("nginx", "apache")
 
-VHOST = "BUG/unsupported: a vhost prefix before the client address ('{}') is not recognised by any format"
-HOST_PREFIX = (
-    "BUG/unsupported: a '$host' / 'host:port' prefix before the client address; format detection "
-    "fails for the whole file"
-)
-KNOWN_FAILURES: dict[tuple[str, int], str] = {
-    ("nginx/beats_access", 13): VHOST.format("lessons.example.com 192.168.0.1 - - [...]")
-    + "; the source also expects the percent-decoded path",
-    ("nginx/beats_test", 5): (
-        "BUG/unsupported: a quoted address list before $remote_addr "
-        "('\"10.5.102.222, 175.16.199.1, 204.246.1.1\" 10.2.1.185 - - [...]') does not match"
-    ),
-    ("nginx/beats_test", 6): (
-        "BUG/unsupported: an address list followed by a second space-separated address "
-        "('2a02:...:8000, 10.225.192.17 10.2.2.121 - - [...]') does not match"
-    ),
-    **{("nginx/beats_test_with_host", n): HOST_PREFIX for n in range(1, 11)},
-    ("apache/beats_test_vhost", 1): VHOST.format("vhost1.domaine.fr 192.168.33.2 - - [...]"),
-    ("apache/logstash_httpd_spec", 3): (
-        "BUG/unsupported: a line whose status is '-' is rejected ('invalid status') although the "
-        "source parses it as an event"
-    ),
-}
+# Fixture lines this parser is known to get wrong, with the reason: (file, line) -> reason.
+KNOWN_FAILURES: dict[tuple[str, int], str] = {}
 
 
 def fixture_cases() -> list[Any]:
@@ -134,6 +113,12 @@ def parse(fmt_string: str, *lines: str) -> list[dict[str, Any]]:
     fmt = compile_log_format(fmt_string)
     frame = pl.DataFrame({"line": list(lines), "offset": list(range(len(lines)))})
     return fmt.parse(frame).to_dicts()
+
+
+def parse_one(fmt: Any, line: str) -> dict[str, Any]:
+    """Parse one line with a registered (preset) format."""
+    rows: list[dict[str, Any]] = fmt.parse(pl.DataFrame({"line": [line], "offset": [0]})).to_dicts()
+    return rows[0]
 
 
 def extended(
@@ -296,7 +281,6 @@ def test_unusual_request_lines_are_kept(request_line, method, path):
         ("999", "invalid status"),
         ("99", "invalid status"),
         ("abc", "invalid status"),
-        ("-", "invalid status"),
     ],
 )
 def test_invalid_status_is_a_reject(status, reason):
@@ -387,3 +371,33 @@ def test_detect_format_refuses_unknown_lines():
     frame = pl.DataFrame({"line": ['{"json": true}'] * 5, "offset": list(range(5))})
     with pytest.raises(FormatError, match="cannot recognise the log format"):
         detect_format(frame)
+
+
+def test_missing_status_is_a_request_without_response():
+    """Apache logs "-" when no response was sent; such a line is an event with status 0."""
+    line = '83.149.9.216 - a.user [11/Jan/2020:23:05:27 +0100] "OPTIONS /remote.php/ HTTP/1.1" - 7908 "-" "x"'
+    row = parse_one(get_format("apache-combined"), line)
+    assert (row["reject"], row["status"], row["method"]) == (None, 0, "OPTIONS")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "client"),
+    [
+        ("10.0.0.2, 10.0.0.1, 81.2.69.143", "81.2.69.143"),  # first public address
+        ("10.0.0.2, 10.0.0.1, 127.0.0.1", "10.0.0.2"),  # none public: the first
+        ("example.com 10.0.0.2, 10.0.0.1, 85.181.35.98", "85.181.35.98"),  # vhost prefix
+        ("example.com:8080 172.17.0.1", "172.17.0.1"),  # host:port prefix
+        ('"10.5.102.222, 175.16.199.1, 204.246.1.1" 10.2.1.185', "175.16.199.1"),
+        ("unix:", "unix:"),
+    ],
+)
+def test_client_is_picked_from_address_lists_and_prefixes(prefix, client):
+    line = f'{prefix} - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "ua"'
+    row = parse_one(get_format("nginx-combined"), line)
+    assert (row["reject"], row["client"], row["path"]) == (None, client, "/ocelot")
+
+
+def test_percent_encoded_paths_are_decoded():
+    line = '1.2.3.4 - - [07/Dec/2016:11:05:07 +0100] "GET /A%20Beka/x%40y.com?q=%20 HTTP/1.1" 200 5 "-" "ua"'
+    row = parse_one(get_format("nginx-combined"), line)
+    assert (row["path"], row["query"]) == ("/A Beka/x@y.com", "q=%20")

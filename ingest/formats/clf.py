@@ -107,16 +107,31 @@ class ClfFormat:
     source: str  # the format string it was compiled from
     regex: str
     fields: tuple[str, ...]  # canonical raw fields, in group order
+    # For lines the regex misses: the same format after a free-form client prefix (a vhost,
+    # "host:port", quoted or unquoted address lists), as operators often prepend.
+    fallback: str | None = None
     unescape: tuple[str, ...] = ("request", "target", "path", "user_agent", "error_code")
 
     def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
         """Parse a frame with columns ``line`` and ``offset`` into parsed columns + ``reject``."""
         groups = pl.col("line").str.extract_groups(self.regex)
         frame = lines.with_columns(groups.alias("_groups")).unnest("_groups")
-        matched = pl.col(self.fields[0]).is_not_null() if self.fields else pl.lit(True)
-        frame = frame.with_columns(matched.alias("_matched"))
+        frame = frame.with_columns(pl.col(self.fields[0]).is_not_null().alias("_matched"))
+        if self.fallback is not None:
+            frame = self._retry_with_prefix(frame, self.fallback)
         frame = convert(frame, set(self.fields), list(self.unescape))
         return frame.with_columns(reject=reject_reason(pl.col("_matched"), self.name))
+
+    def _retry_with_prefix(self, frame: pl.DataFrame, fallback: str) -> pl.DataFrame:
+        """Re-parse only the lines the main regex missed, with the free-form client prefix."""
+        missed = ~frame["_matched"]
+        if not missed.any():
+            return frame
+        rows = missed.arg_true()
+        retry = frame["line"].gather(rows).str.extract_groups(fallback).struct.unnest()
+        updates = [frame[name].scatter(rows, retry[name]) for name in retry.columns]
+        frame = frame.with_columns(updates)
+        return frame.with_columns(pl.col(self.fields[0]).is_not_null().alias("_matched"))
 
 
 def tokenize_nginx(fmt: str) -> list[Token]:
@@ -248,7 +263,13 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
         raise FormatError(
             f"log format has no time variable ($time_local, $time_iso8601, $msec, %t): {source!r}"
         )
-    return ClfFormat(name=name, source=source, regex="".join(parts), fields=tuple(fields))
+    fallback = None
+    if lenient_tail and tokens[0].field == "client" and len(tokens) > 1 and tokens[1].literal:
+        # parts[1] is the client group: let the client be anything up to the next literal.
+        fallback = "".join(["^", "(?P<client>.*?)", *parts[2:]])
+    return ClfFormat(
+        name=name, source=source, regex="".join(parts), fields=tuple(fields), fallback=fallback
+    )
 
 
 def compile_log_format(fmt: str, *, name: str = "custom", lenient_tail: bool = False) -> ClfFormat:

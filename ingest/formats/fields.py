@@ -8,7 +8,9 @@ becomes null and the line gets a reject reason.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import urllib.parse
 
 import polars as pl
 
@@ -189,12 +191,61 @@ def _latency_ms(raw: set[str]) -> pl.Expr:
 
 
 def _client(raw: set[str]) -> pl.Expr:
-    if "client" not in raw and "forwarded_for" not in raw:
+    # X-Forwarded-For names the client behind the proxies; remote_addr is the last hop.
+    sources = [c for c in ("forwarded_for", "client") if c in raw]
+    if not sources:
         return pl.lit(None, dtype=pl.String)
-    # An address list ("10.0.0.2, 10.0.0.1") names the original client first.
-    sources = [c for c in ("client", "forwarded_for") if c in raw]
-    first = [_absent(pl.col(c).str.splitn(",", 2).struct.field("field_0")) for c in sources]
-    return pl.coalesce(first)
+    return pl.coalesce([_absent(pl.col(c)) for c in sources])
+
+
+_ADDRESS_SEPARATORS = re.compile(r'[\s,"]+')
+
+
+def pick_client(text: str) -> str | None:
+    """The client in an address list or a prefixed client field, as Filebeat picks it: the
+    first public IP address, else the first address, else the last token.
+
+    ``10.0.0.2, 10.0.0.1, 81.2.69.143`` → ``81.2.69.143``; ``example.com 10.0.0.2`` →
+    ``10.0.0.2``; ``"10.5.102.222, 175.16.199.1" 10.2.1.185`` → ``175.16.199.1``.
+    """
+    tokens = [t for t in _ADDRESS_SEPARATORS.split(text) if t and t != "-"]
+    addresses = []
+    for token in tokens:
+        try:
+            addresses.append(ipaddress.ip_address(token.strip("[]")))
+        except ValueError:
+            continue
+    public = [a for a in addresses if a.is_global]
+    if public:
+        return str(public[0])
+    if addresses:
+        return str(addresses[0])
+    return tokens[-1] if tokens else None
+
+
+def pick_clients(frame: pl.DataFrame, raw: set[str]) -> pl.DataFrame:
+    """Resolve address lists and prefixes in the client fields (only rows that have them)."""
+    for name in ("client", "forwarded_for"):
+        if name not in raw:
+            continue
+        column = frame[name]
+        odd = column.str.contains(r'[\s,"]').fill_null(False)
+        if odd.any():
+            rows = odd.arg_true()
+            picked = [pick_client(v) for v in column.gather(rows).to_list()]
+            frame = frame.with_columns(column.scatter(rows, pl.Series(picked, dtype=pl.String)))
+    return frame
+
+
+def decode_paths(frame: pl.DataFrame) -> pl.DataFrame:
+    """Percent-decode the paths that hold a %, as Filebeat and most log tools show them."""
+    paths = frame["_path"]
+    encoded = paths.str.contains("%", literal=True).fill_null(False)
+    if not encoded.any():
+        return frame
+    rows = encoded.arg_true()
+    decoded = [urllib.parse.unquote(v, errors="replace") for v in paths.gather(rows).to_list()]
+    return frame.with_columns(paths.scatter(rows, pl.Series(decoded, dtype=pl.String)))
 
 
 def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataFrame:
@@ -213,13 +264,19 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
     frame = frame.with_columns(
         pl.coalesce(_text(raw, "path"), pl.col("_target").struct.field("field_0")).alias("_path")
     )
-    frame = _relative_paths(frame)
+    frame = decode_paths(_relative_paths(frame))
+    frame = pick_clients(frame, raw)
     path = pl.col("_path")
     query = pl.coalesce(
         _text(raw, "query").str.strip_prefix("?"), pl.col("_target").struct.field("field_1")
     )
+    # "-" means no response was sent (Apache, aborted requests): status 0, as Envoy logs it.
     status = (
-        pl.col("status").cast(pl.Int16, strict=False) if "status" in raw else pl.lit(None, pl.Int16)
+        pl.when(pl.col("status") == "-")
+        .then(pl.lit(0, pl.Int16))
+        .otherwise(pl.col("status").cast(pl.Int16, strict=False))
+        if "status" in raw
+        else pl.lit(None, pl.Int16)
     )
     size = (
         pl.when(pl.col("bytes") == "-")
@@ -258,7 +315,11 @@ def reject_reason(matched: pl.Expr, format_name: str) -> pl.Expr:
         .then(pl.lit(f"does not match the {format_name} format"))
         .when(pl.col("ts").is_null())
         .then(pl.lit("invalid timestamp"))
-        .when(pl.col("status").is_null() | (pl.col("status") < 100) | (pl.col("status") > 599))
+        .when(
+            pl.col("status").is_null()
+            | ((pl.col("status") < 100) & (pl.col("status") != 0))
+            | (pl.col("status") > 599)
+        )
         .then(pl.lit("invalid status"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
