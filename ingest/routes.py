@@ -33,6 +33,10 @@ SEGMENT_CLASSES: tuple[tuple[str, str, bool], ...] = (
 
 _HAS_DIGIT = r"[0-9]"
 _CANDIDATE = r"[0-9@]|%40"
+_NUMERIC = r"^[0-9]+$"
+# Every class but plain numbers needs at least this many characters (a@b.c, ord_1234), so
+# version segments such as "v1" or "2fa" never reach the class tests.
+_SHORTEST_NON_NUMERIC_ID = 5
 
 
 @dataclass(frozen=True)
@@ -65,19 +69,26 @@ MAX_TEMPLATED_SEGMENTS = 24
 
 
 def _classify(segments: pl.Series) -> pl.Series:
-    """The placeholder of each segment that is an identifier, else null (Series in, Series out:
-    every test runs once over the column, and a segment takes the first class it matches)."""
-    has_digit = segments.str.contains(_HAS_DIGIT).fill_null(False).to_numpy()
+    """The placeholder of each segment that is an identifier, else null.
+
+    A segment takes the first class it matches. Each class is tested only on the segments
+    no earlier class took, so a column of numeric ids costs one regex pass, not eight.
+    """
     code = np.zeros(len(segments), dtype=np.int8)
+    remaining = np.arange(len(segments))
     for number, (_, regex, needs_digit) in enumerate(SEGMENT_CLASSES, start=1):
-        matches = segments.str.contains(regex).fill_null(False).to_numpy()
+        if not len(remaining):
+            break
+        candidates = segments.gather(remaining)
+        matches = candidates.str.contains(regex).fill_null(False).to_numpy()
         if needs_digit:
-            matches &= has_digit
-        code[(code == 0) & matches] = number
-    table = pl.Series(
-        [None, *(placeholder for placeholder, _, _ in SEGMENT_CLASSES)], dtype=pl.String
-    )
-    return table.gather(pl.Series(code))
+            matches &= candidates.str.contains(_HAS_DIGIT).fill_null(False).to_numpy()
+        code[remaining[matches]] = number
+        remaining = remaining[~matches]
+    return _PLACEHOLDER_TABLE.gather(pl.Series(code))
+
+
+_PLACEHOLDER_TABLE = pl.Series([None, *(p for p, _, _ in SEGMENT_CLASSES)], dtype=pl.String)
 
 
 def _with_segments(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
@@ -96,9 +107,13 @@ def _with_segments(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
 
 
 def _placeholders(segment: pl.Series) -> pl.Series:
-    """Placeholders for one segment position. Only segments holding a digit or an @ can be
-    identifiers, so the other ones (api, v1, users ...) skip the class tests altogether."""
-    candidate = segment.str.contains(_CANDIDATE).fill_null(False)
+    """Placeholders for one segment position. Only numbers and segments of 5+ characters
+    holding a digit or an @ can be identifiers, so the others (api, v1, users ...) skip the
+    class tests altogether."""
+    candidate = (
+        segment.str.contains(_CANDIDATE)
+        & ((segment.str.len_bytes() >= _SHORTEST_NON_NUMERIC_ID) | segment.str.contains(_NUMERIC))
+    ).fill_null(False)
     result = pl.repeat(None, len(segment), dtype=pl.String, eager=True).alias(segment.name)
     if not candidate.any():
         return result
