@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest import CONFLICT_STATUSES, IngestOptions, RouteRule
+from ingest import CONFLICT_STATUSES, IngestOptions, KindRule, RouteRule
 from store import default_db_path
 
 DEFAULT_CONFIG = "conflictlens.toml"
@@ -56,7 +56,7 @@ def load_config(explicit: str | None = None) -> Config:
 
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     where = str(path) if path else "config"
-    known = {"db", "ingest", "routes", "sources", "alerts", "reports", "serve", "dashboard"}
+    known = {"db", "ingest", "routes", "kinds", "sources", "alerts", "reports", "serve", "dashboard"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -112,6 +112,7 @@ def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
         max_line_bytes=max_line,
         service=service,
         route_rules=_route_rules(data.get("routes", []), where),
+        kind_rules=_kind_rules(data.get("kinds", []), where),
         **flags,
     )
 
@@ -133,4 +134,20 @@ def _route_rules(rules: Any, where: str) -> tuple[RouteRule, ...]:
             parsed.append(RouteRule(rule["pattern"], rule["route"]))
         except ValueError as exc:
             raise ConfigError(f"{where}: routes[{number}].pattern: {exc}") from None
+    return tuple(parsed)
+
+
+def _kind_rules(rules: Any, where: str) -> tuple[KindRule, ...]:
+    if not isinstance(rules, list):
+        raise ConfigError(f"{where}: kinds: expected [[kinds]] entries")
+    parsed = []
+    for number, rule in enumerate(rules, start=1):
+        if not isinstance(rule, dict) or set(rule) != {"pattern", "kind"}:
+            raise ConfigError(f"{where}: kinds[{number}]: expected exactly the keys pattern and kind")
+        if not all(isinstance(rule[k], str) and rule[k] for k in ("pattern", "kind")):
+            raise ConfigError(f"{where}: kinds[{number}]: pattern and kind must be non-empty strings")
+        try:
+            parsed.append(KindRule(rule["pattern"], rule["kind"]))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: kinds[{number}]: {exc}") from None
     return tuple(parsed)

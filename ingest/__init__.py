@@ -4,6 +4,7 @@ Nothing here imports analysis/ or dashboard/: data flows one way.
 """
 
 from ingest.formats import FORMATS, FormatError, UnknownFormat, detect_format, get_format
+from ingest.kinds import KINDS, KindRule
 from ingest.options import CONFLICT_STATUSES, IngestOptions
 from ingest.pipeline import ImportSummary, IngestError, import_source
 from ingest.routes import RouteRule
@@ -15,6 +16,8 @@ __all__ = [
     "ImportSummary",
     "IngestError",
     "IngestOptions",
+    "KINDS",
+    "KindRule",
     "RouteRule",
     "UnknownFormat",
     "detect_format",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from ingest.formats import LogFormat
+from ingest.kinds import classify
 from ingest.lines import REJECT_SAMPLE_BYTES, Chunk, SplitLines, split_lines
 from ingest.options import IngestOptions
 from ingest.routes import apply_routes
@@ -67,7 +68,7 @@ def anonymize(client: pl.Expr) -> pl.Expr:
 
 
 def build_events(captured: pl.DataFrame, options: IngestOptions, source_id: int) -> pl.DataFrame:
-    captured = apply_routes(captured, options.route_rules, with_ids=True)
+    captured = classify(apply_routes(captured, options.route_rules, with_ids=True), options.kind_rules)
     return captured.select(
         "ts",
         "method",
@@ -77,8 +78,8 @@ def build_events(captured: pl.DataFrame, options: IngestOptions, source_id: int)
         "resource_ids",
         "status",
         "error_code",
-        pl.lit(None, pl.String).alias("kind"),
-        pl.lit(None, pl.String).alias("kind_rule"),
+        "kind",
+        "kind_rule",
         "client",
         "user_agent",
         "bytes",

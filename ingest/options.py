@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ingest.kinds import KindRule
 from ingest.lines import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES
 from ingest.routes import RouteRule
 
@@ -18,6 +19,7 @@ class IngestOptions:
     anonymize_clients: bool = False  # IPv4 /24, IPv6 /48
     service: str | None = None  # overrides what the format logs (host, router ...)
     route_rules: tuple[RouteRule, ...] = field(default_factory=tuple)
+    kind_rules: tuple[KindRule, ...] = field(default_factory=tuple)
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     workers: int = 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -149,9 +149,3 @@ def _commit(
     summary.add(parsed)
     if progress is not None:
         progress(parsed.end - parsed.start)
-
-
-def import_sources(
-    names: Iterable[str], writer: Writer, options: IngestOptions, **kwargs: object
-) -> list[ImportSummary]:
-    return [import_source(name, writer, options, **kwargs) for name in names]  # type: ignore[arg-type]

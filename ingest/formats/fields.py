@@ -18,10 +18,13 @@ import polars as pl
 RAW_FIELDS = frozenset(
     {
         "client",
+        "client_hostport",  # "ip:port" or "[v6]:port" (Envoy, HAProxy, ELB)
         "forwarded_for",
-        "time_clf",
-        "time_iso",
-        "time_epoch",
+        "time_clf",  # 10/Oct/2000:13:55:36 -0700
+        "time_nozone",  # 10/Oct/2000:13:55:36.123, taken as UTC (HAProxy accept date)
+        "time_iso",  # ISO-8601 / RFC 3339 with offset or Z
+        "time_epoch",  # seconds since the epoch, maybe fractional
+        "time_epoch_ms",  # milliseconds since the epoch (Kong)
         "request",
         "method",
         "target",
@@ -33,6 +36,7 @@ RAW_FIELDS = frozenset(
         "latency_s",
         "latency_ms",
         "latency_us",
+        "latency_ns",
         "upstream",
         "service",
         "host",
@@ -171,9 +175,15 @@ def _timestamp(raw: set[str]) -> pl.Expr:
             .str.strptime(pl.Datetime("us", "UTC"), "%+", strict=False)
             .dt.replace_time_zone(None)
         )
-    if "time_epoch" in raw:
-        seconds = pl.col("time_epoch").cast(pl.Float64, strict=False)
-        candidates.append((seconds * 1_000_000).round().cast(pl.Int64).cast(pl.Datetime("us")))
+    if "time_nozone" in raw:
+        candidates.append(
+            pl.col("time_nozone").str.strptime(pl.Datetime("us"), "%d/%b/%Y:%H:%M:%S%.f", strict=False)
+        )
+    for name, per_second in (("time_epoch", 1), ("time_epoch_ms", 1000)):
+        if name in raw:
+            number = pl.col(name).cast(pl.Float64, strict=False)
+            micros = (number * (1_000_000 / per_second)).round().cast(pl.Int64, strict=False)
+            candidates.append(micros.cast(pl.Datetime("us")))
     if not candidates:
         return pl.lit(None, dtype=pl.Datetime("us"))
     return pl.coalesce(candidates)
@@ -181,7 +191,7 @@ def _timestamp(raw: set[str]) -> pl.Expr:
 
 def _latency_ms(raw: set[str]) -> pl.Expr:
     parts: list[pl.Expr] = []
-    scale = {"latency_ms": 1.0, "latency_s": 1000.0, "latency_us": 0.001}
+    scale = {"latency_ms": 1.0, "latency_s": 1000.0, "latency_us": 0.001, "latency_ns": 1e-6}
     for name, factor in scale.items():
         if name in raw:
             # nginx lists one time per upstream try ("0.001, 0.002"); the first is the client's.
@@ -192,10 +202,18 @@ def _latency_ms(raw: set[str]) -> pl.Expr:
 
 def _client(raw: set[str]) -> pl.Expr:
     # X-Forwarded-For names the client behind the proxies; remote_addr is the last hop.
-    sources = [c for c in ("forwarded_for", "client") if c in raw]
+    sources = [_absent(pl.col(c)) for c in ("forwarded_for", "client") if c in raw]
+    if "client_hostport" in raw:
+        sources.append(_absent(strip_port(pl.col("client_hostport"))))
     if not sources:
         return pl.lit(None, dtype=pl.String)
-    return pl.coalesce([_absent(pl.col(c)) for c in sources])
+    return pl.coalesce(sources)
+
+
+def strip_port(address: pl.Expr) -> pl.Expr:
+    """``1.2.3.4:5678`` → ``1.2.3.4``, ``[::1]:80`` → ``::1``; a bare IPv6 address is kept."""
+    bracketed = address.str.replace(r"^\[([^\]]*)\](?::\d+)?$", "$1")
+    return bracketed.str.replace(r"^([^:\[\]]+):\d+$", "$1")
 
 
 _ADDRESS_SEPARATORS = re.compile(r'[\s,"]+')
