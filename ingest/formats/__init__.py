@@ -7,6 +7,8 @@ from typing import Protocol
 import polars as pl
 
 from ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
+from ingest.formats.gateways import GATEWAY_FORMATS
+from ingest.formats.jsonl import JSON_FORMATS
 
 
 class LogFormat(Protocol):
@@ -19,8 +21,9 @@ class LogFormat(Protocol):
 
 
 # Order matters for detection: when two formats match the same share of lines, the
-# earlier (more specific) one wins.
-FORMATS: dict[str, LogFormat] = dict(PRESETS)
+# earlier (more specific) one wins. Gateway text formats come before the CLF presets, whose
+# lenient tails would also accept e.g. Traefik's CLF lines.
+FORMATS: dict[str, LogFormat] = {**JSON_FORMATS, **GATEWAY_FORMATS, **PRESETS}
 
 DETECT_LINES = 200
 DETECT_MIN_SHARE = 0.5
