@@ -12,11 +12,11 @@ from ingest.routes import RouteRule
 __all__ = [
     "CONFLICT_STATUSES",
     "FORMATS",
+    "KINDS",
     "FormatError",
     "ImportSummary",
     "IngestError",
     "IngestOptions",
-    "KINDS",
     "KindRule",
     "RouteRule",
     "UnknownFormat",

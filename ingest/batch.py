@@ -68,7 +68,9 @@ def anonymize(client: pl.Expr) -> pl.Expr:
 
 
 def build_events(captured: pl.DataFrame, options: IngestOptions, source_id: int) -> pl.DataFrame:
-    captured = classify(apply_routes(captured, options.route_rules, with_ids=True), options.kind_rules)
+    captured = classify(
+        apply_routes(captured, options.route_rules, with_ids=True), options.kind_rules
+    )
     return captured.select(
         "ts",
         "method",

@@ -78,7 +78,9 @@ def classify(frame: pl.DataFrame, rules: tuple[KindRule, ...] = ()) -> pl.DataFr
     code, raw = pl.col("_code"), pl.col("error_code")
     decisions: list[tuple[pl.Expr, str, str]] = []
     decisions += [(raw.str.contains(r.pattern), r.kind, f"rule:{r.pattern}") for r in rules]
-    decisions += [(code.str.contains(word, literal=True), kind, f"word:{word}") for word, kind in CODE_WORDS]
+    decisions += [
+        (code.str.contains(word, literal=True), kind, f"word:{word}") for word, kind in CODE_WORDS
+    ]
     decisions.append((pl.col("if_match").is_not_null(), "version", "evidence:if-match"))
     decisions += [(pl.col("status") == s, kind, f"status:{s}") for s, kind in STATUS_KINDS.items()]
     kind: pl.Expr = pl.lit("unknown")

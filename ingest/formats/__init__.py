@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 import polars as pl
 
 from ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
 from ingest.formats.gateways import GATEWAY_FORMATS
-from ingest.formats.jsonl import JSON_FORMATS
+from ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
 
 
 class LogFormat(Protocol):
@@ -38,12 +39,32 @@ def format_names() -> list[str]:
 
 
 def get_format(name: str, log_format: str | None = None) -> LogFormat:
+    """A registered format by name; with ``log_format``, the user's own: an nginx/Apache
+    format string, or for ``json`` a JSON object mapping raw fields to JSON paths."""
+    if name == "json" or (log_format and log_format.lstrip().startswith("{")):
+        return json_mapping_format(log_format)
     if log_format:
         return compile_log_format(log_format, name=name if name not in ("auto", "") else "custom")
     try:
         return FORMATS[name]
     except KeyError:
         raise FormatError(f"unknown format {name!r}; known: auto, {', '.join(FORMATS)}") from None
+
+
+def json_mapping_format(mapping_text: str | None) -> LogFormat:
+    """``--format json``: fields from a mapping such as {"status": "$.http.code", ...}."""
+    if not mapping_text:
+        raise FormatError(
+            "format json needs a field mapping: --log-format '{\"status\": \"$.code\", ...}' "
+            "or [ingest.json_fields] in the config"
+        )
+    try:
+        mapping = json.loads(mapping_text)
+        if not isinstance(mapping, dict) or not mapping:
+            raise ValueError("expected a JSON object of field: path")
+        return mapped_json_format(mapping)
+    except ValueError as exc:
+        raise FormatError(f"invalid JSON field mapping: {exc}") from None
 
 
 def detect_format(sample: pl.DataFrame) -> LogFormat:

@@ -177,7 +177,9 @@ def _timestamp(raw: set[str]) -> pl.Expr:
         )
     if "time_nozone" in raw:
         candidates.append(
-            pl.col("time_nozone").str.strptime(pl.Datetime("us"), "%d/%b/%Y:%H:%M:%S%.f", strict=False)
+            pl.col("time_nozone").str.strptime(
+                pl.Datetime("us"), "%d/%b/%Y:%H:%M:%S%.f", strict=False
+            )
         )
     for name, per_second in (("time_epoch", 1), ("time_epoch_ms", 1000)):
         if name in raw:

@@ -1,10 +1,319 @@
-"""JSON-lines formats (nginx JSON, Traefik, Envoy, Kong, Caddy, APIPark, generic mapping)."""
+"""JSON-lines formats: nginx JSON, Traefik, Envoy, Kong, Caddy, APIPark and a generic mapping.
+
+Each format names, for every canonical raw field (see fields.RAW_FIELDS), the JSON paths it
+may be found at; the first path present wins. The lines of a chunk are decoded in one
+vectorized pass by DuckDB's JSON reader (yyjson, all paths extracted in a single parse), on
+an in-memory connection of the worker thread's own, never the store's. An invalid JSON line
+is a reject, never a failed batch.
+
+Error codes come from a logged response header, a JSON field, or, where the format logs the
+response body (Kong, APIPark), from the body itself: ``error.code``, ``code``, ``errorCode``,
+``error_code``, or an RFC 9457 problem ``type``/``title``, read from at most the first
+BODY_LIMIT bytes and never stored.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    from ingest.formats import LogFormat
+import duckdb
+import polars as pl
 
-JSON_FORMATS: dict[str, LogFormat] = {}
+from ingest.formats.fields import RAW_FIELDS, convert, reject_reason
+
+BODY_LIMIT = 16 * 1024
+BODY_CODE_PATHS = (
+    "$.error.code",
+    "$.code",
+    "$.errorCode",
+    "$.error_code",
+    "$.type",
+    "$.title",
+    "$.error",
+)
+
+# One parse per line; try() turns invalid JSON into NULL instead of failing the batch.
+_local = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory DuckDB connection, used only to decode JSON."""
+    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:")
+        _local.con = con
+    return con
+
+
+def extraction_sql(columns: Mapping[str, tuple[int, ...]]) -> str:
+    """SQL that parses each line once (try(): invalid JSON gives NULL, not a failed batch)
+    and returns ``_valid`` plus one column per name: the first non-null of its paths.
+
+    Only identifiers checked here and integer positions are written into the text; the
+    JSON paths themselves are a bound parameter.
+    """
+    parts = ["v IS NOT NULL AS _valid"]
+    for name, positions in columns.items():
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"bad column name {name!r}")
+        items = ", ".join(f"v[{int(i) + 1}]" for i in positions)
+        parts.append(f'coalesce({items}) AS "{name}"')
+    select = ", ".join(parts)
+    return f"SELECT {select} FROM (SELECT try(json_extract_string(line, $paths)) AS v FROM _json_lines)"  # noqa: S608
+
+
+def extract(texts: pl.Series, sql: str, paths: list[str]) -> pl.DataFrame:
+    """Run an extraction_sql over ``texts``; one row per text."""
+    con = _connection()
+    # Arrow string views: handed to DuckDB without copying the text.
+    con.register(
+        "_json_lines", texts.to_frame("line").to_arrow(compat_level=pl.CompatLevel.newest())
+    )
+    try:
+        result = con.sql(sql, params={"paths": paths}).to_arrow_table()
+    finally:
+        con.unregister("_json_lines")
+    frame = pl.from_arrow(result)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+@dataclass(frozen=True)
+class JsonFormat:
+    """A JSON-lines format: raw field → JSON paths, tried in order."""
+
+    name: str
+    paths: Mapping[str, tuple[str, ...]]
+    # Raw fields that must all be present for a line to be of this format (detection).
+    required: tuple[str, ...] = ("status",)
+    body_paths: tuple[str, ...] = ()  # response bodies, for error codes
+    _all_paths: list[str] = field(init=False, repr=False, compare=False)
+    _sql: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.paths) - RAW_FIELDS
+        if unknown:
+            raise ValueError(f"{self.name}: unknown raw fields {sorted(unknown)}")
+        all_paths: list[str] = []
+        columns: dict[str, tuple[int, ...]] = {}
+        for name, paths in (*self.paths.items(), ("_body", self.body_paths)):
+            if paths:
+                columns[name] = tuple(range(len(all_paths), len(all_paths) + len(paths)))
+                all_paths += paths
+        object.__setattr__(self, "_all_paths", all_paths)
+        object.__setattr__(self, "_sql", extraction_sql(columns))
+
+    def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
+        values = extract(lines["line"], self._sql, self._all_paths)
+        frame = pl.concat([lines, values], how="horizontal")
+        if self.body_paths:
+            frame = with_body_codes(frame)
+        missing = pl.concat_str(
+            [pl.when(pl.col(name).is_null()).then(pl.lit(name)) for name in self.required],
+            separator=", ",
+            ignore_nulls=True,
+        )
+        frame = frame.with_columns(missing.alias("_missing"))
+        frame = convert(frame, set(self.paths), unescape=[])
+        frame = frame.with_columns(reject=reject_reason(pl.lit(True), self.name))
+        reason = (
+            pl.when(~pl.col("_valid"))
+            .then(pl.lit("not valid JSON"))
+            .when(pl.col("_missing") != "")
+            .then(pl.lit(f"{self.name}: missing ") + pl.col("_missing"))
+            .otherwise(pl.col("reject"))
+        )
+        return frame.with_columns(reject=reason)
+
+
+_BODY_SQL = extraction_sql({f"_c{i}": (i,) for i in range(len(BODY_CODE_PATHS))})
+
+
+def with_body_codes(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fill a missing error code from the logged response body (first BODY_LIMIT bytes only)."""
+    if "error_code" not in frame.columns:
+        frame = frame.with_columns(error_code=pl.lit(None, pl.String))
+    wanted = frame["error_code"].is_null() & frame["_body"].is_not_null()
+    wanted = (wanted & (frame["_body"].str.len_bytes() <= BODY_LIMIT)).fill_null(False)
+    if not wanted.any():
+        return frame
+    rows = wanted.arg_true()
+    values = extract(frame["_body"].gather(rows), _BODY_SQL, list(BODY_CODE_PATHS))
+    # A value that is itself an object ({"error": {...}} without a code) is not a code; a
+    # problem type URI names its code in its last segment (.../email-taken → EMAIL_TAKEN).
+    found = [f"_c{i}" for i in range(len(BODY_CODE_PATHS))]
+    code = pl.coalesce([pl.when(~pl.col(c).str.starts_with("{")).then(pl.col(c)) for c in found])
+    codes = values.select(
+        pl.when(code.str.contains("^[A-Za-z][A-Za-z0-9+.-]*:"))
+        .then(
+            code.str.replace(r"^.*/([^/]+)/?$", "$1").str.replace_all("-", "_").str.to_uppercase()
+        )
+        .otherwise(code)
+    ).to_series()
+    return frame.with_columns(frame["error_code"].scatter(rows, codes))
+
+
+def _p(*paths: str) -> tuple[str, ...]:
+    return paths
+
+
+NGINX_JSON = JsonFormat(
+    "nginx-json",
+    {
+        "time_iso": _p("$.time_iso8601", "$.time", "$.timestamp", '$."@timestamp"'),
+        "time_clf": _p("$.time_local"),
+        "time_epoch": _p("$.msec"),
+        "client": _p("$.remote_addr", "$.client_ip", "$.client"),
+        "forwarded_for": _p("$.http_x_forwarded_for"),
+        "request": _p("$.request"),
+        "method": _p("$.request_method", "$.method"),
+        "target": _p("$.request_uri"),
+        "path": _p("$.uri"),
+        "query": _p("$.args", "$.query_string"),
+        "status": _p("$.status"),
+        "bytes": _p("$.body_bytes_sent", "$.bytes_sent"),
+        "latency_s": _p("$.request_time"),
+        "user_agent": _p("$.http_user_agent", "$.user_agent"),
+        "request_id": _p("$.request_id", "$.http_x_request_id"),
+        "upstream": _p("$.upstream_addr"),
+        "host": _p("$.host", "$.server_name"),
+        "error_code": _p(
+            "$.sent_http_x_error_code",
+            "$.upstream_http_x_error_code",
+            "$.x_error_code",
+            "$.error_code",
+        ),
+        "if_match": _p("$.http_if_match"),
+    },
+    required=("status",),
+)
+
+TRAEFIK_JSON = JsonFormat(
+    "traefik-json",
+    {
+        "time_iso": _p("$.StartUTC", "$.StartLocal", "$.time"),
+        "client": _p("$.ClientHost"),
+        "client_hostport": _p("$.ClientAddr"),
+        "method": _p("$.RequestMethod"),
+        "target": _p("$.RequestPath"),
+        "status": _p("$.DownstreamStatus", "$.OriginStatus"),
+        "bytes": _p("$.DownstreamContentSize", "$.OriginContentSize"),
+        "latency_ns": _p("$.Duration"),
+        "user_agent": _p('$."request_User-Agent"'),
+        "service": _p("$.ServiceName", "$.RouterName"),
+        "upstream": _p("$.ServiceURL.Host", "$.ServiceAddr"),
+        "host": _p("$.RequestHost"),
+        "request_id": _p('$."request_X-Request-Id"'),
+        "error_code": _p('$."downstream_X-Error-Code"', '$."origin_X-Error-Code"'),
+        "if_match": _p('$."request_If-Match"'),
+    },
+    required=("status", "method"),
+)
+
+ENVOY_JSON = JsonFormat(
+    "envoy-json",
+    {
+        "time_iso": _p("$.start_time"),
+        "method": _p("$.method"),
+        "target": _p("$.path"),
+        "status": _p("$.response_code"),
+        "bytes": _p("$.bytes_sent"),
+        "latency_ms": _p("$.duration"),
+        "forwarded_for": _p("$.x_forwarded_for"),
+        "client_hostport": _p("$.downstream_remote_address"),
+        "user_agent": _p("$.user_agent"),
+        "request_id": _p("$.request_id"),
+        "host": _p("$.authority"),
+        "upstream": _p("$.upstream_host"),
+        "service": _p("$.upstream_cluster"),
+        "error_code": _p("$.x_error_code", "$.error_code", '$."x-error-code"'),
+        "if_match": _p("$.if_match"),
+    },
+    required=("status", "time_iso"),
+)
+
+KONG_JSON = JsonFormat(
+    "kong-json",
+    {
+        "time_epoch_ms": _p("$.started_at"),
+        "method": _p("$.request.method"),
+        "target": _p("$.request.uri"),
+        "status": _p("$.response.status"),
+        "bytes": _p("$.response.size"),
+        "latency_ms": _p("$.latencies.request"),
+        "client": _p("$.client_ip"),
+        "user_agent": _p('$.request.headers."user-agent"'),
+        "service": _p("$.service.name", "$.service.host"),
+        "upstream": _p("$.service.host"),
+        "host": _p("$.request.headers.host"),
+        "request_id": _p("$.request.id", '$.request.headers."x-request-id"'),
+        "error_code": _p('$.response.headers."x-error-code"'),
+        "if_match": _p('$.request.headers."if-match"'),
+    },
+    required=("status", "method"),
+    body_paths=("$.response.body",),
+)
+
+CADDY_JSON = JsonFormat(
+    "caddy-json",
+    {
+        "time_epoch": _p("$.ts"),
+        "time_iso": _p("$.ts"),  # ts may be configured as an ISO string
+        "method": _p("$.request.method"),
+        "target": _p("$.request.uri"),
+        "status": _p("$.status"),
+        "bytes": _p("$.size"),
+        "latency_s": _p("$.duration"),
+        "client": _p("$.request.client_ip", "$.request.remote_ip"),
+        "client_hostport": _p("$.request.remote_addr"),
+        "user_agent": _p('$.request.headers."User-Agent"[0]'),
+        "host": _p("$.request.host"),
+        "request_id": _p('$.request.headers."X-Request-Id"[0]'),
+        "error_code": _p('$.resp_headers."X-Error-Code"[0]'),
+        "if_match": _p('$.request.headers."If-Match"[0]'),
+    },
+    required=("status", "method"),
+)
+
+APIPARK_JSON = JsonFormat(
+    "apipark-json",
+    {
+        "time_iso": _p("$.time_iso8601"),
+        "request_id": _p("$.request_id"),
+        "method": _p("$.request.request_method"),
+        "target": _p("$.request.request_uri"),
+        "host": _p("$.request.host"),
+        "client": _p("$.request.remote_addr"),
+        "status": _p("$.status_code.status"),
+        "service": _p("$.proxy.proxy_host"),
+        "upstream": _p("$.proxy.proxy_addr"),
+        "latency_ms": _p("$.time.request_time"),
+        "user_agent": _p('$.request.header."user-agent"', '$.request.header."User-Agent"'),
+        "error_code": _p(
+            '$.response.response_headers."x-error-code"',
+            '$.response.response_headers."X-Error-Code"',
+        ),
+        "if_match": _p('$.request.header."if-match"'),
+    },
+    required=("status", "method"),
+    body_paths=("$.response_body", "$.response.body"),
+)
+
+JSON_FORMATS: dict[str, JsonFormat] = {
+    f.name: f for f in (TRAEFIK_JSON, ENVOY_JSON, KONG_JSON, CADDY_JSON, APIPARK_JSON, NGINX_JSON)
+}
+
+
+def mapped_json_format(mapping: Mapping[str, object], name: str = "json") -> JsonFormat:
+    """A JSON format from a field mapping: raw field → a JSON path or a list of paths."""
+    paths: dict[str, tuple[str, ...]] = {}
+    for raw, value in mapping.items():
+        candidates = [value] if isinstance(value, str) else value
+        if not isinstance(candidates, list) or not all(isinstance(p, str) and p.startswith("$") for p in candidates):
+            raise ValueError(f"{raw}: expected a JSON path such as \"$.status\" or a list of them")
+        paths[raw] = tuple(candidates)
+    if "status" not in paths:
+        raise ValueError("the mapping needs at least status (and a time field)")
+    return JsonFormat(name, paths, required=("status",))
