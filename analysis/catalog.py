@@ -123,7 +123,50 @@ REJECTS = Query(
     params=("limit",),
 )
 
-QUERIES: dict[str, Query] = {q.name: q for q in (CLUSTERS, TOTALS, REJECTS)}
+SOURCES = Query(
+    name="sources",
+    description="Every source the store knows: path, format, byte offset reached, lines, rejects, conflicts.",
+    sql="""
+    SELECT source_id, path, format, "offset", lines, rejects, conflicts, first_seen, updated_at
+    FROM sources ORDER BY updated_at DESC
+    """,
+)
+
+STORE_STATUS = Query(
+    name="store_status",
+    description="Row counts of the store's tables and its time span.",
+    sql="""
+    SELECT
+        (SELECT count(*) FROM conflict_events) AS events,
+        (SELECT count(*) FROM request_rollups) AS rollup_rows,
+        (SELECT coalesce(sum(requests), 0)::BIGINT FROM request_rollups) AS requests,
+        (SELECT count(*) FROM rejects) AS rejects,
+        (SELECT count(*) FROM sources) AS sources,
+        (SELECT min(ts) FROM conflict_events) AS first_event,
+        (SELECT max(ts) FROM conflict_events) AS last_event
+    """,
+)
+
+METRICS = Query(
+    name="metrics",
+    description="Counters for /metrics: lines and rejects per source, conflicts by route and status "
+    "(the 50 busiest routes, the rest as 'other').",
+    sql="""
+    WITH by_route AS (
+        SELECT route, status, count(*) AS n FROM conflict_events GROUP BY ALL
+    ), ranked AS (
+        SELECT route, status, n, dense_rank() OVER (ORDER BY n DESC, route) AS r FROM by_route
+    )
+    SELECT 'source' AS metric, path AS label, NULL::SMALLINT AS status, lines, rejects FROM sources
+    UNION ALL
+    SELECT 'conflicts', CASE WHEN r <= 50 THEN route ELSE 'other' END, status, sum(n)::BIGINT, 0
+    FROM ranked GROUP BY ALL
+    """,
+)
+
+QUERIES: dict[str, Query] = {
+    q.name: q for q in (CLUSTERS, TOTALS, REJECTS, SOURCES, STORE_STATUS, METRICS)
+}
 
 
 def run_query(

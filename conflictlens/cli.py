@@ -141,6 +141,8 @@ def ingest(
     from store import Writer, connect
 
     config, db = resolve_config(config_file, db_path)
+    if format_name == "json" and not log_format and config.json_fields:
+        log_format = json.dumps(config.json_fields)
     if log_format or format_name != "auto":
         get_format(format_name, log_format)  # fail before touching the store
     options = config.ingest
@@ -206,30 +208,72 @@ def clusters(
 
         conflictlens clusters --since 24h --method PUT --json
     """
-    from analysis import run_query
-    from store import connect
-
-    _, db = resolve_config(config_file, db_path)
-    time_range = _time_range(since, until)
-    con = connect(db, read_only=True)
-    try:
-        frame = run_query(
-            con,
-            "clusters",
-            time_range,
-            service=service,
-            method=method,
-            route=route,
-            code=code,
-            kind=kind,
-            limit=limit,
-        )
-    finally:
-        con.close()
+    config, db = resolve_config(config_file, db_path)
+    filters = {"service": service, "method": method, "route": route, "code": code, "kind": kind}
+    frame = read_query(config, db, "clusters", since, until, {**filters, "limit": limit})
     if as_json:
         click.echo(json.dumps(output.records(frame), indent=None))
     else:
         output.print_clusters(frame)
+
+
+@cli.command(name="serve")
+@common_options
+@click.option("--host", help="Address to bind (default: the config's, else 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: the config's, else 8409).")
+@click.option(
+    "--no-dashboard",
+    is_flag=True,
+    help="Do not start the dashboard (accepted now; the dashboard itself is not built yet).",
+)
+@friendly_errors
+def serve_command(
+    config_file: str | None,
+    db_path: str | None,
+    host: str | None,
+    port: int | None,
+    no_dashboard: bool,
+) -> None:
+    """Own the database: follow the configured sources and answer other processes over HTTP.
+
+    While serve runs, every other conflictlens command reads through it. Binding beyond
+    loopback needs a token (serve.token in the config, or CONFLICTLENS_TOKEN).
+
+    Example:
+
+        conflictlens serve --config conflictlens.toml --port 8409
+    """
+    from conflictlens.client import find_server
+    from conflictlens.serve import ServeError, serve
+    from store import connect
+
+    config, db = resolve_config(config_file, db_path)
+    if find_server(db):
+        raise UserError(f"serve is already running for {db}")
+    con = connect(db)
+    try:
+        serve(
+            con,
+            db,
+            host=host or config.serve.host,
+            port=port or config.serve.port,
+            token=config.serve.token,
+            followers=_followers(config, db),
+            on_ready=lambda url: click.echo(f"conflictlens serve: {db} at {url}", err=True),
+        )
+    except ServeError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        con.close()
+
+
+def _followers(config: Config, db: Path) -> list[Any]:
+    """The followers of the config's [[sources]] (none configured: serve only answers)."""
+    if not config.sources:
+        return []
+    from conflictlens.following import followers_for
+
+    return followers_for(config, db)
 
 
 @cli.command()
@@ -282,6 +326,38 @@ def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) 
         f"wrote {lines} lines to {out} ({truth['conflicts']} conflicts); ground truth in {out}.truth.json"
     )
     click.echo(f"import it with: conflictlens ingest {out}")
+
+
+def read_query(
+    config: Config,
+    db: Path,
+    name: str,
+    since: str | None,
+    until: str | None,
+    values: dict[str, Any],
+) -> Any:
+    """Run a catalog query: through a running serve when there is one (it owns the file),
+    else on the database opened read-only."""
+    import polars as pl
+
+    from analysis import run_query
+    from conflictlens.client import ServerError, find_server, get_json
+    from store import connect
+
+    time_range = _time_range(since, until)  # validate before asking anyone
+    url = find_server(db)
+    if url is not None:
+        params = {**values, "since": since, "until": until}
+        try:
+            rows = get_json(url, f"/api/queries/{name}", token=config.serve.token, params=params)
+        except (ServerError, OSError) as exc:
+            raise UserError(str(exc)) from None
+        return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    con = connect(db, read_only=True)
+    try:
+        return run_query(con, name, time_range, **values)
+    finally:
+        con.close()
 
 
 def _time_range(since: str | None, until: str | None) -> Any:

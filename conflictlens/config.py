@@ -23,10 +23,32 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """One [[sources]] entry: files to follow."""
+
+    path: str  # a glob
+    format: str = "auto"
+    log_format: str | None = None
+    start: str = "beginning"  # or "end", for files present at first start
+    service: str | None = None
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8409
+    token: str | None = None  # required to bind beyond loopback; or $CONFLICTLENS_TOKEN
+    flush_ms: int = 500
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None = None
     db: Path = field(default_factory=default_db_path)
     ingest: IngestOptions = field(default_factory=IngestOptions)
+    json_fields: dict[str, Any] | None = None  # the mapping for --format json
+    sources: tuple[SourceConfig, ...] = ()
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -56,7 +78,17 @@ def load_config(explicit: str | None = None) -> Config:
 
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     where = str(path) if path else "config"
-    known = {"db", "ingest", "routes", "kinds", "sources", "alerts", "reports", "serve", "dashboard"}
+    known = {
+        "db",
+        "ingest",
+        "routes",
+        "kinds",
+        "sources",
+        "alerts",
+        "reports",
+        "serve",
+        "dashboard",
+    }
     for key in data:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -66,7 +98,82 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     db_path = Path(os.environ.get("CONFLICTLENS_DB") or db or default_db_path())
     if db and path and not Path(db).is_absolute() and not os.environ.get("CONFLICTLENS_DB"):
         db_path = path.parent / db  # relative to the config file, like most tools
-    return Config(path=path, db=db_path, ingest=_ingest_options(data, where))
+    return Config(
+        path=path,
+        db=db_path,
+        ingest=_ingest_options(data, where),
+        json_fields=_json_fields(data, where),
+        sources=_sources(data.get("sources", []), where),
+        serve=_serve(data.get("serve", {}), where),
+    )
+
+
+def _json_fields(data: dict[str, Any], where: str) -> dict[str, Any] | None:
+    fields = (
+        data.get("ingest", {}).get("json_fields") if isinstance(data.get("ingest"), dict) else None
+    )
+    if fields is not None and not isinstance(fields, dict):
+        raise ConfigError(f'{where}: ingest.json_fields: expected a table of field = "$.json.path"')
+    return fields
+
+
+def _sources(entries: Any, where: str) -> tuple[SourceConfig, ...]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where}: sources: expected [[sources]] entries")
+    known = {"path", "format", "log_format", "start", "service"}
+    parsed = []
+    for number, entry in enumerate(entries, start=1):
+        at = f"{where}: sources[{number}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{at}: expected a table")
+        for key in entry:
+            if key not in known:
+                raise ConfigError(f"{at}.{key}: unknown key (known: {', '.join(sorted(known))})")
+        if not isinstance(entry.get("path"), str) or not entry["path"]:
+            raise ConfigError(f"{at}.path: expected a file path or glob")
+        for key in ("format", "log_format", "service"):
+            if key in entry and not isinstance(entry[key], str):
+                raise ConfigError(f"{at}.{key}: expected a string")
+        start = entry.get("start", "beginning")
+        if start not in ("beginning", "end"):
+            raise ConfigError(f'{at}.start: expected "beginning" or "end"')
+        path = entry["path"]
+        if where != "config" and not Path(path).is_absolute():
+            path = str(Path(where).parent / path)
+        parsed.append(
+            SourceConfig(
+                path,
+                entry.get("format", "auto"),
+                entry.get("log_format"),
+                start,
+                entry.get("service"),
+            )
+        )
+    return tuple(parsed)
+
+
+def _serve(section: Any, where: str) -> ServeConfig:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: [serve] must be a table")
+    known = {"host", "port", "token", "flush_ms"}
+    for key in section:
+        if key not in known:
+            raise ConfigError(
+                f"{where}: serve.{key}: unknown key (known: {', '.join(sorted(known))})"
+            )
+    host = section.get("host", "127.0.0.1")
+    port = section.get("port", 8409)
+    token = section.get("token") or os.environ.get("CONFLICTLENS_TOKEN") or None
+    flush_ms = section.get("flush_ms", 500)
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"{where}: serve.host: expected an address")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{where}: serve.port: expected a port number")
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        raise ConfigError(f"{where}: serve.token: expected a string of at least 16 characters")
+    if not isinstance(flush_ms, int) or flush_ms < 10:
+        raise ConfigError(f"{where}: serve.flush_ms: expected milliseconds (at least 10)")
+    return ServeConfig(host, port, token, flush_ms)
 
 
 def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
@@ -80,6 +187,7 @@ def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
         "anonymize_clients",
         "max_line_bytes",
         "service",
+        "json_fields",
     }
     for key in section:
         if key not in known:
@@ -143,9 +251,13 @@ def _kind_rules(rules: Any, where: str) -> tuple[KindRule, ...]:
     parsed = []
     for number, rule in enumerate(rules, start=1):
         if not isinstance(rule, dict) or set(rule) != {"pattern", "kind"}:
-            raise ConfigError(f"{where}: kinds[{number}]: expected exactly the keys pattern and kind")
+            raise ConfigError(
+                f"{where}: kinds[{number}]: expected exactly the keys pattern and kind"
+            )
         if not all(isinstance(rule[k], str) and rule[k] for k in ("pattern", "kind")):
-            raise ConfigError(f"{where}: kinds[{number}]: pattern and kind must be non-empty strings")
+            raise ConfigError(
+                f"{where}: kinds[{number}]: pattern and kind must be non-empty strings"
+            )
         try:
             parsed.append(KindRule(rule["pattern"], rule["kind"]))
         except ValueError as exc:

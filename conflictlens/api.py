@@ -1,0 +1,158 @@
+"""serve's local HTTP API: health, status, the named queries of the catalog, Prometheus metrics.
+
+Every other process reads the store through here while serve owns the database file. No
+endpoint runs SQL sent by a client: a query is named, and its parameters are typed and bound.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import polars as pl
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from analysis import QUERIES, TimeRange, run_query
+from conflictlens import __version__
+from conflictlens.output import records
+from conflictlens.timeparse import parse_time
+from store import SCHEMA_VERSION
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+StatusProvider = Callable[[], list[dict[str, Any]]]
+INT_PARAMS = {"limit"}
+TIME_PARAMS = {"since", "until"}
+
+
+def create_app(
+    cursor: Callable[[], duckdb.DuckDBPyConnection],
+    *,
+    db_path: str,
+    token: str | None = None,
+    source_status: StatusProvider = list,
+) -> FastAPI:
+    """The API over a store. ``cursor()`` gives a fresh cursor of serve's own connection."""
+    app = FastAPI(title="conflictlens", version=__version__)
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next: Any) -> Any:
+        if token is not None and request.url.path not in ("/api/health",):
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return JSONResponse({"detail": "missing or wrong token"}, status_code=401)
+        return await call_next(request)
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "schema": SCHEMA_VERSION}
+
+    @app.get("/api/status")
+    def status() -> dict[str, Any]:
+        with cursor() as con:
+            store = records(run_query(con, "store_status"))[0]
+            sources = records(run_query(con, "sources"))
+        live = {s["source_id"]: s for s in source_status() if "source_id" in s}
+        for row in sources:
+            row.update(live.get(row["source_id"], {}))
+        store["path"] = db_path
+        return {"store": store, "sources": sources, "following": source_status()}
+
+    @app.get("/api/queries")
+    def catalog() -> list[dict[str, Any]]:
+        return [
+            {"name": q.name, "description": q.description, "params": list(q.params)}
+            for q in QUERIES.values()
+        ]
+
+    @app.get("/api/queries/{name}")
+    def query(name: str, request: Request) -> Response:
+        if name not in QUERIES:
+            raise HTTPException(404, f"no query named {name!r}; known: {', '.join(QUERIES)}")
+        params = dict(request.query_params)
+        wants_arrow = params.pop(
+            "format", "json"
+        ) == "arrow" or ARROW_STREAM in request.headers.get("accept", "")
+        time_range, values = _typed_params(name, params)
+        with cursor() as con:
+            frame = run_query(con, name, time_range, **values)
+        if wants_arrow:
+            return Response(_arrow_ipc(frame), media_type=ARROW_STREAM)
+        return JSONResponse(records(frame))
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> str:
+        with cursor() as con:
+            frame = run_query(con, "metrics")
+        return prometheus_text(frame, source_status())
+
+    return app
+
+
+def _typed_params(name: str, params: dict[str, str]) -> tuple[TimeRange, dict[str, Any]]:
+    allowed = set(QUERIES[name].params)
+    unknown = set(params) - allowed
+    if unknown:
+        raise HTTPException(
+            400, f"query {name!r} takes no parameter(s) {', '.join(sorted(unknown))}"
+        )
+    values: dict[str, Any] = {}
+    try:
+        since = parse_time(params.pop("since")) if "since" in params else None
+        until = parse_time(params.pop("until")) if "until" in params else None
+        for key, value in params.items():
+            values[key] = int(value) if key in INT_PARAMS else value
+    except ValueError as exc:
+        raise HTTPException(400, str(exc).splitlines()[0]) from None
+    return TimeRange(since, until), values
+
+
+def _arrow_ipc(frame: pl.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    frame.write_ipc_stream(sink)
+    return sink.getvalue()
+
+
+def _label(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def prometheus_text(frame: pl.DataFrame, following: list[dict[str, Any]]) -> str:
+    """Metrics in the Prometheus text format; route labels are bounded by the query."""
+    lines = [
+        "# HELP conflictlens_lines_total Lines read per source.",
+        "# TYPE conflictlens_lines_total counter",
+    ]
+    sources = frame.filter(pl.col("metric") == "source")
+    for row in sources.iter_rows(named=True):
+        lines.append(f'conflictlens_lines_total{{source="{_label(row["label"])}"}} {row["lines"]}')
+    lines += [
+        "# HELP conflictlens_rejects_total Rejected lines per source.",
+        "# TYPE conflictlens_rejects_total counter",
+    ]
+    for row in sources.iter_rows(named=True):
+        lines.append(
+            f'conflictlens_rejects_total{{source="{_label(row["label"])}"}} {row["rejects"]}'
+        )
+    lines += [
+        "# HELP conflictlens_conflicts_total Conflict-family responses by route and status (top routes, rest as other).",
+        "# TYPE conflictlens_conflicts_total counter",
+    ]
+    for row in frame.filter(pl.col("metric") == "conflicts").iter_rows(named=True):
+        lines.append(
+            f'conflictlens_conflicts_total{{route="{_label(row["label"])}",status="{row["status"]}"}} {row["lines"]}'
+        )
+    lines += [
+        "# HELP conflictlens_tail_lag_bytes Bytes not yet read per followed file.",
+        "# TYPE conflictlens_tail_lag_bytes gauge",
+    ]
+    for status in following:
+        if "path" in status and "lag_bytes" in status:
+            lines.append(
+                f'conflictlens_tail_lag_bytes{{source="{_label(status["path"])}"}} {status["lag_bytes"]}'
+            )
+    return "\n".join(lines) + "\n"

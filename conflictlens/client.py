@@ -1,0 +1,84 @@
+"""Finding a running ``conflictlens serve`` and asking it, instead of opening its database.
+
+serve writes ``<db>.serve`` beside the database (its pid and address) and removes it on exit;
+a stale file (dead pid, no answer) is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+TIMEOUT_SECONDS = 30.0
+
+
+class ServerError(Exception):
+    """serve answered with an error; the message is its one-line reason."""
+
+
+def discovery_file(db: Path) -> Path:
+    return db.with_name(db.name + ".serve")
+
+
+def write_discovery(db: Path, url: str) -> Path:
+    path = discovery_file(db)
+    path.write_text(json.dumps({"pid": os.getpid(), "url": url}) + "\n")
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_server(db: Path) -> str | None:
+    """The URL of the serve that owns ``db``, or None when there is none."""
+    try:
+        info = json.loads(discovery_file(db).read_text())
+        url, pid = str(info["url"]), int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _alive(pid):
+        return None
+    try:
+        get_json(url, "/api/health", token=None, timeout=2.0)
+    except (ServerError, OSError):
+        return None
+    return url
+
+
+def token_from_env() -> str | None:
+    return os.environ.get("CONFLICTLENS_TOKEN") or None
+
+
+def get_json(
+    url: str,
+    path: str,
+    *,
+    token: str | None,
+    params: dict[str, Any] | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+) -> Any:
+    query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
+    request = urllib.request.Request(url.rstrip("/") + path + (f"?{query}" if query else ""))
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        raise ServerError(f"serve at {url} answered {exc.code}: {detail}") from None
