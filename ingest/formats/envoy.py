@@ -1,0 +1,91 @@
+"""Envoy's default text access-log format, with the Istio variants and an error-code field.
+
+    [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%"
+    %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
+    %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%"
+    "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"
+
+Accepted around it, in one pass:
+
+* an ``ACCESS `` prefix (Ambassador, Emissary);
+* Istio's fields between the response flags and the byte counts: ``"%DYNAMIC_METADATA(...)%"``
+  (Istio 1.1-1.5) or ``%RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS%
+  "%UPSTREAM_TRANSPORT_FAILURE_REASON%"`` (Istio 1.9+), and Istio's unquoted fields after the
+  upstream host (cluster, addresses, server name, route);
+* the service's error code as one more quoted field right after ``"%UPSTREAM_HOST%"``
+  (`` "%RESP(X-ERROR-CODE)%"``; ``-`` is none).
+
+TCP-proxy lines (``"- - -"``, status 0) are events without method or path. Envoy does not escape
+quotes inside header values: a line whose user agent holds one is re-parsed on its own.
+"""
+
+from __future__ import annotations
+
+from ingest.formats.clf import ClfFormat
+
+ENVOY_DEFAULT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "
+    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
+    '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" ["%RESP(X-ERROR-CODE)%"]'
+)
+
+_START = r"^(?:ACCESS )?\[(?P<time_iso>[^\]\s]*)\] "
+# Response flags, then nothing (Envoy), one quoted field (Istio 1.1-1.5) or two unquoted
+# fields and a quoted one (Istio 1.9+; response code details never start with a digit), then
+# bytes received, bytes sent, duration, upstream service time.
+_ISTIO_1_9 = r'[^\s"0-9][^\s"]* [^\s"]+ "[^"]*" '
+_COUNTS = (
+    r'[^\s"]+ (?:"[^"]*" |'
+    + _ISTIO_1_9
+    + r")?"
+    + r'[0-9]+ (?P<bytes>[0-9]+) (?P<latency_ms>[0-9]+) [^\s"]+ '
+)
+# After the upstream host: the error-code field, unquoted trailing fields or nothing. The
+# match ends there: the trailing fields are not even scanned.
+_END = r'(?: (?:"(?P<error_code>[^"\r\n]*)")?|\r?\n?$)'
+
+ENVOY_REGEX = (
+    _START
+    + r'"(?P<request>[^"]*)" (?P<status>[0-9]+) '
+    + _COUNTS
+    + r'"(?P<forwarded_for>[^"]*)" "(?P<user_agent>[^"]*)" "(?P<request_id>[^"]*)" '
+    + r'"(?P<host>[^"]*)" "(?P<upstream>[^"]*)"'
+    + _END
+)
+# Only for the lines the main regex missed: raw quotes in the request, X-Forwarded-For or
+# user agent (the user agent takes the most; the request id, authority and upstream host
+# cannot hold quotes).
+ENVOY_QUOTES_REGEX = (
+    _START
+    + r'"(?P<request>.*?)" (?P<status>[0-9]+) '
+    + r'[^\s"]+ (?:".*?" |[^\s"0-9][^\s"]* [^\s"]+ ".*?" )?'
+    + r'[0-9]+ (?P<bytes>[0-9]+) (?P<latency_ms>[0-9]+) [^\s"]+ '
+    + r'"(?P<forwarded_for>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" '
+    + r'"(?P<host>[^"]*)" "(?P<upstream>[^"]*)"'
+    + _END
+)
+
+ENVOY_FIELDS = (
+    "time_iso",
+    "request",
+    "status",
+    "bytes",
+    "latency_ms",
+    "forwarded_for",
+    "user_agent",
+    "request_id",
+    "host",
+    "upstream",
+    "error_code",
+)
+
+# Envoy writes header values verbatim: nothing to unescape.
+ENVOY_TEXT = ClfFormat(
+    name="envoy-text",
+    source=ENVOY_DEFAULT,
+    regex=ENVOY_REGEX,
+    fields=ENVOY_FIELDS,
+    fallback=ENVOY_QUOTES_REGEX,
+    unescape=(),
+)
