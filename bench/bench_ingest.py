@@ -120,6 +120,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="lines in the memory-growth log; 0 skips it (default: 8000000)",
     )
     parser.add_argument(
+        "--json-lines",
+        type=non_negative_int,
+        default=1_000_000,
+        help="lines per JSON format in the JSON run; 0 skips it (default: 1000000)",
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         default=Path("bench/out"),
@@ -191,18 +197,18 @@ def truth_path(log: Path) -> Path:
     return Path(f"{log}.truth.json")
 
 
-def ensure_log(log: Path, lines: int) -> dict[str, Any]:
+def ensure_log(log: Path, lines: int, style: str = STYLE) -> dict[str, Any]:
     """Reuse ``log`` if its ground truth says it has ``lines`` lines; else write it."""
     try:
         truth: dict[str, Any] = json.loads(truth_path(log).read_text())
-        if truth.get("lines") == lines and truth.get("style") == STYLE and log.stat().st_size > 0:
+        if truth.get("lines") == lines and truth.get("style") == style and log.stat().st_size > 0:
             print(f"reusing {log} ({lines:,} lines)")
             return truth
     except (OSError, ValueError):
         pass
-    print(f"generating {log} ({lines:,} lines, {STYLE}, seed {SEED}) ...", flush=True)
+    print(f"generating {log} ({lines:,} lines, {style}, seed {SEED}) ...", flush=True)
     start = time.perf_counter()
-    truth = write_log(log, lines, style=STYLE, seed=SEED)
+    truth = write_log(log, lines, style=style, seed=SEED)
     print(
         f"  written in {time.perf_counter() - start:.1f} s ({log.stat().st_size / 2**20:,.0f} MB)"
     )
@@ -443,6 +449,58 @@ def big_run(args: argparse.Namespace, small: Timing, results: dict[str, Any]) ->
     }
 
 
+JSON_STYLES = (
+    "nginx-json",
+    "traefik-json",
+    "envoy-json",
+    "kong-json",
+    "caddy-json",
+    "apipark-json",
+)
+JSON_BAR = 300_000  # lines per second, every JSON format
+
+
+def json_run(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Each JSON format's import speed, beside the combined format's from the main run."""
+    workdir: Path = args.workdir
+    rows = []
+    print()
+    for style in JSON_STYLES:
+        log = workdir / f"{style}-{args.json_lines}.log"
+        truth = ensure_log(log, args.json_lines, style)
+        size = log.stat().st_size
+        db = workdir / "bench-json.duckdb"
+        try:
+            warm_page_cache(log)
+            timing, report = time_conflictlens(log, db, args.json_lines, workdir)
+        finally:
+            remove_db(db)
+            if not args.keep:
+                log.unlink(missing_ok=True)
+                truth_path(log).unlink(missing_ok=True)
+        inside = report["lines"] / report["seconds"] if report.get("seconds") else 0.0
+        results["checks"] += check_counts(f"{style} {short(args.json_lines)}", report, truth)
+        rows.append(
+            {
+                "format": style,
+                "bytes_per_line": round(size / max(report["lines"], 1)),
+                "seconds": timing.seconds,
+                "lines_per_second": round(timing.lines_per_second),
+                "lines_per_second_inside": round(inside),
+                "met": timing.lines_per_second >= JSON_BAR,
+            }
+        )
+    print(
+        f"\n{'format':<14} {'B/line':>6} {'seconds':>8} {'lines/s':>10} {'inside':>10}  bar >= {JSON_BAR:,}/s"
+    )
+    for row in rows:
+        print(
+            f"{row['format']:<14} {row['bytes_per_line']:>6} {row['seconds']:>8.2f} {row['lines_per_second']:>10,} "
+            f"{row['lines_per_second_inside']:>10,}  {verdict(row['met'])}"
+        )
+    results["json"] = {"lines": args.json_lines, "bar_lines_per_second": JSON_BAR, "formats": rows}
+
+
 def write_results(workdir: Path, results: dict[str, Any]) -> Path:
     out = workdir / "bench_ingest.json"
     out.write_text(json.dumps(results, indent=1, default=str) + "\n")
@@ -463,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         "args": {
             "lines": args.lines,
             "big_lines": args.big_lines,
+            "json_lines": args.json_lines,
             "workdir": str(args.workdir),
             "keep": args.keep,
         },
@@ -474,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         small = main_run(args, results)
         if args.big_lines > 0:
             big_run(args, small, results)
+        if args.json_lines > 0:
+            json_run(args, results)
     except BenchError as exc:
         print(f"bench_ingest: {exc}", file=sys.stderr)
         return 1

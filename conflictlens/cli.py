@@ -282,10 +282,16 @@ def _followers(config: Config, db: Path) -> list[Any]:
     "style",
     default="nginx-combined",
     show_default=True,
-    type=click.Choice(
-        ["nginx-extended", "nginx-combined", "nginx-common", "apache-combined", "apache-common"]
-    ),
-    help="nginx-extended is combined plus $request_time and $sent_http_x_error_code.",
+    help="Log format to write: nginx-extended, nginx-combined, nginx-common, apache-combined, "
+    "apache-common, nginx-json, traefik-clf, traefik-json, envoy-text, envoy-json, kong-json, "
+    "caddy-json, haproxy-httplog, aws-alb, aws-elb-classic, apipark-json.",
+)
+@click.option(
+    "--scenario",
+    default="steady",
+    show_default=True,
+    help="Planted conflicts: steady (none), none-planted, hot-document, signup-surge, "
+    "order-states, retry-storm, deploy-spike.",
 )
 @click.option("--lines", default=100_000, show_default=True, help="How many lines to write.")
 @click.option(
@@ -293,23 +299,44 @@ def _followers(config: Config, db: Path) -> list[Any]:
 )
 @click.option("--tz", default="UTC", show_default=True, help="Time zone of the written timestamps.")
 @click.option(
+    "--hours",
+    default=24.0,
+    show_default=True,
+    help="Hours of traffic, ending 2026-11-20 00:00 UTC.",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Log file to write; ground truth goes to OUT.truth.json.",
+    help="Log file to write (gzip'd if it ends in .gz); ground truth goes to OUT.truth.json.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the ground truth as JSON.")
-def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) -> None:
+def sample(
+    style: str,
+    scenario: str,
+    lines: int,
+    seed: int,
+    tz: str,
+    hours: float,
+    out: str,
+    as_json: bool,
+) -> None:
     """Write a realistic access log with known conflicts, and its ground truth beside it.
 
     Example:
 
-        conflictlens sample --format nginx-extended --lines 200000 --out demo/access.log
+        conflictlens sample --format kong-json --scenario retry-storm --lines 200000 --out demo/access.log
     """
-    from sample_logs.generator import write_log
+    from sample_logs.names import FORMAT_NAMES, SCENARIO_NAMES, SampleError
 
+    if style not in FORMAT_NAMES:
+        raise UserError(f"unknown format {style!r}; known: {', '.join(FORMAT_NAMES)}")
+    if scenario not in SCENARIO_NAMES:
+        raise UserError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIO_NAMES)}")
     if lines < 1:
         raise UserError("--lines must be at least 1")
+    if not hours > 0:
+        raise UserError("--hours must be more than 0")
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -318,7 +345,12 @@ def sample(style: str, lines: int, seed: int, tz: str, out: str, as_json: bool) 
         ) from None
     if not Path(out).parent.exists():
         raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
-    truth = write_log(out, lines, style=style, seed=seed, tz=tz)
+    from sample_logs.generator import write_log
+
+    try:
+        truth = write_log(out, lines, style=style, seed=seed, tz=tz, hours=hours, scenario=scenario)
+    except SampleError as exc:
+        raise UserError(str(exc)) from None
     if as_json:
         click.echo(json.dumps(truth, default=str))
         return

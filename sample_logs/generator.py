@@ -2,259 +2,121 @@
 
 Vectorized (numpy + Polars), so that the benchmark's 8M-line logs take seconds to write. The
 ground truth returned (and written beside the log as JSON) is computed from the very columns
-the lines were formatted from: conflicts per (method, route, status, error code) and requests
-per (method, route), with routes as conflictlens should template them.
+the lines were formatted from: conflicts per (method, route, status, error code) with the kind
+declared for each code in ENDPOINTS, requests per (method, route), with routes as
+conflictlens should template them, and the facts of a planted scenario.
+
+    write_log("access.log", 200_000, style="kong-json", scenario="retry-storm")
+
+Formats: see sample_logs.formats.FORMATS; scenarios: sample_logs.scenarios.SCENARIOS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gzip
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from ingest.formats.clf import NGINX_EXTENDED as EXTENDED_LOG_FORMAT
-
-LINE_STYLES = (
-    "nginx-extended",
-    "nginx-combined",
-    "nginx-common",
-    "apache-combined",
-    "apache-common",
+from sample_logs.catalog import (
+    CLIENTS,
+    CONFLICT_STATUSES,
+    ENDPOINTS,
+    KINDS,
+    OK_STATUSES,
+    OK_WEIGHTS,
+    REFERERS,
+    STATUS_KINDS,
+    USER_AGENTS,
+    Endpoint,
+    code_kinds,
 )
+from sample_logs.columns import (
+    BASE_SCHEMA,
+    CARRIERS,
+    SCHEMA,
+    conform,
+    decorate,
+    empty,
+    paths,
+    repeat,
+)
+from sample_logs.formats import FORMATS
+from sample_logs.names import FORMAT_NAMES, SampleError
+from sample_logs.scenarios import SCENARIOS, Plan, plan
+
+LINE_STYLES = tuple(FORMATS)
+assert LINE_STYLES == FORMAT_NAMES, "sample_logs.names.FORMAT_NAMES is out of date"
+CODE_STYLES = tuple(name for name, f in FORMATS.items() if f.carries_code)
+DEFAULT_END = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+BATCH = 500_000
+
 __all__ = [
+    "CODE_STYLES",
+    "ENDPOINTS",
     "EXTENDED_LOG_FORMAT",
+    "KINDS",
     "LINE_STYLES",
+    "SCENARIOS",
+    "Endpoint",
+    "SampleError",
     "format_lines",
     "ground_truth",
     "traffic",
     "write_log",
+    "write_samples",
 ]
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    method: str
-    route: str  # the template conflictlens should produce
-    weight: float  # share of all traffic
-    conflict_rate: float  # share of this endpoint's requests answered with a conflict
-    conflicts: tuple[tuple[int, str, float], ...] = ()  # (status, error code, weight)
-    hot_ids: bool = False  # ids drawn from a few hot resources (contention)
-
-
-ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/api/v1/users/{id}", 0.16, 0.0),
-    Endpoint(
-        "PUT",
-        "/api/v1/users/{id}",
-        0.05,
-        0.08,
-        ((409, "VERSION_MISMATCH", 0.9), (428, "PRECONDITION_REQUIRED", 0.1)),
-    ),
-    Endpoint(
-        "POST",
-        "/api/v1/users",
-        0.04,
-        0.12,
-        ((409, "EMAIL_TAKEN", 0.8), (409, "USERNAME_ALREADY_EXISTS", 0.2)),
-    ),
-    Endpoint("GET", "/api/v1/orders/{uuid}", 0.12, 0.0),
-    Endpoint(
-        "POST",
-        "/api/v1/orders/{uuid}/cancel",
-        0.03,
-        0.25,
-        ((409, "ORDER_ALREADY_SHIPPED", 0.7), (409, "INVALID_STATE_TRANSITION", 0.3)),
-    ),
-    Endpoint(
-        "PATCH",
-        "/api/v2/documents/{hex}",
-        0.05,
-        0.15,
-        ((409, "VERSION_MISMATCH", 0.7), (412, "ETAG_MISMATCH", 0.3)),
-        hot_ids=True,
-    ),
-    Endpoint(
-        "PUT", "/api/v2/carts/{id}/items/{id}", 0.06, 0.05, ((409, "CART_VERSION_CONFLICT", 1.0),)
-    ),
-    Endpoint(
-        "DELETE",
-        "/api/v1/projects/{id}",
-        0.01,
-        0.2,
-        ((409, "PROJECT_HAS_CHILDREN", 0.6), (409, "RESOURCE_IN_USE", 0.4)),
-    ),
-    Endpoint("POST", "/api/v1/locks/{ulid}", 0.01, 0.2, ((423, "RESOURCE_LOCKED", 1.0),)),
-    Endpoint("GET", "/api/v1/accounts/{email}/settings", 0.03, 0.0),
-    Endpoint(
-        "POST",
-        "/api/v1/payments/{id}/capture",
-        0.02,
-        0.06,
-        ((409, "PAYMENT_ALREADY_CAPTURED", 1.0),),
-    ),
-    Endpoint("GET", "/api/v1/reports/{date}", 0.02, 0.0),
-    Endpoint("GET", "/api/v1/search", 0.10, 0.0),
-    Endpoint("GET", "/static/app.js", 0.08, 0.0),
-    Endpoint("GET", "/health", 0.12, 0.0),
-    Endpoint("GET", "/favicon.ico", 0.10, 0.0),
-)
-
-USER_AGENTS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.6723.102 Mobile Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 Edg/130.0.0.0",
-    "okhttp/4.12.0",
-    "python-requests/2.32.3",
-    "Go-http-client/2.0",
-    "curl/8.5.0",
-    "axios/1.7.7",
-    "Apache-HttpClient/5.3.1 (Java/21.0.5)",
-    "PostmanRuntime/7.42.0",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "Dalvik/2.1.0 (Linux; U; Android 13; SM-S911B Build/TP1A.220624.014)",
-    "MyShopApp/5.12.1 (iOS 17.6; iPhone15,2)",
-)
-REFERERS = (
-    "-",
-    "-",
-    "-",
-    "https://shop.example.com/",
-    "https://shop.example.com/cart",
-    "https://app.example.com/projects",
-)
-OK_STATUSES = {
-    "GET": (200, 304, 404),
-    "POST": (201, 200, 400),
-    "PUT": (200, 204, 404),
-    "PATCH": (200, 204, 404),
-    "DELETE": (204, 404, 403),
-}
-OK_WEIGHTS = (0.93, 0.04, 0.03)
-CROCKFORD = np.frombuffer(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", dtype=np.uint8)
-
-
-def _random_hex(rng: np.random.Generator, n: int, chars: int) -> pl.Series:
-    raw = rng.integers(0, 256, size=n * ((chars + 1) // 2), dtype=np.uint8).tobytes()
-    width = (chars + 1) // 2
-    arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(raw)])
-    text = pl.Series(arr.cast(pa.binary())).bin.encode("hex").str.slice(0, chars)
-    # A leading digit keeps every id recognisably an id (no all-letter "deadbeef").
-    first = pl.Series(rng.integers(1, 10, size=n)).cast(pl.String)
-    return first + text.str.slice(1)
-
-
-def _uuid(rng: np.random.Generator, n: int) -> pl.Series:
-    h = _random_hex(rng, n, 32)
-    pieces = [
-        h.str.slice(0, 8),
-        h.str.slice(8, 4),
-        h.str.slice(12, 4),
-        h.str.slice(16, 4),
-        h.str.slice(20, 12),
-    ]
-    return pl.select(pl.concat_str(pieces, separator="-")).to_series()
-
-
-def _ulid(rng: np.random.Generator, n: int) -> pl.Series:
-    codes = CROCKFORD[rng.integers(0, 32, size=(n, 26))]
-    codes[:, 0] = CROCKFORD[rng.integers(0, 8, size=n)]
-    codes[:, 1] = CROCKFORD[rng.integers(0, 10, size=n)]  # a digit, as real ULIDs have
-    arr = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(26), n, [None, pa.py_buffer(codes.tobytes())]
-    )
-    return pl.Series(arr.cast(pa.binary())).cast(pl.String)
-
-
-def _ids(rng: np.random.Generator, kind: str, n: int, hot: bool) -> pl.Series:
-    if kind == "{id}":
-        if hot:
-            return pl.Series(rng.zipf(1.6, size=n) % 500 + 1).cast(pl.String)
-        return pl.Series(rng.integers(1, 5_000_000, size=n)).cast(pl.String)
-    if kind == "{uuid}":
-        return _uuid(rng, n)
-    if kind == "{hex}":
-        if hot:
-            pool = _random_hex(rng, 200, 24)
-            return pool.gather(pl.Series(rng.zipf(1.5, size=n) % 200))
-        return _random_hex(rng, n, 24)
-    if kind == "{ulid}":
-        return _ulid(rng, n)
-    if kind == "{email}":
-        return (
-            "user" + pl.Series(rng.integers(1, 2_000_000, size=n)).cast(pl.String) + "@example.com"
-        )
-    if kind == "{date}":
-        days = pl.Series(rng.integers(0, 365, size=n)) * 86_400_000_000
-        return (
-            (days + int(dt.datetime(2026, 1, 1).timestamp() * 1e6))
-            .cast(pl.Datetime("us"))
-            .dt.strftime("%Y-%m-%d")
-        )
-    raise ValueError(kind)
-
-
-def _paths(rng: np.random.Generator, endpoint: Endpoint, n: int) -> pl.Series:
-    pieces = endpoint.route.split("/")
-    columns: list[pl.Series] = []
-    for piece in pieces:
-        if piece.startswith("{"):
-            columns.append(_ids(rng, piece, n, endpoint.hot_ids))
-        else:
-            columns.append(pl.Series([piece] * n) if n else pl.Series([], dtype=pl.String))
-    frame = pl.DataFrame({f"p{i}": c for i, c in enumerate(columns)})
-    return frame.select(pl.concat_str(pl.all(), separator="/")).to_series()
-
-
-def traffic(
-    lines: int, *, seed: int = 7, end: dt.datetime | None = None, hours: float = 24.0
-) -> pl.DataFrame:
-    """The generated requests as typed columns (one row per log line, in time order)."""
+def _steady(n: int, seed: int, start_us: int, span_us: int) -> pl.DataFrame:
+    """``n`` requests of everyday traffic, spread uniformly over [start, start + span)."""
+    if n <= 0:
+        return empty(BASE_SCHEMA)
     rng = np.random.default_rng(seed)
-    end = end or dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
     weights = np.array([e.weight for e in ENDPOINTS])
-    which = rng.choice(len(ENDPOINTS), size=lines, p=weights / weights.sum())
+    which = rng.choice(len(ENDPOINTS), size=n, p=weights / weights.sum())
     parts: list[pl.DataFrame] = []
-    for index, endpoint in enumerate(ENDPOINTS):
+    for index, ep in enumerate(ENDPOINTS):
         rows = np.flatnonzero(which == index)
-        n = len(rows)
-        if not n:
+        count = len(rows)
+        if not count:
             continue
-        ok = np.asarray(OK_STATUSES[endpoint.method])[rng.choice(3, size=n, p=OK_WEIGHTS)]
+        ok = np.asarray(OK_STATUSES[ep.method])[rng.choice(3, size=count, p=OK_WEIGHTS)]
         status = ok.astype(np.int64)
-        code = np.full(n, None, dtype=object)
-        if endpoint.conflicts:
-            conflict = rng.random(n) < endpoint.conflict_rate
-            kinds = rng.choice(
-                len(endpoint.conflicts), size=n, p=[c[2] for c in endpoint.conflicts]
-            )
-            for k, (st, err, _) in enumerate(endpoint.conflicts):
+        code = np.full(count, None, dtype=object)
+        if ep.conflicts:
+            conflict = rng.random(count) < ep.conflict_rate
+            kinds = rng.choice(len(ep.conflicts), size=count, p=[c[2] for c in ep.conflicts])
+            for k, (st, err, _, _) in enumerate(ep.conflicts):
                 pick = conflict & (kinds == k)
                 status[pick] = st
                 code[pick] = err
-        paths = _paths(rng, endpoint, n)
         query = None
-        if endpoint.route == "/api/v1/search":
+        route_paths = paths(rng, ep, count)
+        if ep.route == "/api/v1/search":
             query = (
-                "q=" + pl.Series(rng.integers(1, 10_000, size=n)).cast(pl.String) + "&token=secret"
+                "q="
+                + pl.Series(rng.integers(1, 10_000, size=count)).cast(pl.String)
+                + "&token=secret"
             )
         parts.append(
             pl.DataFrame(
                 {
                     "row": rows,
-                    "method": [endpoint.method] * n,
-                    "route": [endpoint.route] * n,
-                    "path": paths,
-                    "query": query if query is not None else pl.Series([None] * n, dtype=pl.String),
+                    "method": repeat(ep.method, count),
+                    "route": repeat(ep.route, count),
+                    "path": route_paths,
+                    "query": query
+                    if query is not None
+                    else pl.Series([None] * count, dtype=pl.String),
                     "status": status,
                     "error_code": pl.Series(code.tolist(), dtype=pl.String),
                 }
@@ -262,86 +124,142 @@ def traffic(
         )
     frame = pl.concat(parts).sort("row")
     empty_body = pl.col("status").is_in([204, 304])
-    start_us = int((end.timestamp() - hours * 3600) * 1e6)
-    offsets = np.sort(rng.integers(0, int(hours * 3600 * 1e6), size=lines))
-    ips = rng.integers(0, 6000, size=lines)
-    return frame.with_columns(
+    offsets = np.sort(rng.integers(0, span_us, size=n))
+    ips = rng.integers(0, len(CLIENTS), size=n)
+    frame = frame.with_columns(
         ts=pl.Series(start_us + offsets).cast(pl.Datetime("us", "UTC")),
-        client=pl.Series(
-            [f"10.{(i >> 8) & 255}.{i & 255}.{(i * 7) % 250 + 1}" for i in range(6000)]
-        ).gather(pl.Series(ips)),
+        client=pl.Series(CLIENTS).gather(pl.Series(ips)),
         user_agent=pl.Series(USER_AGENTS).gather(
-            pl.Series(rng.integers(0, len(USER_AGENTS), size=lines))
+            pl.Series(rng.integers(0, len(USER_AGENTS), size=n))
         ),
-        referer=pl.Series(REFERERS).gather(pl.Series(rng.integers(0, len(REFERERS), size=lines))),
-        bytes=pl.Series(rng.integers(40, 20_000, size=lines)),
-        latency_s=pl.Series(np.round(rng.gamma(2.0, 0.03, size=lines), 3)),
+        referer=pl.Series(REFERERS).gather(pl.Series(rng.integers(0, len(REFERERS), size=n))),
+        bytes=pl.Series(rng.integers(40, 20_000, size=n)),
+        latency_s=pl.Series(np.round(rng.gamma(2.0, 0.03, size=n), 3)),
     ).with_columns(bytes=pl.when(empty_body).then(0).otherwise(pl.col("bytes")))
+    return conform(frame, BASE_SCHEMA)
+
+
+def _batches(
+    lines: int, *, seed: int, end: dt.datetime, hours: float, batch: int, scheme: Plan
+) -> Iterator[pl.DataFrame]:
+    """The log in time order, ``batch`` lines at a time (each batch covers an equal share of
+    the time span). Planted rows go to the batch whose span holds them, in place of as many
+    steady rows."""
+    count = max(1, -(-lines // batch))
+    span = hours / count
+    span_us = int(span * 3600 * 1e6)
+    starts = [
+        int(
+            ((end - dt.timedelta(hours=span * (count - number - 1))).timestamp() - span * 3600)
+            * 1e6
+        )
+        for number in range(count)
+    ]
+    planted_us = scheme.rows["ts"].dt.epoch("us")
+    seq = 0
+    for number in range(count):
+        n = lines // count + (1 if number < lines % count else 0)
+        mine = pl.Series([True] * scheme.rows.height, dtype=pl.Boolean)
+        if number > 0:
+            mine &= planted_us >= starts[number]
+        if number < count - 1:
+            mine &= planted_us < starts[number + 1]
+        planted = scheme.rows.filter(mine)
+        base = _steady(n - planted.height, seed + number, starts[number], span_us)
+        if scheme.spike is not None:
+            base = scheme.spike(base, np.random.default_rng([seed + number, 3]))
+        frame = decorate(base, np.random.default_rng([seed + number, 1]))
+        if planted.height:
+            frame = pl.concat([frame, planted]).sort("ts", maintain_order=True)
+        yield frame.with_columns(seq=pl.int_range(seq, seq + frame.height, dtype=pl.Int64))
+        seq += frame.height
+
+
+def _check(style: str, scenario: str, lines: int = 1, hours: float = 24.0) -> None:
+    if lines < 1:
+        raise SampleError("a log needs at least 1 line")
+    if not hours > 0:
+        raise SampleError("hours must be more than 0")
+    if style not in FORMATS:
+        raise SampleError(f"unknown format {style!r}; known: {', '.join(LINE_STYLES)}")
+    if scenario not in SCENARIOS:
+        raise SampleError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+
+
+def traffic(
+    lines: int,
+    *,
+    seed: int = 7,
+    end: dt.datetime | None = None,
+    hours: float = 24.0,
+    scenario: str = "steady",
+    batch: int = BATCH,
+) -> pl.DataFrame:
+    """The generated requests as typed columns (one row per log line, in time order): exactly
+    what write_log() formats for the same arguments."""
+    _check("nginx-combined", scenario, lines, hours)
+    end = end or DEFAULT_END
+    scheme = plan(scenario, lines, seed=seed, end=end, hours=hours)
+    frames = list(_batches(lines, seed=seed, end=end, hours=hours, batch=batch, scheme=scheme))
+    return pl.concat(frames) if frames else empty(SCHEMA)
 
 
 def format_lines(frame: pl.DataFrame, style: str = "nginx-combined", tz: str = "UTC") -> pl.Series:
     """Format generated requests as access-log lines (without newlines)."""
-    if style not in LINE_STYLES:
-        raise ValueError(f"unknown line style {style!r}; known: {', '.join(LINE_STYLES)}")
-    apache = style.startswith("apache")
-    target = (
-        pl.when(pl.col("query").is_null())
-        .then(pl.col("path"))
-        .otherwise(pl.col("path") + "?" + pl.col("query"))
-    )
-    size = pl.col("bytes").cast(pl.String)
-    if apache:  # Apache's %b writes "-" for an empty body
-        size = pl.when(pl.col("bytes") == 0).then(pl.lit("-")).otherwise(size)
-    parts = [
-        pl.col("client"),
-        pl.lit(" - - ["),
-        pl.col("ts").dt.convert_time_zone(tz).dt.strftime("%d/%b/%Y:%H:%M:%S %z"),
-        pl.lit('] "'),
-        pl.col("method"),
-        pl.lit(" "),
-        target,
-        pl.lit(' HTTP/1.1" '),
-        pl.col("status").cast(pl.String),
-        pl.lit(" "),
-        size,
-    ]
-    if not style.endswith("common"):
-        parts += [pl.lit(' "'), pl.col("referer"), pl.lit('" "'), pl.col("user_agent"), pl.lit('"')]
-    if style == "nginx-extended":
-        parts += [
-            pl.lit(" "),
-            pl.col("latency_s").round(3).cast(pl.String),
-            pl.lit(' "'),
-            pl.col("error_code").fill_null("-"),
-            pl.lit('"'),
-        ]
-    return frame.select(pl.concat_str(parts).alias("line")).to_series()
+    if style not in FORMATS:
+        raise SampleError(f"unknown format {style!r}; known: {', '.join(LINE_STYLES)}")
+    return FORMATS[style].render(frame, tz)
+
+
+TRUTH_COLUMNS = ("method", "route", "status", "error_code", "ts", "carrier")
 
 
 def ground_truth(frame: pl.DataFrame, style: str) -> dict[str, Any]:
-    conflicts = (
-        frame.filter(pl.col("status").is_in([409, 412, 423, 428]))
-        .group_by("method", "route", "status", "error_code")
-        .agg(pl.len().alias("conflicts"))
-        .sort("method", "route", "status", "error_code")
-    )
-    if style != "nginx-extended":  # only the extended format carries the error code
-        conflicts = (
-            conflicts.group_by("method", "route", "status")
-            .agg(pl.col("conflicts").sum())
-            .with_columns(error_code=pl.lit(None, pl.String))
-            .sort("method", "route", "status")
+    """Conflicts per (method, route, status, error code) with their kind, requests per
+    (method, route), as conflictlens should count them in a log of this format."""
+    spec = FORMATS[style]
+    conflicts = frame.filter(pl.col("status").is_in(CONFLICT_STATUSES))
+    if spec.carries_code:
+        clusters = (
+            conflicts.group_by("method", "route", "status", "error_code")
+            .agg(pl.len().alias("conflicts"))
+            .with_columns(
+                kind=pl.col("error_code").replace_strict(code_kinds(), return_dtype=pl.String)
+            )
         )
+    else:  # the line cannot say which code: the status alone decides the kind
+        clusters = (
+            conflicts.group_by("method", "route", "status")
+            .agg(pl.len().alias("conflicts"))
+            .with_columns(
+                error_code=pl.lit(None, pl.String),
+                kind=pl.col("status").replace_strict(STATUS_KINDS, return_dtype=pl.String),
+            )
+        )
+    clusters = clusters.select("method", "route", "status", "error_code", "kind", "conflicts").sort(
+        "method", "route", "status", "error_code"
+    )
     requests = (
         frame.group_by("method", "route").agg(pl.len().alias("requests")).sort("method", "route")
     )
+    locations: dict[str, int] | None = None
+    if spec.carries_code:
+        carriers = (
+            conflicts["carrier"] if spec.body_codes and "carrier" in conflicts.columns else None
+        )
+        if carriers is None:
+            locations = {"header": conflicts.height}
+        else:
+            counts = dict(carriers.value_counts().iter_rows())
+            locations = {name: int(counts.get(i, 0)) for i, name in enumerate(CARRIERS)}
     return {
         "lines": frame.height,
         "from": frame["ts"].min().isoformat() if frame.height else None,  # type: ignore[union-attr]
         "to": frame["ts"].max().isoformat() if frame.height else None,  # type: ignore[union-attr]
-        "conflicts": int(conflicts["conflicts"].sum()),
-        "conflicts_by_cluster": conflicts.to_dicts(),
+        "conflicts": int(clusters["conflicts"].sum()),
+        "conflicts_by_cluster": clusters.to_dicts(),
         "requests_by_route": requests.to_dicts(),
+        "error_code_locations": locations,
     }
 
 
@@ -354,38 +272,67 @@ def write_log(
     tz: str = "UTC",
     end: dt.datetime | None = None,
     hours: float = 24.0,
-    batch: int = 500_000,
+    batch: int = BATCH,
+    scenario: str = "steady",
 ) -> dict[str, Any]:
-    """Write ``lines`` lines to ``out`` and ``out``.truth.json; return the ground truth."""
+    """Write ``lines`` lines to ``out`` (gzip'd when it ends in .gz) and the ground truth to
+    ``out``.truth.json; return the ground truth."""
+    _check(style, scenario, lines, hours)
     out = Path(out)
+    end = end or DEFAULT_END
+    scheme = plan(scenario, lines, seed=seed, end=end, hours=hours)
     truth_parts: list[pl.DataFrame] = []
-    span = hours / max(1, -(-lines // batch))
-    end = end or dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-    batches = max(1, -(-lines // batch))
-    with out.open("wb") as handle:
-        for number in range(batches):
-            n = min(batch, lines - number * batch)
-            if n <= 0:
-                break
-            batch_end = end - dt.timedelta(hours=span * (batches - number - 1))
-            frame = traffic(n, seed=seed + number, end=batch_end, hours=span)
-            text = format_lines(frame, style, tz).str.join("\n").item() + "\n"
-            handle.write(text.encode())
-            truth_parts.append(frame.select("method", "route", "status", "error_code", "ts"))
-    truth = ground_truth(pl.concat(truth_parts), style)
-    truth["style"] = style
+    collected: list[pl.DataFrame] = []
+    with contextlib.ExitStack() as stack:
+        handle: IO[bytes] = stack.enter_context(out.open("wb"))
+        if out.name.endswith(".gz"):  # as AWS delivers load-balancer logs; reproducible bytes
+            packed = gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0)
+            handle = cast(IO[bytes], stack.enter_context(packed))
+        for frame in _batches(lines, seed=seed, end=end, hours=hours, batch=batch, scheme=scheme):
+            # One column, never quoted: the CSV writer is the fastest way to write the lines.
+            format_lines(frame, style, tz).to_frame().write_csv(
+                handle, include_header=False, quote_style="never"
+            )
+            truth_parts.append(frame.select(TRUTH_COLUMNS))
+            if scheme.collect is not None:
+                collected.append(scheme.collect(frame))
+    truth = ground_truth(pl.concat(truth_parts) if truth_parts else empty(SCHEMA), style)
+    truth.update(
+        style=style,
+        format=style,
+        scenario=scenario,
+        seed=seed,
+        tz=tz,
+        hours=hours,
+        planted=scheme.planted(collected),
+    )
     Path(f"{out}.truth.json").write_text(json.dumps(truth, indent=1, default=str) + os.linesep)
     return truth
 
 
+SCENARIO_SAMPLES = (
+    ("hot-document", "nginx-extended"),
+    ("retry-storm", "envoy-text"),
+    ("signup-surge", "nginx-json"),
+    ("order-states", "haproxy-httplog"),
+)
+
+
 def write_samples(folder: str | Path, lines: int = 400) -> list[Path]:
-    """The small per-format samples kept in sample_logs/ (regenerate with `make samples`)."""
+    """The small per-format samples kept in sample_logs/ (regenerate with `make samples`), and
+    a few planted scenarios in sample_logs/scenarios/ (2 hours of traffic each)."""
     folder = Path(folder)
     written = []
     for number, style in enumerate(LINE_STYLES):
-        out = folder / f"{style}.log"
+        name = f"{style}.log.gz" if style == "aws-alb" else f"{style}.log"
+        out = folder / name
         tz = "Europe/Berlin" if style.startswith("apache") else "UTC"
         write_log(out, lines, style=style, seed=100 + number, tz=tz)
+        written.append(out)
+    (folder / "scenarios").mkdir(exist_ok=True)
+    for number, (scenario, style) in enumerate(SCENARIO_SAMPLES):
+        out = folder / "scenarios" / f"{scenario}.{style}.log"
+        write_log(out, 600, style=style, seed=200 + number, hours=2.0, scenario=scenario)
         written.append(out)
     return written
 
