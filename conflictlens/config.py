@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,40 +227,33 @@ def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
 
 
 def _route_rules(rules: Any, where: str) -> tuple[RouteRule, ...]:
-    if not isinstance(rules, list):
-        raise ConfigError(f"{where}: routes: expected [[routes]] entries")
-    parsed = []
-    for number, rule in enumerate(rules, start=1):
-        if not isinstance(rule, dict) or set(rule) != {"pattern", "route"}:
-            raise ConfigError(
-                f"{where}: routes[{number}]: expected exactly the keys pattern and route"
-            )
-        if not all(isinstance(rule[k], str) and rule[k] for k in ("pattern", "route")):
-            raise ConfigError(
-                f"{where}: routes[{number}]: pattern and route must be non-empty strings"
-            )
-        try:
-            parsed.append(RouteRule(rule["pattern"], rule["route"]))
-        except ValueError as exc:
-            raise ConfigError(f"{where}: routes[{number}].pattern: {exc}") from None
-    return tuple(parsed)
+    return tuple(
+        RouteRule(p, r) for p, r in _pattern_rules(rules, where, "routes", "route", RouteRule)
+    )
 
 
 def _kind_rules(rules: Any, where: str) -> tuple[KindRule, ...]:
+    return tuple(KindRule(p, k) for p, k in _pattern_rules(rules, where, "kinds", "kind", KindRule))
+
+
+def _pattern_rules(
+    rules: Any, where: str, table: str, target: str, rule_class: Callable[[str, str], object]
+) -> list[tuple[str, str]]:
+    """[[routes]] / [[kinds]] entries: exactly ``pattern`` and ``target``, both non-empty
+    strings, and a pattern the rule class accepts."""
     if not isinstance(rules, list):
-        raise ConfigError(f"{where}: kinds: expected [[kinds]] entries")
+        raise ConfigError(f"{where}: {table}: expected [[{table}]] entries")
     parsed = []
     for number, rule in enumerate(rules, start=1):
-        if not isinstance(rule, dict) or set(rule) != {"pattern", "kind"}:
-            raise ConfigError(
-                f"{where}: kinds[{number}]: expected exactly the keys pattern and kind"
-            )
-        if not all(isinstance(rule[k], str) and rule[k] for k in ("pattern", "kind")):
-            raise ConfigError(
-                f"{where}: kinds[{number}]: pattern and kind must be non-empty strings"
-            )
+        at = f"{where}: {table}[{number}]"
+        if not isinstance(rule, dict) or set(rule) != {"pattern", target}:
+            raise ConfigError(f"{at}: expected exactly the keys pattern and {target}")
+        if not all(isinstance(rule[k], str) and rule[k] for k in ("pattern", target)):
+            raise ConfigError(f"{at}: pattern and {target} must be non-empty strings")
         try:
-            parsed.append(KindRule(rule["pattern"], rule["kind"]))
+            rule_class(rule["pattern"], rule[target])
         except ValueError as exc:
-            raise ConfigError(f"{where}: kinds[{number}]: {exc}") from None
-    return tuple(parsed)
+            field = "pattern" if "regex" in str(exc) else target
+            raise ConfigError(f"{at}.{field}: {exc}") from None
+        parsed.append((rule["pattern"], rule[target]))
+    return parsed
