@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import polars as pl
@@ -41,6 +41,24 @@ def _sha1(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
+@dataclass(frozen=True)
+class SourceMatch:
+    record: SourceRecord
+    by_inode: bool  # the same device and inode (the file itself), not only the same content
+
+
+def _record(row: tuple[object, ...]) -> SourceRecord:
+    source_id, _, _, path, fmt, offset, lines, log_format = row
+    return SourceRecord(
+        int(source_id),  # type: ignore[call-overload]
+        str(path),
+        None if fmt is None else str(fmt),
+        None if log_format is None else str(log_format),
+        int(offset),  # type: ignore[call-overload]
+        int(lines),  # type: ignore[call-overload]
+    )
+
+
 _INSERTS = (
     "INSERT INTO conflict_events BY NAME SELECT * FROM _batch_rows",
     "INSERT INTO request_rollups BY NAME SELECT * FROM _batch_rows",
@@ -63,15 +81,44 @@ class Writer:
         bytes; else by a full-length content fingerprint (a copy, or a rotated sibling that
         was compressed); else it is a new source read from byte 0.
         """
+        match = self.find_source(
+            device=device, inode=inode, prefix=prefix, full_prefix_len=full_prefix_len
+        )
+        if match is None:
+            return self.register_source(device=device, inode=inode, prefix=prefix, path=path)
+        self.rebind_source(
+            match.record.source_id, device=device, inode=inode, prefix=prefix, path=path
+        )
+        return replace(match.record, path=path)
+
+    def find_source(
+        self,
+        *,
+        device: int,
+        inode: int,
+        prefix: bytes,
+        full_prefix_len: int,
+        grown: bool = False,
+    ) -> SourceMatch | None:
+        """The source these bytes belong to, without changing anything (see resolve_source).
+
+        When several sources share the device and inode (a file truncated and rewritten with
+        the same first bytes), the newest one wins. With ``grown``, content that begins with
+        the whole (short) fingerprinted content of a source, including at least one complete
+        line, is that source grown since (tailing: a small file copied or compressed after it
+        was last read).
+        """
         rows = self.con.execute(
             'SELECT source_id, fingerprint, fingerprint_len, path, format, "offset", lines, log_format '
-            "FROM sources WHERE device = ? AND inode = ? AND inode <> 0",
+            "FROM sources WHERE device = ? AND inode = ? AND inode <> 0 ORDER BY source_id DESC",
             [device, inode],
         ).fetchall()
         match = next(
             (r for r in rows if len(prefix) >= r[2] and _sha1(prefix[: r[2]]) == r[1]), None
         )
-        if match is None and prefix:
+        if match is not None:
+            return SourceMatch(_record(match), by_inode=True)
+        if prefix:
             # The same content under another identity: a copy, stdin, or a rotated file that
             # was compressed. Content shorter than a full fingerprint must match a source
             # whose whole known content is exactly that.
@@ -83,32 +130,63 @@ class Writer:
                 'ORDER BY "offset" DESC LIMIT 1',
                 [length, _sha1(prefix[:length]), full_prefix_len],
             ).fetchall()
-            match = found[0] if found else None
-        now = _now()
-        if match is None:
-            row = self.con.execute(
-                "INSERT INTO sources (source_id, device, inode, fingerprint, fingerprint_len, path, "
-                "first_seen, updated_at) VALUES (nextval('source_ids'), ?, ?, ?, ?, ?, ?, ?) "
-                "RETURNING source_id",
-                [device, inode, _sha1(prefix), len(prefix), path, now, now],
+            if found:
+                return SourceMatch(_record(found[0]), by_inode=False)
+        if grown and prefix:
+            return self._find_grown(prefix[:full_prefix_len])
+        return None
+
+    def _find_grown(self, prefix: bytes) -> SourceMatch | None:
+        lengths = self.con.execute(
+            "SELECT DISTINCT fingerprint_len FROM sources "
+            "WHERE fingerprint_len > 0 AND fingerprint_len < ? ORDER BY 1 DESC",
+            [len(prefix)],
+        ).fetchall()
+        for (length,) in lengths:
+            if b"\n" not in prefix[:length]:
+                continue
+            found = self.con.execute(
+                'SELECT source_id, fingerprint, fingerprint_len, path, format, "offset", lines, log_format '
+                "FROM sources WHERE fingerprint_len = ? AND fingerprint = ? "
+                'ORDER BY "offset" DESC LIMIT 1',
+                [length, _sha1(prefix[:length])],
             ).fetchall()
-            return SourceRecord(int(row[0][0]), path, None, None, 0, 0)
-        source_id, _, fingerprint_len, _, fmt, offset, lines, log_format = match
-        # Lengthen a short fingerprint as the file grows, and follow the file to its new name.
+            if found:
+                return SourceMatch(_record(found[0]), by_inode=False)
+        return None
+
+    def register_source(
+        self, *, device: int, inode: int, prefix: bytes, path: str, offset: int = 0
+    ) -> SourceRecord:
+        """A new source for this file, whose bytes before ``offset`` are taken as read."""
+        now = _now()
+        row = self.con.execute(
+            "INSERT INTO sources (source_id, device, inode, fingerprint, fingerprint_len, path, "
+            '"offset", first_seen, updated_at) '
+            "VALUES (nextval('source_ids'), ?, ?, ?, ?, ?, ?, ?, ?) RETURNING source_id",
+            [device, inode, _sha1(prefix), len(prefix), path, offset, now, now],
+        ).fetchall()
+        return SourceRecord(int(row[0][0]), path, None, None, offset, 0)
+
+    def rebind_source(
+        self, source_id: int, *, device: int, inode: int, prefix: bytes, path: str
+    ) -> None:
+        """Follow a source to the file now holding it (a new name, a copy, a compressed
+        sibling) and lengthen a short fingerprint as the file grows."""
         self.con.execute(
-            "UPDATE sources SET device = ?, inode = ?, path = ?, fingerprint = ?, fingerprint_len = ?, "
-            "updated_at = ? WHERE source_id = ?",
-            [
-                device,
-                inode,
-                path,
-                _sha1(prefix) if len(prefix) > fingerprint_len else match[1],
-                max(len(prefix), fingerprint_len),
-                now,
-                source_id,
-            ],
+            "UPDATE sources SET device = ?, inode = ?, path = ?, "
+            "fingerprint = CASE WHEN ? > fingerprint_len THEN ? ELSE fingerprint END, "
+            "fingerprint_len = greatest(fingerprint_len, ?), updated_at = ? WHERE source_id = ?",
+            [device, inode, path, len(prefix), _sha1(prefix), len(prefix), _now(), source_id],
         )
-        return SourceRecord(int(source_id), path, fmt, log_format, int(offset), int(lines))
+
+    def get_source(self, source_id: int) -> SourceRecord | None:
+        rows = self.con.execute(
+            'SELECT source_id, fingerprint, fingerprint_len, path, format, "offset", lines, log_format '
+            "FROM sources WHERE source_id = ?",
+            [source_id],
+        ).fetchall()
+        return _record(rows[0]) if rows else None
 
     def set_format(self, source_id: int, name: str, log_format: str | None) -> None:
         self.con.execute(
