@@ -258,7 +258,7 @@ def serve_command(
             host=host or config.serve.host,
             port=port or config.serve.port,
             token=config.serve.token,
-            followers=_followers(config, db),
+            followers=_followers(config, con),
             on_ready=lambda url: click.echo(f"conflictlens serve: {db} at {url}", err=True),
         )
     except ServeError as exc:
@@ -267,13 +267,14 @@ def serve_command(
         con.close()
 
 
-def _followers(config: Config, db: Path) -> list[Any]:
+def _followers(config: Config, con: Any) -> list[Any]:
     """The followers of the config's [[sources]] (none configured: serve only answers)."""
-    if not config.sources:
-        return []
     from conflictlens.following import followers_for
 
-    return followers_for(config, db)
+    try:
+        return list(followers_for(config, con))
+    except ValueError as exc:  # FormatError included
+        raise UserError(f"{config.path or 'config'}: {exc}") from None
 
 
 @cli.command()

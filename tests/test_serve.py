@@ -181,3 +181,59 @@ def test_a_token_is_checked_when_configured(store, tmp_path):
         assert with_token.returncode == 0 and json.loads(with_token.stdout)
     finally:
         server.stop()
+
+
+def test_serve_follows_the_configured_sources(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    first = logs / "access.log"
+    write_log(first, 2000, style="nginx-extended", seed=21)
+    config = tmp_path / "conflictlens.toml"
+    config.write_text(
+        f'db = "t.duckdb"\n[[sources]]\npath = "{logs}/*.log"\nservice = "edge"\n[serve]\nflush_ms = 100\n'
+    )
+    db = tmp_path / "t.duckdb"
+    server = Serve(db, "--config", str(config))
+    try:
+        deadline = time.monotonic() + 20
+        total = 0
+        while time.monotonic() < deadline and total < 2000:
+            info = json.loads(server.get("/api/status")[1])
+            total = sum(s["lines"] for s in info["sources"])
+            time.sleep(0.2)
+        assert total == 2000
+        # A file that appears later is picked up from byte 0.
+        second = logs / "other.log"
+        write_log(second, 500, style="nginx-combined", seed=22)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and total < 2500:
+            info = json.loads(server.get("/api/status")[1])
+            total = sum(s["lines"] for s in info["sources"])
+            time.sleep(0.2)
+        assert total == 2500
+        following = {s["path"]: s for s in info["following"]}
+        assert str(first) in following and following[str(first)]["lag_bytes"] == 0
+        rows = json.loads(
+            run("clusters", "--db", str(db), "--json", "--config", str(config)).stdout
+        )
+        assert rows and {r["service"] for r in rows} == {"edge"}
+    finally:
+        server.stop()
+    truth = [json.loads(Path(f"{p}.truth.json").read_text()) for p in (first, second)]
+    stored = json.loads(run("clusters", "--db", str(db), "--json").stdout)
+    assert sum(r["conflicts"] for r in stored) == sum(t["conflicts"] for t in truth)
+
+
+def test_an_invalid_source_is_refused_in_one_line(tmp_path):
+    config = tmp_path / "conflictlens.toml"
+    config.write_text('[[sources]]\npath = "/tmp/*.log"\nformat = "nope"\n')
+    result = run(
+        "serve",
+        "--db",
+        str(tmp_path / "t.duckdb"),
+        "--config",
+        str(config),
+        "--port",
+        str(free_port()),
+    )
+    assert result.returncode != 0 and "nope" in result.stderr and "Traceback" not in result.stderr
