@@ -260,11 +260,18 @@ def serve_command(
             token=config.serve.token,
             followers=_followers(config, con),
             on_ready=lambda url: click.echo(f"conflictlens serve: {db} at {url}", err=True),
+            config_path=config.path,
+            reload_followers=lambda: _reloaded_followers(config.path, con),
         )
     except ServeError as exc:
         raise UserError(str(exc)) from None
     finally:
         con.close()
+
+
+def _reloaded_followers(path: Path | None, con: Any) -> list[Any]:
+    """Followers from the config file as it is now (its [[sources]], [ingest] and rules)."""
+    return _followers(load_config(str(path) if path else None), con)
 
 
 def _followers(config: Config, con: Any) -> list[Any]:

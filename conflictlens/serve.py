@@ -80,6 +80,76 @@ class Scheduler:
             self._stop.wait(0.2)
 
 
+class ConfigReloader:
+    """Watches the config file (watchdog) and swaps the followers when it changes.
+
+    An invalid config is refused with one logged line and the running one stays.
+    """
+
+    def __init__(
+        self, path: Path, load: Callable[[], list[Follower]], followers: list[Follower]
+    ) -> None:
+        self.path = path.resolve()
+        self.load = load
+        self.followers = followers  # shared with the API's status: swapped in place
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="config-reload", daemon=True)
+        self._observer: Any = None
+        self.reloads = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        reloader = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
+                if str(reloader.path) in paths:
+                    reloader._changed.set()
+
+        self._observer = Observer()
+        self._observer.schedule(Handler(), str(self.path.parent), recursive=False)
+        self._observer.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._changed.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._changed.wait()
+            if self._stop.is_set():
+                return
+            self._stop.wait(0.3)  # editors write in several steps: let them finish
+            self._changed.clear()
+            self.reload()
+
+    def reload(self) -> None:
+        try:
+            fresh = self.load()
+        except Exception as exc:
+            self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.error("config %s refused, the running one stays: %s", self.path, self.last_error)
+            return
+        for follower in self.followers:
+            follower.stop()
+        self.followers[:] = fresh
+        for follower in fresh:
+            follower.start()
+        self.reloads += 1
+        self.last_error = None
+        log.warning("config %s reloaded: %d follower(s)", self.path, len(fresh))
+
+
 def serve(
     con: duckdb.DuckDBPyConnection,
     db: Path,
@@ -89,19 +159,28 @@ def serve(
     token: str | None = None,
     followers: list[Follower] | None = None,
     on_ready: Callable[[str], None] | None = None,
+    config_path: Path | None = None,
+    reload_followers: Callable[[], list[Follower]] | None = None,
 ) -> None:
     """Run until SIGTERM or Ctrl-C; then stop following, flush and close within seconds."""
     if not is_loopback(host) and not token:
         raise ServeError(
             f"refusing to bind {host} without a token: set serve.token in the config or CONFLICTLENS_TOKEN"
         )
-    followers = followers or []
-    app = create_app(
-        con.cursor,
-        db_path=str(db),
-        token=token,
-        source_status=lambda: [s for f in followers for s in f.status()],
+    followers = list(followers or [])
+    reloader = (
+        ConfigReloader(config_path, reload_followers, followers)
+        if config_path is not None and reload_followers is not None
+        else None
     )
+
+    def following() -> list[dict[str, Any]]:
+        status = [s for f in list(followers) for s in f.status()]
+        if reloader is not None and reloader.last_error:
+            status.append({"config_error": reloader.last_error})
+        return status
+
+    app = create_app(con.cursor, db_path=str(db), token=token, source_status=following)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     scheduler = Scheduler()
@@ -115,6 +194,8 @@ def serve(
 
     for follower in followers:
         follower.start()
+    if reloader is not None:
+        reloader.start()
     scheduler.start()
     # uvicorn captures SIGTERM/SIGINT while it runs and hands them back to these afterwards.
     previous = {sig: signal.signal(sig, shutdown) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -125,6 +206,8 @@ def serve(
         server.run()
     finally:
         discovery_file(db).unlink(missing_ok=True)
+        if reloader is not None:
+            reloader.stop()
         scheduler.stop()
         for follower in followers:
             follower.stop()

@@ -237,3 +237,46 @@ def test_an_invalid_source_is_refused_in_one_line(tmp_path):
         str(free_port()),
     )
     assert result.returncode != 0 and "nope" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_config_change_reloads_sources_and_a_bad_one_is_refused(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    write_log(first / "access.log", 300, style="nginx-combined", seed=31)
+    write_log(second / "access.log", 200, style="nginx-combined", seed=32)
+    config = tmp_path / "conflictlens.toml"
+    source = '[[sources]]\npath = "{}/*.log"\n'
+    config.write_text("[serve]\nflush_ms = 100\n" + source.format(first))
+    server = Serve(tmp_path / "t.duckdb", "--config", str(config))
+
+    def stored() -> int:
+        return sum(s["lines"] for s in json.loads(server.get("/api/status")[1])["sources"])
+
+    def wait_for(predicate, seconds: float = 20) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.2)
+        return False
+
+    try:
+        assert wait_for(lambda: stored() == 300)
+        config.write_text(
+            "[serve]\nflush_ms = 100\n" + source.format(first) + source.format(second)
+        )
+        assert wait_for(lambda: stored() == 500), "the new source is followed after the reload"
+        config.write_text("[serve]\nflush_ms = 100\n[[sources]]\npath = 42\n")
+        assert wait_for(
+            lambda: any(
+                "config_error" in s for s in json.loads(server.get("/api/status")[1])["following"]
+            )
+        )
+        with (first / "access.log").open("a") as handle:
+            handle.write(
+                '10.0.0.1 - - [19/Nov/2026:10:00:00 +0000] "PUT /api/v1/users/1 HTTP/1.1" 409 1 "-" "ua"\n'
+            )
+        assert wait_for(lambda: stored() == 501), "the running config stays after a bad one"
+    finally:
+        server.stop()
