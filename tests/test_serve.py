@@ -280,3 +280,45 @@ def test_a_config_change_reloads_sources_and_a_bad_one_is_refused(tmp_path):
         assert wait_for(lambda: stored() == 501), "the running config stays after a bad one"
     finally:
         server.stop()
+
+
+def test_serve_killed_at_random_moments_stores_every_line_exactly_once(tmp_path):
+    """The issue's crash test with serve itself: a writer appends to three files (one rotated
+    and compressed now and then) while `conflictlens serve` is killed with SIGKILL at random
+    moments (CONFLICTLENS_SERVE_KILLS, default 20) and restarted; afterwards every line is
+    stored once, compared by the sequence number in each line's path."""
+    from tests.test_tail import MultiAppender, assert_exactly_once, stored_in, wait_for
+
+    kills = int(os.environ.get("CONFLICTLENS_SERVE_KILLS", "20"))
+    rng = __import__("random").Random(5)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    files = [logs / f"{name}.log" for name in ("a", "b", "c")]
+    for f in files:
+        f.write_bytes(b"")
+    db = tmp_path / "t.duckdb"
+    config = tmp_path / "conflictlens.toml"
+    config.write_text(f'[[sources]]\npath = "{logs}/*.log*"\n[serve]\nflush_ms = 200\n')
+    appender = MultiAppender(files, rate=3000, rotate_every=1.5)
+    appender.start()
+    try:
+        for _ in range(kills):
+            server = Serve(db, "--config", str(config))
+            time.sleep(rng.uniform(0.1, 1.5))
+            server.proc.kill()
+            server.proc.communicate(timeout=10)
+            assert max(stored_in(db).values(), default=1) == 1, "a line stored twice"
+    finally:
+        written = appender.finish()
+    server = Serve(db, "--config", str(config))
+
+    def stored_lines() -> int:
+        return sum(s["lines"] for s in json.loads(server.get("/api/status")[1])["sources"])
+
+    try:
+        wait_for(lambda: stored_lines() >= sum(written.values()), 60, "serve to catch up")
+        time.sleep(1.5)  # rotated files let go, compressed siblings looked at
+    finally:
+        server.stop()
+    assert appender.rotations >= 3
+    assert_exactly_once(stored_in(db), written)
