@@ -42,7 +42,9 @@ def _connection() -> duckdb.DuckDBPyConnection:
     """This thread's in-memory DuckDB connection, used only to decode JSON."""
     con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
     if con is None:
-        con = duckdb.connect(":memory:")
+        # One DuckDB thread per worker: the workers already keep the cores busy, and two
+        # thread pools per worker only fight over them.
+        con = duckdb.connect(":memory:", config={"threads": 1})
         _local.con = con
     return con
 
