@@ -7,7 +7,6 @@ on its own. Everything here is Polars expressions over the whole chunk.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import polars as pl
 
@@ -16,25 +15,10 @@ from ingest.kinds import classify
 from ingest.lines import REJECT_SAMPLE_BYTES, Chunk, SplitLines, split_lines
 from ingest.options import IngestOptions
 from ingest.routes import apply_routes
+from store.writer import Batch
 
 
-@dataclass(frozen=True)
-class ParsedChunk:
-    start: int
-    end: int
-    lines: int
-    events: pl.DataFrame
-    rollups: pl.DataFrame
-    rejects: pl.DataFrame
-
-    @property
-    def parsed(self) -> int:
-        return self.lines - self.rejects.height
-
-
-def parse_chunk(
-    chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int
-) -> ParsedChunk:
+def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int) -> Batch:
     split = split_lines(chunk)
     parsed = fmt.parse(split.lines)
     limit = options.max_line_bytes
@@ -57,7 +41,8 @@ def parse_chunk(
     events = build_events(captured, options, source_id)
     rejects = build_rejects(parsed.filter(pl.col("reject").is_not_null()), split, chunk, source_id)
     lines = split.lines.height + len(split.invalid_offsets) + len(chunk.overlong)
-    return ParsedChunk(chunk.start, chunk.end, lines, events, build_rollups(good, options), rejects)
+    rollups = build_rollups(good, options)
+    return Batch(source_id, chunk.start, chunk.end, lines, events, rollups, rejects)
 
 
 def anonymize(client: pl.Expr) -> pl.Expr:

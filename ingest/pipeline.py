@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from ingest.batch import ParsedChunk, parse_chunk
+from ingest.batch import parse_chunk
 from ingest.formats import LogFormat, detect_format, get_format
 from ingest.identity import FINGERPRINT_BYTES, open_source, skip_to
 from ingest.lines import read_chunks, split_lines
@@ -41,7 +41,7 @@ class ImportSummary:
     seconds: float = 0.0
     reject_reasons: Counter[str] = field(default_factory=Counter)
 
-    def add(self, chunk: ParsedChunk) -> None:
+    def add(self, chunk: Batch) -> None:
         self.lines += chunk.lines
         self.parsed += chunk.parsed
         self.rejected += chunk.rejects.height
@@ -111,7 +111,7 @@ def import_source(
             continues_line=not at_line_start,
         )
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
-            pending: deque[Future[ParsedChunk]] = deque()
+            pending: deque[Future[Batch]] = deque()
             for chunk in chunks:
                 if fmt is None:
                     fmt = detect_format(split_lines(chunk).lines)
@@ -120,32 +120,18 @@ def import_source(
                     writer.set_format(source.source_id, fmt.name, log_format)
                 pending.append(pool.submit(parse_chunk, chunk, fmt, options, source.source_id))
                 if len(pending) > options.workers:
-                    _commit(writer, pending.popleft().result(), source.source_id, summary, progress)
+                    _commit(writer, pending.popleft().result(), summary, progress)
             while pending:
-                _commit(writer, pending.popleft().result(), source.source_id, summary, progress)
+                _commit(writer, pending.popleft().result(), summary, progress)
     summary.format = summary.format or (fmt.name if fmt else source.format or "")
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _commit(
-    writer: Writer,
-    parsed: ParsedChunk,
-    source_id: int,
-    summary: ImportSummary,
-    progress: ProgressCallback | None,
+    writer: Writer, batch: Batch, summary: ImportSummary, progress: ProgressCallback | None
 ) -> None:
-    writer.commit(
-        Batch(
-            source_id=source_id,
-            start=parsed.start,
-            end=parsed.end,
-            lines=parsed.lines,
-            events=parsed.events,
-            rollups=parsed.rollups,
-            rejects=parsed.rejects,
-        )
-    )
-    summary.add(parsed)
+    writer.commit(batch)
+    summary.add(batch)
     if progress is not None:
-        progress(parsed.end - parsed.start)
+        progress(batch.end - batch.start)

@@ -74,7 +74,7 @@ from ingest.identity import FINGERPRINT_BYTES
 from ingest.lines import Chunk, split_lines
 from ingest.options import IngestOptions
 from ingest.pipeline import choose_format
-from store import Batch, StoreError, Writer, connect, default_db_path
+from store import StoreError, Writer, connect, default_db_path
 
 log = logging.getLogger("conflictlens.tail")
 
@@ -701,17 +701,7 @@ class Follower:
                 return
             for chunk in chunks:
                 parsed = parse_chunk(chunk, fmt, options, f.source_id)
-                self._writer.commit(
-                    Batch(
-                        source_id=f.source_id,
-                        start=parsed.start,
-                        end=parsed.end,
-                        lines=parsed.lines,
-                        events=parsed.events,
-                        rollups=parsed.rollups,
-                        rejects=parsed.rejects,
-                    )
-                )
+                self._writer.commit(parsed)
                 f.offset = parsed.end
                 f.lines += parsed.lines
                 f.conflicts += parsed.events.height

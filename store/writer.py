@@ -32,6 +32,11 @@ class Batch:
     rollups: pl.DataFrame
     rejects: pl.DataFrame
 
+    @property
+    def parsed(self) -> int:
+        """Lines that became rows (events or rollups)."""
+        return self.lines - self.rejects.height
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from ingest import IngestOptions
-from ingest.batch import ParsedChunk, parse_chunk
+from ingest.batch import parse_chunk
 from ingest.formats import get_format
 from ingest.lines import Chunk
 from store import SCHEMA_VERSION, Batch, StoreError, Writer, connect
@@ -117,22 +117,13 @@ DATA = b"".join(
 )
 
 
-def parsed(source_id: int, start: int = 0, data: bytes = DATA) -> ParsedChunk:
+def parsed(source_id: int, start: int = 0, data: bytes = DATA) -> Batch:
     chunk = Chunk(data, start, start + len(data), start)
     return parse_chunk(chunk, get_format("nginx-combined"), IngestOptions(), source_id)
 
 
-def batch_of(chunk: ParsedChunk, source_id: int, **changes) -> Batch:
-    batch = Batch(
-        source_id=source_id,
-        start=chunk.start,
-        end=chunk.end,
-        lines=chunk.lines,
-        events=chunk.events,
-        rollups=chunk.rollups,
-        rejects=chunk.rejects,
-    )
-    return dataclasses.replace(batch, **changes)
+def batch_of(chunk: Batch, source_id: int, **changes) -> Batch:
+    return dataclasses.replace(chunk, source_id=source_id, **changes)
 
 
 @pytest.fixture

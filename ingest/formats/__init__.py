@@ -55,7 +55,7 @@ def json_mapping_format(mapping_text: str | None) -> LogFormat:
     """``--format json``: fields from a mapping such as {"status": "$.http.code", ...}."""
     if not mapping_text:
         raise FormatError(
-            "format json needs a field mapping: --log-format '{\"status\": \"$.code\", ...}' "
+            'format json needs a field mapping: --log-format \'{"status": "$.code", ...}\' '
             "or [ingest.json_fields] in the config"
         )
     try:

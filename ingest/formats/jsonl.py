@@ -313,8 +313,10 @@ def mapped_json_format(mapping: Mapping[str, object], name: str = "json") -> Jso
     paths: dict[str, tuple[str, ...]] = {}
     for raw, value in mapping.items():
         candidates = [value] if isinstance(value, str) else value
-        if not isinstance(candidates, list) or not all(isinstance(p, str) and p.startswith("$") for p in candidates):
-            raise ValueError(f"{raw}: expected a JSON path such as \"$.status\" or a list of them")
+        if not isinstance(candidates, list) or not all(
+            isinstance(p, str) and p.startswith("$") for p in candidates
+        ):
+            raise ValueError(f'{raw}: expected a JSON path such as "$.status" or a list of them')
         paths[raw] = tuple(candidates)
     if "status" not in paths:
         raise ValueError("the mapping needs at least status (and a time field)")
