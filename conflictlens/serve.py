@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +67,6 @@ class Scheduler:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        import time
-
         due = {name: time.monotonic() + seconds for name, seconds, _ in self.jobs}
         while not self._stop.is_set():
             now = time.monotonic()
@@ -150,6 +150,18 @@ class ConfigReloader:
         log.warning("config %s reloaded: %d follower(s)", self.path, len(fresh))
 
 
+def with_lag_seconds(status: dict[str, Any]) -> dict[str, Any]:
+    """Add how long the unread bytes of a followed file have waited: the time since the file
+    was last written, while bytes are unread; 0 when it is caught up."""
+    lag = 0.0
+    if status.get("lag_bytes") and status.get("path"):
+        try:
+            lag = max(0.0, time.time() - os.stat(status["path"]).st_mtime)
+        except OSError:
+            lag = 0.0
+    return {**status, "lag_seconds": round(lag, 3)}
+
+
 def serve(
     con: duckdb.DuckDBPyConnection,
     db: Path,
@@ -175,7 +187,7 @@ def serve(
     )
 
     def following() -> list[dict[str, Any]]:
-        status = [s for f in list(followers) for s in f.status()]
+        status = [with_lag_seconds(s) for f in list(followers) for s in f.status()]
         if reloader is not None and reloader.last_error:
             status.append({"config_error": reloader.last_error})
         return status
