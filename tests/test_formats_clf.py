@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -13,56 +10,14 @@ import pytest
 
 from ingest.formats import FormatError, compile_log_format, detect_format, get_format
 from ingest.lines import Chunk, split_lines
+from tests.peer_fixtures import FIXTURES, check_line, expectations, line_cases
 
 # --- (a) peer fixtures in ../shared/fixtures ---------------------------------------------------
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 FIXTURE_FORMATS = ("nginx", "apache")
 
 # Fixture lines this parser is known to get wrong, with the reason: (file, line) -> reason.
 KNOWN_FAILURES: dict[tuple[str, int], str] = {}
-
-
-def fixture_cases() -> list[Any]:
-    if not FIXTURES.is_dir():
-        reason = f"peer fixtures not found at {FIXTURES} (expected beside the project as ../shared/fixtures)"
-        return [pytest.param("", 0, marks=pytest.mark.skip(reason=reason), id="fixtures-missing")]
-    cases = []
-    for folder in FIXTURE_FORMATS:
-        for log in sorted((FIXTURES / folder).glob("*.log")):
-            name = f"{folder}/{log.stem}"
-            for expected in expectations(name):
-                reason = KNOWN_FAILURES.get((name, expected["line"]))
-                marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-                cases.append(
-                    pytest.param(
-                        name, expected["line"], marks=marks, id=f"{name}:{expected['line']}"
-                    )
-                )
-    return cases
-
-
-@functools.cache
-def expectations(name: str) -> tuple[dict[str, Any], ...]:
-    text = (FIXTURES / f"{name}.expected.jsonl").read_text(encoding="utf-8")
-    return tuple(json.loads(line) for line in text.splitlines())
-
-
-@functools.cache
-def parsed_fixture(name: str) -> tuple[pl.DataFrame | None, str, str]:
-    """The fixture's lines as the pipeline frames them, parsed with the format detected for the
-    whole file. Returns (parsed frame, format name, detection error)."""
-    data = (FIXTURES / f"{name}.log").read_bytes()
-    lines = split_lines(Chunk(data, 0, len(data), 0)).lines
-    try:
-        fmt = detect_format(lines)
-    except FormatError as exc:
-        return None, "", str(exc)
-    return fmt.parse(lines), fmt.name, ""
-
-
-def instant(iso: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
 def test_fixture_line_counts_match_their_expectations():
@@ -77,23 +32,9 @@ def test_fixture_line_counts_match_their_expectations():
             assert [e["line"] for e in expectations(name)] == list(range(1, frame.height + 1))
 
 
-@pytest.mark.parametrize(("name", "number"), fixture_cases())
+@pytest.mark.parametrize(("name", "number"), line_cases(FIXTURE_FORMATS, KNOWN_FAILURES))
 def test_peer_fixture_line(name: str, number: int):
-    expected = expectations(name)[number - 1]
-    assert expected["line"] == number
-    parsed, fmt, error = parsed_fixture(name)
-    assert parsed is not None, f"format detection failed for {name}: {error}"
-    row = parsed.row(number - 1, named=True)
-    if expected["expect"] == "reject":
-        assert row["reject"] is not None, f"{name}:{number} should be rejected ({expected['why']})"
-        return
-    assert row["reject"] is None, f"{name}:{number} rejected by {fmt}: {row['reject']}"
-    for field in ("status", "method", "path"):
-        if expected[field] is not None:
-            assert row[field] == expected[field], field
-    if expected["ts"] is not None:
-        assert row["ts"] is not None
-        assert row["ts"].replace(tzinfo=dt.UTC) == instant(expected["ts"])
+    check_line(name, number, ("status", "method", "path"))
 
 
 # --- (b) compile_log_format ---------------------------------------------------------------------

@@ -4,27 +4,31 @@ fixtures (Filebeat, Logstash, Datadog), detection, and hand-written lines."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
-from ingest.formats import FormatError, detect_format, get_format
+from ingest.formats import detect_format, get_format
 from ingest.formats.clf import PRESETS
 from ingest.formats.fields import PARSED_COLUMNS
 from ingest.formats.gateways import GATEWAY_FORMATS
 from ingest.lines import Chunk, split_lines
 from tests.helpers import cli_json
+from tests.peer_fixtures import (
+    FIXTURES,
+    MISSING,
+    check_line,
+    expectations,
+    file_cases,
+    fixture_frame,
+    line_cases,
+    parsed_fixture,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
-MISSING = (
-    f"peer fixtures not found at {FIXTURES} (expected beside the project as ../shared/fixtures)"
-)
 
 # The format each fixture file must be detected as.
 FIXTURE_FORMATS = {
@@ -63,62 +67,7 @@ def event(fmt_name: str, line: str) -> dict[str, Any]:
     return row
 
 
-def instant(iso: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(dt.UTC)
-
-
 # --- (1) peer fixtures in ../shared/fixtures -----------------------------------------------------
-
-
-def fixture_names() -> list[str]:
-    return [
-        f"{folder}/{log.stem}"
-        for folder in FIXTURE_FORMATS
-        for log in sorted((FIXTURES / folder).glob("*.log"))
-    ]
-
-
-@functools.cache
-def expectations(name: str) -> tuple[dict[str, Any], ...]:
-    text = (FIXTURES / f"{name}.expected.jsonl").read_text(encoding="utf-8")
-    return tuple(json.loads(line) for line in text.splitlines())
-
-
-def fixture_cases() -> list[Any]:
-    if not FIXTURES.is_dir():
-        return [pytest.param("", 0, marks=pytest.mark.skip(reason=MISSING), id="fixtures-missing")]
-    cases = []
-    for name in fixture_names():
-        for expected in expectations(name):
-            reason = KNOWN_FAILURES.get((name, expected["line"]))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            cases.append(
-                pytest.param(name, expected["line"], marks=marks, id=f"{name}:{expected['line']}")
-            )
-    return cases
-
-
-def file_cases() -> list[Any]:
-    if not FIXTURES.is_dir():
-        return [pytest.param("", marks=pytest.mark.skip(reason=MISSING), id="fixtures-missing")]
-    return [pytest.param(name, id=name) for name in fixture_names()]
-
-
-@functools.cache
-def fixture_frame(name: str) -> pl.DataFrame:
-    data = (FIXTURES / f"{name}.log").read_bytes()
-    return split_lines(Chunk(data, 0, len(data), 0)).lines
-
-
-@functools.cache
-def parsed_fixture(name: str) -> tuple[pl.DataFrame | None, str, str]:
-    """The fixture parsed with the format detected for the whole file: (frame, format, error)."""
-    lines = fixture_frame(name)
-    try:
-        fmt = detect_format(lines)
-    except FormatError as exc:
-        return None, "", str(exc)
-    return fmt.parse(lines), fmt.name, ""
 
 
 def test_every_gateway_fixture_folder_has_files():
@@ -128,39 +77,26 @@ def test_every_gateway_fixture_folder_has_files():
         assert list((FIXTURES / folder).glob("*.log")), folder
 
 
-@pytest.mark.parametrize("name", file_cases())
+@pytest.mark.parametrize("name", file_cases(FIXTURE_FORMATS))
 def test_fixture_line_counts_match_their_expectations(name: str):
     data = (FIXTURES / f"{name}.log").read_bytes()
     assert fixture_frame(name).height == data.count(b"\n") == len(expectations(name))
     assert [e["line"] for e in expectations(name)] == list(range(1, len(expectations(name)) + 1))
 
 
-@pytest.mark.parametrize("name", file_cases())
+@pytest.mark.parametrize("name", file_cases(FIXTURE_FORMATS))
 def test_fixture_file_is_detected(name: str):
     parsed, fmt, error = parsed_fixture(name)
     assert parsed is not None, f"format detection failed for {name}: {error}"
     assert fmt == FIXTURE_FORMATS[name.split("/")[0]]
 
 
-@pytest.mark.parametrize(("name", "number"), fixture_cases())
+@pytest.mark.parametrize(("name", "number"), line_cases(FIXTURE_FORMATS, KNOWN_FAILURES))
 def test_peer_fixture_line(name: str, number: int):
+    fields = ("status", "method", "path", "query", "client", "bytes", "user_agent")
+    row = check_line(name, number, fields)
     expected = expectations(name)[number - 1]
-    assert expected["line"] == number
-    parsed, fmt, error = parsed_fixture(name)
-    assert parsed is not None, f"format detection failed for {name}: {error}"
-    row = parsed.row(number - 1, named=True)
-    if expected["expect"] == "reject":
-        assert row["reject"] is not None, f"{name}:{number} should be rejected ({expected['why']})"
-        return
-    assert row["reject"] is None, f"{name}:{number} rejected by {fmt}: {row['reject']}"
-    # null = no expectation (see the fixtures' README)
-    for field in ("status", "method", "path", "query", "client", "bytes", "user_agent"):
-        if expected[field] is not None:
-            assert row[field] == expected[field], field
-    if expected["ts"] is not None:
-        assert row["ts"] is not None
-        assert row["ts"].replace(tzinfo=dt.UTC) == instant(expected["ts"])
-    if expected["duration_s"] is not None:
+    if row is not None and expected["duration_s"] is not None:
         assert row["latency_ms"] == pytest.approx(expected["duration_s"] * 1000), "duration_s"
 
 

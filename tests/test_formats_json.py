@@ -54,7 +54,11 @@ ENVOY = {
     "x_error_code": "EMAIL_TAKEN",
 }
 KONG = {
-    "request": {"method": "POST", "uri": "/api/v1/orders/9/cancel", "headers": {"user-agent": "ua"}},
+    "request": {
+        "method": "POST",
+        "uri": "/api/v1/orders/9/cancel",
+        "headers": {"user-agent": "ua"},
+    },
     "response": {"status": 409, "size": 80, "headers": {"x-error-code": "ORDER_ALREADY_SHIPPED"}},
     "latencies": {"request": 515, "kong": 58, "proxy": 457},
     "client_ip": "192.168.144.1",
@@ -84,16 +88,42 @@ CADDY = {
 @pytest.mark.parametrize(
     ("name", "obj", "expected"),
     [
-        ("traefik-json", TRAEFIK, ("PUT", "/api/v1/users/42", 409, "VERSION_MISMATCH", "::1", 32.673)),
+        (
+            "traefik-json",
+            TRAEFIK,
+            ("PUT", "/api/v1/users/42", 409, "VERSION_MISMATCH", "::1", 32.673),
+        ),
         ("envoy-json", ENVOY, ("POST", "/api/v1/users", 409, "EMAIL_TAKEN", "203.0.113.9", 46.0)),
-        ("kong-json", KONG, ("POST", "/api/v1/orders/9/cancel", 409, "ORDER_ALREADY_SHIPPED", "192.168.144.1", 515.0)),
-        ("caddy-json", CADDY, ("DELETE", "/api/v1/projects/7", 409, "PROJECT_HAS_CHILDREN", "203.0.113.7", 1.5)),
+        (
+            "kong-json",
+            KONG,
+            (
+                "POST",
+                "/api/v1/orders/9/cancel",
+                409,
+                "ORDER_ALREADY_SHIPPED",
+                "192.168.144.1",
+                515.0,
+            ),
+        ),
+        (
+            "caddy-json",
+            CADDY,
+            ("DELETE", "/api/v1/projects/7", 409, "PROJECT_HAS_CHILDREN", "203.0.113.7", 1.5),
+        ),
     ],
 )
 def test_gateway_json_fields(name, obj, expected):
     row = parse(name, obj)[0]
     assert row["reject"] is None
-    got = (row["method"], row["path"], row["status"], row["error_code"], row["client"], row["latency_ms"])
+    got = (
+        row["method"],
+        row["path"],
+        row["status"],
+        row["error_code"],
+        row["client"],
+        row["latency_ms"],
+    )
     assert got == pytest.approx(expected)
 
 
@@ -111,7 +141,10 @@ def test_timestamps_are_utc_instants():
         ({"error": {"code": "EMAIL_TAKEN", "message": "x"}}, "EMAIL_TAKEN"),
         ({"code": "VERSION_MISMATCH"}, "VERSION_MISMATCH"),
         ({"errorCode": "RESOURCE_IN_USE"}, "RESOURCE_IN_USE"),
-        ({"type": "https://errors.example.com/order-already-shipped", "title": "Shipped"}, "ORDER_ALREADY_SHIPPED"),
+        (
+            {"type": "https://errors.example.com/order-already-shipped", "title": "Shipped"},
+            "ORDER_ALREADY_SHIPPED",
+        ),
         ({"error": {"message": "no code here"}}, None),
     ],
 )
@@ -137,7 +170,10 @@ def test_a_body_over_the_limit_is_not_read():
     [
         ("not json at all\n", "not valid JSON"),
         ('{"DownstreamStatus": 409, "RequestMethod": "GET"\n', "not valid JSON"),
-        (json.dumps({k: v for k, v in TRAEFIK.items() if k != "DownstreamStatus"}) + "\n", "missing status"),
+        (
+            json.dumps({k: v for k, v in TRAEFIK.items() if k != "DownstreamStatus"}) + "\n",
+            "missing status",
+        ),
         (json.dumps({**TRAEFIK, "DownstreamStatus": "conflict"}) + "\n", "invalid status"),
         (json.dumps({**TRAEFIK, "StartUTC": "yesterday"}) + "\n", "invalid timestamp"),
         ('{"a":' * 5000 + "1" + "}" * 5000 + "\n", "missing"),
@@ -152,7 +188,12 @@ def test_hostile_lines_are_rejects_with_a_reason(line, reason):
 
 def test_a_number_where_a_string_belongs_still_parses():
     row = parse("traefik-json", {**TRAEFIK, "RequestMethod": 7, "request_User-Agent": 12})[0]
-    assert (row["reject"], row["method"], row["user_agent"], row["status"]) == (None, "7", "12", 409)
+    assert (row["reject"], row["method"], row["user_agent"], row["status"]) == (
+        None,
+        "7",
+        "12",
+        409,
+    )
 
 
 def test_a_10_mb_body_line_is_rejected_and_the_import_goes_on(tmp_path):
@@ -201,10 +242,27 @@ def test_nginx_json_with_common_names():
 
 def test_generic_mapping_from_the_config():
     fmt = mapped_json_format(
-        {"time_iso": "$.when", "method": "$.http.verb", "target": "$.http.url", "status": "$.http.code",
-         "error_code": ["$.err.code", "$.error"]},
+        {
+            "time_iso": "$.when",
+            "method": "$.http.verb",
+            "target": "$.http.url",
+            "status": "$.http.code",
+            "error_code": ["$.err.code", "$.error"],
+        },
     )
-    line = json.dumps({"when": "2026-11-19T10:00:00Z", "http": {"verb": "PUT", "url": "/a/1", "code": 409}, "error": "STALE"})
+    line = json.dumps(
+        {
+            "when": "2026-11-19T10:00:00Z",
+            "http": {"verb": "PUT", "url": "/a/1", "code": 409},
+            "error": "STALE",
+        }
+    )
     row = fmt.parse(pl.DataFrame({"line": [line + "\n"], "offset": [0]})).to_dicts()[0]
-    assert (row["reject"], row["method"], row["path"], row["status"], row["error_code"]) == (None, "PUT", "/a/1", 409, "STALE")
+    assert (row["reject"], row["method"], row["path"], row["status"], row["error_code"]) == (
+        None,
+        "PUT",
+        "/a/1",
+        409,
+        "STALE",
+    )
     assert get_format("kong-json").name == "kong-json"

@@ -50,9 +50,15 @@ def test_every_conflict_has_the_true_error_code_and_kind(log, tmp_path):
         requests = con.execute(
             "SELECT method, route, sum(requests)::BIGINT FROM request_rollups GROUP BY ALL"
         ).fetchall()
-    assert (summary.format, summary.lines, summary.rejected) == (sample_format(log), truth["lines"], 0)
+    assert (summary.format, summary.lines, summary.rejected) == (
+        sample_format(log),
+        truth["lines"],
+        0,
+    )
     keys = ("method", "route", "status", "error_code", "kind")
     got = sorted((*(r[k] for k in keys), r["conflicts"]) for r in clusters.iter_rows(named=True))
     want = sorted((*(c[k] for k in keys), c["conflicts"]) for c in truth["conflicts_by_cluster"])
     assert got == want
-    assert sorted(requests) == sorted((r["method"], r["route"], r["requests"]) for r in truth["requests_by_route"])
+    assert sorted(requests) == sorted(
+        (r["method"], r["route"], r["requests"]) for r in truth["requests_by_route"]
+    )

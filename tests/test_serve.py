@@ -213,7 +213,10 @@ def test_serve_follows_the_configured_sources(tmp_path):
         assert total == 2500
         following = {s["path"]: s for s in info["following"]}
         assert str(first) in following and following[str(first)]["lag_bytes"] == 0
-        assert following[str(first)]["lag_seconds"] == 0 and "lines_per_second" in following[str(first)]
+        assert (
+            following[str(first)]["lag_seconds"] == 0
+            and "lines_per_second" in following[str(first)]
+        )
         rows = json.loads(
             run("clusters", "--db", str(db), "--json", "--config", str(config)).stdout
         )
