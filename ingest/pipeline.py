@@ -51,6 +51,21 @@ class ImportSummary:
             self.reject_reasons.update(dict(chunk.rejects["reason"].value_counts().iter_rows()))
 
 
+TARGET_LINES_PER_CHUNK = 64_000
+MAX_CHUNK_GROWTH = 4
+
+
+def chunk_size(head: bytes, base: int) -> int:
+    """Bytes to read at a time: enough for about TARGET_LINES_PER_CHUNK lines of the length
+    seen in the file's first bytes, between ``base`` and MAX_CHUNK_GROWTH times ``base``. Long
+    JSON lines then still fill chunks with enough lines to spread each chunk's fixed costs."""
+    lines = head.count(b"\n")
+    if lines == 0:
+        return base
+    wanted = len(head) // lines * TARGET_LINES_PER_CHUNK
+    return max(base, min(wanted, base * MAX_CHUNK_GROWTH))
+
+
 def choose_format(
     requested: str, log_format: str | None, stored: str | None, stored_log_format: str | None
 ) -> LogFormat | None:
@@ -106,7 +121,7 @@ def import_source(
         chunks = read_chunks(
             stream,
             source.offset,
-            chunk_bytes=options.chunk_bytes,
+            chunk_bytes=chunk_size(identity.prefix, options.chunk_bytes),
             max_line_bytes=options.max_line_bytes,
             continues_line=not at_line_start,
         )
