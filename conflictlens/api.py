@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,7 @@ def create_app(
         for row in sources:
             row.update(live.get(row["source_id"], {}))
         store["path"] = db_path
+        store["size_bytes"] = _file_size(db_path) + _file_size(db_path + ".wal")
         return {"store": store, "sources": sources, "following": source_status()}
 
     @app.get("/api/queries")
@@ -90,6 +92,13 @@ def create_app(
         return prometheus_text(frame, source_status())
 
     return app
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _typed_params(name: str, params: dict[str, str]) -> tuple[TimeRange, dict[str, Any]]:

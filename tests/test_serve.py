@@ -118,6 +118,7 @@ def test_api_endpoints(store):
         status, body = server.get("/api/status")
         info = json.loads(body)
         assert status == 200 and info["store"]["events"] > 0 and info["sources"][0]["lines"] == 5000
+        assert info["store"]["size_bytes"] >= store.stat().st_size > 0
         status, body = server.get("/api/queries")
         assert status == 200 and "clusters" in {q["name"] for q in json.loads(body)}
         status, body = server.get("/api/queries/clusters?limit=2&method=POST")
