@@ -106,7 +106,10 @@ def cli() -> None:
     "format_name",
     default="auto",
     show_default=True,
-    help="Log format: auto, nginx-extended, nginx-combined, nginx-common, apache-combined, apache-common.",
+    help="auto (detected per file), or one of: nginx-extended, nginx-combined, nginx-common, "
+    "apache-combined, apache-common, nginx-json, traefik-clf, traefik-json, envoy-text, "
+    "envoy-json, kong-json, caddy-json, haproxy-httplog, aws-alb, aws-elb-classic, "
+    "apipark-json, json (with a field mapping in --log-format).",
 )
 @click.option("--log-format", help="Your nginx log_format or Apache LogFormat string.")
 @click.option(

@@ -440,3 +440,14 @@ def test_parse_time_relative_counts_back_from_the_real_clock():
 def test_parse_time_rejects_garbage(text):
     with pytest.raises(ValueError, match="invalid time"):
         parse_time(text)
+
+
+def test_ingest_help_names_every_registered_format():
+    from click.testing import CliRunner
+
+    from conflictlens.cli import cli
+    from ingest.formats import FORMATS
+
+    text = " ".join(CliRunner().invoke(cli, ["ingest", "--help"]).output.split()).replace("- ", "-")
+    missing = [name for name in FORMATS if name not in text]
+    assert not missing, missing
