@@ -68,20 +68,28 @@ def json_mapping_format(mapping_text: str | None) -> LogFormat:
 
 
 def detect_format(sample: pl.DataFrame) -> LogFormat:
-    """Pick the format that parses most of the first non-empty lines without a reject."""
+    """Pick the format that parses most of the first non-empty lines without a reject.
+
+    On a tie the earlier format wins, so the first format that parses every line is the
+    answer and the rest are not tried. Lines that are mostly JSON objects are only tried
+    with the JSON formats, and the others only with the text formats.
+    """
     lines = sample.filter(pl.col("line").str.strip_chars_end("\r\n") != "").head(DETECT_LINES)
     if lines.height == 0:
         raise UnknownFormat("no lines to detect the format from")
+    json_share = int(lines["line"].str.starts_with("{").sum()) / lines.height
+    candidates = [f for name, f in FORMATS.items() if (name in JSON_FORMATS) == (json_share > 0.5)]
     best: tuple[float, LogFormat] | None = None
-    for fmt in FORMATS.values():
+    for fmt in candidates:
         parsed = fmt.parse(lines)
         share = float(parsed["reject"].is_null().sum()) / parsed.height
         if best is None or share > best[0]:
             best = (share, fmt)
-    assert best is not None
-    if best[0] < DETECT_MIN_SHARE:
+        if share == 1.0:
+            break
+    if best is None or best[0] < DETECT_MIN_SHARE:
         raise UnknownFormat(
-            f"cannot recognise the log format (tried {', '.join(FORMATS)}); "
+            f"cannot recognise the log format (tried {', '.join(f.name for f in candidates)}); "
             "pass --format or --log-format"
         )
     return best[1]
