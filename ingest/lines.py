@@ -15,6 +15,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ingest.envelopes import unwrap
+
 REJECT_SAMPLE_BYTES = 512
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
@@ -157,7 +159,7 @@ def split_lines(chunk: Chunk) -> SplitLines:
     # every line once more. Invalid UTF-8 was filtered out above, so this cast cannot fail.
     text = pl.Series(binary).cast(pl.String)
     frame = pl.DataFrame({"line": text, "offset": pl.Series(offsets, dtype=pl.Int64)})
-    return SplitLines(frame, invalid_offsets, samples)
+    return SplitLines(unwrap(frame), invalid_offsets, samples)
 
 
 def _invalid_utf8_rows(raw: np.ndarray, bounds: np.ndarray, data: bytes) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""Access logs inside container-runtime envelopes (Docker json-file, CRI) import like bare ones."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analysis import run_query
+from ingest import IngestOptions, import_source
+from sample_logs.generator import format_lines, traffic
+from store import Writer, connect
+
+
+def bare_lines(style: str, count: int = 300) -> list[str]:
+    return format_lines(traffic(count, seed=41), style).to_list()
+
+
+def docker(line: str) -> str:
+    return json.dumps(
+        {"log": line + "\n", "stream": "stdout", "time": "2026-11-19T10:00:00.000000001Z"}
+    )
+
+
+def cri(line: str) -> str:
+    return f"2026-11-19T10:00:00.123456789Z stdout F {line}"
+
+
+def clusters_of(tmp_path, name: str, lines: list[str]) -> tuple[object, list[dict[str, object]]]:
+    log = tmp_path / name
+    log.write_text("\n".join(lines) + "\n")
+    with connect(tmp_path / f"{name}.duckdb") as con:
+        summary = import_source(str(log), Writer(con), IngestOptions())
+        rows = run_query(con, "clusters").to_dicts()
+    return summary, rows
+
+
+@pytest.mark.parametrize("style", ["nginx-extended", "kong-json", "envoy-text"])
+@pytest.mark.parametrize("wrap", [docker, cri], ids=["docker", "cri"])
+def test_wrapped_logs_give_the_same_clusters_as_bare_ones(tmp_path, style, wrap):
+    lines = bare_lines(style)
+    bare_summary, bare = clusters_of(tmp_path, "bare.log", lines)
+    wrapped_summary, wrapped = clusters_of(tmp_path, "wrapped.log", [wrap(line) for line in lines])
+    assert (wrapped_summary.format, wrapped_summary.rejected) == (bare_summary.format, 0)
+    assert wrapped == bare and bare
+
+
+def test_a_broken_envelope_is_a_reject_and_the_rest_goes_on(tmp_path):
+    lines = [docker(line) for line in bare_lines("nginx-combined", 20)]
+    lines.insert(5, '{"log": "unterminated')
+    summary, rows = clusters_of(tmp_path, "broken.log", lines)
+    assert (summary.lines, summary.rejected, summary.parsed) == (21, 1, 20)
+    assert sum(int(r["conflicts"]) for r in rows) == summary.conflicts
