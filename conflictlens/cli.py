@@ -141,7 +141,7 @@ def ingest(
 
     from ingest import import_source
     from ingest.formats import get_format
-    from store import Writer, connect
+    from store import Writer
 
     config, db = resolve_config(config_file, db_path)
     if format_name == "json" and not log_format and config.json_fields:
@@ -156,7 +156,7 @@ def ingest(
     for name in paths:
         if name != "-" and not Path(name).exists():
             raise UserError(f"{name}: no such file")
-    con = connect(db)
+    con = _open_for_import(db)
     summaries = []
     try:
         with output.progress(paths, enabled=not as_json) as advance:
@@ -369,6 +369,23 @@ def sample(
         f"wrote {lines} lines to {out} ({truth['conflicts']} conflicts); ground truth in {out}.truth.json"
     )
     click.echo(f"import it with: conflictlens ingest {out}")
+
+
+def _open_for_import(db: Path) -> Any:
+    """The store opened for writing; when serve owns it, say how to import through serve."""
+    from conflictlens.client import find_server
+    from store import DatabaseLocked, connect
+
+    try:
+        return connect(db)
+    except DatabaseLocked:
+        url = find_server(db)
+        if url is None:
+            raise
+        raise UserError(
+            f"serve owns {db} (at {url}): add these files to its [[sources]] (a new file is read "
+            "from byte 0), or stop serve to import them here"
+        ) from None
 
 
 def read_query(

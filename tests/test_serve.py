@@ -327,3 +327,15 @@ def test_serve_killed_at_random_moments_stores_every_line_exactly_once(tmp_path)
         server.stop()
     assert appender.rotations >= 3
     assert_exactly_once(stored_in(db), written)
+
+
+def test_ingest_while_serve_owns_the_store_says_how(store, tmp_path):
+    log = tmp_path / "more.log"
+    write_log(log, 100, style="nginx-combined", seed=51)
+    server = Serve(store)
+    try:
+        result = run("ingest", "--db", str(store), str(log))
+    finally:
+        server.stop()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "serve owns" in result.stderr and "[[sources]]" in result.stderr
