@@ -163,10 +163,17 @@ def split_lines(chunk: Chunk) -> SplitLines:
 
 
 def _invalid_utf8_rows(raw: np.ndarray, bounds: np.ndarray, data: bytes) -> np.ndarray:
-    """Rows holding bytes that are not valid UTF-8. Only lines with a byte ≥ 0x80 are checked
-    one by one; in CLF logs those are rare, since nginx and Apache escape such bytes."""
+    """Rows holding bytes that are not valid UTF-8. Pure ASCII (a byte scan) and valid UTF-8
+    (one decode of the chunk) are the usual cases; only a chunk with an invalid sequence
+    somewhere has its lines with bytes >= 0x80 checked one by one."""
     high = np.flatnonzero(raw >= 0x80)
     if not len(high):
+        return np.empty(0, dtype=np.int64)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
         return np.empty(0, dtype=np.int64)
     rows = np.unique(np.searchsorted(bounds, high, side="right") - 1)
     bad = []

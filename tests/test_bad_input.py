@@ -269,3 +269,15 @@ def test_line_longer_than_the_chunk_is_one_reject(db_path, tmp_path, case):
     counts = store_counts(db_path)
     assert (counts["events"], counts["requests"]) == (good, good)
     assert counts["sources"] == [(1, len(data), good + 1)]
+
+
+def test_valid_utf8_is_kept_and_only_the_invalid_line_is_rejected():
+    from ingest.lines import Chunk, split_lines
+
+    good = '1.2.3.4 - - [19/Nov/2026:10:00:00 +0000] "GET /caf\u00e9 HTTP/1.1" 409 1 "-" "ag\u00e9nt \u2603"\n'.encode()
+    data = good * 3 + b"\xff\xfe broken\n" + good
+    split = split_lines(Chunk(data, 0, len(data), 0))
+    assert split.lines.height == 4 and "\u2603" in split.lines["line"][0]
+    assert split.invalid_offsets.tolist() == [3 * len(good)]
+    clean = split_lines(Chunk(good * 5, 0, 5 * len(good), 0))
+    assert (clean.lines.height, len(clean.invalid_offsets)) == (5, 0)
