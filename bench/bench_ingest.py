@@ -36,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import BenchError, child_env, conflictlens_exe  # noqa: E402
 from sample_logs.generator import write_log  # noqa: E402
 
 STYLE = "nginx-combined"
@@ -44,10 +45,6 @@ GOACCESS_RATIO_BAR = 25.0  # conflictlens throughput / goaccess throughput, at l
 RSS_GROWTH_BAR_PCT = 20.0  # big-log peak RSS over the default-size one, at most
 RSS_LIMIT_MB = 1024.0  # big-log peak RSS, below
 READ_CHUNK = 1 << 24
-
-
-class BenchError(Exception):
-    """A command the benchmark depends on failed; the message is one line."""
 
 
 @dataclass
@@ -228,18 +225,6 @@ def remove_db(db: Path) -> None:
 
 
 # --- the three tools -------------------------------------------------------------------
-
-
-def conflictlens_exe() -> Path:
-    exe = Path(sys.executable).parent / "conflictlens"
-    if not exe.exists():
-        raise BenchError(f"conflictlens not found at {exe}; run `make` (pip install -e .) first")
-    return exe
-
-
-def child_env() -> dict[str, str]:
-    """The environment without CONFLICTLENS_* settings, so only defaults are measured."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("CONFLICTLENS_")}
 
 
 def time_conflictlens(

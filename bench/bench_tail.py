@@ -50,6 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import BenchError, child_env, conflictlens_exe  # noqa: E402
 from sample_logs.generator import format_lines, traffic  # noqa: E402
 
 STYLE = "nginx-combined"
@@ -80,10 +81,6 @@ WRITER_SHORTFALL = 0.98  # a writer below this share of its target rate could no
 STEP_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 DEFAULT_WORKDIR = REPO_ROOT / "bench" / "out" / "tail"
 DEFAULT_OUT = REPO_ROOT / "bench" / "out" / "bench_tail.json"
-
-
-class BenchError(Exception):
-    """Something the benchmark depends on failed; the message is one line."""
 
 
 # --- arguments -------------------------------------------------------------------------
@@ -283,18 +280,6 @@ class Writer(threading.Thread):
 
 
 # --- serve -----------------------------------------------------------------------------
-
-
-def conflictlens_exe() -> Path:
-    exe = Path(sys.executable).parent / "conflictlens"
-    if not exe.exists():
-        raise BenchError(f"conflictlens not found at {exe}; run `make` (pip install -e .) first")
-    return exe
-
-
-def child_env() -> dict[str, str]:
-    """The environment without CONFLICTLENS_* settings, so only the benchmark's config counts."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("CONFLICTLENS_")}
 
 
 def free_port() -> int:

@@ -1,0 +1,24 @@
+"""What both benchmarks share: the error they stop on, and how they run conflictlens."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+class BenchError(Exception):
+    """Something the benchmark depends on failed; the message is one line."""
+
+
+def conflictlens_exe() -> Path:
+    """The conflictlens installed beside this Python (the project's venv)."""
+    exe = Path(sys.executable).parent / "conflictlens"
+    if not exe.exists():
+        raise BenchError(f"conflictlens not found at {exe}; run `make` (pip install -e .) first")
+    return exe
+
+
+def child_env() -> dict[str, str]:
+    """The environment without CONFLICTLENS_* settings, so only the benchmark's own count."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("CONFLICTLENS_")}
