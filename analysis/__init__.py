@@ -1,5 +1,17 @@
 """Analysis: the one query catalog over the store. Nothing else writes SQL against its tables."""
 
-from analysis.catalog import QUERIES, Query, TimeRange, run_query
+from analysis.catalog import ANALYSES, PARAM_TYPES, QUERIES, Analysis, Query, run_query
+from analysis.params import FILTERS, AnalysisError, Filters, TimeRange
 
-__all__ = ["QUERIES", "Query", "TimeRange", "run_query"]
+__all__ = [
+    "ANALYSES",
+    "FILTERS",
+    "PARAM_TYPES",
+    "QUERIES",
+    "Analysis",
+    "AnalysisError",
+    "Filters",
+    "Query",
+    "TimeRange",
+    "run_query",
+]

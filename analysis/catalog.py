@@ -6,62 +6,45 @@ not given are bound as NULL and switch themselves off (``$service IS NULL OR ...
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import polars as pl
 
-
-@dataclass(frozen=True)
-class TimeRange:
-    """A half-open UTC interval [since, until); either end may be open."""
-
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-
-    def params(self) -> dict[str, dt.datetime | None]:
-        return {"since": _naive_utc(self.since), "until": _naive_utc(self.until)}
-
-
-def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
+from analysis.hotspots import SORTS, hot_spots
+from analysis.incidents import anomalous_buckets, incidents
+from analysis.params import EVENT_FILTER, FILTERS, ROLLUP_FILTER, Filters, TimeRange
+from analysis.resources import RESOURCE_SORTS, hot_resources, resource_timeline
+from analysis.storms import retry_storms
+from analysis.timeline import clusters_over_time
 
 
 @dataclass(frozen=True)
 class Query:
+    """A question answered by one fixed SQL text with bound parameters."""
+
     name: str
     description: str
     sql: str
     params: tuple[str, ...] = field(default_factory=tuple)
 
 
-FILTERS = ("service", "method", "route", "code", "kind")
+@dataclass(frozen=True)
+class Analysis:
+    """A question answered by a function (several queries, or work in Polars): it takes the
+    time range, the filters, and the options named in ``options`` with their types."""
 
-_EVENT_FILTER = """
-    ($since::TIMESTAMP IS NULL OR ts >= $since::TIMESTAMP)
-    AND ($until::TIMESTAMP IS NULL OR ts < $until::TIMESTAMP)
-    AND ($service::VARCHAR IS NULL OR service = $service::VARCHAR)
-    AND ($method::VARCHAR IS NULL OR method = $method::VARCHAR)
-    AND ($route::VARCHAR IS NULL OR route = $route::VARCHAR)
-    AND ($code::VARCHAR IS NULL OR error_code = $code::VARCHAR)
-    AND ($kind::VARCHAR IS NULL OR kind = $kind::VARCHAR)
-"""
+    name: str
+    description: str
+    run: Callable[..., pl.DataFrame]
+    options: Mapping[str, type] = field(default_factory=dict)
 
-# Rollups are per minute: a range boundary inside a minute counts that whole minute.
-_ROLLUP_FILTER = """
-    ($since::TIMESTAMP IS NULL OR minute >= date_trunc('minute', $since::TIMESTAMP))
-    AND ($until::TIMESTAMP IS NULL OR minute < $until::TIMESTAMP)
-    AND ($service::VARCHAR IS NULL OR service = $service::VARCHAR)
-    AND ($method::VARCHAR IS NULL OR method = $method::VARCHAR)
-    AND ($route::VARCHAR IS NULL OR route = $route::VARCHAR)
-"""
+    @property
+    def params(self) -> tuple[str, ...]:
+        return ("since", "until", *FILTERS, *self.options)
+
 
 CLUSTERS = Query(
     name="clusters",
@@ -73,13 +56,13 @@ CLUSTERS = Query(
     WITH conflicts AS (
         SELECT service, method, route, status, error_code, kind, count(*) AS conflicts
         FROM conflict_events
-        WHERE {_EVENT_FILTER}
+        WHERE {EVENT_FILTER}
         GROUP BY ALL
     ),
     requests AS (
         SELECT service, method, route, sum(requests) AS requests
         FROM request_rollups
-        WHERE {_ROLLUP_FILTER}
+        WHERE {ROLLUP_FILTER}
         GROUP BY ALL
     )
     SELECT c.service, c.method, c.route, c.status, c.error_code, c.kind, c.conflicts,
@@ -101,8 +84,8 @@ TOTALS = Query(
     description="Conflicts, requests and rejected lines in the range, and the store's time span.",
     sql=f"""
     SELECT
-        (SELECT count(*) FROM conflict_events WHERE {_EVENT_FILTER}) AS conflicts,
-        (SELECT coalesce(sum(requests), 0)::BIGINT FROM request_rollups WHERE {_ROLLUP_FILTER}) AS requests,
+        (SELECT count(*) FROM conflict_events WHERE {EVENT_FILTER}) AS conflicts,
+        (SELECT coalesce(sum(requests), 0)::BIGINT FROM request_rollups WHERE {ROLLUP_FILTER}) AS requests,
         (SELECT coalesce(sum(rejects), 0)::BIGINT FROM sources) AS rejects,
         (SELECT min(minute) FROM request_rollups) AS first_minute,
         (SELECT max(minute) FROM request_rollups) AS last_minute
@@ -164,9 +147,69 @@ METRICS = Query(
     """,
 )
 
-QUERIES: dict[str, Query] = {
-    q.name: q for q in (CLUSTERS, TOTALS, REJECTS, SOURCES, STORE_STATUS, METRICS)
+_BUCKET = {"bucket": str}
+
+ANALYSES = (
+    Analysis(
+        "timeline",
+        "Clusters over time: conflicts per (service, method, route, error code, kind) per "
+        "bucket (minute, 5m, hour or day, chosen from the range), with requests, ratio and "
+        "the cluster's share of the bucket's conflicts.",
+        clusters_over_time,
+        _BUCKET,
+    ),
+    Analysis(
+        "hotspots",
+        "Clusters ranked by growth against their baseline (sort: "
+        f"{', '.join(SORTS)}), with ratio, baseline median and MAD, score and whether new. "
+        "Default range: the last 24 h of data.",
+        hot_spots,
+        {"sort": str, "min_conflicts": int, "min_requests": int, "limit": int},
+    ),
+    Analysis(
+        "resources",
+        "Hot resources: the ids with most conflicts per route (by: "
+        f"{', '.join(RESOURCE_SORTS)}), with distinct clients and the most conflicting writes "
+        "in flight at once.",
+        hot_resources,
+        {"resource": str, "by": str, "per_route": int, "limit": int, **_BUCKET},
+    ),
+    Analysis(
+        "resource_timeline",
+        "One resource's conflicts per bucket and error code, with distinct clients.",
+        resource_timeline,
+        {"resource": str, **_BUCKET},
+    ),
+    Analysis(
+        "storms",
+        "Retry storms: a client repeating a conflicting request on one route and resource, "
+        "tries close together and no backoff.",
+        retry_storms,
+        {"min_count": int, "max_gap_s": float, "backoff_factor": float, "limit": int},
+    ),
+    Analysis(
+        "anomalies",
+        "Buckets in which a cluster stands out from its baseline (what incidents are made of).",
+        anomalous_buckets,
+        {"threshold": float, "min_conflicts": int, **_BUCKET},
+    ),
+    Analysis(
+        "incidents",
+        "Anomalous windows of clusters that begin together, grouped into incidents with start, "
+        "end, peak ratio and the clusters involved. Default range: the last 24 h of data.",
+        incidents,
+        {"threshold": float, "min_conflicts": int, **_BUCKET},
+    ),
+)
+
+QUERIES: dict[str, Query | Analysis] = {
+    q.name: q for q in (CLUSTERS, TOTALS, REJECTS, SOURCES, STORE_STATUS, METRICS, *ANALYSES)
 }
+
+# How parameters given as text (the HTTP API's query string) are typed.
+PARAM_TYPES: dict[str, type] = {"limit": int}
+for _entry in ANALYSES:
+    PARAM_TYPES.update(_entry.options)
 
 
 def run_query(
@@ -175,14 +218,19 @@ def run_query(
     time_range: TimeRange | None = None,
     **values: Any,
 ) -> pl.DataFrame:
-    """Run catalog query ``name``; unknown parameter names are an error, missing ones NULL."""
+    """Run catalog entry ``name``; unknown parameter names are an error, missing ones NULL
+    (or the analysis' default)."""
     try:
         query = QUERIES[name]
     except KeyError:
         raise KeyError(f"no query named {name!r}; known: {', '.join(QUERIES)}") from None
-    unknown = set(values) - set(query.params)
+    unknown = set(values) - set(query.params) - {"since", "until"}
     if unknown:
         raise TypeError(f"query {name!r} takes no parameter(s) {', '.join(sorted(unknown))}")
+    if isinstance(query, Analysis):
+        given = {k: v for k, v in values.items() if v is not None}
+        filters = Filters.pop_from(given)
+        return query.run(con, time_range or TimeRange(), filters, **given)
     bound: dict[str, Any] = dict.fromkeys(query.params)
     if "limit" in bound:
         bound["limit"] = 1_000_000

@@ -17,7 +17,7 @@ import polars as pl
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from analysis import QUERIES, TimeRange, run_query
+from analysis import PARAM_TYPES, QUERIES, AnalysisError, TimeRange, run_query
 from conflictlens import __version__
 from conflictlens.output import records
 from conflictlens.timeparse import parse_time
@@ -25,7 +25,6 @@ from store import SCHEMA_VERSION
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 StatusProvider = Callable[[], list[dict[str, Any]]]
-INT_PARAMS = {"limit"}
 TIME_PARAMS = {"since", "until"}
 
 
@@ -79,8 +78,11 @@ def create_app(
             "format", "json"
         ) == "arrow" or ARROW_STREAM in request.headers.get("accept", "")
         time_range, values = _typed_params(name, params)
-        with cursor() as con:
-            frame = run_query(con, name, time_range, **values)
+        try:
+            with cursor() as con:
+                frame = run_query(con, name, time_range, **values)
+        except AnalysisError as exc:
+            raise HTTPException(400, str(exc)) from None
         if wants_arrow:
             return Response(_arrow_ipc(frame), media_type=ARROW_STREAM)
         return JSONResponse(records(frame))
@@ -113,7 +115,7 @@ def _typed_params(name: str, params: dict[str, str]) -> tuple[TimeRange, dict[st
         since = parse_time(params.pop("since")) if "since" in params else None
         until = parse_time(params.pop("until")) if "until" in params else None
         for key, value in params.items():
-            values[key] = int(value) if key in INT_PARAMS else value
+            values[key] = PARAM_TYPES.get(key, str)(value)
     except ValueError as exc:
         raise HTTPException(400, str(exc).splitlines()[0]) from None
     return TimeRange(since, until), values

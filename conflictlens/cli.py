@@ -2,89 +2,25 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 import zoneinfo
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from conflictlens import output
-from conflictlens.config import Config, ConfigError, load_config
-from conflictlens.timeparse import parse_time
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class UserError(click.ClickException):
-    """A problem the user can fix: printed as one line, exit status 1."""
-
-
-def friendly_errors(func: F) -> F:
-    """Turn the library's own errors into one clear line and a non-zero exit."""
-    from ingest import FormatError, IngestError
-    from store import StoreError
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (ConfigError, StoreError, IngestError, FormatError) as exc:
-            raise UserError(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def common_options(func: F) -> F:
-    """--db and --config, accepted by every command."""
-    func = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        help="Config file (default: $CONFLICTLENS_CONFIG, else ./conflictlens.toml if present).",
-    )(func)
-    func = click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False),
-        help="DuckDB store (default: the config's db, $CONFLICTLENS_DB, else ./conflictlens.duckdb).",
-    )(func)
-    return func
-
-
-def range_options(func: F) -> F:
-    """--since/--until and the cluster filters, shared by every command that reads."""
-    for name, helptext in reversed(
-        (
-            (
-                "--since",
-                "Start of the range, inclusive: ISO date/date-time (UTC unless an offset is given) or 30m, 24h, 7d.",
-            ),
-            ("--until", "End of the range, exclusive; same forms as --since."),
-            ("--service", "Only this service."),
-            ("--method", "Only this HTTP method."),
-            ("--route", "Only this route template, e.g. /api/v1/users/{id}."),
-            ("--code", "Only this error code."),
-            ("--kind", "Only this conflict kind."),
-        )
-    ):
-        func = click.option(name, help=helptext)(func)
-    return func
-
-
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
-        func
-    )
-
-
-def resolve_config(config_file: str | None, db_path: str | None) -> tuple[Config, Path]:
-    config = load_config(config_file)
-    return config, Path(db_path) if db_path else config.db
+from conflictlens.cli_support import (
+    UserError,
+    common_options,
+    friendly_errors,
+    json_option,
+    resolve_config,
+)
+from conflictlens.config import Config, load_config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -184,40 +120,6 @@ def ingest(
         click.echo(json.dumps(total))
     elif len(summaries) > 1:
         output.print_totals(total)
-
-
-@cli.command()
-@common_options
-@range_options
-@click.option("--limit", default=50, show_default=True, help="At most this many clusters.")
-@json_option
-@friendly_errors
-def clusters(
-    config_file: str | None,
-    db_path: str | None,
-    since: str | None,
-    until: str | None,
-    service: str | None,
-    method: str | None,
-    route: str | None,
-    code: str | None,
-    kind: str | None,
-    limit: int,
-    as_json: bool,
-) -> None:
-    """Conflicts grouped by method, route template, status and error code, with ratios.
-
-    Example:
-
-        conflictlens clusters --since 24h --method PUT --json
-    """
-    config, db = resolve_config(config_file, db_path)
-    filters = {"service": service, "method": method, "route": route, "code": code, "kind": kind}
-    frame = read_query(config, db, "clusters", since, until, {**filters, "limit": limit})
-    if as_json:
-        click.echo(json.dumps(output.records(frame), indent=None))
-    else:
-        output.print_clusters(frame)
 
 
 @cli.command(name="serve")
@@ -388,45 +290,10 @@ def _open_for_import(db: Path) -> Any:
         ) from None
 
 
-def read_query(
-    config: Config,
-    db: Path,
-    name: str,
-    since: str | None,
-    until: str | None,
-    values: dict[str, Any],
-) -> Any:
-    """Run a catalog query: through a running serve when there is one (it owns the file),
-    else on the database opened read-only."""
-    import polars as pl
+from conflictlens.cli_analysis import COMMANDS  # noqa: E402 - registered after cli exists
 
-    from analysis import run_query
-    from conflictlens.client import ServerError, find_server, get_json
-    from store import connect
-
-    time_range = _time_range(since, until)  # validate before asking anyone
-    url = find_server(db)
-    if url is not None:
-        params = {**values, "since": since, "until": until}
-        try:
-            rows = get_json(url, f"/api/queries/{name}", token=config.serve.token, params=params)
-        except (ServerError, OSError) as exc:
-            raise UserError(str(exc)) from None
-        return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-    con = connect(db, read_only=True)
-    try:
-        return run_query(con, name, time_range, **values)
-    finally:
-        con.close()
-
-
-def _time_range(since: str | None, until: str | None) -> Any:
-    from analysis import TimeRange
-
-    try:
-        return TimeRange(parse_time(since) if since else None, parse_time(until) if until else None)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -115,6 +115,10 @@ def print_totals(total: dict[str, Any]) -> None:
 
 
 def _json_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
     if isinstance(value, dt.datetime):
         return (
             value.replace(tzinfo=dt.UTC).isoformat() if value.tzinfo is None else value.isoformat()
@@ -157,4 +161,49 @@ def print_clusters(frame: pl.DataFrame) -> None:
             Text(f"{row['requests']:,}"),
             Text(f"{ratio:.2%}" if ratio is not None else "-"),
         )
+    stdout.print(table)
+
+
+Cell = Callable[[Any], str]
+
+
+def count(value: Any) -> str:
+    return f"{value:,}" if value is not None else "-"
+
+
+def percent(value: Any) -> str:
+    return f"{value:.2%}" if value is not None else "-"
+
+
+def decimal(value: Any) -> str:
+    return f"{value:.1f}" if value is not None else "-"
+
+
+def text(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def when(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return text(value)
+
+
+def yes(value: Any) -> str:
+    return "yes" if value else ""
+
+
+def print_table(
+    frame: pl.DataFrame, columns: Sequence[tuple[str, str, Cell]], *, empty: str
+) -> None:
+    """A table of ``columns`` (key, header, how to show a value); numbers right-aligned."""
+    if frame.height == 0:
+        stdout.print(empty)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for _, header, show in columns:
+        right = show in (count, percent, decimal)
+        table.add_column(header, justify="right" if right else "left", overflow="fold")
+    for row in frame.iter_rows(named=True):
+        table.add_row(*(Text(show(row.get(key))) for key, _, show in columns))
     stdout.print(table)

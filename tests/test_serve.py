@@ -110,6 +110,33 @@ def test_clusters_through_serve_equal_clusters_from_the_file(store):
     assert not store.with_name(store.name + ".serve").exists()
 
 
+ANALYSIS_COMMANDS = (
+    ("hotspots", "--sort", "volume"),
+    ("resources",),
+    ("storms", "--min-count", "2", "--max-gap", "600"),
+    ("incidents", "--threshold", "2"),
+    ("clusters", "--over-time", "--bucket", "hour"),
+)
+
+
+def test_every_analysis_through_serve_equals_the_file(store):
+    direct = [run(*c, "--db", str(store), "--json") for c in ANALYSIS_COMMANDS]
+    assert all(r.returncode == 0 for r in direct), [r.stderr for r in direct]
+    server = Serve(store)
+    try:
+        through = [run(*c, "--db", str(store), "--json") for c in ANALYSIS_COMMANDS]
+        status, body = server.get("/api/queries/hotspots?sort=nope")
+        assert status == 400 and b"unknown sort" in body
+        status, body = server.get("/api/queries/storms?min_count=2&max_gap_s=600.5")
+        assert status == 200
+    finally:
+        server.stop()
+    for command, mine, theirs in zip(ANALYSIS_COMMANDS, direct, through, strict=True):
+        assert theirs.returncode == 0, theirs.stderr
+        assert json.loads(theirs.stdout) == json.loads(mine.stdout), command[0]
+    assert any(json.loads(r.stdout) for r in direct[1:3]), "resources/storms found something"
+
+
 def test_api_endpoints(store):
     server = Serve(store)
     try:

@@ -1,0 +1,174 @@
+"""What every analysis is asked with: a time range, cluster filters, and the bucket width.
+
+The SQL fragments here are fixed text; the values they compare against are always bound
+parameters (``$since``, ``$service`` ...). A filter that is not given is bound as NULL and
+switches itself off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+import duckdb
+import polars as pl
+
+MINUTE = dt.timedelta(minutes=1)
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+WEEK = dt.timedelta(days=7)
+
+# Bucket widths a caller may name, and the automatic choice by span (at most a few hundred
+# points per series: enough to see a spike's start, few enough to draw).
+BUCKETS: dict[str, dt.timedelta] = {
+    "minute": MINUTE,
+    "5m": 5 * MINUTE,
+    "hour": HOUR,
+    "day": DAY,
+}
+_AUTO_BUCKETS = ((2 * HOUR, "minute"), (36 * HOUR, "5m"), (31 * DAY, "hour"))
+
+
+class AnalysisError(ValueError):
+    """A question that cannot be asked as given (an unknown bucket or sort, say)."""
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A half-open UTC interval [since, until); either end may be open."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def params(self) -> dict[str, dt.datetime | None]:
+        return {"since": naive_utc(self.since), "until": naive_utc(self.until)}
+
+    @property
+    def span(self) -> dt.timedelta | None:
+        if self.since is None or self.until is None:
+            return None
+        return naive_utc(self.until) - naive_utc(self.since)  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The cluster filters every analysis accepts; None means "any"."""
+
+    service: str | None = None
+    method: str | None = None
+    route: str | None = None
+    code: str | None = None
+    kind: str | None = None
+    client: str | None = None
+
+    def params(self) -> dict[str, str | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def pop_from(cls, values: dict[str, Any]) -> Filters:
+        """Take the filter values out of ``values`` (which keeps the rest)."""
+        return cls(**{f.name: values.pop(f.name, None) for f in fields(cls)})
+
+
+FILTERS: tuple[str, ...] = tuple(f.name for f in fields(Filters))
+
+
+def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """The store's timestamps are naive UTC; convert aware values, keep naive ones."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+EVENT_FILTER = """
+    ($since::TIMESTAMP IS NULL OR ts >= $since::TIMESTAMP)
+    AND ($until::TIMESTAMP IS NULL OR ts < $until::TIMESTAMP)
+    AND ($service::VARCHAR IS NULL OR service = $service::VARCHAR)
+    AND ($method::VARCHAR IS NULL OR method = $method::VARCHAR)
+    AND ($route::VARCHAR IS NULL OR route = $route::VARCHAR)
+    AND ($code::VARCHAR IS NULL OR error_code = $code::VARCHAR)
+    AND ($kind::VARCHAR IS NULL OR kind = $kind::VARCHAR)
+    AND ($client::VARCHAR IS NULL OR client = $client::VARCHAR)
+"""
+
+# Rollups are per minute: a range boundary inside a minute counts that whole minute. They
+# know no error code, kind or client: those filters narrow the conflicts, not the requests.
+ROLLUP_FILTER = """
+    ($since::TIMESTAMP IS NULL OR minute >= date_trunc('minute', $since::TIMESTAMP))
+    AND ($until::TIMESTAMP IS NULL OR minute < $until::TIMESTAMP)
+    AND ($service::VARCHAR IS NULL OR service = $service::VARCHAR)
+    AND ($method::VARCHAR IS NULL OR method = $method::VARCHAR)
+    AND ($route::VARCHAR IS NULL OR route = $route::VARCHAR)
+"""
+
+
+def bucket_for(span: dt.timedelta) -> str:
+    """The bucket name for a range of this span."""
+    for limit, name in _AUTO_BUCKETS:
+        if span <= limit:
+            return name
+    return "day"
+
+
+def bucket_width(name: str | None, span: dt.timedelta) -> dt.timedelta:
+    """The width of bucket ``name`` ('auto' or None: chosen from the span)."""
+    if name in (None, "auto"):
+        return BUCKETS[bucket_for(span)]
+    try:
+        return BUCKETS[name]
+    except KeyError:
+        raise AnalysisError(f"unknown bucket {name!r}; known: auto, {', '.join(BUCKETS)}") from None
+
+
+def data_end(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    """Just after the newest minute in the store: where an open range ends."""
+    rows = con.execute(
+        "SELECT greatest((SELECT max(minute) FROM request_rollups) + INTERVAL 1 MINUTE, "
+        "(SELECT max(ts) FROM conflict_events) + INTERVAL 1 MICROSECOND)"
+    ).fetchall()
+    value = rows[0][0]
+    return value if isinstance(value, dt.datetime) else None
+
+
+def data_start(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    """The oldest minute in the store: how far back history (and baselines) can reach."""
+    rows = con.execute(
+        "SELECT least((SELECT min(minute) FROM request_rollups), "
+        "date_trunc('minute', (SELECT min(ts) FROM conflict_events)))"
+    ).fetchall()
+    value = rows[0][0]
+    return value if isinstance(value, dt.datetime) else None
+
+
+def closed_range(
+    con: duckdb.DuckDBPyConnection, time_range: TimeRange, default_span: dt.timedelta | None
+) -> TimeRange:
+    """Fill open ends: until defaults to the end of the data, since to ``default_span``
+    before until (or the start of the data when no default span is given)."""
+    until = naive_utc(time_range.until) or data_end(con)
+    since = naive_utc(time_range.since)
+    if until is None:  # an empty store
+        return TimeRange(since, until)
+    if since is None:
+        since = until - default_span if default_span is not None else data_start(con)
+    return TimeRange(since, until)
+
+
+def iso_z(value: dt.datetime) -> str:
+    return value.replace(tzinfo=dt.UTC).isoformat()
+
+
+def sql_values(time_range: TimeRange, filters: Filters, **extra: Any) -> dict[str, Any]:
+    """Bound parameters for the fragments above plus ``extra``."""
+    return {**time_range.params(), **filters.params(), **extra}
+
+
+def fetch(con: duckdb.DuckDBPyConnection, sql: str, values: dict[str, Any]) -> pl.DataFrame:
+    """Run fixed ``sql`` with the values it names bound as parameters, as a Polars frame."""
+    used = {k: v for k, v in values.items() if re.search(rf"\${k}\b", sql)}
+    frame: pl.DataFrame = con.sql(sql, params=used).pl()
+    return frame

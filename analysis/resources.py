@@ -1,0 +1,173 @@
+"""Hot resources: the single documents, carts or orders that clients fight over.
+
+A resource is the tuple of ids templating removed from the path (``/carts/7/items/3`` → ``7/3``).
+Its contention shows in how many conflicting writes to it were in flight at once: each
+request covers [start, start + latency]. Gateways stamp the line either when the request began
+(Envoy, HAProxy, Traefik, Kong, ALB's request_creation_time is not what we keep) or when the
+response was logged (nginx, Apache, Caddy): the source's format says which.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+
+from analysis.params import (
+    DAY,
+    EVENT_FILTER,
+    HOUR,
+    MINUTE,
+    AnalysisError,
+    Filters,
+    TimeRange,
+    bucket_width,
+    closed_range,
+    fetch,
+)
+
+# Formats whose timestamp is the request's start; the others log at the response's end.
+START_STAMPED = (
+    "envoy-text",
+    "envoy-json",
+    "haproxy-httplog",
+    "traefik-json",
+    "kong-json",
+)
+
+RESOURCE_SORTS = ("peak", "conflicts")
+
+_RESOURCE_EVENTS = f"""
+    SELECT *, array_to_string(resource_ids, '/') AS resource
+    FROM conflict_events
+    WHERE {EVENT_FILTER}
+      AND len(resource_ids) > 0
+      AND ($resource::VARCHAR IS NULL OR array_to_string(resource_ids, '/') = $resource::VARCHAR)
+"""  # noqa: S608 - fixed fragments only; every value is bound
+
+_HOT_RESOURCES = f"""
+WITH events AS ({_RESOURCE_EVENTS}),
+per_bucket AS (
+    SELECT method, route, resource, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+    FROM events
+    GROUP BY ALL
+),
+peaks AS (
+    SELECT method, route, resource, max(n) AS peak_conflicts, arg_max(bucket, n) AS peak_start
+    FROM per_bucket
+    GROUP BY ALL
+),
+counted AS (
+    SELECT method, route, resource, count(*) AS conflicts,
+           count(DISTINCT client) AS clients, min(ts) AS first_seen, max(ts) AS last_seen,
+           mode(error_code) AS top_error_code
+    FROM events
+    GROUP BY ALL
+),
+ranked AS (
+    SELECT c.*, p.peak_conflicts, p.peak_start,
+           row_number() OVER (
+               PARTITION BY c.method, c.route
+               ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN p.peak_conflicts ELSE c.conflicts END DESC,
+                        c.conflicts DESC, c.resource
+           ) AS rank_in_route
+    FROM counted c JOIN peaks p USING (method, route, resource)
+    QUALIFY rank_in_route <= $per_route::BIGINT
+),
+intervals AS (
+    SELECT e.method, e.route, e.resource,
+           CASE WHEN list_contains($start_stamped::VARCHAR[], s.format) THEN e.ts
+                ELSE e.ts - to_microseconds((coalesce(e.latency_ms, 0) * 1000)::BIGINT) END AS began,
+           coalesce(e.latency_ms, 0) AS ms
+    FROM events e
+    JOIN ranked USING (method, route, resource)
+    LEFT JOIN sources s ON s.source_id = e.source_id
+),
+edges AS (
+    SELECT method, route, resource, began AS instant, 1 AS delta FROM intervals
+    UNION ALL
+    SELECT method, route, resource, began + to_microseconds((ms * 1000)::BIGINT), -1 FROM intervals
+),
+flight AS (
+    -- At equal instants ends come first: a write that ends as another begins never overlapped it.
+    SELECT method, route, resource,
+           sum(delta) OVER (PARTITION BY method, route, resource ORDER BY instant, delta
+                            ROWS UNBOUNDED PRECEDING) AS in_flight
+    FROM edges
+),
+overlap AS (
+    SELECT method, route, resource, max(in_flight) AS max_overlap FROM flight GROUP BY ALL
+)
+SELECT r.method, r.route, r.resource, r.conflicts, r.clients, o.max_overlap::BIGINT AS max_overlap,
+       r.peak_conflicts, r.peak_start, r.top_error_code, r.first_seen, r.last_seen, r.rank_in_route
+FROM ranked r JOIN overlap o USING (method, route, resource)
+ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN r.peak_conflicts ELSE r.conflicts END DESC,
+         r.conflicts DESC, r.method, r.route, r.resource
+LIMIT $limit::BIGINT
+"""  # noqa: S608
+
+_RESOURCE_TIMELINE = f"""
+WITH events AS ({_RESOURCE_EVENTS})
+SELECT time_bucket($width::INTERVAL, ts) AS bucket, method, route, resource, error_code,
+       count(*) AS conflicts, count(DISTINCT client) AS clients
+FROM events
+GROUP BY ALL
+ORDER BY bucket, conflicts DESC, error_code
+"""  # noqa: S608
+
+
+def hot_resources(
+    con: duckdb.DuckDBPyConnection,
+    time_range: TimeRange,
+    filters: Filters,
+    *,
+    resource: str | None = None,
+    by: str = "peak",
+    bucket: str | None = None,
+    per_route: int = 5,
+    limit: int = 50,
+) -> pl.DataFrame:
+    """The resources with most conflicts, at most ``per_route`` per (method, route), with
+    distinct clients and the most conflicting writes in flight at once (max_overlap).
+
+    Ranked ``by`` peak (default: most conflicts within one bucket, 5 minutes for ranges up
+    to 36 h) or by conflicts (the whole range). A document edited all day by many people has
+    many conflicts spread thin; the one ten editors fight over for ten minutes is the hot
+    one, and peak puts it first; both counts are always reported."""
+    if by not in RESOURCE_SORTS:
+        raise AnalysisError(f"unknown sort {by!r}; known: {', '.join(RESOURCE_SORTS)}")
+    closed = closed_range(con, time_range, None)
+    values = {
+        **closed.params(),
+        **filters.params(),
+        "width": _peak_width(bucket, closed),
+        "by": by,
+        "resource": resource,
+        "per_route": per_route,
+        "limit": limit,
+        "start_stamped": list(START_STAMPED),
+    }
+    return fetch(con, _HOT_RESOURCES, values)
+
+
+def resource_timeline(
+    con: duckdb.DuckDBPyConnection,
+    time_range: TimeRange,
+    filters: Filters,
+    *,
+    resource: str | None = None,
+    bucket: str | None = None,
+) -> pl.DataFrame:
+    """One resource's conflicts (or every resource's, if none is named) per time bucket and
+    error code, with the distinct clients in each bucket."""
+    closed = closed_range(con, time_range, None)
+    width = bucket_width(bucket, closed.span) if closed.span is not None else DAY
+    values = {**closed.params(), **filters.params(), "resource": resource, "width": width}
+    return fetch(con, _RESOURCE_TIMELINE, values)
+
+
+def _peak_width(bucket: str | None, closed: TimeRange) -> dt.timedelta:
+    if bucket not in (None, "auto") or closed.span is None:
+        return bucket_width(bucket, closed.span or DAY)
+    return 5 * MINUTE if closed.span <= 36 * HOUR else HOUR

@@ -1,0 +1,82 @@
+"""Retry storms: a client repeating a conflicting request without backing off.
+
+The conflicts of one client on one (method, route, resource) are cut into runs wherever two
+tries lie more than ``max_gap_s`` apart. A run of at least ``min_count`` tries is a storm
+unless the client backs off: when the median gap of the run's second half is at least
+``backoff_factor`` times that of its first half, the client is doing the right thing.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from analysis.params import EVENT_FILTER, Filters, TimeRange, closed_range, fetch
+
+_STORMS = f"""
+WITH tries AS (
+    SELECT client, method, route,
+           nullif(array_to_string(resource_ids, '/'), '') AS resource,
+           ts, error_code, user_agent
+    FROM conflict_events
+    WHERE {EVENT_FILTER} AND client IS NOT NULL
+),
+gaps AS (
+    SELECT *,
+           epoch_us(ts - lag(ts) OVER w) / 1000.0 AS gap_ms
+    FROM tries
+    WINDOW w AS (PARTITION BY client, method, route, resource ORDER BY ts)
+),
+runs AS (
+    SELECT *,
+           sum(CASE WHEN gap_ms IS NULL OR gap_ms > $max_gap_s::DOUBLE * 1000 THEN 1 ELSE 0 END)
+               OVER (PARTITION BY client, method, route, resource ORDER BY ts
+                     ROWS UNBOUNDED PRECEDING) AS run
+    FROM gaps
+),
+numbered AS (
+    SELECT *,
+           row_number() OVER (PARTITION BY client, method, route, resource, run ORDER BY ts) AS n,
+           count(*) OVER (PARTITION BY client, method, route, resource, run) AS tries
+    FROM runs
+)
+SELECT client, method, route, resource, count(*) AS count, min(ts) AS start, max(ts) AS "end",
+       -- the first try of a run has no gap inside the run
+       median(gap_ms) FILTER (WHERE n > 1) AS median_interval_ms,
+       median(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_ms,
+       median(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_ms,
+       mode(error_code) AS error_code, mode(user_agent) AS user_agent
+FROM numbered
+GROUP BY client, method, route, resource, run
+HAVING count(*) >= $min_count::BIGINT
+ORDER BY count DESC, start
+"""  # noqa: S608 - fixed fragments only; every value is bound
+
+
+def retry_storms(
+    con: duckdb.DuckDBPyConnection,
+    time_range: TimeRange,
+    filters: Filters,
+    *,
+    min_count: int = 5,
+    max_gap_s: float = 10.0,
+    backoff_factor: float = 2.0,
+    limit: int = 50,
+) -> pl.DataFrame:
+    """Runs of at least ``min_count`` conflicting tries by one client on one route and
+    resource, tries at most ``max_gap_s`` apart, with no backoff; with count, start, end,
+    median interval and the client's usual user agent."""
+    values = {
+        **closed_range(con, time_range, None).params(),
+        **filters.params(),
+        "min_count": min_count,
+        "max_gap_s": max_gap_s,
+    }
+    runs = fetch(con, _STORMS, values)
+    backs_off = pl.col("second_half_ms") >= backoff_factor * pl.col("first_half_ms")
+    return (
+        runs.filter(~backs_off.fill_null(False))
+        .with_columns(span_ms=(pl.col("end") - pl.col("start")).dt.total_milliseconds())
+        .drop("first_half_ms", "second_half_ms")
+        .head(limit)
+    )

@@ -1,0 +1,65 @@
+"""Clusters over time: conflicts per cluster per time bucket, with requests and ratios."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from analysis.params import (
+    EVENT_FILTER,
+    ROLLUP_FILTER,
+    Filters,
+    TimeRange,
+    bucket_width,
+    closed_range,
+    fetch,
+)
+
+_TIMELINE = f"""
+WITH conflicts AS (
+    SELECT time_bucket($width::INTERVAL, ts) AS bucket,
+           service, method, route, error_code, kind, count(*) AS conflicts
+    FROM conflict_events
+    WHERE {EVENT_FILTER}
+    GROUP BY ALL
+),
+requests AS (
+    SELECT time_bucket($width::INTERVAL, minute) AS bucket,
+           service, method, route, sum(requests)::BIGINT AS requests
+    FROM request_rollups
+    WHERE {ROLLUP_FILTER}
+    GROUP BY ALL
+)
+SELECT c.bucket, c.service, c.method, c.route, c.error_code, c.kind, c.conflicts,
+       coalesce(r.requests, 0)::BIGINT AS requests,
+       CASE WHEN r.requests > 0 THEN c.conflicts / r.requests END AS ratio,
+       c.conflicts / sum(c.conflicts) OVER (PARTITION BY c.bucket) AS share
+FROM conflicts c
+LEFT JOIN requests r
+  ON r.bucket = c.bucket
+ AND r.service IS NOT DISTINCT FROM c.service
+ AND r.method IS NOT DISTINCT FROM c.method
+ AND r.route IS NOT DISTINCT FROM c.route
+ORDER BY c.bucket, c.conflicts DESC, c.method, c.route, c.error_code
+"""  # noqa: S608 - fixed fragments only; every value is bound
+
+
+def clusters_over_time(
+    con: duckdb.DuckDBPyConnection,
+    time_range: TimeRange,
+    filters: Filters,
+    *,
+    bucket: str | None = None,
+) -> pl.DataFrame:
+    """Conflicts by (service, method, route, error code, kind) per time bucket: the bucket is
+    minute, 5m, hour or day, chosen from the range unless named. Each row has the requests on
+    that route and method in the bucket, the conflict ratio, and the cluster's share of all
+    conflicts in the bucket (buckets are UTC-aligned)."""
+    closed = closed_range(con, time_range, None)
+    if closed.span is None:
+        return fetch(con, _TIMELINE, {**closed.params(), **filters.params(), "width": "1 day"})
+    width = bucket_width(bucket, closed.span)
+    values = {**closed.params(), **filters.params(), "width": width}
+    return fetch(con, _TIMELINE, values).with_columns(
+        bucket_seconds=pl.lit(int(width.total_seconds()))
+    )
