@@ -95,11 +95,18 @@ TOTALS = Query(
 
 REJECTS = Query(
     name="rejects",
-    description="Rejected lines by source and reason, with a count and one sample offset.",
+    description="Rejected lines by source and reason, with a count, the first offset and its sample.",
     sql="""
-    SELECT s.path, r.reason, count(*) AS lines, min(r."offset") AS first_offset
-    FROM rejects r JOIN sources s USING (source_id)
-    GROUP BY ALL
+    WITH grouped AS (
+        SELECT s.path, r.reason, count(*) AS lines, min(r."offset") AS first_offset,
+               arg_min(r.sample, r."offset") AS first_sample
+        FROM rejects r JOIN sources s USING (source_id)
+        GROUP BY ALL
+    )
+    -- the first rejected line's start, as text when it is UTF-8, else in hex
+    SELECT path, reason, lines, first_offset,
+           coalesce(try(decode(first_sample)), '0x' || hex(first_sample)) AS sample
+    FROM grouped
     ORDER BY lines DESC
     LIMIT $limit::BIGINT
     """,
@@ -202,12 +209,44 @@ ANALYSES = (
     ),
 )
 
+EVENTS = Query(
+    name="events",
+    description="The conflict events themselves, newest first, a page at a time.",
+    sql=f"""
+    SELECT ts, service, method, path, route, status, error_code, kind, client, user_agent,
+           latency_ms, bytes, upstream, request_id, resource_ids, source_id, "offset"
+    FROM conflict_events
+    WHERE {EVENT_FILTER}
+    ORDER BY ts DESC, source_id, "offset"
+    LIMIT $limit::BIGINT OFFSET $offset::BIGINT
+    """,  # noqa: S608
+    params=("since", "until", *FILTERS, "limit", "offset"),
+)
+
+EVENT_COUNT = Query(
+    name="event_count",
+    description="How many conflict events match: the number of pages of the events query.",
+    sql=f"SELECT count(*) AS events FROM conflict_events WHERE {EVENT_FILTER}",  # noqa: S608
+    params=("since", "until", *FILTERS),
+)
+
 QUERIES: dict[str, Query | Analysis] = {
-    q.name: q for q in (CLUSTERS, TOTALS, REJECTS, SOURCES, STORE_STATUS, METRICS, *ANALYSES)
+    q.name: q
+    for q in (
+        CLUSTERS,
+        TOTALS,
+        REJECTS,
+        SOURCES,
+        STORE_STATUS,
+        METRICS,
+        EVENTS,
+        EVENT_COUNT,
+        *ANALYSES,
+    )
 }
 
 # How parameters given as text (the HTTP API's query string) are typed.
-PARAM_TYPES: dict[str, type] = {"limit": int}
+PARAM_TYPES: dict[str, type] = {"limit": int, "offset": int}
 for _entry in ANALYSES:
     PARAM_TYPES.update(_entry.options)
 
@@ -234,6 +273,8 @@ def run_query(
     bound: dict[str, Any] = dict.fromkeys(query.params)
     if "limit" in bound:
         bound["limit"] = 1_000_000
+    if "offset" in bound:
+        bound["offset"] = 0
     bound.update({k: v for k, v in values.items() if v is not None})
     if "since" in bound:
         bound.update((time_range or TimeRange()).params())

@@ -328,7 +328,7 @@ class Server:
         self.reset()
         self.port = free_port()
         cmd = [str(conflictlens_exe()), "serve", "--config", str(self.config)]
-        cmd += ["--db", str(self.db), "--port", str(self.port)]
+        cmd += ["--db", str(self.db), "--port", str(self.port), "--no-dashboard"]
         with self.output.open("wb") as out:
             self.proc = subprocess.Popen(
                 cmd,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -126,10 +127,13 @@ def ingest(
 @common_options
 @click.option("--host", help="Address to bind (default: the config's, else 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: the config's, else 8409).")
+@click.option("--no-dashboard", is_flag=True, help="Do not start the dashboard.")
 @click.option(
-    "--no-dashboard",
-    is_flag=True,
-    help="Do not start the dashboard (accepted now; the dashboard itself is not built yet).",
+    "--dashboard-port",
+    type=int,
+    default=8501,
+    show_default=True,
+    help="Port of the dashboard (on the same address as serve).",
 )
 @friendly_errors
 def serve_command(
@@ -138,6 +142,7 @@ def serve_command(
     host: str | None,
     port: int | None,
     no_dashboard: bool,
+    dashboard_port: int,
 ) -> None:
     """Own the database: follow the configured sources and answer other processes over HTTP.
 
@@ -149,29 +154,96 @@ def serve_command(
         conflictlens serve --config conflictlens.toml --port 8409
     """
     from conflictlens.client import find_server
-    from conflictlens.serve import ServeError, serve
+    from conflictlens.dashboard_process import start_dashboard, stop_dashboard
+    from conflictlens.serve import ServeError, is_loopback, serve
     from store import connect
 
     config, db = resolve_config(config_file, db_path)
     if find_server(db):
         raise UserError(f"serve is already running for {db}")
+    bind = host or config.serve.host
+    password_hash = os.environ.get("CONFLICTLENS_DASHBOARD_PASSWORD_HASH")
+    # Without a token serve itself refuses a non-loopback address, with its own message.
+    exposed = not is_loopback(bind) and bool(config.serve.token)
+    if not no_dashboard and exposed and not password_hash:
+        raise UserError(
+            f"refusing to show the dashboard on {bind} without a login: set "
+            "CONFLICTLENS_DASHBOARD_PASSWORD_HASH (from `conflictlens dashboard --hash-password`) "
+            "or pass --no-dashboard"
+        )
     con = connect(db)
+    started: list[Any] = []
+
+    def ready(url: str) -> None:
+        click.echo(f"conflictlens serve: {db} at {url}", err=True)
+        if not no_dashboard:
+            started.append(
+                start_dashboard(
+                    db, bind, dashboard_port, token=config.serve.token, password_hash=password_hash
+                )
+            )
+            click.echo(f"dashboard: http://{bind}:{dashboard_port}", err=True)
+
     try:
         serve(
             con,
             db,
-            host=host or config.serve.host,
+            host=bind,
             port=port or config.serve.port,
             token=config.serve.token,
             followers=_followers(config, con),
-            on_ready=lambda url: click.echo(f"conflictlens serve: {db} at {url}", err=True),
+            on_ready=ready,
             config_path=config.path,
             reload_followers=lambda: _reloaded_followers(config.path, con),
         )
     except ServeError as exc:
         raise UserError(str(exc)) from None
     finally:
+        for process in started:
+            stop_dashboard(process)
         con.close()
+
+
+@cli.command(name="dashboard")
+@common_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8501, show_default=True, help="Port to bind.")
+@click.option(
+    "--hash-password",
+    is_flag=True,
+    help="Ask for a password and print its hash for CONFLICTLENS_DASHBOARD_PASSWORD_HASH.",
+)
+@friendly_errors
+def dashboard_command(
+    config_file: str | None, db_path: str | None, host: str, port: int, hash_password: bool
+) -> None:
+    """Open the dashboard on the store (through serve when it runs; serve starts it too).
+
+    Example:
+
+        conflictlens dashboard --db demo/conflictlens.duckdb --port 8501
+    """
+    import subprocess
+
+    from conflictlens.dashboard_process import dashboard_env, streamlit_command
+    from conflictlens.serve import is_loopback
+    from dashboard.passwords import hash_password as make_hash
+
+    if hash_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        click.echo(make_hash(password))
+        return
+    config, db = resolve_config(config_file, db_path)
+    password_hash = os.environ.get("CONFLICTLENS_DASHBOARD_PASSWORD_HASH")
+    if not is_loopback(host) and not password_hash:
+        raise UserError(
+            f"refusing to show the dashboard on {host} without a login: set "
+            "CONFLICTLENS_DASHBOARD_PASSWORD_HASH (from `conflictlens dashboard --hash-password`)"
+        )
+    click.echo(f"dashboard: http://{host}:{port} on {db}", err=True)
+    env = dashboard_env(db, config.serve.token, password_hash)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops Streamlit, then us
+        subprocess.run(streamlit_command(host, port), env=env, check=False)
 
 
 def _reloaded_followers(path: Path | None, con: Any) -> list[Any]:

@@ -69,13 +69,26 @@ def get_json(
     params: dict[str, Any] | None = None,
     timeout: float = TIMEOUT_SECONDS,
 ) -> Any:
+    return json.loads(get_bytes(url, path, token=token, params=params, timeout=timeout))
+
+
+def get_bytes(
+    url: str,
+    path: str,
+    *,
+    token: str | None,
+    params: dict[str, Any] | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+) -> bytes:
+    """GET ``path`` from serve; an error answer becomes a ServerError with its reason."""
     query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
     request = urllib.request.Request(url.rstrip("/") + path + (f"?{query}" if query else ""))
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            body: bytes = response.read()
+            return body
     except urllib.error.HTTPError as exc:
         try:
             detail = json.loads(exc.read()).get("detail", exc.reason)

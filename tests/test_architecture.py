@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "store": {"ingest", "analysis", "dashboard", "conflictlens", "streamlit"},
     "ingest": {"analysis", "dashboard", "conflictlens", "streamlit"},
-    "analysis": {"ingest", "dashboard", "conflictlens", "streamlit"},
+    "analysis": {"ingest", "dashboard", "conflictlens", "notify", "streamlit"},
+    "notify": {"ingest", "dashboard", "conflictlens", "streamlit"},
+    # The dashboard reads through the catalog and serve's API; it never parses logs.
+    "dashboard": {"ingest", "duckdb"},
 }
 
 
@@ -35,3 +38,12 @@ def test_no_module_imports_upstream(package):
         for path in (ROOT / package).rglob("*.py")
     }
     assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_dashboard_pages_only_lay_out():
+    """No SQL, no connection and no store access in a page: they ask dashboard.data."""
+    for path in (ROOT / "dashboard" / "pages").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "SELECT " not in text.upper().replace("SELECTBOX", ""), path.name
+        assert not imported_packages(path) & {"store", "analysis", "duckdb"}, path.name
+        assert len(text.splitlines()) < 300, f"{path.name} is growing past a page"

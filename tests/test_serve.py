@@ -47,7 +47,7 @@ class Serve:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [*CLI, "serve", "--db", str(db), "--port", str(self.port), *extra],
+            [*CLI, "serve", "--db", str(db), "--port", str(self.port), "--no-dashboard", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -175,7 +175,7 @@ def test_api_endpoints(store):
 def test_a_second_serve_is_refused(store):
     server = Serve(store)
     try:
-        second = run("serve", "--db", str(store), "--port", str(free_port()))
+        second = run("serve", "--db", str(store), "--port", str(free_port()), "--no-dashboard")
     finally:
         server.stop()
     assert (
@@ -189,7 +189,7 @@ def test_binding_beyond_loopback_needs_a_token(store):
     env = {k: v for k, v in os.environ.items() if k != "CONFLICTLENS_TOKEN"}
     refused = run(
         "serve", "--db", str(store), "--host", "0.0.0.0", "--port", str(free_port()), env=env
-    )
+    )  # no --no-dashboard: the token is what is missing, and said first
     assert (
         refused.returncode != 0 and "token" in refused.stderr and "Traceback" not in refused.stderr
     )
@@ -267,6 +267,7 @@ def test_an_invalid_source_is_refused_in_one_line(tmp_path):
         str(config),
         "--port",
         str(free_port()),
+        "--no-dashboard",
     )
     assert result.returncode != 0 and "nope" in result.stderr and "Traceback" not in result.stderr
 

@@ -1,0 +1,70 @@
+"""Starting the Streamlit dashboard as a child process (``conflictlens dashboard`` and serve).
+
+The dashboard finds its data through the environment: the database path (and so serve, by
+its discovery file beside it) and serve's token. Streamlit gets a fixed address, no browser of
+its own, no usage statistics and no file watcher.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dashboard
+
+APP = Path(dashboard.__file__).parent / "app.py"
+DEFAULT_PORT = 8501
+
+
+def streamlit_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--theme.base",
+        "light",
+    ]
+
+
+def dashboard_env(db: Path, token: str | None, password_hash: str | None) -> dict[str, str]:
+    env = {**os.environ, "CONFLICTLENS_DB": str(db.resolve())}
+    if token:
+        env["CONFLICTLENS_TOKEN"] = token
+    if password_hash:
+        env["CONFLICTLENS_DASHBOARD_PASSWORD_HASH"] = password_hash
+    return env
+
+
+def start_dashboard(
+    db: Path, host: str, port: int, *, token: str | None, password_hash: str | None
+) -> subprocess.Popen[bytes]:
+    """The dashboard running in the background; stop it with stop_dashboard."""
+    return subprocess.Popen(
+        streamlit_command(host, port),
+        env=dashboard_env(db, token, password_hash),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_dashboard(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,107 @@
+"""The dashboard's one data layer: every page asks the query catalog through ``ask``.
+
+While ``conflictlens serve`` runs it owns the database, so questions go to its HTTP API (Arrow
+streams); with no server the store is opened read-only for the one question and closed again,
+so that a serve started later can take the file. Nothing here connects at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from analysis import TimeRange, run_query
+from conflictlens.client import ServerError, find_server, get_bytes, get_json
+from store import StoreError, connect
+
+CACHE_SECONDS = 10
+
+
+class DataError(Exception):
+    """The store or serve could not answer; the message is one line for the page to show."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where the data is: the database file (and serve's token, when it needs one)."""
+
+    db: str
+    token: str | None = None
+
+
+def current_store() -> Store:
+    """From the environment set by ``conflictlens dashboard`` / ``serve``."""
+    return Store(
+        db=os.environ.get("CONFLICTLENS_DB", "conflictlens.duckdb"),
+        token=os.environ.get("CONFLICTLENS_TOKEN") or None,
+    )
+
+
+def ask(name: str, since: str | None, until: str | None, **values: Any) -> pl.DataFrame:
+    """Catalog query ``name`` over [since, until) (ISO-8601 strings), cached briefly."""
+    frozen = tuple(sorted((k, v) for k, v in values.items() if v not in (None, "")))
+    return _ask(current_store(), name, since, until, frozen)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def _ask(
+    store: Store,
+    name: str,
+    since: str | None,
+    until: str | None,
+    values: tuple[tuple[str, Any], ...],
+) -> pl.DataFrame:
+    params = dict(values)
+    url = find_server(Path(store.db))
+    if url is not None:
+        return _from_serve(url, store.token, name, {**params, "since": since, "until": until})
+    return _from_file(Path(store.db), name, since, until, params)
+
+
+def _from_serve(url: str, token: str | None, name: str, params: dict[str, Any]) -> pl.DataFrame:
+    try:
+        body = get_bytes(
+            url, f"/api/queries/{name}", token=token, params={**params, "format": "arrow"}
+        )
+    except (ServerError, OSError) as exc:
+        raise DataError(str(exc).splitlines()[0]) from None
+    return pl.read_ipc_stream(io.BytesIO(body))
+
+
+def _from_file(
+    db: Path, name: str, since: str | None, until: str | None, params: dict[str, Any]
+) -> pl.DataFrame:
+    if not db.exists():
+        raise DataError(f"no store at {db}: import logs with `conflictlens ingest` first")
+    try:
+        con = connect(db, read_only=True)
+    except StoreError as exc:
+        raise DataError(str(exc)) from None
+    try:
+        return run_query(con, name, TimeRange(_parse(since), _parse(until)), **params)
+    finally:
+        con.close()
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def serve_status() -> dict[str, Any] | None:
+    """serve's /api/status (sources with lag and rate), or None when serve is not running."""
+    store = current_store()
+    url = find_server(Path(store.db))
+    if url is None:
+        return None
+    try:
+        status: dict[str, Any] = get_json(url, "/api/status", token=store.token, timeout=5)
+    except (ServerError, OSError):
+        return None
+    return status

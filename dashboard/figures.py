@@ -1,0 +1,160 @@
+"""Plotly figure builders and the small reshaping they need, kept apart from the pages.
+
+Routes, error codes and clients come from the internet. Plotly renders a few HTML tags in
+labels and hover text, so every log-derived label goes through ``safe`` (HTML-escaped)
+before it reaches a figure. Series are bounded: time buckets come from the range (a few
+hundred at most), and heatmaps keep the busiest routes only.
+"""
+
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+import polars as pl
+
+HEATMAP_ROUTES = 25
+COLORS = px.colors.qualitative.Safe
+
+
+_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
+
+
+def safe(column: str) -> pl.Expr:
+    """An HTML-escaped text column (null shown as '-'), as html.escape does it."""
+    expr = pl.col(column).cast(pl.String).fill_null("-")
+    for raw, escaped in _ESCAPES:
+        expr = expr.str.replace_all(raw, escaped, literal=True)
+    return expr.alias(column)
+
+
+def _layout(figure: go.Figure, height: int = 320) -> go.Figure:
+    figure.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text=""
+    )
+    return figure
+
+
+def conflicts_over_time(timeline: pl.DataFrame, by: str) -> go.Figure:
+    """Stacked conflicts per bucket, by error code or kind."""
+    frame = (
+        timeline.with_columns(safe(by))
+        .group_by("bucket", by)
+        .agg(pl.col("conflicts").sum())
+        .sort("bucket")
+    )
+    figure = px.bar(
+        frame.to_pandas(),
+        x="bucket",
+        y="conflicts",
+        color=by,
+        color_discrete_sequence=COLORS,
+        labels={"bucket": "", "conflicts": "conflicts", by: ""},
+    )
+    figure.update_layout(bargap=0.05)
+    return _layout(figure)
+
+
+def overall_ratio(timeline: pl.DataFrame) -> pl.DataFrame:
+    """Conflicts over requests per bucket; each route's requests counted once per bucket."""
+    conflicts = timeline.group_by("bucket").agg(pl.col("conflicts").sum())
+    requests = (
+        timeline.unique(["bucket", "service", "method", "route"])
+        .group_by("bucket")
+        .agg(pl.col("requests").sum())
+    )
+    return (
+        conflicts.join(requests, on="bucket")
+        .with_columns(
+            ratio=pl.when(pl.col("requests") > 0).then(pl.col("conflicts") / pl.col("requests"))
+        )
+        .sort("bucket")
+    )
+
+
+def ratio_line(timeline: pl.DataFrame) -> go.Figure:
+    frame = overall_ratio(timeline)
+    figure = px.line(
+        frame.to_pandas(), x="bucket", y="ratio", labels={"bucket": "", "ratio": "conflict ratio"}
+    )
+    figure.update_yaxes(tickformat=".1%")
+    return _layout(figure, 240)
+
+
+def route_heatmap(timeline: pl.DataFrame) -> go.Figure:
+    """Conflicts per route (the busiest) and bucket."""
+    labelled = timeline.with_columns(
+        label=pl.concat_str(
+            [pl.col("method").fill_null("-"), pl.col("route").fill_null("-")], separator=" "
+        )
+    ).with_columns(safe("label"))
+    busiest = (
+        labelled.group_by("label")
+        .agg(pl.col("conflicts").sum())
+        .sort("conflicts", descending=True)
+        .head(HEATMAP_ROUTES)["label"]
+    )
+    cells = (
+        labelled.filter(pl.col("label").is_in(busiest.implode()))
+        .group_by("label", "bucket")
+        .agg(pl.col("conflicts").sum())
+        .sort("bucket")
+    )
+    grid = cells.pivot(on="bucket", index="label", values="conflicts").fill_null(0)
+    buckets = [c for c in grid.columns if c != "label"]
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid.select(buckets).to_numpy(),
+            x=buckets,
+            y=grid["label"].to_list(),
+            colorscale="YlOrRd",
+            hovertemplate="%{y}<br>%{x}<br>%{z} conflicts<extra></extra>",
+        )
+    )
+    return _layout(figure, max(260, 24 * grid.height + 80))
+
+
+def cluster_treemap(clusters: pl.DataFrame) -> go.Figure:
+    """Route → error code → kind, sized by conflicts."""
+    frame = clusters.with_columns(
+        safe("route"), safe("error_code"), safe("kind"), safe("method")
+    ).with_columns(endpoint=pl.concat_str(["method", "route"], separator=" "))
+    figure = px.treemap(
+        frame.to_pandas(),
+        path=["endpoint", "error_code", "kind"],
+        values="conflicts",
+        color_discrete_sequence=COLORS,
+    )
+    return _layout(figure, 420)
+
+
+def sparklines(timeline: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Per cluster, its conflicts per bucket as a list (for a sparkline column)."""
+    buckets = timeline.select("bucket").unique().sort("bucket")
+    clusters = timeline.select(keys).unique()
+    dense = clusters.join(buckets, how="cross").join(
+        timeline.group_by([*keys, "bucket"]).agg(pl.col("conflicts").sum()),
+        on=[*keys, "bucket"],
+        how="left",
+        nulls_equal=True,
+    )
+    return (
+        dense.with_columns(pl.col("conflicts").fill_null(0))
+        .sort("bucket")
+        .group_by(keys, maintain_order=True)
+        .agg(trend=pl.col("conflicts"))
+    )
+
+
+def resource_timeline(frame: pl.DataFrame) -> go.Figure:
+    """One resource's conflicts per bucket by error code, with distinct clients."""
+    shown = frame.with_columns(safe("error_code")).sort("bucket")
+    figure = px.bar(
+        shown.to_pandas(),
+        x="bucket",
+        y="conflicts",
+        color="error_code",
+        hover_data=["clients"],
+        color_discrete_sequence=COLORS,
+        labels={"bucket": "", "error_code": ""},
+    )
+    return _layout(figure, 280)

@@ -1,0 +1,41 @@
+"""What every page does first: the shared filters, a title, the refresh rate, clean errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from dashboard.data import DataError
+from dashboard.filters import View, describe, sidebar
+
+REFRESH = {"off": None, "10 s": "10s", "30 s": "30s", "1 min": "60s"}
+
+
+def start(title: str) -> View:
+    """Title, sidebar filters and the view they select; stops the page on a data error."""
+    st.title(title)
+    try:
+        view = sidebar()
+    except DataError as exc:
+        st.error(str(exc))
+        st.stop()
+    with st.sidebar:
+        st.selectbox("Auto-refresh", list(REFRESH), key="refresh")
+    st.caption(describe(view))
+    return view
+
+
+def live(draw: Callable[[], Any]) -> Callable[[], Any]:
+    """Redraw ``draw`` alone at the chosen interval: the rest of the page stays as it is."""
+    every = REFRESH.get(st.session_state.get("refresh", "off"))
+    return st.fragment(run_every=every)(draw)
+
+
+def guarded(draw: Callable[[], Any]) -> None:
+    """Draw, showing a data error as one line instead of a traceback."""
+    try:
+        draw()
+    except DataError as exc:
+        st.error(str(exc))

@@ -1,0 +1,104 @@
+"""Hot spots: route-by-time heatmap, incidents, the ranked clusters with their trend, what is
+new or growing, and the route → error code → kind treemap."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import figures, page
+from dashboard.data import ask
+
+view = page.start("Hot spots")
+KEYS = ["service", "method", "route", "error_code", "kind"]
+
+
+def heatmap() -> None:
+    timeline = ask("timeline", view.since, view.until, **view.filters)
+    if timeline.height == 0:
+        st.info("No conflicts in this range.")
+        return
+    st.subheader("Conflicts by route over time")
+    st.plotly_chart(figures.route_heatmap(timeline), key="heatmap")
+
+
+def ranked() -> None:
+    sort = st.segmented_control(
+        "Rank by", ["growth", "volume", "ratio", "new"], default="growth", key="sort"
+    )
+    spots = ask("hotspots", view.since, view.until, sort=sort or "growth", **view.filters)
+    if spots.height == 0:
+        return
+    st.subheader("Ranked clusters")
+    timeline = ask("timeline", view.since, view.until, **view.filters)
+    trends = figures.sparklines(timeline, KEYS)
+    table = spots.join(trends, on=KEYS, how="left", nulls_equal=True)
+    st.dataframe(
+        table.select(
+            "method",
+            "route",
+            "error_code",
+            "kind",
+            "trend",
+            "conflicts",
+            "requests",
+            "ratio",
+            "baseline",
+            "score",
+            "new",
+        ),
+        hide_index=True,
+        column_config={
+            "trend": st.column_config.LineChartColumn("trend"),
+            "ratio": st.column_config.NumberColumn(format="percent"),
+            "score": st.column_config.NumberColumn(format="%.1f"),
+        },
+        key="ranked",
+    )
+    fresh = spots.filter(spots["new"])
+    growing = spots.filter(spots["score"].fill_null(0) >= 3)
+    left, right = st.columns(2)
+    left.markdown("**New clusters**")
+    left.dataframe(fresh.select("method", "route", "error_code", "conflicts"), hide_index=True)
+    right.markdown("**Growing clusters** (score ≥ 3)")
+    right.dataframe(
+        growing.select("method", "route", "error_code", "conflicts", "score"), hide_index=True
+    )
+
+
+def incidents() -> None:
+    found = ask("incidents", view.since, view.until, **view.filters)
+    st.subheader("Incidents")
+    if found.height == 0:
+        st.info("No incidents: no clusters rose above their baseline together in this range.")
+        return
+    st.dataframe(
+        found.with_columns(
+            clusters=pl.col("clusters").list.eval(
+                pl.concat_str(
+                    [
+                        pl.element().struct.field("method"),
+                        pl.element().struct.field("route"),
+                        pl.element().struct.field("error_code").fill_null("-"),
+                    ],
+                    separator=" ",
+                )
+            )
+        ).select("start", "end", "conflicts", "peak_ratio", "clusters"),
+        hide_index=True,
+        column_config={"peak_ratio": st.column_config.NumberColumn(format="percent")},
+        key="incidents",
+    )
+
+
+def treemap() -> None:
+    clusters = ask("clusters", view.since, view.until, **view.filters)
+    if clusters.height:
+        st.subheader("Where the conflicts are")
+        st.plotly_chart(figures.cluster_treemap(clusters), key="treemap")
+
+
+page.guarded(heatmap)
+page.guarded(incidents)
+page.guarded(ranked)
+page.guarded(treemap)

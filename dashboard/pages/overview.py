@@ -1,0 +1,80 @@
+"""Overview: the headline numbers against the previous period, conflicts over time, ratio,
+active alerts and the top hot spots."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import figures, page
+from dashboard.data import ask
+
+view = page.start("Overview")
+
+
+def headline() -> None:
+    now = ask("totals", view.since, view.until, **view.filters).row(0, named=True)
+    before = ask("totals", *_previous(), **view.filters).row(0, named=True)
+    ratio = now["conflicts"] / now["requests"] if now["requests"] else None
+    old_ratio = before["conflicts"] / before["requests"] if before["requests"] else None
+    left, middle, right = st.columns(3)
+    left.metric(
+        "Conflicts",
+        f"{now['conflicts']:,}",
+        _delta(now["conflicts"], before["conflicts"]),
+        delta_color="inverse",
+    )
+    middle.metric("Requests", f"{now['requests']:,}", _delta(now["requests"], before["requests"]))
+    right.metric(
+        "Conflict ratio",
+        f"{ratio:.2%}" if ratio is not None else "-",
+        f"{(ratio - old_ratio) * 100:+.2f} pt"
+        if ratio is not None and old_ratio is not None
+        else None,
+        delta_color="inverse",
+    )
+
+
+def _previous() -> tuple[str | None, str | None]:
+    before = view.previous()
+    return before.since, before.until
+
+
+def _delta(now: int, before: int) -> str | None:
+    if not before:
+        return None
+    return f"{(now - before) / before:+.1%} vs previous period"
+
+
+def over_time() -> None:
+    timeline = ask("timeline", view.since, view.until, **view.filters)
+    if timeline.height == 0:
+        st.info("No conflicts in this range.")
+        return
+    by = st.segmented_control("Stack by", ["error_code", "kind"], default="error_code", key="stack")
+    st.plotly_chart(figures.conflicts_over_time(timeline, by or "error_code"), key="stacked")
+    st.plotly_chart(figures.ratio_line(timeline), key="ratio")
+
+
+def top_hot_spots() -> None:
+    st.subheader("Top hot spots")
+    spots = ask("hotspots", view.since, view.until, limit=10, **view.filters)
+    st.dataframe(
+        spots.select(
+            "method",
+            "route",
+            "error_code",
+            "kind",
+            "conflicts",
+            "requests",
+            "ratio",
+            "score",
+            "new",
+        ),
+        hide_index=True,
+        column_config={"ratio": st.column_config.NumberColumn(format="percent")},
+    )
+
+
+page.live(lambda: page.guarded(headline))()
+page.live(lambda: page.guarded(over_time))()
+page.guarded(top_hot_spots)

@@ -1,0 +1,134 @@
+"""Every dashboard page under Streamlit's AppTest, on a real store imported from a planted
+scenario: no exception, the key elements there, a filter change changes the data, the view
+lives in the URL, and log strings never reach a figure unescaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.figures import route_heatmap, safe
+from dashboard.passwords import hash_password, verify_password
+from sample_logs.generator import write_log
+from tests.conftest import RunCli
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGES = {
+    "pages/overview.py": {"plotly_chart": 2, "metric": 3},
+    "pages/hotspots.py": {"plotly_chart": 2, "dataframe": 3, "subheader": 3},
+    "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "subheader": 2},
+    "pages/explore.py": {"dataframe": 1},
+    "pages/ingest.py": {"dataframe": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    from click.testing import CliRunner
+
+    from conflictlens.cli import cli
+
+    folder = tmp_path_factory.mktemp("dashboard")
+    log = folder / "access.log"
+    write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
+    db = folder / "t.duckdb"
+    assert CliRunner().invoke(cli, ["ingest", "--db", str(db), str(log)]).exit_code == 0
+    planted = json.loads(Path(f"{log}.truth.json").read_text(encoding="utf-8"))["planted"]
+    return db, planted
+
+
+@pytest.fixture
+def app(store: tuple[Path, dict[str, object]], monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("CONFLICTLENS_DB", str(store[0]))
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_page_renders_its_parts(app: AppTest, page: str) -> None:
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+    for element, at_least in PAGES[page].items():
+        assert len(app.get(element)) >= at_least, (page, element)
+
+
+def test_a_filter_narrows_the_events(app: AppTest) -> None:
+    app.switch_page("pages/explore.py").run()
+    before = app.dataframe[0].value
+    assert set(before["method"]) > {"PATCH"}
+    app.selectbox(key="method").set_value("PATCH").run()
+    after = app.dataframe[0].value
+    assert not app.exception
+    assert set(after["method"]) == {"PATCH"}
+    assert app.query_params["method"] in ("PATCH", ["PATCH"])  # the view is in the URL, to share
+
+
+def test_the_view_comes_from_the_url(app: AppTest) -> None:
+    app.query_params["method"] = "PUT"
+    app.query_params["range"] = "1h"
+    app.switch_page("pages/explore.py").run()
+    assert app.selectbox(key="method").value == "PUT"
+    assert app.selectbox(key="range").value == "1h"
+    assert set(app.dataframe[0].value["method"]) <= {"PUT"}
+
+
+def test_hot_spots_page_shows_the_planted_document(
+    app: AppTest, store: tuple[Path, dict[str, object]]
+) -> None:
+    _, planted = store
+    app.switch_page("pages/resources.py").run()
+    table = app.dataframe[0].value
+    top = table[table["route"] == planted["route"]].iloc[0]
+    assert top["resource"] == planted["resource"]
+
+
+def test_login_is_required_when_a_password_is_set(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "CONFLICTLENS_DASHBOARD_PASSWORD_HASH", hash_password("s3cret", iterations=1000)
+    )
+    app.run()
+    assert not app.exception
+    assert not app.get("plotly_chart") and not app.get("metric")
+    app.text_input[0].set_value("wrong")
+    app.button[0].click().run()
+    assert app.error and not app.get("metric")
+    app.text_input[0].set_value("s3cret")
+    app.button[0].click().run()
+    assert len(app.get("metric")) == 3
+
+
+def test_password_hashes() -> None:
+    stored = hash_password("pw", iterations=1000)
+    assert verify_password("pw", stored) and not verify_password("pW", stored)
+    assert not verify_password("pw", "garbage") and not verify_password("pw", "md5$1$00$00")
+
+
+def test_log_strings_are_escaped_in_figures() -> None:
+    evil = '<img src=x onerror="alert(1)">'
+    frame = pl.DataFrame({"text": [evil, None]})
+    assert frame.select(safe("text"))["text"].to_list() == [
+        "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;",
+        "-",
+    ]
+    timeline = pl.DataFrame(
+        {
+            "bucket": [dt.datetime(2026, 11, 19)],
+            "method": ["GET"],
+            "route": [f"/api/{evil}"],
+            "conflicts": [3],
+        }
+    )
+    figure = route_heatmap(timeline)
+    assert all("<img" not in label for label in figure.data[0].y)
+
+
+def test_dashboard_command_has_help(run_cli: RunCli) -> None:
+    result = run_cli("dashboard", "--help")
+    assert result.exit_code == 0 and "Example:" in result.output
