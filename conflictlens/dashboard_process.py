@@ -37,6 +37,8 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "none",
         "--theme.base",
         "light",
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 

@@ -1,0 +1,146 @@
+"""End to end in a real browser: `conflictlens serve` starts the dashboard on a store of
+sample data; Debian's headless Chromium opens every page (no Streamlit exception, its title
+and parts drawn), a filter picked in the sidebar narrows the events, and a screenshot of each
+page is kept in test-artifacts/dashboard/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sample_logs.generator import write_log
+from tests.test_serve import CLI, free_port, run
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "dashboard"
+PAGES = {
+    "": "Overview",
+    "hotspots": "Hot spots",
+    "resources": "Resources",
+    "explore": "Explore",
+    "ingest": "Ingest",
+}
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("chromium") and shutil.which("chromedriver")),
+        reason="needs Debian's chromium and chromium-driver (make system-deps)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("browser")
+    log = folder / "access.log"
+    write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
+    db = folder / "t.duckdb"
+    assert run("ingest", "--db", str(db), str(log)).returncode == 0
+    port = free_port()
+    serve = subprocess.Popen(
+        [*CLI, "serve", "--db", str(db), "--port", str(free_port()), "--dashboard-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url + "/_stcore/health")
+        yield url
+    finally:
+        serve.terminate()
+        serve.wait(timeout=20)
+
+
+def _wait_for(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {seconds:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "chromium"
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _settled(driver: object, title: str, timeout: float = 30) -> None:
+    """Wait until the page's title is drawn and Streamlit has stopped running the script."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, timeout)
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "h1"), title))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_every_page_opens_without_an_error(browser: object, dashboard_url: str, path: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{dashboard_url}/{path}")
+    _settled(browser, PAGES[path])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / f"{path or 'overview'}.png"))
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')
+    drawn = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"], .js-plotly-plot')
+    assert drawn, f"{path or 'overview'} drew no table or chart"
+
+
+def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{dashboard_url}/explore")
+    _settled(browser, "Explore")
+    before = _event_count(browser)
+    box = browser.find_element(By.CSS_SELECTOR, '.st-key-method [role="combobox"]')
+    box.click()
+    options = WebDriverWait(browser, 10).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, '[role="option"]')
+    )
+    next(o for o in options if o.text.strip() == "PATCH").click()
+    WebDriverWait(browser, 30).until(lambda d: _event_count(d) not in (None, before))
+    after = _event_count(browser)
+    assert after is not None and before is not None and 0 < after < before
+    assert "method=PATCH" in browser.current_url  # the view is a link
+    browser.save_screenshot(str(ARTIFACTS / "explore-filtered.png"))
+
+
+def _event_count(driver: object) -> int | None:
+    from selenium.webdriver.common.by import By
+
+    for label in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stWidgetLabel"]'):
+        found = re.search(r"; ([\d,]+) events\)", label.text)
+        if found:
+            return int(found.group(1).replace(",", ""))
+    return None
