@@ -19,11 +19,16 @@ system-deps:
 demo: $(BIN)/conflictlens
 	mkdir -p $(DEMO)
 	rm -f $(DEMO)/conflictlens.duckdb $(DEMO)/conflictlens.duckdb.wal
-	$(BIN)/conflictlens sample --format nginx-extended --lines 500000 --out $(DEMO)/access.log
+	$(BIN)/conflictlens sample --format nginx-extended --scenario deploy-spike --lines 300000 --out $(DEMO)/access.log
 	$(BIN)/conflictlens ingest --db $(DEMO)/conflictlens.duckdb $(DEMO)/access.log
-	$(BIN)/conflictlens clusters --db $(DEMO)/conflictlens.duckdb --limit 15
+	$(BIN)/conflictlens clusters --db $(DEMO)/conflictlens.duckdb --limit 10
+	$(BIN)/conflictlens incidents --db $(DEMO)/conflictlens.duckdb
 	@echo
-	@echo "The store is $(DEMO)/conflictlens.duckdb; try: $(BIN)/conflictlens clusters --db $(DEMO)/conflictlens.duckdb --method PUT --json"
+	@echo "Starting serve with the dashboard: open http://127.0.0.1:8501/hotspots (the planted spike); Ctrl-C stops it."
+	@# Open a browser when there is a desktop to open it on.
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
+		(sleep 5; $(BIN)/python -m webbrowser -t http://127.0.0.1:8501/hotspots >/dev/null 2>&1) & fi
+	$(BIN)/conflictlens serve --db $(DEMO)/conflictlens.duckdb
 
 # Regenerate the small per-format samples kept in sample_logs/.
 samples: $(BIN)/conflictlens
