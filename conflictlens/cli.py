@@ -363,8 +363,9 @@ def _open_for_import(db: Path) -> Any:
 
 
 from conflictlens.cli_analysis import COMMANDS  # noqa: E402 - registered after cli exists
+from conflictlens.routes_cli import routes  # noqa: E402
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, routes):
     cli.add_command(_command)
 
 

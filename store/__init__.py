@@ -1,6 +1,13 @@
 """The event store: one DuckDB file, its schema and the single funnel for writes."""
 
 from store.db import DatabaseLocked, StoreError, connect, default_db_path
+from store.route_map import (
+    RouteResolver,
+    apply_route_map,
+    read_route_map,
+    replace_route_map,
+    stored_routes,
+)
 from store.schema import SCHEMA_VERSION, migrate
 from store.writer import Batch, SourceRecord, Writer
 
@@ -8,10 +15,15 @@ __all__ = [
     "SCHEMA_VERSION",
     "Batch",
     "DatabaseLocked",
+    "RouteResolver",
     "SourceRecord",
     "StoreError",
     "Writer",
+    "apply_route_map",
     "connect",
     "default_db_path",
     "migrate",
+    "read_route_map",
+    "replace_route_map",
+    "stored_routes",
 ]

@@ -72,6 +72,59 @@ MIGRATIONS: tuple[str, ...] = (
         seen_at   TIMESTAMP NOT NULL
     );
     """,
+    # 2: the route map: stored routes rewritten to learned or declared (OpenAPI) templates.
+    """
+    CREATE TABLE route_map (
+        route      VARCHAR PRIMARY KEY,     -- a route as templating stored it
+        mapped     VARCHAR NOT NULL,        -- its template; equal to route: keep it literal
+        origin     VARCHAR NOT NULL CHECK (origin IN ('learned', 'openapi')),
+        updated_at TIMESTAMP NOT NULL
+    );
+    """,
+    # 3: alerts: the state of each rule's groups, silences, and the outbox that notify/
+    # delivers from (rows are written in the same transaction as the state change).
+    """
+    CREATE SEQUENCE alert_outbox_ids START 1;
+    CREATE TABLE alert_outbox (
+        id              BIGINT PRIMARY KEY DEFAULT nextval('alert_outbox_ids'),
+        created_at      TIMESTAMP NOT NULL,       -- UTC, naive like every timestamp in the store
+        channel         VARCHAR NOT NULL,         -- the channel name from the config
+        rule            VARCHAR NOT NULL,
+        fingerprint     VARCHAR NOT NULL,         -- stable hash of rule + group labels
+        status          VARCHAR NOT NULL,         -- firing | resolved | test
+        payload         VARCHAR NOT NULL,         -- JSON
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMP NOT NULL,
+        delivered_at    TIMESTAMP,
+        last_error      VARCHAR
+    );
+
+    CREATE TABLE alert_state (
+        rule              VARCHAR NOT NULL,
+        fingerprint       VARCHAR NOT NULL,
+        labels            VARCHAR NOT NULL,     -- JSON object
+        state             VARCHAR NOT NULL
+                          CHECK (state IN ('normal', 'pending', 'firing', 'resolved', 'nodata')),
+        active_since      TIMESTAMP,            -- the condition began to hold (pending)
+        firing_since      TIMESTAMP,
+        last_condition_at TIMESTAMP,            -- the condition last held
+        resolved_at       TIMESTAMP,
+        last_value        DOUBLE,
+        last_notified_at  TIMESTAMP,            -- the last firing/resolved notification enqueued
+        updated_at        TIMESTAMP NOT NULL,
+        PRIMARY KEY (rule, fingerprint)
+    );
+
+    CREATE SEQUENCE alert_silence_ids START 1;
+    CREATE TABLE alert_silences (
+        id         BIGINT PRIMARY KEY DEFAULT nextval('alert_silence_ids'),
+        matchers   VARCHAR NOT NULL,            -- JSON object: rule and labels, all must equal
+        starts_at  TIMESTAMP NOT NULL,
+        ends_at    TIMESTAMP NOT NULL,
+        comment    VARCHAR NOT NULL DEFAULT '',
+        created_at TIMESTAMP NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,6 +9,9 @@ from dataclasses import dataclass, replace
 import duckdb
 import polars as pl
 
+from store import route_map
+from store.route_map import RouteResolver
+
 
 @dataclass(frozen=True)
 class SourceRecord:
@@ -64,11 +67,11 @@ def _record(row: tuple[object, ...]) -> SourceRecord:
     )
 
 
-_INSERTS = (
-    "INSERT INTO conflict_events BY NAME SELECT * FROM _batch_rows",
-    "INSERT INTO request_rollups BY NAME SELECT * FROM _batch_rows",
-    "INSERT INTO rejects BY NAME SELECT * FROM _batch_rows",
-)
+_INSERTS = {
+    "conflict_events": "INSERT INTO conflict_events BY NAME SELECT * FROM _batch_rows",
+    "request_rollups": "INSERT INTO request_rollups BY NAME SELECT * FROM _batch_rows",
+    "rejects": "INSERT INTO rejects BY NAME SELECT * FROM _batch_rows",
+}
 
 
 class Writer:
@@ -76,6 +79,8 @@ class Writer:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        self._routes: RouteResolver | None = None
+        self._routes_generation = -1
 
     def resolve_source(
         self, *, device: int, inode: int, prefix: bytes, path: str, full_prefix_len: int
@@ -206,6 +211,7 @@ class Writer:
         already committed (by a process that died before it could tell) is refused.
         """
         con = self.con
+        routes = self._route_resolver()
         con.execute("BEGIN TRANSACTION")
         try:
             moved = con.execute(
@@ -227,16 +233,40 @@ class Writer:
                     f"source {batch.source_id} is no longer at offset {batch.start}; "
                     "another writer imported it meanwhile"
                 )
-            for statement, frame in zip(
+            for table, frame in zip(
                 _INSERTS, (batch.events, batch.rollups, batch.rejects), strict=True
             ):
                 if frame.height:
-                    con.register("_batch_rows", frame.to_arrow())
-                    try:
-                        con.execute(statement)
-                    finally:
-                        con.unregister("_batch_rows")
+                    self._insert(table, frame, routes)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def _route_resolver(self) -> RouteResolver | None:
+        """The route map as it is now, or None when it is empty (the common case: then the
+        batch is inserted as it is). Reloaded only when this process changed a map."""
+        current = route_map.generation()
+        if self._routes is None or self._routes_generation != current:
+            self._routes = RouteResolver.load(self.con)
+            self._routes_generation = current
+        return None if self._routes.empty else self._routes
+
+    def _insert(self, table: str, frame: pl.DataFrame, routes: RouteResolver | None) -> None:
+        """Insert one table's rows; with a route map, through a join on the routes it changes."""
+        con = self.con
+        changes = None
+        if routes is not None and table in route_map.MAPPED_INSERTS:
+            changes = routes.resolve(frame["route"])
+        con.register("_batch_rows", frame.to_arrow())
+        try:
+            if changes is not None and changes.height:
+                con.register(route_map.BATCH_ROUTES, route_map.to_arrow(changes))
+                try:
+                    con.execute(route_map.MAPPED_INSERTS[table])
+                finally:
+                    con.unregister(route_map.BATCH_ROUTES)
+            else:
+                con.execute(_INSERTS[table])
+        finally:
+            con.unregister("_batch_rows")
