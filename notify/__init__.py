@@ -1,2 +1,56 @@
 """Notifications: the outbox and the channels that deliver alerts (webhook, Alertmanager,
-Slack, e-mail, a local command)."""
+Slack, e-mail, a local command).
+
+``parse_channels`` reads ``[alerts.channels.NAME]``; ``deliver_due`` sends the due rows of
+``alert_outbox``; ``Deliverer`` runs it on a thread for serve. Secrets stay in ``Secret``
+values, shown redacted everywhere (``describe_channel`` is the view for an API).
+"""
+
+from notify.config import (
+    CHANNEL_TYPES,
+    ChannelConfig,
+    ChannelConfigError,
+    CommandChannel,
+    EmailChannel,
+    HttpChannel,
+    Secret,
+    describe_channel,
+    parse_channels,
+    redact_url,
+)
+from notify.outbox import (
+    NOT_CONFIGURED,
+    ChannelRound,
+    Deliverer,
+    DeliverySummary,
+    backlog,
+    backoff,
+    deliver_due,
+)
+from notify.render import RenderError
+from notify.send import DeliveryError, Outgoing, deliver, idempotency_key
+
+__all__ = [
+    "CHANNEL_TYPES",
+    "NOT_CONFIGURED",
+    "ChannelConfig",
+    "ChannelConfigError",
+    "ChannelRound",
+    "CommandChannel",
+    "Deliverer",
+    "DeliveryError",
+    "DeliverySummary",
+    "EmailChannel",
+    "HttpChannel",
+    "Outgoing",
+    "RenderError",
+    "Secret",
+    "backlog",
+    "backoff",
+    "deliver",
+    "deliver_due",
+    "describe_channel",
+    "idempotency_key",
+    "parse_channels",
+    "redact_url",
+]

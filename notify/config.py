@@ -1,0 +1,428 @@
+"""``[alerts.channels.NAME]`` tables: where alerts go, validated with the exact key at fault.
+
+Secrets (webhook URLs, which for Slack are the credential itself, header values, SMTP
+passwords) are read from the environment or a secrets file when the config is parsed, and are
+held in :class:`Secret`, whose ``repr``/``str`` never show the value: a channel can be logged,
+printed or put in an error message without leaking what it protects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+CHANNEL_TYPES = ("webhook", "alertmanager", "slack", "email", "command")
+HTTP_TYPES = ("webhook", "alertmanager", "slack")
+SECURITIES = ("starttls", "tls", "none")
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+DEFAULT_HTTP_TIMEOUT = 10.0
+DEFAULT_SMTP_TIMEOUT = 20.0
+DEFAULT_COMMAND_TIMEOUT = 30.0
+MAX_TIMEOUT = 300.0
+
+HttpType = Literal["webhook", "alertmanager", "slack"]
+Security = Literal["starttls", "tls", "none"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+# Set by the transport itself: a config that overrides them would break delivery or dedup.
+_RESERVED_HEADERS = {"content-type", "content-length", "host", "idempotency-key"}
+
+
+class ChannelConfigError(ValueError):
+    """An invalid channel table; the message starts with the exact key, e.g.
+    ``alerts.channels.ops.type: ...``."""
+
+
+class Secret:
+    """A value that must not be printed: ``str``/``repr`` give ``shown`` (``***`` or a
+    redacted URL), ``reveal()`` gives the value to the code that sends it."""
+
+    __slots__ = ("_shown", "_value")
+
+    def __init__(self, value: str, shown: str = "***") -> None:
+        self._value = value
+        self._shown = shown
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return self._shown
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` and ``/…`` when the URL has a path or query: Slack and many
+    other webhooks carry their credential in the path, some in the query or user info."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    origin = f"{parts.scheme}://{host}{f':{port}' if port else ''}"
+    return origin + ("/…" if parts.path not in ("", "/") or parts.query or parts.fragment else "")
+
+
+def _url_secrets(url: str) -> list[str]:
+    parts = urlsplit(url)
+    found = [url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.query]
+    if parts.path not in ("", "/"):
+        found.append(parts.path)
+    if parts.password:
+        found.append(parts.password)
+    # Token-like segments: long, and not a plain lower-case word such as "services" or "hooks".
+    pieces = [*parts.path.split("/"), *re.split(r"[&=]", parts.query)]
+    found += [p for p in pieces if len(p) >= 8 and not re.fullmatch(r"[a-z_-]+", p)]
+    return [f for f in found if f]
+
+
+@dataclass(frozen=True)
+class HttpChannel:
+    """webhook, alertmanager or slack: a JSON POST to ``url``."""
+
+    name: str
+    type: HttpType
+    url: Secret
+    headers: tuple[tuple[str, Secret], ...] = ()
+    timeout: float = DEFAULT_HTTP_TIMEOUT
+    secret_env: tuple[str, ...] = ()  # environment variables the secrets came from
+
+    def secrets(self) -> list[str]:
+        """Everything to scrub from a reason: a receiver may echo the path, a segment of it,
+        or the query, without the rest of the URL."""
+        return [*_url_secrets(self.url.reveal()), *(value.reveal() for _, value in self.headers)]
+
+
+@dataclass(frozen=True)
+class EmailChannel:
+    name: str
+    host: str
+    port: int
+    security: Security
+    sender: str  # the ``from`` key
+    to: tuple[str, ...]
+    username: str | None = None
+    password: Secret | None = None
+    ca_file: str | None = None  # trust this CA (a private relay) instead of the system's
+    timeout: float = DEFAULT_SMTP_TIMEOUT
+    secret_env: tuple[str, ...] = ()
+    type: Literal["email"] = "email"
+
+    def secrets(self) -> list[str]:
+        return [self.password.reveal()] if self.password else []
+
+
+@dataclass(frozen=True)
+class CommandChannel:
+    """A local program: the payload JSON on stdin, ``CONFLICTLENS_ALERT_*`` in its environment."""
+
+    name: str
+    argv: tuple[str, ...]
+    timeout: float = DEFAULT_COMMAND_TIMEOUT
+    type: Literal["command"] = "command"
+    secret_env: tuple[str, ...] = ()
+
+    def secrets(self) -> list[str]:
+        return []
+
+    def __repr__(self) -> str:
+        # Arguments may carry a token (a CLI's --token=...): only the program is shown.
+        extra = len(self.argv) - 1
+        return (
+            f"CommandChannel(name={self.name!r}, argv=[{self.argv[0]!r}"
+            f"{f', …{extra} argument(s)' if extra else ''}], timeout={self.timeout})"
+        )
+
+    __str__ = __repr__
+
+
+ChannelConfig = HttpChannel | EmailChannel | CommandChannel
+
+
+def describe_channel(channel: ChannelConfig) -> dict[str, Any]:
+    """What an API or a status page may show about a channel: never a secret."""
+    view: dict[str, Any] = {"name": channel.name, "type": channel.type}
+    if isinstance(channel, HttpChannel):
+        view |= {
+            "target": str(channel.url),
+            "headers": [name for name, _ in channel.headers],
+            "timeout": channel.timeout,
+        }
+    elif isinstance(channel, EmailChannel):
+        view |= {
+            "host": channel.host,
+            "port": channel.port,
+            "security": channel.security,
+            "from": channel.sender,
+            "to": list(channel.to),
+            "login": channel.username is not None,
+            "timeout": channel.timeout,
+        }
+    else:
+        view |= {"program": channel.argv[0], "timeout": channel.timeout}
+    return view
+
+
+def parse_channels(
+    table: dict[str, Any],
+    where: str = "alerts.channels",
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, ChannelConfig]:
+    """Every ``[alerts.channels.NAME]`` table, or ``ChannelConfigError`` naming the key.
+
+    ``base_dir`` resolves relative ``*_file`` paths (the config file's folder); ``environ``
+    defaults to ``os.environ``.
+    """
+    env = os.environ if environ is None else environ
+    if not isinstance(table, dict):
+        raise ChannelConfigError(f"{where}: expected a table of [{where}.NAME] tables")
+    channels: dict[str, ChannelConfig] = {}
+    for name, entry in table.items():
+        at = f"{where}.{name}" if _NAME.match(name) else f"{where}.{json.dumps(name)}"
+        if not _NAME.match(name):
+            raise ChannelConfigError(
+                f"{at}: a channel name is letters, digits, - and _ (starting with a letter or digit)"
+            )
+        if not isinstance(entry, dict):
+            raise ChannelConfigError(f"{at}: expected a table")
+        channels[name] = _channel(name, entry, at, base_dir, env)
+    return channels
+
+
+def _channel(
+    name: str, entry: dict[str, Any], at: str, base_dir: Path | None, env: Mapping[str, str]
+) -> ChannelConfig:
+    kind = entry.get("type")
+    choices = ", ".join(CHANNEL_TYPES)
+    if kind is None:
+        raise ChannelConfigError(f"{at}.type: missing (one of {choices})")
+    if kind not in CHANNEL_TYPES:
+        raise ChannelConfigError(f"{at}.type: {json.dumps(kind)} is not one of {choices}")
+    reader = _Reader(entry, at, base_dir, env)
+    if kind == "email":
+        channel: ChannelConfig = _email(name, reader)
+    elif kind == "command":
+        channel = _command(name, reader)
+    else:
+        channel = _http(name, kind, reader)
+    reader.refuse_unknown()
+    return channel
+
+
+class _Reader:
+    """Typed access to one channel table that remembers which keys were read, so that any
+    other key (a typo, or a key of another channel type) is refused by name."""
+
+    def __init__(
+        self, entry: dict[str, Any], at: str, base_dir: Path | None, env: Mapping[str, str]
+    ) -> None:
+        self.entry = entry
+        self.at = at
+        self.base_dir = base_dir
+        self.env = env
+        self.known = {"type"}
+        self.secret_env: list[str] = []
+
+    def error(self, key: str, reason: str) -> ChannelConfigError:
+        return ChannelConfigError(f"{self.at}.{key}: {reason}")
+
+    def get(self, key: str) -> Any:
+        self.known.add(key)
+        return self.entry.get(key)
+
+    def string(self, key: str, *, required: bool = False) -> str | None:
+        value = self.get(key)
+        if value is None:
+            if required:
+                raise self.error(key, "missing")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, "expected a non-empty string")
+        return value
+
+    def timeout(self, default: float) -> float:
+        value = self.get("timeout")
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error("timeout", "expected seconds (a number)")
+        if not 0 < value <= MAX_TIMEOUT:
+            raise self.error("timeout", f"expected seconds above 0 and at most {MAX_TIMEOUT:g}")
+        return float(value)
+
+    def secret(self, key: str, *, required: bool, inline: bool) -> tuple[str | None, str]:
+        """One of ``key`` (when ``inline`` is allowed), ``key_env`` or ``key_file``; returns
+        the value and the key it came from."""
+        keys = [k for k in ((key,) if inline else ()) + (f"{key}_env", f"{key}_file")]
+        given = [k for k in keys if self.get(k) is not None]
+        if not inline and self.entry.get(key) is not None:
+            raise self.error(key, f"not read from the config: use {key}_env or {key}_file")
+        if len(given) > 1:
+            raise self.error(given[1], f"give only one of {', '.join(keys)}")
+        if not given:
+            if required:
+                raise self.error(key, f"missing (give one of {', '.join(keys)})")
+            return None, key
+        source = given[0]
+        reference = self.string(source)
+        assert reference is not None
+        if source.endswith("_env"):
+            value = self.env.get(reference)
+            if not value:
+                raise self.error(source, f"environment variable {reference} is not set")
+            self.secret_env.append(reference)
+            return value.strip() if key == "url" else value, source
+        if source.endswith("_file"):
+            path = Path(reference).expanduser()
+            if not path.is_absolute() and self.base_dir is not None:
+                path = self.base_dir / path
+            try:
+                text = path.read_text(encoding="utf-8")
+                # The line break an editor adds is not part of the secret; a URL has no spaces.
+                text = text.strip() if key == "url" else text.rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+                raise self.error(source, f"cannot read {path}: {reason}") from None
+            if not text:
+                raise self.error(source, f"{path} is empty")
+            return text, source
+        return reference, source
+
+    def refuse_unknown(self) -> None:
+        for key in self.entry:
+            if key not in self.known:
+                raise self.error(key, f"unknown key (known: {', '.join(sorted(self.known))})")
+
+
+def _http(name: str, kind: HttpType, reader: _Reader) -> HttpChannel:
+    url, source = reader.secret("url", required=True, inline=True)
+    assert url is not None
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        valid = False
+    if not valid:
+        # The URL itself may be the secret: say what is wrong without repeating it.
+        raise reader.error(source, "expected an http:// or https:// URL with a host")
+    if any(c in url for c in "\r\n\t "):
+        raise reader.error(source, "a URL cannot contain spaces or line breaks")
+    headers = reader.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise reader.error("headers", 'expected a table of "Header-Name" = "value"')
+    pairs = []
+    for header, value in headers.items():
+        if not _HEADER_NAME.match(header):
+            raise reader.error(f"headers.{header}", "not a valid HTTP header name")
+        if header.lower() in _RESERVED_HEADERS:
+            raise reader.error(f"headers.{header}", "set by conflictlens itself")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise reader.error(f"headers.{header}", "expected a one-line string")
+        pairs.append((header, Secret(value)))  # Authorization and the like: never shown
+    return HttpChannel(
+        name=name,
+        type=kind,
+        url=Secret(url, redact_url(url)),
+        headers=tuple(pairs),
+        timeout=reader.timeout(DEFAULT_HTTP_TIMEOUT),
+        secret_env=tuple(reader.secret_env),
+    )
+
+
+def _address(reader: _Reader, key: str, value: Any) -> str:
+    if not isinstance(value, str) or any(c in value for c in "\r\n"):
+        raise reader.error(key, "expected an e-mail address")
+    _, address = parseaddr(value)
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise reader.error(key, f"{json.dumps(value)} is not an e-mail address")
+    return value
+
+
+def _email(name: str, reader: _Reader) -> EmailChannel:
+    host = reader.string("host", required=True)
+    assert host is not None
+    security = reader.get("security") or "starttls"
+    if security not in SECURITIES:
+        raise reader.error(
+            "security", f"{json.dumps(security)} is not one of {', '.join(SECURITIES)}"
+        )
+    port = reader.get("port")
+    if port is None:
+        port = DEFAULT_PORTS[security]
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise reader.error("port", "expected a port number")
+    sender_value = reader.get("from")
+    if sender_value is None:
+        raise reader.error("from", "missing")
+    sender = _address(reader, "from", sender_value)
+    to = reader.get("to")
+    if isinstance(to, str):
+        to = [to]
+    if not isinstance(to, list) or not to:
+        raise reader.error("to", "expected a list of e-mail addresses")
+    recipients = tuple(_address(reader, f"to[{i}]", v) for i, v in enumerate(to, start=1))
+    username = reader.string("username")
+    password, source = reader.secret("password", required=username is not None, inline=False)
+    if password is not None and username is None:
+        raise reader.error(source, "a password needs a username")
+    if username is not None and security == "none":
+        # The password would cross the network in clear text.
+        raise reader.error("username", 'a login needs security = "starttls" or "tls"')
+    ca_file = reader.string("ca_file")
+    if ca_file is not None:
+        path = Path(ca_file).expanduser()
+        if not path.is_absolute() and reader.base_dir is not None:
+            path = reader.base_dir / path
+        if not path.is_file():
+            raise reader.error("ca_file", f"no such file: {path}")
+        ca_file = str(path)
+    return EmailChannel(
+        name=name,
+        host=host,
+        port=port,
+        security=cast(Security, security),
+        sender=sender,
+        to=recipients,
+        username=username,
+        password=Secret(password) if password is not None else None,
+        ca_file=ca_file,
+        timeout=reader.timeout(DEFAULT_SMTP_TIMEOUT),
+        secret_env=tuple(reader.secret_env),
+    )
+
+
+def _command(name: str, reader: _Reader) -> CommandChannel:
+    argv = reader.get("argv")
+    if argv is None:
+        raise reader.error("argv", 'missing (a list: ["program", "argument", ...])')
+    if (
+        not isinstance(argv, list)
+        or not argv
+        or not all(isinstance(a, str) for a in argv)
+        or not argv[0]
+    ):
+        raise reader.error("argv", 'expected a non-empty list of strings: ["program", ...]')
+    return CommandChannel(
+        name=name, argv=tuple(argv), timeout=reader.timeout(DEFAULT_COMMAND_TIMEOUT)
+    )
