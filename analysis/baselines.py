@@ -17,8 +17,11 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from analysis import spans
 from analysis.params import (
     EVENT_FILTER,
+    HOUR_EVENT_FILTER,
+    HOUR_REQUEST_FILTER,
     ROLLUP_FILTER,
     WEEK,
     Filters,
@@ -26,6 +29,7 @@ from analysis.params import (
     data_start,
     fetch,
 )
+from store.summaries import EPOCH, summarised_before
 
 CLUSTER_KEYS: tuple[str, ...] = ("service", "method", "route", "error_code", "kind")
 ROUTE_KEYS: tuple[str, ...] = ("service", "method", "route")
@@ -57,25 +61,43 @@ def plan_baseline(width: dt.timedelta, history: dt.timedelta) -> BaselinePlan:
     return BaselinePlan("trailing", tuple(range(1, trailing + 1)))
 
 
+_WINDOW = "(epoch_us($until::TIMESTAMP) - epoch_us({column}) - 1) // $width_us"
+
 _EVENT_WINDOWS = f"""
-    SELECT service, method, route, error_code, kind, j, count(*) AS conflicts
+    SELECT service, method, route, error_code, kind, j, sum(n)::BIGINT AS conflicts
     FROM (
-        SELECT *, (epoch_us($until::TIMESTAMP) - epoch_us(ts) - 1) // $width_us AS j
+        SELECT service, method, route, error_code, kind, {_WINDOW.format(column="slot")} AS j,
+               conflicts AS n
+        FROM conflict_hours
+        WHERE {HOUR_EVENT_FILTER} AND ({{hours}})
+        UNION ALL
+        SELECT service, method, route, error_code, kind, {_WINDOW.format(column="slot")},
+               conflicts
+        FROM conflict_slots
+        WHERE {HOUR_EVENT_FILTER} AND ({{slots}})
+        UNION ALL
+        SELECT service, method, route, error_code, kind, {_WINDOW.format(column="ts")}, 1
         FROM conflict_events
-        WHERE {EVENT_FILTER}
+        WHERE {EVENT_FILTER} AND ({{raw}})
     )
-    WHERE list_contains($windows::BIGINT[], j)
     GROUP BY ALL
 """  # noqa: S608 - fixed fragments only; every value is bound
 
 _REQUEST_WINDOWS = f"""
-    SELECT service, method, route, j, sum(requests)::BIGINT AS requests
+    SELECT service, method, route, j, sum(n)::BIGINT AS requests
     FROM (
-        SELECT *, (epoch_us($until::TIMESTAMP) - epoch_us(minute) - 1) // $width_us AS j
+        SELECT service, method, route, {_WINDOW.format(column="slot")} AS j, requests AS n
+        FROM request_hours
+        WHERE {HOUR_REQUEST_FILTER} AND ({{hours}})
+        UNION ALL
+        SELECT service, method, route, {_WINDOW.format(column="slot")}, requests
+        FROM request_slots
+        WHERE {HOUR_REQUEST_FILTER} AND ({{slots}})
+        UNION ALL
+        SELECT service, method, route, {_WINDOW.format(column="minute")}, requests
         FROM request_rollups
-        WHERE {ROLLUP_FILTER}
+        WHERE {ROLLUP_FILTER} AND ({{raw}})
     )
-    WHERE list_contains($windows::BIGINT[], j)
     GROUP BY ALL
 """  # noqa: S608
 
@@ -87,16 +109,28 @@ def window_counts(
     windows: list[int],
     filters: Filters,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Conflicts per cluster and requests per route in each of ``windows``."""
-    oldest = until - (max(windows) + 1) * width
-    values = {
+    """Conflicts per cluster and requests per route in each of ``windows``: whole hours and
+    5-minute slots from the summaries, the rest from the raw tables (see analysis.spans)."""
+    each = [(until - (j + 1) * width, until - j * width) for j in sorted(set(windows))]
+    # The summaries know no client: a client filter reads everything raw.
+    watermark = summarised_before(con) if filters.client is None else EPOCH
+    (hours, slots), raw = spans.split_by_summary(each, watermark)
+    bound: dict[str, object] = {
         **filters.params(),
-        "since": oldest,
+        "since": min(start for start, _ in each),
         "until": until,
         "width_us": width // dt.timedelta(microseconds=1),
-        "windows": sorted(set(windows)),
+        **spans.values("hours", hours),
+        **spans.values("slots", slots),
+        **spans.values("raw", raw),
     }
-    return fetch(con, _EVENT_WINDOWS, values), fetch(con, _REQUEST_WINDOWS, values)
+    parts = {
+        "hours": spans.clause("slot", "hours", hours),
+        "slots": spans.clause("slot", "slots", slots),
+    }
+    events = _EVENT_WINDOWS.format(**parts, raw=spans.clause("ts", "raw", raw))
+    requests = _REQUEST_WINDOWS.format(**parts, raw=spans.clause("minute", "raw", raw))
+    return fetch(con, events, bound), fetch(con, requests, bound)
 
 
 def series_baselines(

@@ -106,6 +106,22 @@ ROLLUP_FILTER = """
 """
 
 
+# The hourly summaries (store/hours.py) know clusters but no client or exact time.
+HOUR_EVENT_FILTER = """
+    ($service::VARCHAR IS NULL OR service = $service::VARCHAR)
+    AND ($method::VARCHAR IS NULL OR method = $method::VARCHAR)
+    AND ($route::VARCHAR IS NULL OR route = $route::VARCHAR)
+    AND ($code::VARCHAR IS NULL OR error_code = $code::VARCHAR)
+    AND ($kind::VARCHAR IS NULL OR kind = $kind::VARCHAR)
+"""
+
+HOUR_REQUEST_FILTER = """
+    ($service::VARCHAR IS NULL OR service = $service::VARCHAR)
+    AND ($method::VARCHAR IS NULL OR method = $method::VARCHAR)
+    AND ($route::VARCHAR IS NULL OR route = $route::VARCHAR)
+"""
+
+
 def bucket_for(span: dt.timedelta) -> str:
     """The bucket name for a range of this span."""
     for limit, name in _AUTO_BUCKETS:

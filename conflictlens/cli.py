@@ -78,7 +78,7 @@ def ingest(
 
     from ingest import import_source
     from ingest.formats import get_format
-    from store import Writer
+    from store import Writer, refresh_summaries
 
     config, db = resolve_config(config_file, db_path)
     if format_name == "json" and not log_format and config.json_fields:
@@ -114,6 +114,7 @@ def ingest(
                 summaries.append(summary)
                 if not as_json:
                     output.print_import_summary(summary)
+        refresh_summaries(con)  # the hourly and 5-minute summaries that baselines read
     finally:
         con.close()
     total = output.import_totals(summaries)
@@ -155,6 +156,7 @@ def serve_command(
     """
     from conflictlens.client import find_server
     from conflictlens.dashboard_process import start_dashboard, stop_dashboard
+    from conflictlens.jobs import serve_jobs
     from conflictlens.serve import ServeError, is_loopback, serve
     from store import connect
 
@@ -195,6 +197,7 @@ def serve_command(
             on_ready=ready,
             config_path=config.path,
             reload_followers=lambda: _reloaded_followers(config.path, con),
+            jobs=serve_jobs(config),
         )
     except ServeError as exc:
         raise UserError(str(exc)) from None

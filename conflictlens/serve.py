@@ -46,16 +46,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Job:
+    """A periodic job: ``run`` gets the scheduler's own cursor on the database."""
+
+    name: str
+    seconds: float
+    run: Callable[[duckdb.DuckDBPyConnection], object]
+    first_after: float = 0.0  # seconds after start of the first run
+
+
 @dataclass
 class Scheduler:
     """Periodic jobs on one thread; a failing job is logged and runs again next time."""
 
     jobs: list[tuple[str, float, Callable[[], None]]] = field(default_factory=list)
+    first: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def every(self, name: str, seconds: float, job: Callable[[], None]) -> None:
+    def every(
+        self, name: str, seconds: float, job: Callable[[], None], first_after: float | None = None
+    ) -> None:
         self.jobs.append((name, seconds, job))
+        self.first[name] = seconds if first_after is None else first_after
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
@@ -67,7 +81,7 @@ class Scheduler:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        due = {name: time.monotonic() + seconds for name, seconds, _ in self.jobs}
+        due = {name: time.monotonic() + self.first[name] for name, _, _ in self.jobs}
         while not self._stop.is_set():
             now = time.monotonic()
             for name, seconds, job in self.jobs:
@@ -150,6 +164,13 @@ class ConfigReloader:
         log.warning("config %s reloaded: %d follower(s)", self.path, len(fresh))
 
 
+def _bound(job: Job, cursor: duckdb.DuckDBPyConnection) -> Callable[[], None]:
+    def run() -> None:
+        job.run(cursor)
+
+    return run
+
+
 def with_lag_seconds(status: dict[str, Any]) -> dict[str, Any]:
     """Add how long the unread bytes of a followed file have waited: the time since the file
     was last written, while bytes are unread; 0 when it is caught up."""
@@ -173,6 +194,7 @@ def serve(
     on_ready: Callable[[str], None] | None = None,
     config_path: Path | None = None,
     reload_followers: Callable[[], list[Follower]] | None = None,
+    jobs: list[Job] | None = None,
 ) -> None:
     """Run until SIGTERM or Ctrl-C; then stop following, flush and close within seconds."""
     if not is_loopback(host) and not token:
@@ -196,6 +218,9 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     scheduler = Scheduler()
+    job_cursor = con.cursor()  # the scheduler thread's own handle on the database
+    for job in jobs or []:
+        scheduler.every(job.name, job.seconds, _bound(job, job_cursor), job.first_after)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     stop_once = threading.Event()
 
@@ -221,6 +246,7 @@ def serve(
         if reloader is not None:
             reloader.stop()
         scheduler.stop()
+        job_cursor.close()
         for follower in followers:
             follower.stop()
         for sig, handler in previous.items():

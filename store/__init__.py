@@ -9,6 +9,7 @@ from store.route_map import (
     stored_routes,
 )
 from store.schema import SCHEMA_VERSION, migrate
+from store.summaries import refresh_summaries, summarised_before
 from store.writer import Batch, SourceRecord, Writer
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "default_db_path",
     "migrate",
     "read_route_map",
+    "refresh_summaries",
     "replace_route_map",
     "stored_routes",
+    "summarised_before",
 ]

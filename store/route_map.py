@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from store import summaries
+
 ORIGINS = ("learned", "openapi")
 # Higher wins when a learned and a declared row or template compete.
 _PRIORITY = {"learned": 1, "openapi": 2}
@@ -295,6 +297,9 @@ def apply_route_map(con: duckdb.DuckDBPyConnection) -> int:
             rollups = con.execute(_UPDATE_ROLLUPS).fetchall()
         finally:
             con.unregister("_route_changes")
+        if int(events[0][0]) + int(rollups[0][0]):
+            # Stored routes changed anywhere in time: the summaries are rebuilt.
+            summaries.invalidate_from(con, summaries.EPOCH)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -125,6 +125,29 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TIMESTAMP NOT NULL
     );
     """,
+    # 4: summaries of conflicts and requests per hour and per 5 minutes (store/summaries.py):
+    # weeks of history for baselines read from these instead of millions of raw rows.
+    """
+    CREATE TABLE conflict_hours (
+        slot TIMESTAMP NOT NULL, service VARCHAR, method VARCHAR, route VARCHAR,
+        error_code VARCHAR, kind VARCHAR, conflicts BIGINT NOT NULL
+    );
+    CREATE TABLE request_hours (
+        slot TIMESTAMP NOT NULL, service VARCHAR, method VARCHAR, route VARCHAR,
+        requests BIGINT NOT NULL
+    );
+    CREATE TABLE conflict_slots (
+        slot TIMESTAMP NOT NULL, service VARCHAR, method VARCHAR, route VARCHAR,
+        error_code VARCHAR, kind VARCHAR, conflicts BIGINT NOT NULL
+    );
+    CREATE TABLE request_slots (
+        slot TIMESTAMP NOT NULL, service VARCHAR, method VARCHAR, route VARCHAR,
+        requests BIGINT NOT NULL
+    );
+    CREATE TABLE hours_watermark (complete_before TIMESTAMP NOT NULL);
+    INSERT INTO hours_watermark VALUES ('1970-01-01');
+    CREATE TABLE hour_invalidations (hour TIMESTAMP NOT NULL);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

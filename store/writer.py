@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import duckdb
 import polars as pl
 
-from store import route_map
+from store import route_map, summaries
 from store.route_map import RouteResolver
 
 
@@ -238,10 +238,19 @@ class Writer:
             ):
                 if frame.height:
                     self._insert(table, frame, routes)
+            self._invalidate_summarised_hours(batch)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def _invalidate_summarised_hours(self, batch: Batch) -> None:
+        """Lines for an hour already summarised (a late line, an older log) mark it stale."""
+        if not batch.rollups.height:
+            return
+        oldest = batch.rollups["minute"].min()
+        if isinstance(oldest, dt.datetime) and oldest < summaries.summarised_before(self.con):
+            summaries.invalidate_from(self.con, oldest)
 
     def _route_resolver(self) -> RouteResolver | None:
         """The route map as it is now, or None when it is empty (the common case: then the
