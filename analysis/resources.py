@@ -46,65 +46,75 @@ _RESOURCE_EVENTS = f"""
       AND ($resource::VARCHAR IS NULL OR array_to_string(resource_ids, '/') = $resource::VARCHAR)
 """  # noqa: S608 - fixed fragments only; every value is bound
 
+# Ranking needs only counts per bucket; clients, error codes and overlapping writes are then
+# worked out for the few resources that made the list, not for every resource in the range.
 _HOT_RESOURCES = f"""
 WITH events AS ({_RESOURCE_EVENTS}),
 per_bucket AS (
-    SELECT method, route, resource, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+    SELECT method, route, resource_ids, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
     FROM events
     GROUP BY ALL
 ),
-peaks AS (
-    SELECT method, route, resource, max(n) AS peak_conflicts, arg_max(bucket, n) AS peak_start
+per_resource AS (
+    SELECT method, route, resource_ids, sum(n)::BIGINT AS conflicts, max(n) AS peak_conflicts,
+           arg_max(bucket, n) AS peak_start
     FROM per_bucket
     GROUP BY ALL
 ),
-counted AS (
-    SELECT method, route, resource, count(*) AS conflicts,
-           count(DISTINCT client) AS clients, min(ts) AS first_seen, max(ts) AS last_seen,
-           mode(error_code) AS top_error_code
-    FROM events
+ranked AS (
+    SELECT *,
+           row_number() OVER (
+               PARTITION BY method, route
+               ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
+                        conflicts DESC, resource_ids
+           ) AS rank_in_route
+    FROM per_resource
+    QUALIFY rank_in_route <= $per_route::BIGINT
+    ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
+             conflicts DESC, method, route, resource_ids
+    LIMIT $limit::BIGINT
+),
+chosen AS (
+    SELECT e.* FROM events e SEMI JOIN ranked r USING (method, route, resource_ids)
+),
+details AS (
+    SELECT method, route, resource_ids, count(DISTINCT client) AS clients,
+           min(ts) AS first_seen, max(ts) AS last_seen, mode(error_code) AS top_error_code
+    FROM chosen
     GROUP BY ALL
 ),
-ranked AS (
-    SELECT c.*, p.peak_conflicts, p.peak_start,
-           row_number() OVER (
-               PARTITION BY c.method, c.route
-               ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN p.peak_conflicts ELSE c.conflicts END DESC,
-                        c.conflicts DESC, c.resource
-           ) AS rank_in_route
-    FROM counted c JOIN peaks p USING (method, route, resource)
-    QUALIFY rank_in_route <= $per_route::BIGINT
-),
 intervals AS (
-    SELECT e.method, e.route, e.resource,
-           CASE WHEN list_contains($start_stamped::VARCHAR[], s.format) THEN e.ts
-                ELSE e.ts - to_microseconds((coalesce(e.latency_ms, 0) * 1000)::BIGINT) END AS began,
-           coalesce(e.latency_ms, 0) AS ms
-    FROM events e
-    JOIN ranked USING (method, route, resource)
-    LEFT JOIN sources s ON s.source_id = e.source_id
+    SELECT c.method, c.route, c.resource_ids,
+           CASE WHEN list_contains($start_stamped::VARCHAR[], s.format) THEN c.ts
+                ELSE c.ts - to_microseconds((coalesce(c.latency_ms, 0) * 1000)::BIGINT) END AS began,
+           coalesce(c.latency_ms, 0) AS ms
+    FROM chosen c
+    LEFT JOIN sources s ON s.source_id = c.source_id
 ),
 edges AS (
-    SELECT method, route, resource, began AS instant, 1 AS delta FROM intervals
+    SELECT method, route, resource_ids, began AS instant, 1 AS delta FROM intervals
     UNION ALL
-    SELECT method, route, resource, began + to_microseconds((ms * 1000)::BIGINT), -1 FROM intervals
+    SELECT method, route, resource_ids, began + to_microseconds((ms * 1000)::BIGINT), -1
+    FROM intervals
 ),
 flight AS (
     -- At equal instants ends come first: a write that ends as another begins never overlapped it.
-    SELECT method, route, resource,
-           sum(delta) OVER (PARTITION BY method, route, resource ORDER BY instant, delta
+    SELECT method, route, resource_ids,
+           sum(delta) OVER (PARTITION BY method, route, resource_ids ORDER BY instant, delta
                             ROWS UNBOUNDED PRECEDING) AS in_flight
     FROM edges
 ),
 overlap AS (
-    SELECT method, route, resource, max(in_flight) AS max_overlap FROM flight GROUP BY ALL
+    SELECT method, route, resource_ids, max(in_flight) AS max_overlap FROM flight GROUP BY ALL
 )
-SELECT r.method, r.route, r.resource, r.conflicts, r.clients, o.max_overlap::BIGINT AS max_overlap,
-       r.peak_conflicts, r.peak_start, r.top_error_code, r.first_seen, r.last_seen, r.rank_in_route
-FROM ranked r JOIN overlap o USING (method, route, resource)
+SELECT r.method, r.route, array_to_string(r.resource_ids, '/') AS resource, r.conflicts,
+       d.clients, o.max_overlap::BIGINT AS max_overlap, r.peak_conflicts, r.peak_start,
+       d.top_error_code, d.first_seen, d.last_seen, r.rank_in_route
+FROM ranked r
+JOIN details d USING (method, route, resource_ids)
+JOIN overlap o USING (method, route, resource_ids)
 ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN r.peak_conflicts ELSE r.conflicts END DESC,
-         r.conflicts DESC, r.method, r.route, r.resource
-LIMIT $limit::BIGINT
+         r.conflicts DESC, r.method, r.route, resource
 """  # noqa: S608
 
 _RESOURCE_TIMELINE = f"""

@@ -14,42 +14,52 @@ import polars as pl
 from analysis.params import EVENT_FILTER, Filters, TimeRange, closed_range, fetch
 
 _STORMS = f"""
-WITH tries AS (
-    SELECT client, method, route,
-           nullif(array_to_string(resource_ids, '/'), '') AS resource,
-           ts, error_code, user_agent
+WITH everything AS (
+    -- One integer per (client, method, route, resource): partitions on it are cheap.
+    SELECT hash(client, method, route, resource_ids) AS thread,
+           client, method, route, resource_ids, ts, error_code, user_agent
     FROM conflict_events
     WHERE {EVENT_FILTER} AND client IS NOT NULL
 ),
+-- Only a client with min_count conflicts on one resource in the range can storm on it:
+-- the windows below run over those few, not over every conflict.
+candidates AS (
+    SELECT thread FROM everything GROUP BY thread HAVING count(*) >= $min_count::BIGINT
+),
 gaps AS (
-    SELECT *,
-           epoch_us(ts - lag(ts) OVER w) / 1000.0 AS gap_ms
-    FROM tries
-    WINDOW w AS (PARTITION BY client, method, route, resource ORDER BY ts)
+    SELECT e.*, epoch_us(ts - lag(ts) OVER (PARTITION BY thread ORDER BY ts)) / 1000.0 AS gap_ms
+    FROM everything e SEMI JOIN candidates USING (thread)
 ),
 runs AS (
     SELECT *,
            sum(CASE WHEN gap_ms IS NULL OR gap_ms > $max_gap_s::DOUBLE * 1000 THEN 1 ELSE 0 END)
-               OVER (PARTITION BY client, method, route, resource ORDER BY ts
-                     ROWS UNBOUNDED PRECEDING) AS run
+               OVER (PARTITION BY thread ORDER BY ts ROWS UNBOUNDED PRECEDING) AS run
     FROM gaps
 ),
 numbered AS (
     SELECT *,
-           row_number() OVER (PARTITION BY client, method, route, resource, run ORDER BY ts) AS n,
-           count(*) OVER (PARTITION BY client, method, route, resource, run) AS tries
+           row_number() OVER (PARTITION BY thread, run ORDER BY ts) AS n,
+           count(*) OVER (PARTITION BY thread, run) AS tries
     FROM runs
+),
+stormy AS (
+    SELECT thread, run, any_value(client) AS client, any_value(method) AS method,
+           any_value(route) AS route, any_value(resource_ids) AS resource_ids,
+           count(*) AS count, min(ts) AS start, max(ts) AS "end",
+           -- the first try of a run has no gap inside the run
+           median(gap_ms) FILTER (WHERE n > 1) AS median_interval_ms,
+           median(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_ms,
+           median(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_ms,
+           mode(error_code) AS error_code, mode(user_agent) AS user_agent
+    FROM numbered
+    GROUP BY thread, run
+    HAVING count(*) >= $min_count::BIGINT
 )
-SELECT client, method, route, resource, count(*) AS count, min(ts) AS start, max(ts) AS "end",
-       -- the first try of a run has no gap inside the run
-       median(gap_ms) FILTER (WHERE n > 1) AS median_interval_ms,
-       median(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_ms,
-       median(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_ms,
-       mode(error_code) AS error_code, mode(user_agent) AS user_agent
-FROM numbered
-GROUP BY client, method, route, resource, run
-HAVING count(*) >= $min_count::BIGINT
-ORDER BY count DESC, start
+SELECT client, method, route, nullif(array_to_string(resource_ids, '/'), '') AS resource,
+       count, start, "end", median_interval_ms, first_half_ms, second_half_ms, error_code,
+       user_agent
+FROM stormy
+ORDER BY count DESC, start, client
 """  # noqa: S608 - fixed fragments only; every value is bound
 
 
