@@ -10,6 +10,7 @@ response was logged (nginx, Apache, Caddy): the source's format says which.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import duckdb
 import polars as pl
@@ -39,7 +40,7 @@ START_STAMPED = (
 RESOURCE_SORTS = ("peak", "conflicts")
 
 _RESOURCE_EVENTS = f"""
-    SELECT *, array_to_string(resource_ids, '/') AS resource
+    SELECT *, hash(method, route, resource_ids) AS thing
     FROM conflict_events
     WHERE {EVENT_FILTER}
       AND len(resource_ids) > 0
@@ -51,12 +52,13 @@ _RESOURCE_EVENTS = f"""
 _HOT_RESOURCES = f"""
 WITH events AS ({_RESOURCE_EVENTS}),
 per_bucket AS (
-    SELECT method, route, resource_ids, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+    -- grouped on one hashed integer per resource: hashing lists of strings is the slow part
+    SELECT thing, method, route, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
     FROM events
     GROUP BY ALL
 ),
 per_resource AS (
-    SELECT method, route, resource_ids, sum(n)::BIGINT AS conflicts, max(n) AS peak_conflicts,
+    SELECT thing, method, route, sum(n)::BIGINT AS conflicts, max(n) AS peak_conflicts,
            arg_max(bucket, n) AS peak_start
     FROM per_bucket
     GROUP BY ALL
@@ -66,25 +68,25 @@ ranked AS (
            row_number() OVER (
                PARTITION BY method, route
                ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
-                        conflicts DESC, resource_ids
+                        conflicts DESC, thing
            ) AS rank_in_route
     FROM per_resource
     QUALIFY rank_in_route <= $per_route::BIGINT
     ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
-             conflicts DESC, method, route, resource_ids
+             conflicts DESC, method, route, thing
     LIMIT $limit::BIGINT
 ),
 chosen AS (
-    SELECT e.* FROM events e SEMI JOIN ranked r USING (method, route, resource_ids)
+    SELECT e.* FROM events e SEMI JOIN ranked r USING (thing)
 ),
 details AS (
-    SELECT method, route, resource_ids, count(DISTINCT client) AS clients,
+    SELECT thing, any_value(resource_ids) AS resource_ids, count(DISTINCT client) AS clients,
            min(ts) AS first_seen, max(ts) AS last_seen, mode(error_code) AS top_error_code
     FROM chosen
     GROUP BY ALL
 ),
 intervals AS (
-    SELECT c.method, c.route, c.resource_ids,
+    SELECT c.thing,
            CASE WHEN list_contains($start_stamped::VARCHAR[], s.format) THEN c.ts
                 ELSE c.ts - to_microseconds((coalesce(c.latency_ms, 0) * 1000)::BIGINT) END AS began,
            coalesce(c.latency_ms, 0) AS ms
@@ -92,34 +94,34 @@ intervals AS (
     LEFT JOIN sources s ON s.source_id = c.source_id
 ),
 edges AS (
-    SELECT method, route, resource_ids, began AS instant, 1 AS delta FROM intervals
+    SELECT thing, began AS instant, 1 AS delta FROM intervals
     UNION ALL
-    SELECT method, route, resource_ids, began + to_microseconds((ms * 1000)::BIGINT), -1
-    FROM intervals
+    SELECT thing, began + to_microseconds((ms * 1000)::BIGINT), -1 FROM intervals
 ),
 flight AS (
     -- At equal instants ends come first: a write that ends as another begins never overlapped it.
-    SELECT method, route, resource_ids,
-           sum(delta) OVER (PARTITION BY method, route, resource_ids ORDER BY instant, delta
+    SELECT thing,
+           sum(delta) OVER (PARTITION BY thing ORDER BY instant, delta
                             ROWS UNBOUNDED PRECEDING) AS in_flight
     FROM edges
 ),
 overlap AS (
-    SELECT method, route, resource_ids, max(in_flight) AS max_overlap FROM flight GROUP BY ALL
+    SELECT thing, max(in_flight) AS max_overlap FROM flight GROUP BY ALL
 )
-SELECT r.method, r.route, array_to_string(r.resource_ids, '/') AS resource, r.conflicts,
+SELECT r.method, r.route, array_to_string(d.resource_ids, '/') AS resource, r.conflicts,
        d.clients, o.max_overlap::BIGINT AS max_overlap, r.peak_conflicts, r.peak_start,
        d.top_error_code, d.first_seen, d.last_seen, r.rank_in_route
 FROM ranked r
-JOIN details d USING (method, route, resource_ids)
-JOIN overlap o USING (method, route, resource_ids)
+JOIN details d USING (thing)
+JOIN overlap o USING (thing)
 ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN r.peak_conflicts ELSE r.conflicts END DESC,
          r.conflicts DESC, r.method, r.route, resource
 """  # noqa: S608
 
 _RESOURCE_TIMELINE = f"""
 WITH events AS ({_RESOURCE_EVENTS})
-SELECT time_bucket($width::INTERVAL, ts) AS bucket, method, route, resource, error_code,
+SELECT time_bucket($width::INTERVAL, ts) AS bucket, method, route,
+       array_to_string(resource_ids, '/') AS resource, error_code,
        count(*) AS conflicts, count(DISTINCT client) AS clients
 FROM events
 GROUP BY ALL
@@ -169,9 +171,20 @@ def resource_timeline(
     resource: str | None = None,
     bucket: str | None = None,
 ) -> pl.DataFrame:
-    """One resource's conflicts (or every resource's, if none is named) per time bucket and
-    error code, with the distinct clients in each bucket."""
+    """One resource's conflicts per time bucket and error code, with the distinct clients
+    in each bucket. Without a resource named: the hottest one (the first of hot_resources)."""
     closed = closed_range(con, time_range, None)
+    if resource is None:
+        top = hot_resources(con, closed, filters, limit=1)
+        if top.height == 0:
+            return fetch(
+                con,
+                _RESOURCE_TIMELINE,
+                {**closed.params(), **filters.params(), "resource": "", "width": DAY},
+            )
+        row = top.row(0, named=True)
+        resource = row["resource"]
+        filters = replace(filters, method=row["method"], route=row["route"])
     width = bucket_width(bucket, closed.span) if closed.span is not None else DAY
     values = {**closed.params(), **filters.params(), "resource": resource, "width": width}
     return fetch(con, _RESOURCE_TIMELINE, values)
