@@ -1,0 +1,230 @@
+"""How long each dashboard page takes to open in a real browser on 30 days of data.
+
+Starts ``conflictlens serve`` (which starts the dashboard) on the analysis benchmark's 30-day
+store (50M requests, 2M conflicts; built by bench/analysis_store.py when missing), then opens
+every page in Debian's headless Chromium several times and measures from the request until the
+page has settled: its title drawn, Streamlit no longer running, every chart drawn. Beside each
+page it times, in the same run, the catalog queries the page asks through serve's API: the
+ratio says how much of the page's time is drawing rather than data.
+
+Bar (issue 8): every page opens within 1.5 s.
+
+    .venv/bin/python bench/bench_dashboard.py [--visits 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import BenchError, child_env, conflictlens_exe
+
+OUT = Path(__file__).parent / "out"
+BAR_SECONDS = 1.5
+# Each page and the catalog queries it asks (the default view: the last 24 h of data).
+PAGES: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
+    "": (
+        "Overview",
+        [("totals", {}), ("totals", {}), ("timeline", {}), ("hotspots", {"limit": 10})],
+    ),
+    "hotspots": (
+        "Hot spots",
+        [("timeline", {}), ("incidents", {}), ("hotspots", {}), ("clusters", {})],
+    ),
+    "resources": ("Resources", [("resources", {}), ("resource_timeline", {}), ("storms", {})]),
+    "explore": ("Explore", [("event_count", {}), ("events", {"limit": 100})]),
+    "ingest": ("Ingest", [("sources", {}), ("rejects", {})]),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(url: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise BenchError(f"{url} did not answer within {seconds:.0f} s")
+
+
+def store_path(quick: bool) -> Path:
+    """The analysis benchmark's store (built when missing), refreshed summaries included."""
+    from bench.analysis_store import Spec, ensure_store
+    from store import connect, refresh_summaries
+
+    spec = Spec(requests=5_000_000, conflicts=200_000) if quick else Spec()
+    db = OUT / f"analysis-store-{spec.label}.duckdb"
+    ensure_store(db, spec)
+    con = connect(db)
+    try:
+        refresh_summaries(con)
+    finally:
+        con.close()
+    return db
+
+
+def data_end(db: Path) -> str:
+    meta = json.loads(Path(f"{db}.meta.json").read_text())
+    return str(meta["key"]["end"])
+
+
+def browser() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        raise BenchError("needs Debian's chromium and chromium-driver (make system-deps)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "chromium"
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+SETTLED = """
+const h1 = document.querySelector('h1');
+if (!h1 || !h1.textContent.includes(arguments[0])) return false;
+if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
+if (document.querySelector('[data-testid="stSkeleton"]')) return false;
+for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+  if (!plot.querySelector('.main-svg')) return false;
+}
+return true;
+"""
+
+
+def open_page(driver: Any, url: str, title: str, timeout: float = 60) -> float:
+    """Seconds from asking for the page until it has settled."""
+    started = time.perf_counter()
+    driver.get(url)
+    while time.perf_counter() - started < timeout:
+        if driver.execute_script(SETTLED, title):
+            errors = driver.find_elements("css selector", '[data-testid="stException"]')
+            if errors:
+                raise BenchError(f"{url}: the page shows an exception")
+            return time.perf_counter() - started
+        time.sleep(0.02)
+    raise BenchError(f"{url} did not settle within {timeout:.0f} s")
+
+
+def api_seconds(
+    api: str, queries: list[tuple[str, dict[str, Any]]], ranged: set[str], end: str
+) -> float:
+    """Seconds for the page's queries over the same 24 h through serve's API."""
+    since = (dt.datetime.fromisoformat(end) - dt.timedelta(days=1)).isoformat()
+    started = time.perf_counter()
+    for name, params in queries:
+        window = {"since": since, "until": end} if name in ranged else {}
+        query = urllib.parse.urlencode({**params, **window, "format": "arrow"})
+        url = f"{api}/api/queries/{name}?{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as answer:
+                answer.read()
+        except urllib.error.HTTPError as exc:
+            raise BenchError(f"{url}: {exc.code} {exc.read()[:200]!r}") from None
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--visits", type=int, default=5, help="Timed visits per page.")
+    parser.add_argument("--quick", action="store_true", help="A smaller store.")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    db = store_path(args.quick)
+    api_port, port = free_port(), free_port()
+    serve = subprocess.Popen(
+        [
+            str(conflictlens_exe()),
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            str(api_port),
+            "--dashboard-port",
+            str(port),
+        ],
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rows = []
+    try:
+        api, dash = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{port}"
+        wait_for(api + "/api/health")
+        wait_for(dash + "/_stcore/health")
+        catalog = json.loads(urllib.request.urlopen(api + "/api/queries", timeout=30).read())
+        ranged = {q["name"] for q in catalog if "since" in q["params"]}
+        end = data_end(db)
+        driver = browser()
+        try:
+            for path, (title, queries) in PAGES.items():
+                open_page(driver, f"{dash}/{path}", title)  # warm: the first visit starts a session
+                times = [open_page(driver, f"{dash}/{path}", title) for _ in range(args.visits)]
+                data = statistics.median(
+                    api_seconds(api, queries, ranged, end) for _ in range(3)
+                )
+                rows.append(
+                    {
+                        "page": title,
+                        "median_s": round(statistics.median(times), 3),
+                        "max_s": round(max(times), 3),
+                        "queries_s": round(data, 3),
+                        "pass": max(times) <= BAR_SECONDS,
+                    }
+                )
+        finally:
+            driver.quit()
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+    print(
+        f"{'page':<10} {'median s':>9} {'max s':>7} {'its queries s':>14} {'queries/page':>13}  bar {BAR_SECONDS} s"
+    )
+    for row in rows:
+        share = row["queries_s"] / row["median_s"] if row["median_s"] else 0
+        verdict = "PASS" if row["pass"] else "FAIL"
+        print(
+            f"{row['page']:<10} {row['median_s']:>9.3f} {row['max_s']:>7.3f} {row['queries_s']:>14.3f} {share:>12.0%}  {verdict}"
+        )
+    passed = sum(r["pass"] for r in rows)
+    print(f"{passed} of {len(rows)} pages within {BAR_SECONDS} s on {db.name}")
+    (OUT / "bench_dashboard.json").write_text(
+        json.dumps({"store": str(db), "pages": rows}, indent=1)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"bench_dashboard: {exc}", file=sys.stderr)
+        sys.exit(1)
