@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from analysis import spans
@@ -171,16 +172,38 @@ def _score(
     width: dt.timedelta,
     min_conflicts: int,
 ) -> pl.DataFrame:
+    """Observed counts and baselines, computed on dense cluster x window matrices: the
+    samples of window j are columns j + offset, so medians are one numpy call each."""
     keys = list(CLUSTER_KEYS)
-    clusters = current.select(keys).unique()
-    cells = clusters.join(pl.DataFrame({"j": range(observed)}, schema={"j": pl.Int64}), how="cross")
-    cells = _with_counts(cells, events, requests, "j")
-    samples = _samples(clusters, plan, observed, covered, events, requests)
-    stats = _robust(samples, keys)
-    scored = cells.join(stats, on=[*keys, "j"], how="left", nulls_equal=True).with_columns(
+    clusters = current.select(keys).unique(maintain_order=True).with_row_index("k")
+    conflicts, asked = _matrices(clusters, events, requests, observed)
+    windows = np.arange(observed)
+    stats = _sample_stats(conflicts, asked, windows, plan.offsets, covered)
+    frame = clusters.join(pl.DataFrame({"j": windows}, schema={"j": pl.Int64}), how="cross")
+    ratio = np.divide(
+        conflicts[:, :observed],
+        asked[:, :observed],
+        where=asked[:, :observed] > 0,
+        out=np.full((clusters.height, observed), np.nan),
+    )
+    frame = frame.with_columns(
+        conflicts=pl.Series(conflicts[:, :observed].ravel()).cast(pl.Int64),
+        requests=pl.Series(asked[:, :observed].ravel()).cast(pl.Int64),
+        ratio=pl.Series(ratio.ravel()).fill_nan(None),
+        **{
+            name: pl.Series(values.ravel()).fill_nan(None)
+            for name, values in stats.items()
+            if name != "samples"
+        },
+        samples=pl.Series(
+            np.broadcast_to(stats["samples"], (clusters.height, observed)).ravel()
+        ).cast(pl.UInt32),
         baseline_method=pl.lit(plan.method),
-        samples=pl.col("samples").fill_null(0),
         start=pl.lit(until) - (pl.col("j") + 1) * pl.lit(width),
+    ).drop("k")
+    no_baseline = pl.col("samples") < MIN_SAMPLES
+    frame = frame.with_columns(
+        [pl.when(no_baseline).then(None).otherwise(pl.col(c)).alias(c) for c in _STAT_COLUMNS]
     )
     sparse = (pl.col("conflicts") < min_conflicts) & (
         pl.col("baseline").is_null() | (pl.col("baseline") < min_conflicts)
@@ -188,7 +211,8 @@ def _score(
     scale = pl.max_horizontal(
         MAD_TO_SIGMA * pl.col("baseline_mad"), pl.col("baseline").clip(lower_bound=1).sqrt()
     )
-    return scored.with_columns(
+    return frame.with_columns(
+        samples=pl.when(no_baseline).then(0).otherwise(pl.col("samples")).cast(pl.UInt32),
         sparse=sparse,
         score=pl.when(~sparse & pl.col("baseline").is_not_null()).then(
             (pl.col("conflicts") - pl.col("baseline")) / scale
@@ -196,72 +220,71 @@ def _score(
     ).sort([*keys, "j"], nulls_last=True)
 
 
-def _with_counts(
-    cells: pl.DataFrame, events: pl.DataFrame, requests: pl.DataFrame, at: str
-) -> pl.DataFrame:
-    """Attach conflicts (zero when absent), requests and ratio for window column ``at``."""
-    keys = list(CLUSTER_KEYS)
-    routes = list(ROUTE_KEYS)
-    found = events.rename({"j": at}) if at != "j" else events
-    asked = requests.rename({"j": at}) if at != "j" else requests
-    joined = cells.join(found, on=[*keys, at], how="left", nulls_equal=True).join(
-        asked, on=[*routes, at], how="left", nulls_equal=True
-    )
-    return joined.with_columns(
-        conflicts=pl.col("conflicts").fill_null(0),
-        requests=pl.col("requests").fill_null(0),
-    ).with_columns(
-        ratio=pl.when(pl.col("requests") > 0).then(pl.col("conflicts") / pl.col("requests"))
-    )
+_STAT_COLUMNS = ("baseline", "baseline_mad", "baseline_ratio", "baseline_ratio_mad")
 
 
-def _samples(
-    clusters: pl.DataFrame,
-    plan: BaselinePlan,
-    observed: int,
+def _matrices(
+    clusters: pl.DataFrame, events: pl.DataFrame, requests: pl.DataFrame, observed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Conflicts and requests as (cluster, window) matrices, at least ``observed`` windows
+    wide; absent is zero."""
+    windows = pl.concat([events["j"], requests["j"]])
+    size = max(observed, 1 + int(windows.max() or 0))  # type: ignore[arg-type]
+    conflicts = np.zeros((clusters.height, size))
+    asked = np.zeros((clusters.height, size))
+    found = events.join(clusters, on=list(CLUSTER_KEYS), nulls_equal=True)
+    conflicts[found["k"].to_numpy(), found["j"].to_numpy()] = found["conflicts"].to_numpy()
+    routed = clusters.join(requests, on=list(ROUTE_KEYS), nulls_equal=True)
+    asked[routed["k"].to_numpy(), routed["j"].to_numpy()] = routed["requests"].to_numpy()
+    return conflicts, asked
+
+
+def _sample_stats(
+    conflicts: np.ndarray,
+    asked: np.ndarray,
+    windows: np.ndarray,
+    offsets: tuple[int, ...],
     covered: int,
-    events: pl.DataFrame,
-    requests: pl.DataFrame,
-) -> pl.DataFrame:
-    """One row per (cluster, observed window, sample window) the store covers."""
-    pairs = [(j, j + off) for j in range(observed) for off in plan.offsets if j + off < covered]
-    if not pairs:
-        return pl.DataFrame()
-    grid = pl.DataFrame(pairs, schema={"j": pl.Int64, "sample": pl.Int64}, orient="row")
-    cells = clusters.join(grid, how="cross")
-    return _with_counts(cells, events, requests, "sample")
+) -> dict[str, np.ndarray]:
+    """Median and MAD of conflicts and of ratio over each window's samples that the store
+    covers (NaN where there are none), and how many samples each window has."""
+    shape = (conflicts.shape[0], windows.size)
+    if not offsets:
+        nothing = np.full(shape, np.nan)
+        return {**dict.fromkeys(_STAT_COLUMNS, nothing), "samples": np.zeros(windows.size)}
+    at = windows[:, None] + np.array(offsets)[None, :]
+    valid = at < covered
+    at = np.minimum(at, conflicts.shape[1] - 1)
+    counts = np.where(valid, conflicts[:, at], np.nan)
+    requests = asked[:, at]
+    ratios = np.where(
+        valid & (requests > 0),
+        np.divide(counts, requests, where=requests > 0, out=np.full(counts.shape, np.nan)),
+        np.nan,
+    )
+    median = _nan_median(counts)
+    mad = _nan_median(np.abs(counts - median[..., None]))
+    ratio_median = _nan_median(ratios)
+    ratio_mad = _nan_median(np.abs(ratios - ratio_median[..., None]))
+    return {
+        "baseline": median,
+        "baseline_mad": mad,
+        "baseline_ratio": ratio_median,
+        "baseline_ratio_mad": ratio_mad,
+        "samples": valid.sum(axis=1),
+    }
 
 
-def _robust(samples: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Median and MAD of conflicts and of ratio per (cluster, window)."""
-    if samples.height == 0:
-        return pl.DataFrame(
-            schema={
-                **{k: pl.String for k in keys},
-                "j": pl.Int64,
-                "baseline": pl.Float64,
-                "baseline_mad": pl.Float64,
-                "baseline_ratio": pl.Float64,
-                "baseline_ratio_mad": pl.Float64,
-                "samples": pl.UInt32,
-            }
-        )
-    by = [*keys, "j"]
-    medians = samples.group_by(by).agg(
-        baseline=pl.col("conflicts").median(),
-        baseline_ratio=pl.col("ratio").median(),
-        samples=pl.len(),
-    )
-    spread = (
-        samples.join(medians, on=by, nulls_equal=True)
-        .group_by(by)
-        .agg(
-            baseline_mad=(pl.col("conflicts") - pl.col("baseline")).abs().median(),
-            baseline_ratio_mad=(pl.col("ratio") - pl.col("baseline_ratio")).abs().median(),
-        )
-    )
-    stats = medians.join(spread, on=by, nulls_equal=True)
-    return stats.filter(pl.col("samples") >= MIN_SAMPLES)
+def _nan_median(values: np.ndarray) -> np.ndarray:
+    """The median over the last axis ignoring NaN (NaN where all are): a sort puts NaN last,
+    and the middle of the valid ones is picked. np.nanmedian is many times slower on the
+    short last axis here (at most 24 samples)."""
+    ordered = np.sort(values, axis=-1)
+    valid = (~np.isnan(values)).sum(axis=-1)
+    low = np.clip((valid - 1) // 2, 0, None)[..., None]
+    high = np.clip(valid // 2, 0, values.shape[-1] - 1)[..., None]
+    middle = (np.take_along_axis(ordered, low, -1) + np.take_along_axis(ordered, high, -1)) / 2
+    return np.where(valid > 0, middle[..., 0], np.nan)
 
 
 def _empty_series() -> pl.DataFrame:

@@ -252,3 +252,20 @@ def test_unknown_sort_is_one_clear_line(db_path: Path, run_cli: RunCli) -> None:
 
 def test_filters_value_type() -> None:
     assert Filters(client="1.2.3.4").params()["client"] == "1.2.3.4"
+
+
+def test_the_fast_median_is_numpys_nanmedian() -> None:
+    import warnings
+
+    import numpy as np
+
+    from analysis.baselines import _nan_median
+
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 10, (40, 30, 7)).astype(float)
+    values[rng.random(values.shape) < 0.3] = np.nan
+    values[0, 0, :] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(values, axis=2)
+    assert np.allclose(_nan_median(values), expected, equal_nan=True)
