@@ -115,7 +115,7 @@ def window_counts(
     each = [(until - (j + 1) * width, until - j * width) for j in sorted(set(windows))]
     # The summaries know no client: a client filter reads everything raw.
     watermark = summarised_before(con) if filters.client is None else EPOCH
-    (hours, slots), raw = spans.split_by_summary(each, watermark)
+    (hours, slots), raw = spans.split_by_summary(each, watermark, width)
     bound: dict[str, object] = {
         **filters.params(),
         "since": min(start for start, _ in each),

@@ -24,6 +24,7 @@ import polars as pl
 
 from analysis.baselines import CLUSTER_KEYS, series_baselines
 from analysis.params import DAY, HOUR, MINUTE, Filters, TimeRange, bucket_width, closed_range
+from analysis.spans import ceil_to, floor_to
 
 RATIO_LIFT = 1.5
 MIN_EPISODE_BUCKETS = 2
@@ -52,7 +53,11 @@ def anomalous_buckets(
     if closed.span is None or closed.span <= dt.timedelta(0):
         return pl.DataFrame()
     width = incident_bucket(bucket, closed.span)
-    cells = series_baselines(con, closed, width, filters, min_conflicts=min_conflicts)
+    # Buckets on the clock (like the timeline's): they line up with the summaries too.
+    since, until = closed.params()["since"], closed.params()["until"]
+    assert since is not None and until is not None
+    aligned = TimeRange(floor_to(since, width), ceil_to(until, width))
+    cells = series_baselines(con, aligned, width, filters, min_conflicts=min_conflicts)
     lifted = pl.col("baseline_ratio").is_null() | (
         pl.col("ratio") >= RATIO_LIFT * pl.col("baseline_ratio")
     )

@@ -40,26 +40,43 @@ def merged(spans: list[Span]) -> list[Span]:
 
 
 def split_by_summary(
-    spans: list[Span], summarised_before: dt.datetime
+    windows: list[Span], summarised_before: dt.datetime, width: dt.timedelta
 ) -> tuple[list[list[Span]], list[Span]]:
-    """Per summary level (store.summaries.LEVELS, coarsest first) the spans it answers (whole
-    units before the watermark), and the raw spans left over."""
+    """Per summary level (store.summaries.LEVELS, coarsest first) the spans it answers, and
+    the raw spans left over, for ``windows`` of ``width``.
+
+    A summary row is counted in the window its start falls in, so a level only answers whole
+    units inside one window. When the windows' edges fall on the level's units, adjacent
+    windows can be merged first (fast: a day of 5-minute windows is one span); else each
+    window is split on its own, so no unit straddles two windows.
+    """
     per_level: list[list[Span]] = []
-    rest = list(spans)
-    for *_, width in LEVELS:
-        whole: list[Span] = []
-        left: list[Span] = []
-        for start, end in rest:
-            first = ceil_to(start, width)
-            last = min(floor_to(end, width), floor_to(summarised_before, width))
-            if first < last:
-                whole.append((first, last))
-                left += [(start, first), (last, end)]
-            else:
-                left.append((start, end))
+    rest = list(windows)
+    edges = {start for start, _ in windows} | {end for _, end in windows}
+    for *_, unit in LEVELS:
+        if unit > width:
+            per_level.append([])
+            continue
+        aligned = all(floor_to(edge, unit) == edge for edge in edges)
+        whole, rest = _whole_units(merged(rest) if aligned else rest, unit, summarised_before)
         per_level.append(merged(whole))
-        rest = merged(left)
-    return per_level, rest
+    return per_level, merged(rest)
+
+
+def _whole_units(
+    pieces: list[Span], unit: dt.timedelta, summarised_before: dt.datetime
+) -> tuple[list[Span], list[Span]]:
+    whole: list[Span] = []
+    left: list[Span] = []
+    limit = floor_to(summarised_before, unit)
+    for start, end in pieces:
+        first, last = ceil_to(start, unit), min(floor_to(end, unit), limit)
+        if first < last:
+            whole.append((first, last))
+            left += [piece for piece in ((start, first), (last, end)) if piece[0] < piece[1]]
+        else:
+            left.append((start, end))
+    return whole, left
 
 
 def clause(column: str, prefix: str, spans: list[Span]) -> str:

@@ -34,8 +34,17 @@ def _answers(db: Path) -> dict[str, pl.DataFrame]:
         events, requests = window_counts(
             con, END - dt.timedelta(minutes=7), dt.timedelta(minutes=50), [0, 1, 5, 30], Filters()
         )
+        # Adjacent windows whose edges fall inside 5-minute slots and hours (21:03, 20:13):
+        # no summary row may be counted across an edge.
+        straddling, straddling_requests = window_counts(
+            con, END - dt.timedelta(minutes=177), dt.timedelta(minutes=50), [0, 1, 2], Filters()
+        )
         keys = ["service", "method", "route", "error_code", "kind"]
         return {
+            "straddling": straddling.sort([*keys, "j"], nulls_last=True),
+            "straddling requests": straddling_requests.sort(
+                ["service", "method", "route", "j"], nulls_last=True
+            ),
             "hotspots day": run_query(con, "hotspots", day).sort(keys, nulls_last=True),
             "hotspots week": run_query(con, "hotspots", week).sort(keys, nulls_last=True),
             "incidents": run_query(con, "incidents", day).drop("incident"),
