@@ -58,8 +58,9 @@ per_bucket AS (
     GROUP BY ALL
 ),
 per_resource AS (
+    -- ties go to the earliest bucket: the answer must not depend on the thread that won
     SELECT thing, method, route, sum(n)::BIGINT AS conflicts, max(n) AS peak_conflicts,
-           arg_max(bucket, n) AS peak_start
+           first(bucket ORDER BY n DESC, bucket) AS peak_start
     FROM per_bucket
     GROUP BY ALL
 ),
@@ -79,10 +80,17 @@ ranked AS (
 chosen AS (
     SELECT e.* FROM events e SEMI JOIN ranked r USING (thing)
 ),
+codes AS (
+    SELECT thing, error_code, count(*) AS n FROM chosen GROUP BY ALL
+),
+top_codes AS (
+    SELECT thing, first(error_code ORDER BY n DESC, error_code NULLS LAST) AS top_error_code
+    FROM codes GROUP BY thing
+),
 details AS (
     SELECT thing, any_value(resource_ids) AS resource_ids, count(DISTINCT client) AS clients,
-           min(ts) AS first_seen, max(ts) AS last_seen, mode(error_code) AS top_error_code
-    FROM chosen
+           min(ts) AS first_seen, max(ts) AS last_seen, any_value(t.top_error_code) AS top_error_code
+    FROM chosen JOIN top_codes t USING (thing)
     GROUP BY ALL
 ),
 intervals AS (

@@ -177,15 +177,18 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             f"database schema version {version} is newer than this conflictlens "
             f"({SCHEMA_VERSION}); upgrade conflictlens"
         )
-    if version < SCHEMA_VERSION:
+    if version == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    # All pending migrations in one transaction: a process killed halfway leaves the file as
+    # it was, never at a version in between that no conflictlens could read.
+    con.execute("BEGIN TRANSACTION")
+    try:
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    for number in range(version + 1, SCHEMA_VERSION + 1):
-        con.execute("BEGIN TRANSACTION")
-        try:
+        for number in range(version + 1, SCHEMA_VERSION + 1):
             con.execute(MIGRATIONS[number - 1])
             con.execute("INSERT INTO schema_version VALUES (?)", [number])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
     return SCHEMA_VERSION

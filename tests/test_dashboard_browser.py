@@ -123,7 +123,9 @@ def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) 
     browser.get(f"{dashboard_url}/explore")
     _settled(browser, "Explore")
     before = _event_count(browser)
-    box = browser.find_element(By.CSS_SELECTOR, '.st-key-method [role="combobox"]')
+    box = WebDriverWait(browser, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, '.st-key-method [role="combobox"]')
+    )[0]
     box.click()
     options = WebDriverWait(browser, 10).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, '[role="option"]')
