@@ -15,3 +15,5 @@ __all__ = [
     "TimeRange",
     "run_query",
 ]
+
+import analysis.reports.queries  # noqa: F401 - registers the report queries

@@ -366,9 +366,10 @@ def _open_for_import(db: Path) -> Any:
 
 
 from conflictlens.cli_analysis import COMMANDS  # noqa: E402 - registered after cli exists
+from conflictlens.cli_report import report  # noqa: E402
 from conflictlens.routes_cli import routes  # noqa: E402
 
-for _command in (*COMMANDS, routes):
+for _command in (*COMMANDS, routes, report):
     cli.add_command(_command)
 
 

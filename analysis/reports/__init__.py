@@ -1,0 +1,36 @@
+"""Reports: a period's conflicts as one document (HTML, Markdown, JSON, CSV), built from the
+catalog's named queries, scheduled, archived in a directory with an index, and delivered.
+
+Importing the package registers the report queries (``analysis.reports.queries``) in the
+catalog.
+"""
+
+from analysis.reports import queries as _queries  # noqa: F401 - registers the named queries
+from analysis.reports.archive import Archive, ArchivedReport, ArchiveError
+from analysis.reports.build import QueryFn, Report, ReportOptions, build_report, local_queries
+from analysis.reports.config import ReportsConfig, ScheduleConfig, parse_reports
+from analysis.reports.periods import Period, day_period, parse_period
+from analysis.reports.render import FORMATS, render
+from analysis.reports.schedule import Deliver, ReportScheduler, latest_fire
+
+__all__ = [
+    "FORMATS",
+    "Archive",
+    "ArchiveError",
+    "ArchivedReport",
+    "Deliver",
+    "Period",
+    "QueryFn",
+    "Report",
+    "ReportOptions",
+    "ReportScheduler",
+    "ReportsConfig",
+    "ScheduleConfig",
+    "build_report",
+    "day_period",
+    "latest_fire",
+    "local_queries",
+    "parse_period",
+    "parse_reports",
+    "render",
+]

@@ -1,0 +1,96 @@
+"""How a report's values read: counts, ratios, changes, local times, cluster names, and the
+one-line summary that messages carry. Plain text only; each renderer escapes for its format."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Mapping
+from typing import Any
+
+from analysis.reports.periods import zone
+
+MAX_LABEL = 120  # characters of a log-derived name shown in a table cell or chart label
+NONE = "\u2013"  # an en dash: no value
+MINUS = "\u2212"  # a minus sign, the width of a plus
+
+
+def count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int | float) else NONE
+
+
+def ratio(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, int | float) else NONE
+
+
+def decimal(value: Any) -> str:
+    return f"{value:,.1f}" if isinstance(value, int | float) else NONE
+
+
+def change(value: Any) -> str:
+    """+12.5 %, minus 3.0 %, ±0 %, or NONE when there is nothing to compare with."""
+    if not isinstance(value, int | float):
+        return NONE
+    if abs(value) < 0.0005:
+        return "±0 %"
+    sign = "+" if value > 0 else MINUS
+    return f"{sign}{abs(value) * 100:,.1f} %"
+
+
+def text(value: Any, limit: int = MAX_LABEL) -> str:
+    """A log-derived value as one line of at most ``limit`` characters (NONE when empty)."""
+    if value is None or value == "":
+        return NONE
+    flat = " ".join(str(value).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def local_time(value: Any, tz: str | zoneinfo.ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An ISO-8601 instant from the report, on the report zone's clock."""
+    if not isinstance(value, str):
+        return NONE
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return text(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(zone(tz) if isinstance(tz, str) else tz).strftime(fmt)
+
+
+def cluster_name(row: Mapping[str, Any], limit: int = MAX_LABEL) -> str:
+    """``PUT /api/v1/users/{id} 409 VERSION_MISMATCH``: method, route, status, code."""
+    parts = [row.get("method"), row.get("route"), row.get("status"), row.get("error_code")]
+    return text(" ".join(str(p) for p in parts if p not in (None, "")), limit)
+
+
+def headline(report: Mapping[str, Any]) -> str:
+    """One line: the period, conflicts, ratio and the change against the period before."""
+    changes = report.get("changes", {}).get("previous", {})
+    return (
+        f"{report['period']['label']}: {count(report['conflicts'])} conflicts in "
+        f"{count(report['requests'])} requests ({ratio(report['ratio'])}), "
+        f"{change(changes.get('conflicts'))} conflicts vs the period before"
+    )
+
+
+def summary_lines(report: Mapping[str, Any], top: int = 3) -> list[str]:
+    """The headline, then the top clusters and what is new or alarming, as plain lines."""
+    lines = [headline(report)]
+    for row in report.get("top_clusters", [])[:top]:
+        lines.append(f"• {cluster_name(row)}: {count(row['conflicts'])} ({ratio(row['ratio'])})")
+    extras = []
+    for key, name in (
+        ("new_clusters", "new clusters"),
+        ("incidents", "incidents"),
+        ("storms", "retry storms"),
+        ("alerts", "alert events"),
+    ):
+        if report.get(key):
+            extras.append(f"{len(report[key])} {name}")
+    ingest = report.get("ingest", {})
+    if ingest.get("gaps") or ingest.get("silent_sources") or ingest.get("rejected_lines"):
+        extras.append("ingest problems (see the report)")
+    if extras:
+        lines.append("Also: " + ", ".join(extras) + ".")
+    return lines
