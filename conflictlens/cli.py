@@ -156,7 +156,7 @@ def serve_command(
     """
     from conflictlens.client import find_server
     from conflictlens.dashboard_process import start_dashboard, stop_dashboard
-    from conflictlens.jobs import serve_jobs
+    from conflictlens.jobs import Live, serve_jobs, serve_routers, serve_services
     from conflictlens.serve import ServeError, is_loopback, serve
     from store import connect
 
@@ -174,6 +174,7 @@ def serve_command(
             "or pass --no-dashboard"
         )
     con = connect(db)
+    live = Live(config)
     started: list[Any] = []
 
     def ready(url: str) -> None:
@@ -196,8 +197,10 @@ def serve_command(
             followers=_followers(config, con),
             on_ready=ready,
             config_path=config.path,
-            reload_followers=lambda: _reloaded_followers(config.path, con),
-            jobs=serve_jobs(config),
+            reload_followers=lambda: _reloaded_followers(config.path, con, live),
+            jobs=serve_jobs(live, con.cursor),
+            routers=serve_routers(live, con.cursor),
+            services=serve_services(live, con.cursor),
         )
     except ServeError as exc:
         raise UserError(str(exc)) from None
@@ -249,9 +252,13 @@ def dashboard_command(
         subprocess.run(streamlit_command(host, port), env=env, check=False)
 
 
-def _reloaded_followers(path: Path | None, con: Any) -> list[Any]:
-    """Followers from the config file as it is now (its [[sources]], [ingest] and rules)."""
-    return _followers(load_config(str(path) if path else None), con)
+def _reloaded_followers(path: Path | None, con: Any, live: Any) -> list[Any]:
+    """Followers from the config file as it is now (its [[sources]], [ingest] and rules);
+    the alert rules, channels and reports of it are in force from now on too."""
+    config = load_config(str(path) if path else None)
+    followers = _followers(config, con)
+    live.config = config
+    return followers
 
 
 def _followers(config: Config, con: Any) -> list[Any]:
@@ -365,11 +372,12 @@ def _open_for_import(db: Path) -> Any:
         ) from None
 
 
+from conflictlens.cli_alerts import alerts  # noqa: E402
 from conflictlens.cli_analysis import COMMANDS  # noqa: E402 - registered after cli exists
 from conflictlens.cli_report import report  # noqa: E402
 from conflictlens.routes_cli import routes  # noqa: E402
 
-for _command in (*COMMANDS, routes, report):
+for _command in (*COMMANDS, routes, report, alerts):
     cli.add_command(_command)
 
 

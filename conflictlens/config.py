@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.alerts.config import ChannelParser, parse_alerts
+from analysis.alerts.rules import AlertsConfig
+from analysis.reports.config import ReportsConfig, parse_reports
 from ingest import CONFLICT_STATUSES, IngestOptions, KindRule, RouteRule
 from store import default_db_path
 
@@ -50,6 +53,8 @@ class Config:
     json_fields: dict[str, Any] | None = None  # the mapping for --format json
     sources: tuple[SourceConfig, ...] = ()
     serve: ServeConfig = field(default_factory=ServeConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -99,6 +104,16 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     db_path = Path(os.environ.get("CONFLICTLENS_DB") or db or default_db_path())
     if db and path and not Path(db).is_absolute() and not os.environ.get("CONFLICTLENS_DB"):
         db_path = path.parent / db  # relative to the config file, like most tools
+    alerts = _alerts(data.get("alerts", {}), where, path)
+    try:
+        reports = parse_reports(
+            data.get("reports", {}),
+            where,
+            base_dir=path.parent if path else None,
+            channels=set(alerts.channels),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None  # its messages already start with where
     return Config(
         path=path,
         db=db_path,
@@ -106,6 +121,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         json_fields=_json_fields(data, where),
         sources=_sources(data.get("sources", []), where),
         serve=_serve(data.get("serve", {}), where),
+        alerts=alerts,
+        reports=reports,
     )
 
 
@@ -257,3 +274,27 @@ def _pattern_rules(
             raise ConfigError(f"{at}.{field}: {exc}") from None
         parsed.append((rule["pattern"], rule[target]))
     return parsed
+
+
+def _alerts(section: Any, where: str, path: Path | None) -> AlertsConfig:
+    """[alerts]: rules, silences and channels (analysis.alerts.config says what is valid)."""
+    try:
+        return parse_alerts(section, _channel_parser(path))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _channel_parser(path: Path | None) -> ChannelParser | None:
+    """notify.config validates [alerts.channels.NAME] (secrets files relative to the config
+    file); without notify/ the channels are kept as tables and only the names rules use are
+    checked."""
+    try:
+        from notify.config import parse_channels
+    except ImportError:
+        return None
+    base_dir = path.parent if path else None
+
+    def parse(table: dict[str, Any], where: str) -> Mapping[str, Any]:
+        return parse_channels(table, where, base_dir=base_dir)
+
+    return parse

@@ -1,9 +1,16 @@
-"""The periodic jobs serve runs, from the config: summaries, learned routes (and, as they
-are configured, alert evaluation and reports)."""
+"""What serve runs besides its followers, from the config: periodic jobs (summaries, learned
+routes, alert evaluation, nightly reports), the alert delivery thread, and the alerts API.
+
+The config in force lives in a ``Live`` holder: a reload of the config file swaps it, and
+every part reads it when it runs, so new rules and channels take effect without a restart.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -14,6 +21,17 @@ log = logging.getLogger("conflictlens.jobs")
 
 SUMMARIES_EVERY = 60.0
 LEARN_ROUTES_EVERY = 600.0
+REPORTS_EVERY = 60.0
+DELIVER_EVERY = 5.0
+
+Cursor = Callable[[], duckdb.DuckDBPyConnection]
+
+
+@dataclass
+class Live:
+    """The config in force; ``reload`` swaps it."""
+
+    config: Config
 
 
 def refresh_summaries(con: duckdb.DuckDBPyConnection) -> None:
@@ -30,10 +48,49 @@ def learn_routes(con: duckdb.DuckDBPyConnection) -> None:
         log.info("learned routes: %s", summary)
 
 
-def serve_jobs(config: Config) -> list[Job]:
-    """Every job serve runs for this config."""
-    del config  # alerts and reports add their jobs from their config sections
+def serve_jobs(live: Live, cursor: Cursor) -> list[Job]:
+    """Every periodic job serve runs."""
+    from conflictlens.api_alerts import evaluation_job
+
+    evaluate = evaluation_job(cursor, lambda: live.config.alerts)
+    interval = live.config.alerts.evaluation_interval.total_seconds()
     return [
         Job("summaries", SUMMARIES_EVERY, refresh_summaries, first_after=1.0),
         Job("learn-routes", LEARN_ROUTES_EVERY, learn_routes, first_after=30.0),
+        Job("alerts", interval, lambda _con: evaluate(), first_after=interval),
+        Job("reports", REPORTS_EVERY, _reports_job(live), first_after=5.0),
     ]
+
+
+def _reports_job(live: Live) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    from analysis.reports import ReportScheduler
+    from notify.report_delivery import ReportDelivery
+
+    schedulers: dict[int, Any] = {}
+
+    def run(con: duckdb.DuckDBPyConnection) -> None:
+        config = live.config
+        if config.reports.nightly is None:
+            return
+        key = id(config)  # a reloaded config gets a scheduler of its own; the index is shared
+        if key not in schedulers:
+            schedulers.clear()
+            schedulers[key] = ReportScheduler(
+                config.reports, deliver=ReportDelivery(config.alerts.channels)
+            )
+        schedulers[key].run_due(con)
+
+    return run
+
+
+def serve_services(live: Live, cursor: Cursor) -> list[Any]:
+    """Threads serve starts and stops: the alert outbox's delivery."""
+    from notify import Deliverer
+
+    return [Deliverer(cursor, lambda: live.config.alerts.channels, interval=DELIVER_EVERY)]
+
+
+def serve_routers(live: Live, cursor: Cursor) -> list[Any]:
+    from conflictlens.api_alerts import alerts_router
+
+    return [alerts_router(cursor, lambda: live.config.alerts)]

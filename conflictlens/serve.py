@@ -121,6 +121,8 @@ class ConfigReloader:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in ("opened", "closed_no_write"):
+                    return  # reading the file (we do, on every reload) changes nothing
                 paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
                 if str(reloader.path) in paths:
                     reloader._changed.set()
@@ -195,6 +197,8 @@ def serve(
     config_path: Path | None = None,
     reload_followers: Callable[[], list[Follower]] | None = None,
     jobs: list[Job] | None = None,
+    routers: list[Any] | None = None,
+    services: list[Any] | None = None,
 ) -> None:
     """Run until SIGTERM or Ctrl-C; then stop following, flush and close within seconds."""
     if not is_loopback(host) and not token:
@@ -215,6 +219,8 @@ def serve(
         return status
 
     app = create_app(con.cursor, db_path=str(db), token=token, source_status=following)
+    for router in routers or []:
+        app.include_router(router)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     scheduler = Scheduler()
@@ -231,6 +237,8 @@ def serve(
 
     for follower in followers:
         follower.start()
+    for service in services or []:
+        service.start()
     if reloader is not None:
         reloader.start()
     scheduler.start()
@@ -246,6 +254,8 @@ def serve(
         if reloader is not None:
             reloader.stop()
         scheduler.stop()
+        for service in services or []:
+            service.stop()
         job_cursor.close()
         for follower in followers:
             follower.stop()

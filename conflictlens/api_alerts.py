@@ -1,0 +1,163 @@
+"""serve's alert endpoints (an APIRouter that serve includes) and the evaluation job its
+scheduler runs. While serve owns the database, the ``alerts`` commands go through here.
+
+GET /api/alerts                       rules, their groups' states, silences
+GET /api/alerts/backtest              episodes over stored history (since, until, rule)
+GET /api/alerts/silences              every silence
+POST /api/alerts/silences             {"matchers": {...}, "duration": "2h" | "ends_at": ISO,
+                                       "starts_at": ISO (default now), "comment": "..."}
+POST /api/alerts/silences/{id}/expire end a silence now
+POST /api/alerts/test/{rule}          enqueue a status="test" notification per channel
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from analysis.alerts import AlertsConfig, backtest, evaluate_all, parse_duration
+from analysis.alerts.engine import test_notifications_for
+from analysis.alerts.reads import overview, read_silences
+from analysis.alerts.series import BaselineCache
+from analysis.params import naive_utc
+from conflictlens.timeparse import parse_time
+from store import alerts as alert_store
+
+log = logging.getLogger("conflictlens.alerts")
+Cursor = Callable[[], duckdb.DuckDBPyConnection]
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class SilenceRequest(BaseModel):
+    matchers: dict[str, str] = Field(description="rule (or alertname) and labels; all must equal")
+    starts_at: str | None = Field(None, description="ISO-8601; default now")
+    ends_at: str | None = Field(None, description="ISO-8601; or give duration")
+    duration: str | None = Field(None, description="30m, 2h, 1d ...; or give ends_at")
+    comment: str = ""
+
+
+def evaluation_job(
+    cursor: Cursor, alerts: Callable[[], AlertsConfig], clock: Clock = utc_now
+) -> Callable[[], None]:
+    """The scheduler's job: evaluate every rule now, on a cursor of serve's connection. It
+    keeps the baselines between runs (they change once per window)."""
+    cache: BaselineCache = {}
+
+    def job() -> None:
+        config = alerts()
+        if not config.rules:
+            return
+        with cursor() as con:
+            for change in evaluate_all(con, config, clock(), cache=cache):
+                if change.notification:
+                    log.warning("alert %s %s: %s", change.rule, change.notification, change.labels)
+
+    return job
+
+
+def silence_window(request: SilenceRequest, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """[starts_at, ends_at) of a silence request as naive UTC; ValueError names the field."""
+    starts = parse_time(request.starts_at) if request.starts_at else now
+    if (request.ends_at is None) == (request.duration is None):
+        raise ValueError("give exactly one of ends_at and duration")
+    if request.duration is not None:
+        ends = starts + parse_duration(request.duration, "duration")
+    else:
+        assert request.ends_at is not None
+        ends = parse_time(request.ends_at)
+    first, last = naive_utc(starts), naive_utc(ends)
+    assert first is not None and last is not None
+    if last <= first:
+        raise ValueError("ends_at: must be after starts_at")
+    if not request.matchers:
+        raise ValueError('matchers: at least one (e.g. {"rule": "NAME"})')
+    return first, last
+
+
+def alerts_router(
+    cursor: Cursor, alerts: Callable[[], AlertsConfig], clock: Clock = utc_now
+) -> APIRouter:
+    """``alerts()`` gives the config in force (serve swaps it on reload)."""
+    router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+    @router.get("")
+    def state() -> dict[str, Any]:
+        with cursor() as con:
+            return overview(con, alerts(), _naive(clock()))
+
+    @router.get("/backtest")
+    def replay(
+        since: str | None = None, until: str | None = None, rule: str | None = None
+    ) -> list[dict[str, Any]]:
+        config = alerts()
+        if rule is not None and rule not in {r.name for r in config.rules}:
+            raise HTTPException(404, f"no alert rule named {rule!r}")
+        try:
+            first = parse_time(since) if since else None
+            last = parse_time(until) if until else None
+        except ValueError as exc:
+            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        with cursor() as con:
+            episodes = backtest(con, config, first, last, (rule,) if rule else ())
+        return [e.to_json() for e in episodes]
+
+    @router.get("/silences")
+    def silences() -> list[dict[str, Any]]:
+        now = _naive(clock())
+        with cursor() as con:
+            stored = read_silences(con)
+        return [
+            {**s.to_json(), "active": s.starts_at <= now < s.ends_at}
+            for s in (*alerts().silences, *stored)
+        ]
+
+    @router.post("/silences", status_code=201)
+    def add_silence(request: SilenceRequest) -> dict[str, Any]:
+        now = _naive(clock())
+        try:
+            starts, ends = silence_window(request, now)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        with cursor() as con:
+            number = alert_store.add_silence(
+                con, request.matchers, starts, ends, request.comment, now
+            )
+        return {"id": number}
+
+    @router.post("/silences/{silence_id}/expire")
+    def expire(silence_id: int) -> dict[str, Any]:
+        with cursor() as con:
+            if not alert_store.expire_silence(con, silence_id, _naive(clock())):
+                raise HTTPException(404, f"no active silence {silence_id}")
+        return {"id": silence_id, "expired": True}
+
+    @router.post("/test/{rule}")
+    def test(rule: str) -> dict[str, Any]:
+        config = alerts()
+        now = clock()
+        try:
+            config.rule(rule)
+        except KeyError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+        with cursor() as con:
+            rows = test_notifications_for(con, config, rule, now)
+            ids = alert_store.enqueue(con, rows, _naive(now))
+        return {"rule": rule, "channels": [r.channel for r in rows], "outbox_ids": ids}
+
+    return router
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    value = naive_utc(moment)
+    assert value is not None
+    return value
