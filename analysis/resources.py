@@ -51,10 +51,26 @@ _RESOURCE_EVENTS = f"""
 # worked out for the few resources that made the list, not for every resource in the range.
 _HOT_RESOURCES = f"""
 WITH events AS ({_RESOURCE_EVENTS}),
+per_thing AS (
+    SELECT thing, route, method, count(*) AS c FROM events GROUP BY ALL
+),
+-- A resource with one conflict ranks below every resource with more (its peak is 1 too, and
+-- ties go to conflicts): in a route with per_route of those, it can never be listed.
+busy_routes AS (
+    SELECT method, route FROM per_thing WHERE c > 1 GROUP BY ALL
+    HAVING count(*) >= $per_route::BIGINT
+),
+kept AS (
+    SELECT thing FROM per_thing p
+    WHERE c > 1 OR NOT EXISTS (
+        SELECT 1 FROM busy_routes b
+        WHERE b.method IS NOT DISTINCT FROM p.method AND b.route IS NOT DISTINCT FROM p.route
+    )
+),
 per_bucket AS (
     -- grouped on one hashed integer per resource: hashing lists of strings is the slow part
     SELECT thing, method, route, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
-    FROM events
+    FROM events SEMI JOIN kept USING (thing)
     GROUP BY ALL
 ),
 per_resource AS (

@@ -36,11 +36,15 @@ runs AS (
                OVER (PARTITION BY thread ORDER BY ts ROWS UNBOUNDED PRECEDING) AS run
     FROM gaps
 ),
+-- Most runs are a single try: keep only the long ones before numbering and medians.
+long_runs AS (
+    SELECT thread, run FROM runs GROUP BY ALL HAVING count(*) >= $min_count::BIGINT
+),
 numbered AS (
     SELECT *,
            row_number() OVER (PARTITION BY thread, run ORDER BY ts) AS n,
            count(*) OVER (PARTITION BY thread, run) AS tries
-    FROM runs
+    FROM runs SEMI JOIN long_runs USING (thread, run)
 ),
 stormy AS (
     SELECT thread, run, any_value(client) AS client, any_value(method) AS method,
