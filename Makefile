@@ -43,6 +43,7 @@ test-fast: $(BIN)/conflictlens
 bench: $(BIN)/conflictlens system-deps
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_tail.py
+	$(BIN)/python bench/bench_analysis.py
 
 lint: $(BIN)/conflictlens
 	$(BIN)/ruff check .

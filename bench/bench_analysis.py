@@ -1,0 +1,570 @@
+"""Analysis benchmark: every catalog query over 30 days of data, beside the same question on raw events.
+
+Run by ``make bench`` as ``.venv/bin/python bench/bench_analysis.py``. The bar (a benchmark,
+not a timed test): with 30 days of data (50M requests in rollups, 2M conflict events), every
+catalog query for a 24 h or 7 d range answers in under 300 ms at p95, measured side by side
+with the same query on raw events, and the ratio printed.
+
+It builds (or reuses, see ``bench/analysis_store.py``) two DuckDB files under ``--workdir``:
+
+* a synthetic conflictlens store: ``request_rollups`` summing to ``--requests`` over
+  ``--days`` days ending 2026-11-20T00:00Z (per minute x service, method, route, status,
+  ~1.5 partial rows per key-minute as the batch writer leaves them) and exactly
+  ``--conflicts`` ``conflict_events`` consistent with the rollups' 409/412/423/428 counts;
+* its peer: one row per request (``raw_requests``: ts, service, method, route, status,
+  error_code, kind, latency_ms, client), what a tool that keeps every line would query.
+
+Then, for every entry of ``analysis.catalog.QUERIES`` that takes ``since`` (enumerated at
+run time, so new queries are measured without touching this file; ``QUERY_ARGS`` holds the
+arguments a query is asked with beyond the range, such as the events query's page size), and
+for a 24 h and a 7 d range ending at the end of the data: a fresh read-only connection
+(``store.connect(path, read_only=True)``, as the CLI and serve open it), ``--warmup`` runs,
+then ``--runs`` timed runs of ``run_query`` (the Polars frame included); p50 and p95 (nearest
+rank) in ms, and "first", the first run on the fresh connection (a CLI call's cost, the
+connection itself excluded: its median is printed once). Where ``PEER_SQL`` has an entry for
+the query, the same is done with that SQL on the raw table, the ratio peer p95 / ours p95 is
+printed, and the two answers are compared (``same`` when equal row for row). Queries without
+a peer show ``-``. The share of the machine's CPU that other processes used while timing is
+printed too: on a shared machine it explains a noisy run.
+
+Flags:
+  --quick            a smoke run: 1/10 of the size (5M requests, 200k conflicts), 5 runs
+  --requests N       requests in the rollups (default 50000000; 5000000 with --quick)
+  --conflicts N      conflict events (default 2000000; 200000 with --quick)
+  --days N           days of data (default 30)
+  --runs N           timed runs per query and range (default 20; 5 with --quick)
+  --warmup N         untimed runs before them (default 3; 1 with --quick)
+  --bar-ms MS        the p95 bar (default 300)
+  --only NAME        time only this catalog query (repeatable)
+  --no-peer          skip the raw-events peer (no build, no peer timings)
+  --rebuild          build both files again even if cached ones match
+  --workdir DIR      where the files and results go (default bench/out)
+
+Figures go to the terminal and to ``<workdir>/bench_analysis.json``. A query missing the bar
+is reported, not fatal (exit 0), with a summary line "N of M under 300 ms at p95"; a build
+that fails ends the run (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import duckdb
+import polars as pl
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from analysis import QUERIES, TimeRange, run_query  # noqa: E402
+from bench.analysis_store import Spec, ensure_raw, ensure_store, meta_path  # noqa: E402
+from bench.common import BenchError  # noqa: E402
+from store import summarised_before  # noqa: E402
+from store.db import connect  # noqa: E402
+
+BAR_MS = 300.0
+RANGES = (("24h", dt.timedelta(hours=24)), ("7d", dt.timedelta(days=7)))
+CONFLICT_STATUSES = "(409, 412, 423, 428)"
+
+# Arguments a query is timed with beyond the range, as its callers ask it (the rest: defaults).
+QUERY_ARGS: dict[str, dict[str, Any]] = {
+    "events": {"limit": 100},  # the dashboard's Explore page: a page of 100, newest first
+}
+
+# The same question as a catalog query, answered from one row per request. Parameters are
+# bound like the catalog's ($since, $until, $limit); only those a text names are passed.
+PEER_SQL: dict[str, str] = {
+    "clusters": f"""
+    WITH g AS (
+        SELECT service, method, route, status, error_code, kind, count(*) AS n
+        FROM raw_requests
+        WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
+        GROUP BY ALL
+    ), t AS (
+        SELECT *, sum(n) OVER (PARTITION BY service, method, route) AS requests FROM g
+    )
+    SELECT service, method, route, status, error_code, kind, n AS conflicts,
+           requests::BIGINT AS requests,
+           CASE WHEN requests > 0 THEN n / requests END AS ratio
+    FROM t
+    WHERE status IN {CONFLICT_STATUSES}
+    ORDER BY conflicts DESC, method, route, status, error_code
+    LIMIT $limit::BIGINT
+    """,  # noqa: S608 - a fixed status list is interpolated; values are bound
+    "totals": f"""
+    SELECT
+        count(*) FILTER (WHERE status IN {CONFLICT_STATUSES}) AS conflicts,
+        count(*) AS requests,
+        0::BIGINT AS rejects,
+        (SELECT date_trunc('minute', min(ts)) FROM raw_requests) AS first_minute,
+        (SELECT date_trunc('minute', max(ts)) FROM raw_requests) AS last_minute
+    FROM raw_requests
+    WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
+    """,  # noqa: S608
+    "event_count": f"""
+    SELECT count(*) AS events
+    FROM raw_requests
+    WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP AND status IN {CONFLICT_STATUSES}
+    """,  # noqa: S608
+    # The bucket width follows the analysis' automatic choice (analysis.params.bucket_for).
+    "timeline": f"""
+    WITH p AS (
+        SELECT CASE WHEN $until::TIMESTAMP - $since::TIMESTAMP <= INTERVAL 2 HOUR THEN INTERVAL 1 MINUTE
+                    WHEN $until::TIMESTAMP - $since::TIMESTAMP <= INTERVAL 36 HOUR THEN INTERVAL 5 MINUTE
+                    WHEN $until::TIMESTAMP - $since::TIMESTAMP <= INTERVAL 31 DAY THEN INTERVAL 1 HOUR
+                    ELSE INTERVAL 1 DAY END AS width
+    ), g AS (
+        SELECT time_bucket(p.width, ts) AS bucket, service, method, route, status, error_code, kind,
+               count(*) AS n
+        FROM raw_requests, p
+        WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
+        GROUP BY ALL
+    ), t AS (
+        SELECT *, sum(n) OVER (PARTITION BY bucket, service, method, route) AS requests FROM g
+    ), c AS (
+        SELECT bucket, service, method, route, error_code, kind, sum(n)::BIGINT AS conflicts,
+               any_value(requests)::BIGINT AS requests
+        FROM t
+        WHERE status IN {CONFLICT_STATUSES}
+        GROUP BY ALL
+    )
+    SELECT bucket, service, method, route, error_code, kind, conflicts, requests,
+           CASE WHEN requests > 0 THEN conflicts / requests END AS ratio,
+           conflicts / sum(conflicts) OVER (PARTITION BY bucket) AS share,
+           epoch(p.width)::INTEGER AS bucket_seconds
+    FROM c, p
+    ORDER BY bucket, conflicts DESC, method, route, error_code
+    """,  # noqa: S608
+}
+
+
+@dataclass
+class Sample:
+    """The run times (seconds) of one query on one range, on one fresh connection."""
+
+    first: float
+    timed: list[float]
+    rows: int
+    result: pl.DataFrame | None = None
+    error: str | None = None
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.timed, 50) * 1000
+
+    @property
+    def p95_ms(self) -> float:
+        return percentile(self.timed, 95) * 1000
+
+
+@dataclass
+class Row:
+    query: str
+    range: str
+    ours: Sample
+    bar_ms: float = BAR_MS
+    peer: Sample | None = None
+    same: str = "-"
+    busy: float | None = None  # other processes' share of the machine's CPU meanwhile
+
+    @property
+    def ok(self) -> bool:
+        return self.ours.error is None and self.ours.p95_ms < self.bar_ms
+
+    @property
+    def ratio(self) -> float | None:
+        if self.peer is None or self.peer.error or self.ours.error or not self.ours.timed:
+            return None
+        return self.peer.p95_ms / self.ours.p95_ms if self.ours.p95_ms > 0 else None
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p95 of 20 runs is the 19th fastest)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+# --- arguments -------------------------------------------------------------------------
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}: {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return integer(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return integer(text, 0)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="1/10 of the size, 5 runs")
+    parser.add_argument("--requests", type=positive_int, help="requests in the rollups (50000000)")
+    parser.add_argument("--conflicts", type=positive_int, help="conflict events (2000000)")
+    parser.add_argument("--days", type=positive_int, default=30, help="days of data (30)")
+    parser.add_argument("--runs", type=positive_int, help="timed runs per query and range (20)")
+    parser.add_argument("--warmup", type=non_negative_int, help="untimed runs before them (3)")
+    parser.add_argument("--bar-ms", type=float, default=BAR_MS, help="p95 bar in ms (300)")
+    parser.add_argument("--only", action="append", default=[], help="time only this query")
+    parser.add_argument("--no-peer", action="store_true", help="skip the raw-events peer")
+    parser.add_argument("--rebuild", action="store_true", help="build the files again")
+    parser.add_argument("--workdir", type=Path, default=Path("bench/out"), help="(bench/out)")
+    args = parser.parse_args(argv)
+    scale = 10 if args.quick else 1
+    args.requests = args.requests or 50_000_000 // scale
+    args.conflicts = args.conflicts or 2_000_000 // scale
+    args.runs = args.runs or (5 if args.quick else 20)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    if args.conflicts >= args.requests:
+        parser.error("--conflicts must be fewer than --requests")
+    unknown = [name for name in args.only if name not in QUERIES]
+    if unknown:
+        parser.error(f"no catalog query {', '.join(unknown)}; known: {', '.join(QUERIES)}")
+    return args
+
+
+# --- timing ----------------------------------------------------------------------------
+
+
+def measure(
+    open_con: Callable[[], duckdb.DuckDBPyConnection],
+    run: Callable[[duckdb.DuckDBPyConnection], pl.DataFrame],
+    warmup: int,
+    runs: int,
+) -> Sample:
+    """``warmup`` + ``runs`` runs on one fresh connection; a failure is recorded, not raised."""
+    con = open_con()
+    times: list[float] = []
+    result: pl.DataFrame | None = None
+    try:
+        for _ in range(warmup + runs):
+            start = time.perf_counter()
+            result = run(con)
+            times.append(time.perf_counter() - start)
+    except Exception as exc:  # a query that fails is a row of the table, not the end of the run
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Sample(
+            times[0] if times else math.nan, [], 0, None, f"{type(exc).__name__}: {message}"
+        )
+    finally:
+        con.close()
+    return Sample(times[0], times[warmup:], result.height if result is not None else 0, result)
+
+
+def open_store(path: Path) -> Callable[[], duckdb.DuckDBPyConnection]:
+    return lambda: connect(path, read_only=True)
+
+
+def open_raw(path: Path) -> Callable[[], duckdb.DuckDBPyConnection]:
+    def opener() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(str(path), read_only=True)
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    return opener
+
+
+def run_ours(
+    name: str, since: dt.datetime, until: dt.datetime
+) -> Callable[[duckdb.DuckDBPyConnection], pl.DataFrame]:
+    args = QUERY_ARGS.get(name, {})
+    return lambda con: run_query(con, name, TimeRange(since, until), **args)
+
+
+def run_peer(
+    sql: str, since: dt.datetime, until: dt.datetime
+) -> Callable[[duckdb.DuckDBPyConnection], pl.DataFrame]:
+    values = {"since": since, "until": until, "limit": 1_000_000}
+    params = {k: v for k, v in values.items() if f"${k}" in sql}
+    return lambda con: con.sql(sql, params=params).pl()
+
+
+def comparable(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
+    """Rows as tuples, floats rounded, sorted: the answer without ties' order or float noise."""
+    rows = [
+        tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in frame.iter_rows()
+    ]
+    return sorted(rows, key=repr)
+
+
+def same_answer(ours: pl.DataFrame | None, peer: pl.DataFrame | None) -> str:
+    if ours is None or peer is None:
+        return "-"
+    if ours.columns != peer.columns:
+        return "cols differ"
+    return "same" if comparable(ours) == comparable(peer) else "DIFFERS"
+
+
+def connect_ms(path: Path, times: int = 5) -> float:
+    """Median time to open the store read-only (schema check included) and close it."""
+    samples = []
+    for _ in range(times):
+        start = time.perf_counter()
+        connect(path, read_only=True).close()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:,.1f}"
+
+
+def print_table(rows: list[Row], bar_ms: float) -> None:
+    header = (
+        f"{'query':<18}{'range':>5}{'rows':>7}{'first':>9}{'p50':>9}{'p95':>9}"
+        f"{'peer p50':>10}{'peer p95':>10}{'ratio':>8}  {'answer':<8}{'busy':>5}  verdict"
+    )
+    print()
+    print(
+        f"times in ms; ratio = peer p95 / ours p95; bar: p95 < {bar_ms:.0f} ms; busy = other "
+        "processes' share of the CPUs meanwhile"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        peer = row.peer
+        if row.ours.error:
+            print(f"{row.query:<18}{row.range:>5}  ERROR {row.ours.error}")
+            continue
+        ratio = row.ratio
+        busy = "-" if row.busy is None else f"{row.busy:.0%}"
+        print(
+            f"{row.query:<18}{row.range:>5}{row.ours.rows:>7}{ms(row.ours.first * 1000):>9}"
+            f"{ms(row.ours.p50_ms):>9}{ms(row.ours.p95_ms):>9}"
+            f"{ms(peer.p50_ms if peer and not peer.error else None):>10}"
+            f"{ms(peer.p95_ms if peer and not peer.error else None):>10}"
+            f"{(f'{ratio:.1f}x' if ratio else '-'):>8}  {row.same:<8}{busy:>5}  "
+            f"{'PASS' if row.ok else 'FAIL'}"
+        )
+        if peer and peer.error:
+            print(f"{'':<18}  peer ERROR {peer.error}")
+
+
+def cpu_sample() -> tuple[float, float, float] | None:
+    """(machine busy seconds, machine total seconds, this process's CPU seconds); Linux only."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    own = os.times()
+    return (total - idle) / hz, total / hz, own.user + own.system
+
+
+def other_cpu_share(
+    before: tuple[float, float, float] | None, after: tuple[float, float, float] | None
+) -> float | None:
+    """The share of the machine's CPU time that other processes used between two samples."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    busy, total, own = (a - b for a, b in zip(after, before, strict=True))
+    return max(0.0, busy - own) / total
+
+
+def file_mb(path: Path) -> float:
+    return path.stat().st_size / 2**20
+
+
+def store_counts(path: Path) -> dict[str, Any]:
+    con = connect(path, read_only=True)
+    try:
+        row = con.execute(
+            """SELECT (SELECT count(*) FROM request_rollups),
+                      (SELECT sum(requests) FROM request_rollups),
+                      (SELECT count(*) FROM conflict_events),
+                      (SELECT count(*) FROM sources)"""
+        ).fetchall()[0]
+        summarised = summarised_before(con)
+    finally:
+        con.close()
+    names = ("rollup_rows", "requests", "conflict_events", "sources")
+    return {**dict(zip(names, map(int, row), strict=True)), "summarised_before": summarised}
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def build(args: argparse.Namespace, spec: Spec) -> dict[str, Any]:
+    workdir: Path = args.workdir
+    store = workdir / f"analysis-store-{spec.label}.duckdb"
+    raw = workdir / f"analysis-raw-{spec.label}.duckdb"
+    if args.rebuild:
+        for path in (store, raw):
+            meta_path(path).unlink(missing_ok=True)
+    try:
+        store_meta = ensure_store(store, spec)
+        raw_meta = None if args.no_peer else ensure_raw(raw, store, spec)
+    except duckdb.IOException as exc:
+        raise BenchError(
+            f"cannot open the synthetic data under {workdir} (another process holds it? "
+            f"a --workdir of its own avoids that): {str(exc).splitlines()[0]}"
+        ) from None
+    except (duckdb.Error, RuntimeError) as exc:
+        raise BenchError(f"building the synthetic data failed: {exc}") from None
+    counts = store_counts(store)
+    print(
+        f"store {store.name}: {file_mb(store):,.0f} MB; {counts['requests']:,} requests in "
+        f"{counts['rollup_rows']:,} rollup rows ({store_meta.get('rows_per_key_minute')} per "
+        f"key-minute), {counts['conflict_events']:,} conflict events; summaries up to "
+        f"{counts['summarised_before']:%Y-%m-%d %H:%M}; built in {store_meta['built_seconds']} s"
+    )
+    if raw_meta is not None:
+        print(
+            f"peer  {raw.name}: {file_mb(raw):,.0f} MB; {raw_meta['rows']['raw_requests']:,} rows; "
+            f"built in {raw_meta['built_seconds']} s"
+        )
+    return {
+        "store": {
+            "path": str(store),
+            "mb": round(file_mb(store), 1),
+            "meta": store_meta,
+            "counts": counts,
+        },
+        "raw": None
+        if raw_meta is None
+        else {"path": str(raw), "mb": round(file_mb(raw), 1), "meta": raw_meta},
+    }
+
+
+def timed_queries(args: argparse.Namespace) -> list[str]:
+    names = [name for name, q in QUERIES.items() if "since" in getattr(q, "params", ())]
+    return [n for n in names if n in args.only] if args.only else names
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.workdir = args.workdir.resolve()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    spec = Spec(requests=args.requests, conflicts=args.conflicts, days=args.days)
+    results: dict[str, Any] = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "duckdb": duckdb.__version__,
+        },
+        "args": {
+            "requests": args.requests,
+            "conflicts": args.conflicts,
+            "days": args.days,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "bar_ms": args.bar_ms,
+            "quick": args.quick,
+        },
+    }
+    try:
+        files = build(args, spec)
+    except BenchError as exc:
+        print(f"bench_analysis: {exc}", file=sys.stderr)
+        return 1
+    results["files"] = files
+    store = Path(files["store"]["path"])
+    raw = None if files["raw"] is None else Path(files["raw"]["path"])
+    print(f"opening the store read-only: {connect_ms(store):.1f} ms (median of 5)")
+    machine_before = cpu_sample()
+
+    names = timed_queries(args)
+    skipped = [n for n in QUERIES if n not in names and not args.only]
+    until = spec.end_time
+    rows: list[Row] = []
+    for name in names:
+        for label, span in RANGES:
+            since = until - span
+            print(f"timing {name} {label} ...", flush=True)
+            before = cpu_sample()
+            ours = measure(open_store(store), run_ours(name, since, until), args.warmup, args.runs)
+            row = Row(name, label, ours, args.bar_ms)
+            if raw is not None and name in PEER_SQL:
+                sql = PEER_SQL[name]
+                row.peer = measure(
+                    open_raw(raw), run_peer(sql, since, until), args.warmup, args.runs
+                )
+                row.same = same_answer(ours.result, row.peer.result)
+            row.busy = other_cpu_share(before, cpu_sample())
+            rows.append(row)
+
+    other = other_cpu_share(machine_before, cpu_sample())
+    results["other_cpu_share"] = other
+    print_table(rows, args.bar_ms)
+    if other is not None:
+        print(
+            f"other processes used {other:.0%} of the machine's {os.cpu_count()} CPUs while "
+            "timing (more than a few % slows every query alike)"
+        )
+    passed = sum(row.ok for row in rows)
+    print()
+    if skipped:
+        print(f"not timed (no time range): {', '.join(skipped)}")
+    for name, extra in QUERY_ARGS.items():
+        if name in names:
+            print(f"{name} timed with {', '.join(f'{k}={v!r}' for k, v in extra.items())}")
+    print(f"{passed} of {len(rows)} under {args.bar_ms:.0f} ms at p95")
+    results["rows"] = [
+        {
+            "query": row.query,
+            "range": row.range,
+            "rows": row.ours.rows,
+            "first_ms": round(row.ours.first * 1000, 2),
+            "p50_ms": round(row.ours.p50_ms, 2) if row.ours.timed else None,
+            "p95_ms": round(row.ours.p95_ms, 2) if row.ours.timed else None,
+            "error": row.ours.error,
+            "peer_p50_ms": round(row.peer.p50_ms, 2) if row.peer and row.peer.timed else None,
+            "peer_p95_ms": round(row.peer.p95_ms, 2) if row.peer and row.peer.timed else None,
+            "peer_error": row.peer.error if row.peer else None,
+            "ratio": round(row.ratio, 2) if row.ratio else None,
+            "answer": row.same,
+            "other_cpu_share": None if row.busy is None else round(row.busy, 3),
+            "pass": row.ok,
+        }
+        for row in rows
+    ]
+    results["summary"] = {"passed": passed, "timed": len(rows), "bar_ms": args.bar_ms}
+    out = args.workdir / "bench_analysis.json"
+    out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print(f"figures written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
