@@ -15,9 +15,9 @@ from analysis.params import EVENT_FILTER, Filters, TimeRange, closed_range, fetc
 
 _STORMS = f"""
 WITH everything AS (
-    -- One integer per (client, method, route, resource): partitions on it are cheap.
-    SELECT hash(client, method, route, resource_ids) AS thread,
-           client, method, route, resource_ids, ts, error_code, user_agent
+    -- One integer per (client, method, route, resource): partitions on it are cheap. The
+    -- windows carry only it, the time and the row id; the strings are joined back at the end.
+    SELECT hash(client, method, route, resource_ids) AS thread, ts, rowid AS event
     FROM conflict_events
     WHERE {EVENT_FILTER} AND client IS NOT NULL
 ),
@@ -46,6 +46,10 @@ numbered AS (
            count(*) OVER (PARTITION BY thread, run) AS tries
     FROM runs SEMI JOIN long_runs USING (thread, run)
 ),
+described AS (
+    SELECT n.*, e.client, e.method, e.route, e.resource_ids, e.error_code, e.user_agent
+    FROM numbered n JOIN conflict_events e ON e.rowid = n.event
+),
 stormy AS (
     SELECT thread, run, any_value(client) AS client, any_value(method) AS method,
            any_value(route) AS route, any_value(resource_ids) AS resource_ids,
@@ -55,7 +59,7 @@ stormy AS (
            median(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_ms,
            median(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_ms,
            mode(error_code) AS error_code, mode(user_agent) AS user_agent
-    FROM numbered
+    FROM described
     GROUP BY thread, run
     HAVING count(*) >= $min_count::BIGINT
 )
