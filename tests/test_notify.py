@@ -46,44 +46,15 @@ from notify.send import build_email
 
 # --- helpers shared with test_notify_email.py ------------------------------------------------
 
-OUTBOX_DDL = """
-CREATE SEQUENCE alert_outbox_ids START 1;
-CREATE TABLE alert_outbox (
-    id              BIGINT PRIMARY KEY DEFAULT nextval('alert_outbox_ids'),
-    created_at      TIMESTAMP NOT NULL,       -- UTC, naive like every timestamp in the store
-    channel         VARCHAR NOT NULL,         -- the channel name from the config
-    rule            VARCHAR NOT NULL,
-    fingerprint     VARCHAR NOT NULL,         -- stable hash of rule + group labels
-    status          VARCHAR NOT NULL,         -- firing | resolved | test
-    payload         VARCHAR NOT NULL,         -- JSON, below
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TIMESTAMP NOT NULL,
-    delivered_at    TIMESTAMP,
-    last_error      VARCHAR
-);
-"""
-
 T0 = dt.datetime(2026, 11, 20, 10, 0, 0)  # naive UTC, like the store
 FINGERPRINT = "9f2c4e1a7b3d5f60a1b2c3d4e5f60718"
 
 
 def open_outbox(path: Path) -> duckdb.DuckDBPyConnection:
-    """The store's own open once its migrations create ``alert_outbox``; until then a DuckDB
-    file with the table's exact DDL."""
-    from store import schema
+    """The store, whose migrations create ``alert_outbox``."""
+    from store import connect
 
-    if any("alert_outbox" in migration for migration in schema.MIGRATIONS):
-        from store import connect
-
-        return connect(path)
-    con = duckdb.connect(str(path))
-    con.execute("SET TimeZone = 'UTC'")
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'alert_outbox'"
-    ).fetchall()[0][0]
-    if not exists:
-        con.execute(OUTBOX_DDL)
-    return con
+    return connect(path)
 
 
 def make_payload(**changes: Any) -> dict[str, Any]:
