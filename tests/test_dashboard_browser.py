@@ -122,6 +122,7 @@ def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) 
 
     browser.get(f"{dashboard_url}/explore")
     _settled(browser, "Explore")
+    WebDriverWait(browser, 30).until(lambda d: _event_count(d) is not None)
     before = _event_count(browser)
     box = WebDriverWait(browser, 30).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, '.st-key-method [role="combobox"]')
