@@ -182,7 +182,12 @@ def serve_command(
         if not no_dashboard:
             started.append(
                 start_dashboard(
-                    db, bind, dashboard_port, token=config.serve.token, password_hash=password_hash
+                    db,
+                    bind,
+                    dashboard_port,
+                    token=config.serve.token,
+                    password_hash=password_hash,
+                    config=config.path,
                 )
             )
             click.echo(f"dashboard: http://{bind}:{dashboard_port}", err=True)
@@ -247,7 +252,7 @@ def dashboard_command(
             "CONFLICTLENS_DASHBOARD_PASSWORD_HASH (from `conflictlens dashboard --hash-password`)"
         )
     click.echo(f"dashboard: http://{host}:{port} on {db}", err=True)
-    env = dashboard_env(db, config.serve.token, password_hash)
+    env = dashboard_env(db, config.serve.token, password_hash, config.path)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops Streamlit, then us
         subprocess.run(streamlit_command(host, port), env=env, check=False)
 

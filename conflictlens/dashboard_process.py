@@ -42,8 +42,14 @@ def streamlit_command(host: str, port: int) -> list[str]:
     ]
 
 
-def dashboard_env(db: Path, token: str | None, password_hash: str | None) -> dict[str, str]:
+def dashboard_env(
+    db: Path, token: str | None, password_hash: str | None, config: Path | None = None
+) -> dict[str, str]:
+    """The child's environment: the store, serve's token, the login's hash, and the config
+    file (the Alerts page edits its rules, the Reports page reads its [reports] table)."""
     env = {**os.environ, "CONFLICTLENS_DB": str(db.resolve())}
+    if config is not None:
+        env["CONFLICTLENS_CONFIG"] = str(config.resolve())
     if token:
         env["CONFLICTLENS_TOKEN"] = token
     if password_hash:
@@ -52,12 +58,18 @@ def dashboard_env(db: Path, token: str | None, password_hash: str | None) -> dic
 
 
 def start_dashboard(
-    db: Path, host: str, port: int, *, token: str | None, password_hash: str | None
+    db: Path,
+    host: str,
+    port: int,
+    *,
+    token: str | None,
+    password_hash: str | None,
+    config: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """The dashboard running in the background; stop it with stop_dashboard."""
     return subprocess.Popen(
         streamlit_command(host, port),
-        env=dashboard_env(db, token, password_hash),
+        env=dashboard_env(db, token, password_hash, config),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
