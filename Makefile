@@ -19,6 +19,8 @@ system-deps:
 demo: $(BIN)/conflictlens
 	mkdir -p $(DEMO)
 	rm -f $(DEMO)/conflictlens.duckdb $(DEMO)/conflictlens.duckdb.wal
+	@# The demo's config (one alert rule) is copied once: the Alerts page saves rules into it.
+	test -f $(DEMO)/conflictlens.toml || cp sample_logs/demo.toml $(DEMO)/conflictlens.toml
 	$(BIN)/conflictlens sample --format nginx-extended --scenario deploy-spike --lines 300000 --out $(DEMO)/access.log
 	$(BIN)/conflictlens ingest --db $(DEMO)/conflictlens.duckdb $(DEMO)/access.log
 	$(BIN)/conflictlens clusters --db $(DEMO)/conflictlens.duckdb --limit 10
@@ -28,17 +30,19 @@ demo: $(BIN)/conflictlens
 	@# Open a browser when there is a desktop to open it on.
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
 		(sleep 5; $(BIN)/python -m webbrowser -t http://127.0.0.1:8501/hotspots >/dev/null 2>&1) & fi
-	$(BIN)/conflictlens serve --db $(DEMO)/conflictlens.duckdb
+	$(BIN)/conflictlens serve --config $(DEMO)/conflictlens.toml --db $(DEMO)/conflictlens.duckdb
 
 # Regenerate the small per-format samples kept in sample_logs/.
 samples: $(BIN)/conflictlens
 	$(BIN)/python -m sample_logs.generator
 
+# The suite runs on every core (pytest-xdist), a test file per worker: a file's module
+# fixtures (stores built from generated logs) are built once.
 test: $(BIN)/conflictlens system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 test-fast: $(BIN)/conflictlens
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
 
 bench: $(BIN)/conflictlens system-deps
 	$(BIN)/python bench/bench_ingest.py

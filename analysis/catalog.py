@@ -230,6 +230,28 @@ EVENT_COUNT = Query(
     params=("since", "until", *FILTERS),
 )
 
+ALERT_NOTIFICATIONS = Query(
+    name="alert_notifications",
+    description=(
+        "Alert notifications (firing, resolved, test) per channel, newest first: the group's "
+        "labels, value and summary, and whether and when each was delivered."
+    ),
+    sql="""
+    SELECT created_at, rule, status, channel,
+           json_extract(payload, '$.labels')::VARCHAR AS labels,
+           TRY_CAST(json_extract_string(payload, '$.value') AS DOUBLE) AS value,
+           json_extract_string(payload, '$.summary') AS summary,
+           delivered_at, attempts, last_error
+    FROM alert_outbox
+    WHERE ($since::TIMESTAMP IS NULL OR created_at >= $since::TIMESTAMP)
+      AND ($until::TIMESTAMP IS NULL OR created_at < $until::TIMESTAMP)
+      AND ($rule::VARCHAR IS NULL OR rule = $rule::VARCHAR)
+    ORDER BY created_at DESC, id DESC
+    LIMIT $limit::BIGINT
+    """,
+    params=("since", "until", "rule", "limit"),
+)
+
 QUERIES: dict[str, Query | Analysis] = {
     q.name: q
     for q in (
@@ -241,6 +263,7 @@ QUERIES: dict[str, Query | Analysis] = {
         METRICS,
         EVENTS,
         EVENT_COUNT,
+        ALERT_NOTIFICATIONS,
         *ANALYSES,
     )
 }

@@ -8,6 +8,11 @@ POST /api/alerts/silences             {"matchers": {...}, "duration": "2h" | "en
                                        "starts_at": ISO (default now), "comment": "..."}
 POST /api/alerts/silences/{id}/expire end a silence now
 POST /api/alerts/test/{rule}          enqueue a status="test" notification per channel
+POST /api/alerts/preview              {"rule": {...}, "since", "until"}: a rule's backtest
+                                       episodes and chart series, saved or not
+PUT /api/alerts/rules/{name}          {"rule": {...}}: write it into the config file in
+                                       place of rule {name} (or add it); serve reloads it
+DELETE /api/alerts/rules/{name}       remove rule {name} from the config file
 """
 
 from __future__ import annotations
@@ -15,17 +20,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import duckdb
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from analysis.alerts import AlertsConfig, backtest, evaluate_all, parse_duration
+from analysis.alerts import (
+    AlertsConfig,
+    backtest,
+    evaluate_all,
+    parse_duration,
+    parse_rule,
+    preview,
+)
 from analysis.alerts.engine import test_notifications_for
 from analysis.alerts.reads import overview, read_silences
 from analysis.alerts.series import BaselineCache
 from analysis.params import naive_utc
+from conflictlens.config import ConfigError
+from conflictlens.config_edit import delete_rule, save_rule
 from conflictlens.timeparse import parse_time
 from store import alerts as alert_store
 
@@ -44,6 +59,12 @@ class SilenceRequest(BaseModel):
     ends_at: str | None = Field(None, description="ISO-8601; or give duration")
     duration: str | None = Field(None, description="30m, 2h, 1d ...; or give ends_at")
     comment: str = ""
+
+
+class RuleRequest(BaseModel):
+    rule: dict[str, Any] = Field(description="a [[alerts.rules]] table, as in the config file")
+    since: str | None = Field(None, description="preview range start, ISO-8601 or 7d")
+    until: str | None = Field(None, description="preview range end")
 
 
 def evaluation_job(
@@ -85,9 +106,13 @@ def silence_window(request: SilenceRequest, now: dt.datetime) -> tuple[dt.dateti
 
 
 def alerts_router(
-    cursor: Cursor, alerts: Callable[[], AlertsConfig], clock: Clock = utc_now
+    cursor: Cursor,
+    alerts: Callable[[], AlertsConfig],
+    clock: Clock = utc_now,
+    config_path: Callable[[], Path | None] = lambda: None,
 ) -> APIRouter:
-    """``alerts()`` gives the config in force (serve swaps it on reload)."""
+    """``alerts()`` gives the config in force (serve swaps it on reload), ``config_path()``
+    the file it came from (rules are saved there)."""
     router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
     @router.get("")
@@ -154,7 +179,51 @@ def alerts_router(
             ids = alert_store.enqueue(con, rows, _naive(now))
         return {"rule": rule, "channels": [r.channel for r in rows], "outbox_ids": ids}
 
+    @router.post("/preview")
+    def preview_rule(request: RuleRequest) -> dict[str, Any]:
+        config = alerts()
+        try:
+            rule = parse_rule(request.rule, config.channels)
+            first = parse_time(request.since) if request.since else None
+            last = parse_time(request.until) if request.until else None
+        except ValueError as exc:
+            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        with cursor() as con:
+            return preview(con, rule, config.evaluation_interval, first, last)
+
+    @router.put("/rules/{name}")
+    def put_rule(name: str, request: RuleRequest) -> dict[str, Any]:
+        path = _editable(config_path())
+        try:
+            parse_rule(request.rule, alerts().channels)
+            exists = name in {r.name for r in alerts().rules}
+            saved = save_rule(path, request.rule, replaces=name if exists else None)
+        except ValueError as exc:  # ConfigError is one
+            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        return {
+            "saved": request.rule.get("name"),
+            "path": str(path),
+            "rules": len(saved.alerts.rules),
+        }
+
+    @router.delete("/rules/{name}")
+    def remove_rule(name: str) -> dict[str, Any]:
+        path = _editable(config_path())
+        try:
+            saved = delete_rule(path, name)
+        except ConfigError as exc:
+            raise HTTPException(404, str(exc).splitlines()[0]) from None
+        return {"deleted": name, "path": str(path), "rules": len(saved.alerts.rules)}
+
     return router
+
+
+def _editable(path: Path | None) -> Path:
+    if path is None:
+        raise HTTPException(
+            409, "serve runs without a config file: start it with --config FILE to edit rules"
+        )
+    return path
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:

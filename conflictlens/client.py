@@ -83,6 +83,32 @@ def get_bytes(
     """GET ``path`` from serve; an error answer becomes a ServerError with its reason."""
     query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
     request = urllib.request.Request(url.rstrip("/") + path + (f"?{query}" if query else ""))
+    return _exchange(url, request, token, timeout)
+
+
+def send_json(
+    url: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None,
+    method: str = "POST",
+    timeout: float = TIMEOUT_SECONDS,
+) -> Any:
+    """POST (or PUT, DELETE) ``body`` as JSON to serve; its JSON answer."""
+    request = urllib.request.Request(
+        url.rstrip("/") + path,
+        data=json.dumps(body if body is not None else {}).encode(),
+        headers={"Content-Type": "application/json"},
+        method=method,
+    )
+    return json.loads(_exchange(url, request, token, timeout))
+
+
+def _exchange(
+    url: str, request: urllib.request.Request, token: str | None, timeout: float
+) -> bytes:
+    """Send; an error answer becomes a ServerError with serve's one-line reason."""
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:

@@ -93,4 +93,4 @@ def serve_services(live: Live, cursor: Cursor) -> list[Any]:
 def serve_routers(live: Live, cursor: Cursor) -> list[Any]:
     from conflictlens.api_alerts import alerts_router
 
-    return [alerts_router(cursor, lambda: live.config.alerts)]
+    return [alerts_router(cursor, lambda: live.config.alerts, config_path=lambda: live.config.path)]

@@ -158,3 +158,53 @@ def resource_timeline(frame: pl.DataFrame) -> go.Figure:
         labels={"bucket": "", "error_code": ""},
     )
     return _layout(figure, 280)
+
+
+# Beyond this many episodes the preview marks their starts instead of shading each one: a
+# shape per episode makes a heavy figure.
+SHADED_EPISODES = 40
+
+
+def backtest_chart(series: pl.DataFrame, episodes: pl.DataFrame, metric: str) -> go.Figure:
+    """A rule's metric per group (solid) against its threshold (dotted), with the episodes it
+    would have fired shaded."""
+    figure = go.Figure()
+    frame = series.with_columns(safe("group"), pl.col("time").str.to_datetime(time_zone="UTC"))
+    if frame.height:
+        for index, (group, part) in enumerate(frame.group_by("group", maintain_order=True)):
+            color = COLORS[index % len(COLORS)]
+            name = str(group[0])
+            figure.add_scatter(
+                x=part["time"], y=part["value"], name=name, mode="lines", line={"color": color}
+            )
+            figure.add_scatter(
+                x=part["time"],
+                y=part["threshold"],
+                name=f"{name} threshold",
+                mode="lines",
+                line={"color": color, "dash": "dot", "width": 1},
+                showlegend=index == 0,
+                legendgroup="threshold",
+            )
+    _mark_episodes(figure, episodes, frame["time"].max() if frame.height else None)
+    figure.update_layout(yaxis_title=metric, hovermode="x unified")
+    return _layout(figure, height=360)
+
+
+def _mark_episodes(figure: go.Figure, episodes: pl.DataFrame, last: object) -> None:
+    if episodes.height == 0:
+        return
+    starts = episodes["start"].str.to_datetime(time_zone="UTC")
+    if episodes.height > SHADED_EPISODES:
+        figure.add_scatter(
+            x=starts, y=[0] * len(starts), mode="markers", name="fired", marker={"symbol": "x"}
+        )
+        return
+    # An episode still firing at the range's end (no end) is shaded to the chart's end.
+    ends = (
+        episodes["end"]
+        .str.to_datetime(time_zone="UTC")
+        .fill_null(last if last is not None else starts.max())
+    )
+    for start, end in zip(starts, ends, strict=True):
+        figure.add_vrect(x0=start, x1=end, fillcolor="crimson", opacity=0.15, line_width=0)

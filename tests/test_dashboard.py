@@ -23,6 +23,7 @@ PAGES = {
     "pages/hotspots.py": {"plotly_chart": 2, "dataframe": 3, "subheader": 3},
     "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "subheader": 2},
     "pages/explore.py": {"dataframe": 1},
+    "pages/alerts.py": {"subheader": 4, "form": 2},
     "pages/ingest.py": {"dataframe": 1},
 }
 

@@ -24,6 +24,7 @@ PAGES = {
     "hotspots": "Hot spots",
     "resources": "Resources",
     "explore": "Explore",
+    "alerts": "Alerts",
     "ingest": "Ingest",
 }
 
@@ -43,9 +44,26 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
     db = folder / "t.duckdb"
     assert run("ingest", "--db", str(db), str(log)).returncode == 0
+    config = folder / "conflictlens.toml"  # one rule, for the Alerts page to list
+    config.write_text(
+        '[[alerts.rules]]\nname = "hot-route"\ngroup_by = ["route"]\nmetric = "count"\n'
+        'window = "5m"\nabove = 10\n',
+        encoding="utf-8",
+    )
     port = free_port()
     serve = subprocess.Popen(
-        [*CLI, "serve", "--db", str(db), "--port", str(free_port()), "--dashboard-port", str(port)],
+        [
+            *CLI,
+            "serve",
+            "--db",
+            str(db),
+            "--config",
+            str(config),
+            "--port",
+            str(free_port()),
+            "--dashboard-port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -3,8 +3,8 @@ condition per group (series), the state machine (state), live evaluation with it
 (engine), notification payloads (payload), the backtest (backtest), and reads of the alert
 tables (reads)."""
 
-from analysis.alerts.backtest import Episode, backtest
-from analysis.alerts.config import parse_alerts, parse_duration
+from analysis.alerts.backtest import Episode, backtest, preview
+from analysis.alerts.config import parse_alerts, parse_duration, parse_rule
 from analysis.alerts.engine import Transition, evaluate_all, test_notifications_for
 from analysis.alerts.rules import AlertRule, AlertsConfig, Silence
 
@@ -18,5 +18,7 @@ __all__ = [
     "evaluate_all",
     "parse_alerts",
     "parse_duration",
+    "parse_rule",
+    "preview",
     "test_notifications_for",
 ]

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from analysis.alerts.engine import observation
 from analysis.alerts.rules import AlertRule, AlertsConfig, iso
-from analysis.alerts.series import floor_minute, observe
+from analysis.alerts.series import Series, floor_minute, observe
 from analysis.alerts.state import FIRING, PENDING, RESOLVED, AlertState, step
 from analysis.params import data_end, data_start, naive_utc
 
@@ -122,3 +123,75 @@ def _episode(
     return Episode(
         rule.name, rule.fingerprint(group), rule.labels_for(group), opened[0], end, opened[1]
     )
+
+
+# The preview chart draws at most this many window ends per group: more than a chart's width
+# in pixels would only cost bytes. Its episodes come from the full backtest, step by step.
+PREVIEW_POINTS = 400
+PREVIEW_GROUPS = 5
+
+
+def preview(
+    con: duckdb.DuckDBPyConnection,
+    rule: AlertRule,
+    interval: dt.timedelta,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    *,
+    points: int = PREVIEW_POINTS,
+    groups: int = PREVIEW_GROUPS,
+) -> dict[str, Any]:
+    """What the Alerts page shows for a rule being edited, saved or not: its backtest
+    episodes (exactly what ``backtest`` gives for it alone) and, for a chart, its metric and
+    threshold at up to ``points`` window ends for the groups that fired first, then the
+    highest, up to ``groups`` of them."""
+    alone = AlertsConfig(evaluation_interval=interval, rules=(rule,))
+    episodes = backtest(con, alone, since, until)
+    start = data_start(con)
+    first = naive_utc(since) or start
+    last = naive_utc(until) or data_end(con)
+    rows: list[dict[str, Any]] = []
+    if first is not None and last is not None and last > first:
+        ends = _chart_ends(first, last, interval, points)
+        if ends:
+            rows = _chart_rows(observe(con, rule, ends, start=start), episodes, groups)
+    return {
+        "rule": rule.name,
+        "episodes": [e.to_json() for e in episodes],
+        "series": rows,
+    }
+
+
+def _chart_ends(
+    since: dt.datetime, until: dt.datetime, interval: dt.timedelta, points: int
+) -> list[dt.datetime]:
+    minutes = max(interval, (until - since) / points, dt.timedelta(minutes=1))
+    step = dt.timedelta(minutes=-(-minutes.total_seconds() // 60))  # whole minutes, up
+    first = floor_minute(since) + step
+    return [first + k * step for k in range(int((until - first) // step) + 1)]
+
+
+def _chart_rows(series: Series, episodes: list[Episode], limit: int) -> list[dict[str, Any]]:
+    rule = series.rule
+    fired = {fp: i for i, fp in enumerate(dict.fromkeys(e.fingerprint for e in episodes))}
+    peaks = np.max(np.nan_to_num(series.value, nan=-np.inf), axis=1, initial=-np.inf)
+
+    def rank(g: int) -> tuple[int, float]:
+        return fired.get(rule.fingerprint(series.groups[g]), len(fired)), -float(peaks[g])
+
+    order = sorted(range(len(series.groups)), key=rank)
+    rows = []
+    for g in order[:limit]:
+        labels = rule.group_labels(series.groups[g])
+        name = ", ".join(f"{k}={v}" for k, v in labels.items()) or "all"
+        for s, end in enumerate(series.ends):
+            value, threshold = series.value[g, s], series.threshold[g, s]
+            rows.append(
+                {
+                    "time": iso(end),
+                    "group": name,
+                    "value": None if np.isnan(value) else float(value),
+                    "threshold": None if np.isnan(threshold) else float(threshold),
+                }
+            )
+    return rows

@@ -94,6 +94,12 @@ def parse_alerts(section: Any, parse_channels: ChannelParser | None = None) -> A
     )
 
 
+def parse_rule(entry: Any, channels: Mapping[str, Any], at: str = "rule") -> AlertRule:
+    """One [[alerts.rules]] table on its own (a rule being edited), checked as the config
+    loader checks it, against the channels in force."""
+    return _rule(entry, at, channels)
+
+
 def _known(table: dict[str, Any], known: set[str], at: str) -> None:
     for key in table:
         if key not in known:

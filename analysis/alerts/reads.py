@@ -78,12 +78,17 @@ def overview(
     states = read_states(con)
     names = {rule.name for rule in alerts.rules}
     rules = [
-        {**rule.to_json(), "groups": [s.to_json() for s in states if s.rule == rule.name]}
+        {
+            **rule.to_json(),
+            "table": rule.to_table(),
+            "groups": [s.to_json() for s in states if s.rule == rule.name],
+        }
         for rule in alerts.rules
     ]
     silences = [*alerts.silences, *read_silences(con)]
     return {
         "evaluation_interval": duration_text(alerts.evaluation_interval),
+        "channels": sorted(alerts.channels),
         "rules": rules,
         "unconfigured": [s.to_json() for s in states if s.rule not in names],
         "silences": [{**s.to_json(), "active": s.starts_at <= now < s.ends_at} for s in silences],

@@ -83,6 +83,33 @@ class AlertRule:
             "channels": list(self.channels),
         }
 
+    def to_table(self) -> dict[str, Any]:
+        """The rule as its [[alerts.rules]] table, defaults left out: what an editor starts
+        from and writes back."""
+        table: dict[str, Any] = {"name": self.name}
+        if self.match:
+            table["match"] = dict(self.match)
+        if self.group_by:
+            table["group_by"] = list(self.group_by)
+        table["metric"] = self.metric
+        table["window"] = duration_text(self.window)
+        if self.above is not None:
+            table["above"] = self.above
+        if self.anomaly is not None:
+            table["anomaly"] = self.anomaly
+        optional = {
+            "min_requests": (self.min_requests, 0),
+            "for": (duration_text(self.pending_for), "0s"),
+            "keep_firing_for": (duration_text(self.keep_firing_for), "0s"),
+            "repeat_interval": (duration_text(self.repeat_interval), "4h"),
+            "severity": (self.severity, "warning"),
+            "labels": (dict(self.labels), {}),
+            "annotations": (dict(self.annotations), {}),
+            "channels": (list(self.channels), []),
+        }
+        table.update({key: value for key, (value, default) in optional.items() if value != default})
+        return table
+
     def group_key(self, group: Group) -> str:
         inner = ",".join(f'{k}="{v}"' for k, v in self.group_labels(group).items())
         return f"{self.name}{{{inner}}}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import figures, page
+from dashboard.alerts_data import active_alerts
 from dashboard.data import ask
 
 view = page.start("Overview")
@@ -55,6 +56,21 @@ def over_time() -> None:
     st.plotly_chart(figures.ratio_line(timeline), key="ratio")
 
 
+def alerts_now() -> None:
+    st.subheader("Active alerts")
+    active = active_alerts()
+    if not active:
+        st.caption("No alert is firing or pending.")
+        return
+    columns = ["state", "rule", "severity", "labels", "firing_since", "last_value"]
+    rows = [{**{c: a.get(c) for c in columns}, "labels": _labels(a["labels"])} for a in active]
+    st.dataframe(rows, hide_index=True, key="active")
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in labels.items())
+
+
 def top_hot_spots() -> None:
     st.subheader("Top hot spots")
     spots = ask("hotspots", view.since, view.until, limit=10, **view.filters)
@@ -77,4 +93,5 @@ def top_hot_spots() -> None:
 
 page.live(lambda: page.guarded(headline))()
 page.live(lambda: page.guarded(over_time))()
+page.live(lambda: page.guarded(alerts_now))()
 page.guarded(top_hot_spots)
