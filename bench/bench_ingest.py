@@ -45,6 +45,15 @@ GOACCESS_RATIO_BAR = 25.0  # conflictlens throughput / goaccess throughput, at l
 RSS_GROWTH_BAR_PCT = 20.0  # big-log peak RSS over the default-size one, at most
 RSS_LIMIT_MB = 1024.0  # big-log peak RSS, below
 READ_CHUNK = 1 << 24
+JSON_STYLES = (
+    "nginx-json",
+    "traefik-json",
+    "envoy-json",
+    "kong-json",
+    "caddy-json",
+    "apipark-json",
+)
+JSON_BAR = 300_000  # lines per second, every JSON format
 
 
 @dataclass
@@ -55,6 +64,7 @@ class Timing:
     seconds: float
     peak_rss_mb: float | None
     lines: int
+    cpu_seconds: float | None = None  # user + system, all threads (None if unknown)
 
     @property
     def lines_per_second(self) -> float:
@@ -70,6 +80,7 @@ class Completed:
 
     seconds: float
     peak_rss_mb: float | None
+    cpu_seconds: float | None
     stdout: str
     stderr: str
 
@@ -133,7 +144,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="keep generated files (by default the big log and the databases are deleted)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--only",
+        type=runs,
+        default=RUNS,
+        help=f"comma-separated runs to do, of {','.join(RUNS)} (default: all); "
+        "big compares its peak RSS with main's, so it needs main",
+    )
+    parser.add_argument(
+        "--json-formats",
+        type=json_formats,
+        default=JSON_STYLES,
+        help="comma-separated JSON formats for the json run (default: all)",
+    )
+    args = parser.parse_args(argv)
+    if "big" in args.only and "main" not in args.only:
+        parser.error("--only big needs main too (it compares their peak RSS)")
+    return args
+
+
+RUNS = ("main", "big", "json")
+
+
+def runs(text: str) -> tuple[str, ...]:
+    return choices(text, RUNS, "run")
+
+
+def json_formats(text: str) -> tuple[str, ...]:
+    return choices(text, JSON_STYLES, "JSON format")
+
+
+def choices(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [c for c in chosen if c not in known]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
+        )
+    return chosen
 
 
 # --- running commands ------------------------------------------------------------------
@@ -150,13 +198,17 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "(no output on stderr)"
 
 
-def read_peak_rss_mb(path: Path) -> float | None:
-    """GNU time writes ``%M`` (KB) as its last line; a failed command adds a line before it."""
+TIME_FORMAT = "%M %U %S"  # peak RSS (KB), user and system CPU seconds
+
+
+def read_time_output(path: Path) -> tuple[float | None, float | None]:
+    """Peak RSS (MB) and CPU seconds from GNU time's last line (a failed command adds a line
+    before it); None for what cannot be read."""
     try:
-        kilobytes = int(path.read_text().strip().splitlines()[-1])
+        kilobytes, user, system = path.read_text().strip().splitlines()[-1].split()
+        return int(kilobytes) / 1024, float(user) + float(system)
     except (OSError, IndexError, ValueError):
-        return None
-    return kilobytes / 1024
+        return None, None
 
 
 def run_timed(
@@ -166,7 +218,7 @@ def run_timed(
     timer = gnu_time()
     with tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".txt", delete=False) as handle:
         rss_file = Path(handle.name)
-    full = [timer, "-f", "%M", "-o", str(rss_file), *cmd] if timer else cmd
+    full = [timer, "-f", TIME_FORMAT, "-o", str(rss_file), *cmd] if timer else cmd
     try:
         start = time.perf_counter()
         proc = subprocess.run(
@@ -181,10 +233,10 @@ def run_timed(
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise BenchError(f"{name} failed (exit {proc.returncode}): {last_line(proc.stderr)}")
-        peak = read_peak_rss_mb(rss_file) if timer else None
+        peak, cpu = read_time_output(rss_file) if timer else (None, None)
     finally:
         rss_file.unlink(missing_ok=True)
-    return Completed(seconds, peak, proc.stdout, proc.stderr)
+    return Completed(seconds, peak, cpu, proc.stdout, proc.stderr)
 
 
 # --- the log ---------------------------------------------------------------------------
@@ -239,7 +291,7 @@ def time_conflictlens(
         raise BenchError(
             f"conflictlens ingest printed no JSON object: {last_line(done.stdout)}"
         ) from None
-    return Timing("conflictlens", done.seconds, done.peak_rss_mb, lines), report
+    return Timing("conflictlens", done.seconds, done.peak_rss_mb, lines, done.cpu_seconds), report
 
 
 def time_goaccess(
@@ -252,7 +304,7 @@ def time_goaccess(
     general: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):  # a missing summary only loses a sanity check
         general = json.loads(out.read_text()).get("general", {})
-    return Timing("goaccess", done.seconds, done.peak_rss_mb, lines), general
+    return Timing("goaccess", done.seconds, done.peak_rss_mb, lines, done.cpu_seconds), general
 
 
 def time_wc(wc: str, log: Path, lines: int, workdir: Path) -> tuple[Timing, int | None]:
@@ -261,7 +313,7 @@ def time_wc(wc: str, log: Path, lines: int, workdir: Path) -> tuple[Timing, int 
         counted: int | None = int(done.stdout.split()[0])
     except (IndexError, ValueError):
         counted = None
-    return Timing("wc -l", done.seconds, done.peak_rss_mb, lines), counted
+    return Timing("wc -l", done.seconds, done.peak_rss_mb, lines, done.cpu_seconds), counted
 
 
 # --- checks and report -----------------------------------------------------------------
@@ -286,12 +338,17 @@ def fmt_rss(mb: float | None) -> str:
 def print_table(timings: list[Timing], lines: int) -> None:
     print()
     print(f"{lines:,} lines; wall time end to end (process start-up included)")
-    print(f"{'tool':<14}{'seconds':>10}{'lines/s':>14}{'peak RSS MB':>14}")
+    print(f"{'tool':<14}{'seconds':>10}{'lines/s':>14}{'peak RSS MB':>14}{'CPU s':>10}")
     for t in timings:
         print(
             f"{t.tool:<14}{t.seconds:>10.2f}{t.lines_per_second:>14,.0f}{fmt_rss(t.peak_rss_mb):>14}"
+            f"{fmt_cpu(t.cpu_seconds):>10}"
         )
     print()
+
+
+def fmt_cpu(seconds: float | None) -> str:
+    return f"{seconds:.2f}" if seconds is not None else "n/a"
 
 
 def verdict(ok: bool) -> str:
@@ -399,7 +456,7 @@ def main_run(args: argparse.Namespace, results: dict[str, Any]) -> Timing:
         "goaccess_found": bool(goaccess),
     }
     results["ratios"] = ratios
-    results["checks"] = checks
+    results["checks"] += checks
     return cl
 
 
@@ -434,23 +491,12 @@ def big_run(args: argparse.Namespace, small: Timing, results: dict[str, Any]) ->
     }
 
 
-JSON_STYLES = (
-    "nginx-json",
-    "traefik-json",
-    "envoy-json",
-    "kong-json",
-    "caddy-json",
-    "apipark-json",
-)
-JSON_BAR = 300_000  # lines per second, every JSON format
-
-
 def json_run(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Each JSON format's import speed, beside the combined format's from the main run."""
     workdir: Path = args.workdir
     rows = []
     print()
-    for style in JSON_STYLES:
+    for style in args.json_formats:
         log = workdir / f"{style}-{args.json_lines}.log"
         truth = ensure_log(log, args.json_lines, style)
         size = log.stat().st_size
@@ -470,17 +516,18 @@ def json_run(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 "format": style,
                 "bytes_per_line": round(size / max(report["lines"], 1)),
                 "seconds": timing.seconds,
+                "cpu_seconds": timing.cpu_seconds,
                 "lines_per_second": round(timing.lines_per_second),
                 "lines_per_second_inside": round(inside),
                 "met": timing.lines_per_second >= JSON_BAR,
             }
         )
     print(
-        f"\n{'format':<14} {'B/line':>6} {'seconds':>8} {'lines/s':>10} {'inside':>10}  bar >= {JSON_BAR:,}/s"
+        f"\n{'format':<14} {'B/line':>6} {'seconds':>8} {'CPU s':>6} {'lines/s':>10} {'inside':>10}  bar >= {JSON_BAR:,}/s"
     )
     for row in rows:
         print(
-            f"{row['format']:<14} {row['bytes_per_line']:>6} {row['seconds']:>8.2f} {row['lines_per_second']:>10,} "
+            f"{row['format']:<14} {row['bytes_per_line']:>6} {row['seconds']:>8.2f} {fmt_cpu(row['cpu_seconds']):>6} {row['lines_per_second']:>10,} "
             f"{row['lines_per_second_inside']:>10,}  {verdict(row['met'])}"
         )
     results["json"] = {"lines": args.json_lines, "bar_lines_per_second": JSON_BAR, "formats": rows}
@@ -509,16 +556,20 @@ def main(argv: list[str] | None = None) -> int:
             "json_lines": args.json_lines,
             "workdir": str(args.workdir),
             "keep": args.keep,
+            "only": list(args.only),
+            "json_formats": list(args.json_formats),
         },
         "gnu_time": gnu_time(),
     }
     if not gnu_time():
         print("GNU time not found on PATH (apt-get install time); peak RSS will be n/a")
+    results["checks"] = []
     try:
-        small = main_run(args, results)
-        if args.big_lines > 0:
-            big_run(args, small, results)
-        if args.json_lines > 0:
+        if "main" in args.only:
+            small = main_run(args, results)
+            if args.big_lines > 0 and "big" in args.only:
+                big_run(args, small, results)
+        if args.json_lines > 0 and "json" in args.only:
             json_run(args, results)
     except BenchError as exc:
         print(f"bench_ingest: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ingest.arrow import to_series
 from ingest.envelopes import unwrap
 
 REJECT_SAMPLE_BYTES = 512
@@ -89,9 +90,9 @@ def read_chunks(
             skipping = None
             pos = done.offset + done.length
             data = data[newline + 1 :]
-        buffer = pending + data if pending else data
-        cut = buffer.rfind(b"\n")
+        cut = data.rfind(b"\n")
         if cut < 0:
+            buffer = pending + data
             if len(buffer) > max_line_bytes:
                 skipping = OverlongLine(pos, len(buffer), buffer[:REJECT_SAMPLE_BYTES])
                 buffer = b""
@@ -100,10 +101,10 @@ def read_chunks(
                 yield Chunk(b"", accounted, pos, pos, overlong)
                 accounted, overlong = pos, []
             continue
-        end = pos + cut + 1
-        yield Chunk(buffer[: cut + 1], accounted, end, pos, overlong)
+        end = pos + len(pending) + cut + 1
+        yield Chunk(_joined(pending, data, cut + 1), accounted, end, pos, overlong)
         accounted, pos, overlong = end, end, []
-        pending = buffer[cut + 1 :]
+        pending = data[cut + 1 :]
     if skipping is not None and eof_ends_line:
         overlong.append(skipping)
         pos = skipping.offset + skipping.length
@@ -111,6 +112,14 @@ def read_chunks(
         yield Chunk(pending, accounted, pos + len(pending), pos, overlong)
     elif overlong or pos > accounted:
         yield Chunk(b"", accounted, pos, pos, overlong)
+
+
+def _joined(pending: bytes, data: bytes, length: int) -> bytes:
+    """``pending + data[:length]`` in one copy (a chunk is megabytes: concatenating, then
+    slicing, would copy it twice)."""
+    if not pending:
+        return data if length == len(data) else data[:length]
+    return b"".join((pending, memoryview(data)[:length]))
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,7 @@ def split_lines(chunk: Chunk) -> SplitLines:
         empty = pl.DataFrame(schema={"line": pl.String, "offset": pl.Int64})
         return SplitLines(empty, np.empty(0, dtype=np.int64), [])
     raw = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(raw == 10)
+    newlines = _newlines(raw)
     bounds = np.empty(len(newlines) + 2, dtype=np.int64)
     bounds[0] = 0
     bounds[1 : len(newlines) + 1] = newlines + 1
@@ -141,40 +150,30 @@ def split_lines(chunk: Chunk) -> SplitLines:
         pa.large_binary(), count, [None, pa.py_buffer(bounds), pa.py_buffer(data)]
     )
     offsets = bounds[:-1] + chunk.data_start
-
-    invalid = _invalid_utf8_rows(raw, bounds, data)
-    samples: list[bytes] = []
-    if len(invalid):
+    invalid, samples = np.empty(0, dtype=np.int64), []
+    try:
+        # The cast checks that every line is UTF-8: for the usual valid chunk no scan of
+        # our own is needed.
+        text = to_series(binary).cast(pl.String)
+    except pl.exceptions.ComputeError:  # some line is not UTF-8: find which, drop them
+        invalid = _invalid_utf8_rows(raw, bounds, data)
         samples = [
             data[bounds[i] : bounds[i + 1]].rstrip(b"\r\n")[:REJECT_SAMPLE_BYTES] for i in invalid
         ]
         keep = np.ones(count, dtype=bool)
         keep[invalid] = False
-        binary = binary.filter(pa.array(keep))
-        invalid_offsets = offsets[invalid]
-        offsets = offsets[keep]
-    else:
-        invalid_offsets = np.empty(0, dtype=np.int64)
+        text = to_series(binary).filter(pl.Series(keep)).cast(pl.String)
+        offsets, invalid = offsets[keep], offsets[invalid]
     # Lines keep their "\n" (formats tolerate trailing white space): stripping it would copy
-    # every line once more. Invalid UTF-8 was filtered out above, so this cast cannot fail.
-    text = pl.Series(binary).cast(pl.String)
+    # every line once more.
     frame = pl.DataFrame({"line": text, "offset": pl.Series(offsets, dtype=pl.Int64)})
-    return SplitLines(unwrap(frame), invalid_offsets, samples)
+    return SplitLines(unwrap(frame), invalid, samples)
 
 
 def _invalid_utf8_rows(raw: np.ndarray, bounds: np.ndarray, data: bytes) -> np.ndarray:
-    """Rows holding bytes that are not valid UTF-8. Pure ASCII (a byte scan) and valid UTF-8
-    (one decode of the chunk) are the usual cases; only a chunk with an invalid sequence
-    somewhere has its lines with bytes >= 0x80 checked one by one."""
+    """Rows holding bytes that are not valid UTF-8: of the lines with a byte >= 0x80, those
+    that do not decode (only for the rare chunk that has one)."""
     high = np.flatnonzero(raw >= 0x80)
-    if not len(high):
-        return np.empty(0, dtype=np.int64)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        return np.empty(0, dtype=np.int64)
     rows = np.unique(np.searchsorted(bounds, high, side="right") - 1)
     bad = []
     for row in rows:
@@ -183,3 +182,16 @@ def _invalid_utf8_rows(raw: np.ndarray, bounds: np.ndarray, data: bytes) -> np.n
         except UnicodeDecodeError:
             bad.append(row)
     return np.asarray(bad, dtype=np.int64)
+
+
+NEWLINE_SCAN_BLOCK = 1 << 20
+
+
+def _newlines(raw: np.ndarray) -> np.ndarray:
+    """Positions of the newlines in ``raw``, found a block at a time: the comparison's
+    temporary then stays in cache, instead of one as large as the chunk."""
+    found = [
+        np.flatnonzero(raw[start : start + NEWLINE_SCAN_BLOCK] == 10) + start
+        for start in range(0, len(raw), NEWLINE_SCAN_BLOCK)
+    ]
+    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)

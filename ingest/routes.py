@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+
+from ingest.arrow import int64_array, to_series
 
 # Segment classes, tried in order. Rust regex syntax (no look-around): a separate
 # "has a digit" test keeps plain words such as "deadbeef" or "accepted" out of {hex}.
@@ -32,8 +35,6 @@ SEGMENT_CLASSES: tuple[tuple[str, str, bool], ...] = (
 )
 
 _HAS_DIGIT = r"[0-9]"
-_CANDIDATE = r"[0-9@]|%40"
-_NUMERIC = r"^[0-9]+$"
 # Every class but plain numbers needs at least this many characters (a@b.c, ord_1234), so
 # version segments such as "v1" or "2fa" never reach the class tests.
 _SHORTEST_NON_NUMERIC_ID = 5
@@ -63,13 +64,12 @@ class RouteRule:
         return f"^(?:{self.pattern})$"
 
 
-# Paths are templated position by position (segment 0, 1, ... of every path at once), which
-# is several times faster in Polars than list.eval; segments past this many are kept as is.
+# Segments past this many are kept as they are: an id that deep is no part of a route.
 MAX_TEMPLATED_SEGMENTS = 24
 
 
-def _classify(segments: pl.Series) -> pl.Series:
-    """The placeholder of each segment that is an identifier, else null.
+def _classify(segments: pl.Series) -> np.ndarray:
+    """Each segment's class number: 1 + the index of the first class it matches, else 0.
 
     A segment takes the first class it matches. Each class is tested only on the segments
     no earlier class took, so a column of numeric ids costs one regex pass, not eight.
@@ -85,56 +85,133 @@ def _classify(segments: pl.Series) -> pl.Series:
             matches &= candidates.str.contains(_HAS_DIGIT).fill_null(False).to_numpy()
         code[remaining[matches]] = number
         remaining = remaining[~matches]
-    return _PLACEHOLDER_TABLE.gather(pl.Series(code))
+    return code
 
 
-_PLACEHOLDER_TABLE = pl.Series([None, *(p for p, _, _ in SEGMENT_CLASSES)], dtype=pl.String)
+# The placeholders, each with a slash after it, in one buffer to copy routes from.
+_PLACEHOLDER_BYTES = np.frombuffer(
+    "".join(f"{p}/" for p, _, _ in SEGMENT_CLASSES).encode(), dtype=np.uint8
+)
+_PLACEHOLDER_LENGTHS = np.array([len(p) for p, _, _ in SEGMENT_CLASSES], dtype=np.int64)
+_PLACEHOLDER_STARTS = np.concatenate([[0], np.cumsum(_PLACEHOLDER_LENGTHS + 1)[:-1]])
 
 
-def _with_segments(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
-    """Materialise segment i of every path as column ``_seg{i}`` (eager Polars does not share
-    sub-expressions, so each segment is computed once here and then only referenced)."""
-    segments = frame["path"].str.split("/")
-    longest = segments.list.len().max()
-    count = min(int(longest) if isinstance(longest, int) else 0, MAX_TEMPLATED_SEGMENTS)
-    names = [f"_seg{i}" for i in range(count)]
-    columns: list[pl.Series] = []
-    for index, name in enumerate(names):
-        segment = segments.list.get(index, null_on_oob=True).alias(name)
-        columns += [segment, _placeholders(segment).alias(f"{name}_ph")]
-    tail = segments.list.slice(MAX_TEMPLATED_SEGMENTS).list.join("/")
-    return frame.with_columns(*columns, tail.alias("_seg_tail")), names
+@dataclass(frozen=True)
+class _Segments:
+    """Every segment of every path, found on the paths' bytes with numpy: the tests that
+    decide which segments can be identifiers then cost a few passes over the chunk's path
+    bytes, not a string operation per segment, and only those go to the class regexes."""
+
+    data: np.ndarray  # the paths' UTF-8 bytes, one after another
+    starts: np.ndarray  # segment i is data[starts[i]:ends[i]], path after path
+    ends: np.ndarray
+    first: np.ndarray  # path i's segments are first[i] to first[i + 1] - 1
+    classes: np.ndarray  # per segment: 0 to keep it, else 1 + its SEGMENT_CLASSES index
+
+    @classmethod
+    def of(cls, paths: pl.Series) -> _Segments:
+        # A null path is templated as "" (nothing to replace); callers null its route.
+        data, bounds = _buffers(paths.fill_null(""))
+        slashes = np.flatnonzero(data == ord("/"))
+        count = np.diff(np.searchsorted(slashes, bounds)) + 1  # segments per path
+        first = np.zeros(len(count) + 1, dtype=np.int64)
+        np.cumsum(count, out=first[1:])
+        # A path's first segment starts where the path does, the others after a slash; its
+        # last one ends where the path does, the others at a slash.
+        starts = np.empty(first[-1], dtype=np.int64)
+        ends = np.empty(first[-1], dtype=np.int64)
+        opens = np.zeros(first[-1], dtype=bool)
+        opens[first[:-1]] = True
+        closes = np.zeros(first[-1], dtype=bool)
+        closes[first[1:] - 1] = True
+        starts[opens], starts[~opens] = bounds[:-1], slashes + 1
+        ends[closes], ends[~closes] = bounds[1:], slashes
+        position = np.arange(first[-1]) - np.repeat(first[:-1], count)
+        classes = _classes(data, starts, ends, position < MAX_TEMPLATED_SEGMENTS)
+        return cls(data, starts, ends, first, classes)
+
+    def routes(self) -> pl.Series:
+        """Each path with its identifier segments replaced by their placeholders."""
+        replaced = self.classes > 0
+        last = np.zeros(len(self.starts), dtype=bool)
+        last[self.first[1:] - 1] = True
+        # Each segment is copied with the slash after it (none after a path's last one),
+        # from the paths' bytes or, when it is replaced, from a table of placeholders.
+        source = np.concatenate([self.data, _PLACEHOLDER_BYTES])
+        code = self.classes[replaced] - 1
+        starts = self.starts.copy()
+        starts[replaced] = len(self.data) + _PLACEHOLDER_STARTS[code]
+        lengths = self.ends - self.starts
+        lengths[replaced] = _PLACEHOLDER_LENGTHS[code]
+        lengths += ~last
+        return _strings(source, starts, lengths, groups=self.first)
+
+    def resource_ids(self) -> pl.Series:
+        """Each path's replaced segments, in path order."""
+        replaced = np.flatnonzero(self.classes > 0)
+        ids = _strings(self.data, self.starts[replaced], (self.ends - self.starts)[replaced])
+        offsets = np.searchsorted(replaced, self.first)
+        return to_series(pa.LargeListArray.from_arrays(int64_array(offsets), ids.to_arrow()))
 
 
-def _placeholders(segment: pl.Series) -> pl.Series:
-    """Placeholders for one segment position. Only numbers and segments of 5+ characters
-    holding a digit or an @ can be identifiers, so the others (api, v1, users ...) skip the
-    class tests altogether."""
-    candidate = (
-        segment.str.contains(_CANDIDATE)
-        & ((segment.str.len_bytes() >= _SHORTEST_NON_NUMERIC_ID) | segment.str.contains(_NUMERIC))
-    ).fill_null(False)
-    result = pl.repeat(None, len(segment), dtype=pl.String, eager=True).alias(segment.name)
-    if not candidate.any():
-        return result
-    rows = candidate.arg_true()
-    found = _classify(segment.gather(rows))
-    return result.scatter(rows, found)
+def _buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of a string column without nulls, and where each value starts
+    (plus the end of the last)."""
+    array = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string
+    bounds = np.frombuffer(array.buffers()[1], dtype=np.int64)[
+        array.offset : array.offset + len(array) + 1
+    ]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[bounds[0] : bounds[-1]]
+    return data, bounds - bounds[0]
 
 
-def _route(names: list[str]) -> pl.Expr:
-    parts = [pl.coalesce(pl.col(f"{n}_ph"), pl.col(n)) for n in names]
-    parts.append(pl.when(pl.col("_seg_tail") != "").then(pl.col("_seg_tail")))
-    return pl.when(pl.col("path").is_not_null()).then(
-        pl.concat_str(parts, separator="/", ignore_nulls=True)
+def _strings(
+    source: np.ndarray, starts: np.ndarray, lengths: np.ndarray, groups: np.ndarray | None = None
+) -> pl.Series:
+    """The byte ranges source[starts[i]:starts[i] + lengths[i]] as strings, or with
+    ``groups`` (the index of each string's first range), each group's ranges joined."""
+    ends = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ends[1:])
+    gather = np.repeat(starts - ends[:-1], lengths) + np.arange(ends[-1])
+    bounds = ends if groups is None else ends[groups]
+    # Cut at slashes (ASCII) of valid UTF-8, or placeholders: valid UTF-8 again.
+    array = pa.LargeStringArray.from_buffers(
+        len(bounds) - 1, pa.py_buffer(bounds), pa.py_buffer(source[gather])
     )
+    return to_series(array)
 
 
-def _resource_ids(names: list[str]) -> pl.Expr:
-    if not names:
-        return pl.lit([], dtype=pl.List(pl.String))
-    ids = [pl.when(pl.col(f"{n}_ph").is_not_null()).then(pl.col(n)) for n in names]
-    return pl.concat_list(ids).list.drop_nulls()
+def _classes(
+    data: np.ndarray, starts: np.ndarray, ends: np.ndarray, templated: np.ndarray
+) -> np.ndarray:
+    """Each segment's class number (0: kept). Only numbers and segments of 5+ bytes holding a
+    digit, an @ or %40 can be identifiers: the others (api, v1, users ...) skip the class
+    tests. A number is an {id} (the first class) without a regex."""
+    lengths = ends - starts
+    digits = _counts((data >= ord("0")) & (data <= ord("9")), starts, ends)
+    marked = digits + _counts(data == ord("@"), starts, ends)
+    if b"%40" in data.tobytes():  # an @ written as %40 (where it begins, inside the segment)
+        encoded_at = (data[:-2] == ord("%")) & (data[1:-1] == ord("4")) & (data[2:] == ord("0"))
+        marked += _counts(
+            np.append(encoded_at, [False, False]), starts, np.maximum(ends - 2, starts)
+        )
+    numeric = (digits == lengths) & (lengths > 0)
+    candidate = (marked > 0) & ((lengths >= _SHORTEST_NON_NUMERIC_ID) | numeric) & templated
+    classes = np.zeros(len(starts), dtype=np.int8)
+    classes[numeric & templated] = 1
+    others = np.flatnonzero(candidate & ~numeric)
+    if len(others):
+        text = _strings(data, starts[others], lengths[others])
+        classes[others] = _classify(text)
+    return classes
+
+
+def _counts(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """How many of flags[starts[i]:ends[i]] are set, for each i (by prefix sums)."""
+    sums = np.zeros(len(flags) + 1, dtype=np.int32)
+    np.cumsum(flags, out=sums[1:])
+    counts: np.ndarray = sums[ends] - sums[starts]
+    return counts
 
 
 def apply_routes(
@@ -149,14 +226,17 @@ def apply_routes(
     if with_ids:
         replaced.add("resource_ids")
     original = [c for c in frame.columns if c not in replaced]
-    frame, names = _with_segments(frame)
+    segments = _Segments.of(frame["path"])
     path = pl.col("path")
-    route = _route(names)
-    ids = _resource_ids(names) if with_ids else None
+    frame = frame.with_columns(
+        _route=pl.when(path.is_not_null()).then(segments.routes()),
+        _ids=segments.resource_ids() if with_ids else pl.lit(None, pl.List(pl.String)),
+    )
+    route, ids = pl.col("_route"), pl.col("_ids")
     for rule in reversed(rules):  # the first rule listed takes precedence
         matches = path.str.contains(rule.anchored)
         route = pl.when(matches).then(pl.lit(rule.route)).otherwise(route)
-        if ids is not None:
+        if with_ids:
             groups = re.compile(rule.pattern).groups
             rule_ids = (
                 pl.concat_list(
@@ -167,6 +247,6 @@ def apply_routes(
             )
             ids = pl.when(matches).then(rule_ids).otherwise(ids)
     columns = [route.alias("route")] if with_route else []
-    if ids is not None:
+    if with_ids:
         columns.append(ids.alias("resource_ids"))
-    return frame.with_columns(columns).select(*original, *(c.meta.output_name() for c in columns))
+    return frame.select(*original, *columns)

@@ -266,3 +266,19 @@ def test_generic_mapping_from_the_config():
         "STALE",
     )
     assert get_format("kong-json").name == "kong-json"
+
+
+def test_client_from_the_host_field_else_the_address_without_its_port():
+    rows = parse(
+        "traefik-json",
+        {**TRAEFIK, "ClientHost": "203.0.113.9", "ClientAddr": "203.0.113.9:40000"},
+        {**TRAEFIK, "ClientAddr": "198.51.100.7:5000"},
+        {**TRAEFIK, "ClientHost": "-", "ClientAddr": "[2001:db8::5]:443"},
+        {**TRAEFIK, "ClientHost": "", "ClientAddr": "-"},
+    )
+    assert [r["client"] for r in rows] == ["203.0.113.9", "198.51.100.7", "2001:db8::5", None]
+
+
+def test_client_from_the_address_alone():
+    rows = parse("traefik-json", TRAEFIK, {**TRAEFIK, "ClientAddr": "10.0.0.1:1"})
+    assert [r["client"] for r in rows] == ["::1", "10.0.0.1"]

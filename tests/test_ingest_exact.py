@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import gzip
+import io
 import shutil
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from analysis import TimeRange, run_query
 from ingest import IngestOptions, import_source
+from ingest.lines import read_chunks
 from sample_logs.generator import EXTENDED_LOG_FORMAT, write_log
 from store import Writer, connect
 from tests.helpers import (
@@ -115,6 +119,18 @@ def test_many_small_chunks_give_the_same_exact_counts(db_path, tmp_path):
     assert_store_matches_truth(db_path, frame.to_dicts(), truth)
     counts = store_counts(db_path)
     assert counts["sources"] == [(1, log.stat().st_size, truth["lines"])]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 7, 64, 4096, 1 << 20])
+@pytest.mark.parametrize("last_line", [b"", b"last line without a newline"])
+def test_chunks_hold_exactly_the_file_in_whole_lines(chunk_bytes, last_line):
+    data = b"".join(b"x" * (i % 13) + b"\n" for i in range(300)) + last_line
+    chunks = list(read_chunks(io.BytesIO(data), chunk_bytes=chunk_bytes))
+    assert b"".join(c.data for c in chunks) == data
+    assert all(c.data.endswith(b"\n") for c in chunks[:-1])
+    assert chunks[0].start == 0 and chunks[-1].end == len(data)
+    assert [c.start for c in chunks[1:]] == [c.end for c in chunks[:-1]]
+    assert all(c.data_start == c.start for c in chunks)  # no line skipped as too long
 
 
 def test_reimport_of_the_same_file_stores_nothing_twice(run_cli, db_path, combined_log):

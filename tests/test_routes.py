@@ -204,3 +204,37 @@ def test_rules_apply_to_stored_events_and_rollups(db_path, tmp_path):
         db_path, "SELECT route, sum(requests)::BIGINT FROM request_rollups GROUP BY 1 ORDER BY 1"
     )
     assert rollups == [("/api/v1/orders/{id}", 1), ("/users/{user}/orders/{order}", 2)]
+
+
+@pytest.mark.parametrize(
+    ("path", "route", "ids"),
+    [
+        ("/é/12345", "/é/{id}", ["12345"]),  # non-ASCII text beside an id
+        ("/users/a%40b.io/x", "/users/{email}/x", ["a%40b.io"]),
+        ("/x%4/0abcd", "/x%4/0abcd", []),  # "%4" and "0" on either side of a slash: no @
+        ("//1//", "//{id}//", ["1"]),
+        ("", "", []),
+    ],
+)
+def test_segment_edges(path, route, ids):
+    assert one(path) == (route, ids)
+
+
+def test_ids_deeper_than_the_templated_segments_are_kept():
+    # The leading "" is segment 0: "123" is segment 23 in the first path, 24 in the second.
+    shallow = "/" + "/".join(["a"] * 22) + "/123"
+    deep = "/" + "/".join(["a"] * 23) + "/123"
+    assert one(shallow) == (shallow.removesuffix("123") + "{id}", ["123"])
+    assert one(deep) == (deep, [])
+
+
+def test_deep_path_keeps_its_trailing_slash():
+    path = "/" + "/".join(["a"] * 22) + "/123/"  # 25 segments, the last one empty
+    assert one(path) == (path.removesuffix("123/") + "{id}/", ["123"])
+
+
+def test_empty_frame_gets_typed_columns():
+    frame = apply_routes(pl.DataFrame(schema={"path": pl.String}), with_ids=True)
+    assert frame.schema == pl.Schema(
+        {"path": pl.String, "route": pl.String, "resource_ids": pl.List(pl.String)}
+    )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from ingest.arrow import to_frame
 from ingest.formats.fields import RAW_FIELDS, convert, reject_reason
 
 BODY_LIMIT = 16 * 1024
@@ -77,9 +78,7 @@ def extract(texts: pl.Series, sql: str, paths: list[str]) -> pl.DataFrame:
         result = con.sql(sql, params={"paths": paths}).to_arrow_table()
     finally:
         con.unregister("_json_lines")
-    frame = pl.from_arrow(result)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return to_frame(result)
 
 
 @dataclass(frozen=True)
