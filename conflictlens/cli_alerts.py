@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,23 +51,12 @@ def _get(config: Config, url: str, path: str, params: dict[str, Any] | None = No
 
 def _post(config: Config, url: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """POST JSON to serve; its error detail becomes the one-line message."""
-    request = urllib.request.Request(
-        url.rstrip("/") + path,
-        data=json.dumps(body or {}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    if config.serve.token:
-        request.add_header("Authorization", f"Bearer {config.serve.token}")
+    from conflictlens.client import ServerError, post_json
+
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("detail", exc.reason)
-        except ValueError:
-            detail = exc.reason
-        raise UserError(f"serve at {url} answered {exc.code}: {detail}") from None
+        return post_json(url, path, body, token=config.serve.token, timeout=60)
+    except ServerError as exc:
+        raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"serve at {url} did not answer: {exc}") from None
 

@@ -83,6 +83,29 @@ def get_bytes(
     """GET ``path`` from serve; an error answer becomes a ServerError with its reason."""
     query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
     request = urllib.request.Request(url.rstrip("/") + path + (f"?{query}" if query else ""))
+    return _send(url, request, token, timeout)
+
+
+def post_json(
+    url: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    token: str | None,
+    timeout: float = TIMEOUT_SECONDS,
+) -> Any:
+    """POST ``body`` as JSON to serve and return its JSON answer; an error answer becomes a
+    ServerError with its reason, no answer at all an OSError."""
+    request = urllib.request.Request(
+        url.rstrip("/") + path,
+        data=json.dumps(body or {}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    return json.loads(_send(url, request, token, timeout))
+
+
+def _send(url: str, request: urllib.request.Request, token: str | None, timeout: float) -> bytes:
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -90,8 +113,9 @@ def get_bytes(
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("detail", exc.reason)
-        except ValueError:
-            detail = exc.reason
+        with exc:
+            try:
+                detail = json.loads(exc.read()).get("detail", exc.reason)
+            except ValueError:
+                detail = exc.reason
         raise ServerError(f"serve at {url} answered {exc.code}: {detail}") from None

@@ -23,6 +23,7 @@ navigation = st.navigation(
         st.Page(PAGES / "hotspots.py", title="Hot spots", icon=":material/local_fire_department:"),
         st.Page(PAGES / "resources.py", title="Resources", icon=":material/description:"),
         st.Page(PAGES / "explore.py", title="Explore", icon=":material/search:"),
+        st.Page(PAGES / "reports.py", title="Reports", icon=":material/summarize:"),
         st.Page(PAGES / "ingest.py", title="Ingest", icon=":material/input:"),
     ]
 )

@@ -24,6 +24,7 @@ PAGES = {
     "hotspots": "Hot spots",
     "resources": "Resources",
     "explore": "Explore",
+    "reports": "Reports",
     "ingest": "Ingest",
 }
 
@@ -43,9 +44,16 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
     db = folder / "t.duckdb"
     assert run("ingest", "--db", str(db), str(log)).returncode == 0
+    config = folder / "conflictlens.toml"
+    config.write_text('[reports]\ndirectory = "reports"\n', encoding="utf-8")
+    day = ("--period", "2026-11-19", "--tz", "UTC")  # the Reports page opens this one
+    assert (
+        run("report", "--db", str(db), "--config", str(config), *day, "--archive").returncode == 0
+    )
     port = free_port()
+    where = ("--db", str(db), "--config", str(config))
     serve = subprocess.Popen(
-        [*CLI, "serve", "--db", str(db), "--port", str(free_port()), "--dashboard-port", str(port)],
+        [*CLI, "serve", *where, "--port", str(free_port()), "--dashboard-port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
