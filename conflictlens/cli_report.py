@@ -2,7 +2,8 @@
 
 The report is built from the catalog's named queries through a query function: serve's HTTP
 API (Arrow, so the frames keep their types) when serve owns the store, else the store opened
-read-only. ``--due`` does what serve's scheduler does, once: for cron and systemd timers.
+read-only. ``--due`` does what serve's scheduler does, once: for cron and systemd timers;
+``--archive`` keeps one report in the reports directory as the scheduler would.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ from analysis.reports import (
     ReportScheduler,
     ReportsConfig,
     build_report,
+    generate_now,
     local_queries,
     parse_period,
     parse_reports,
+    parse_request,
     render,
 )
 from analysis.reports.archive import write_atomic
@@ -203,6 +206,15 @@ def _now(value: str | None) -> dt.datetime:
     "and systemd timers.",
 )
 @click.option(
+    "--archive",
+    "to_archive",
+    is_flag=True,
+    help="Keep the report in the reports directory with its index entry, as the scheduler "
+    "does (a period already there is built again, its deliveries kept), instead of writing "
+    "it out. Formats: --format, else [reports.nightly]'s, else html and md (JSON always); "
+    "lists as long as [reports.nightly] top.",
+)
+@click.option(
     "--list",
     "list_reports",
     is_flag=True,
@@ -219,6 +231,7 @@ def report(
     top: int,
     now_text: str | None,
     due: bool,
+    to_archive: bool,
     list_reports: bool,
 ) -> None:
     """A report of one period's conflicts: headline numbers against the period before and
@@ -234,6 +247,10 @@ def report(
     """
     config, db = resolve_config(config_file, db_path)
     now = _now(now_text)
+    if to_archive and (out or due or list_reports):
+        raise UserError(
+            "--archive keeps the report in the reports directory: drop --out/--due/--list"
+        )
     if due or list_reports:
         given = [name for name, value in (("--format", fmt), ("--out", out)) if value]
         if period != "yesterday" or tz_name:
@@ -250,6 +267,9 @@ def report(
             _run_due(config, db, settings, now)
         return
     settings = reports_config(config)
+    if to_archive:
+        _archive_now(config, db, settings, (period, tz_name, fmt), now)
+        return
     zone = tz_name or (settings.nightly.timezone if settings.nightly else "UTC")
     try:
         chosen = parse_period(period, zone, now)
@@ -270,6 +290,27 @@ def report(
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+
+
+def _archive_now(
+    config: Config,
+    db: Path,
+    settings: ReportsConfig,
+    asked: tuple[str, str | None, str | None],
+    now: dt.datetime,
+) -> None:
+    period, tz_name, fmt = asked
+    try:
+        chosen, formats = parse_request(settings, period, tz_name, [fmt] if fmt else None, now)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        with query_function(config, db) as ask:
+            entry = generate_now(settings, ask, chosen, formats, now)
+    except ArchiveError as exc:
+        raise UserError(str(exc)) from None
+    for f in entry["files"]:
+        click.echo(f"wrote {settings.directory / f['name']}")
 
 
 def _run_due(config: Config, db: Path, settings: ReportsConfig, now: dt.datetime) -> None:

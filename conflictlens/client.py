@@ -116,8 +116,9 @@ def _exchange(
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("detail", exc.reason)
-        except ValueError:
-            detail = exc.reason
+        with exc:  # closes the error's response
+            try:
+                detail = json.loads(exc.read()).get("detail", exc.reason)
+            except ValueError:
+                detail = exc.reason
         raise ServerError(f"serve at {url} answered {exc.code}: {detail}") from None

@@ -1,5 +1,6 @@
 """What serve runs besides its followers, from the config: periodic jobs (summaries, learned
-routes, alert evaluation, nightly reports), the alert delivery thread, and the alerts API.
+routes, alert evaluation, nightly reports), the alert delivery thread, and the alerts and
+reports APIs.
 
 The config in force lives in a ``Live`` holder: a reload of the config file swaps it, and
 every part reads it when it runs, so new rules and channels take effect without a restart.
@@ -92,5 +93,9 @@ def serve_services(live: Live, cursor: Cursor) -> list[Any]:
 
 def serve_routers(live: Live, cursor: Cursor) -> list[Any]:
     from conflictlens.api_alerts import alerts_router
+    from conflictlens.api_reports import reports_router
 
-    return [alerts_router(cursor, lambda: live.config.alerts, config_path=lambda: live.config.path)]
+    return [
+        alerts_router(cursor, lambda: live.config.alerts, config_path=lambda: live.config.path),
+        reports_router(cursor, lambda: live.config.reports),
+    ]

@@ -22,7 +22,7 @@ import streamlit as st
 
 from conflictlens.client import ServerError, find_server, get_json, send_json
 from conflictlens.config import DEFAULT_CONFIG, Config, ConfigError, find_config, load_config
-from dashboard.data import CACHE_SECONDS, DataError, Store, current_store
+from dashboard.data import CACHE_SECONDS, DataError, Store, current_store, read_only
 
 T = TypeVar("T")
 Connection = Any  # a read-only DuckDB connection from store.connect
@@ -212,20 +212,9 @@ def _either(
     url = find_server(Path(store.db))
     if url is not None:
         return _asking(lambda: remote(url))
-    from store import StoreError, connect
-
     config = _config()
-    db = Path(store.db)
-    if not db.exists():
-        raise DataError(f"no store at {db}: import logs with `conflictlens ingest` first")
-    try:
-        con = connect(db, read_only=True)
-    except StoreError as exc:
-        raise DataError(str(exc)) from None
-    try:
+    with read_only(Path(store.db)) as con:
         return here(con, config)
-    finally:
-        con.close()
 
 
 def _asking(call: Callable[[], T]) -> T:

@@ -24,6 +24,7 @@ navigation = st.navigation(
         st.Page(PAGES / "resources.py", title="Resources", icon=":material/description:"),
         st.Page(PAGES / "explore.py", title="Explore", icon=":material/search:"),
         st.Page(PAGES / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
+        st.Page(PAGES / "reports.py", title="Reports", icon=":material/summarize:"),
         st.Page(PAGES / "ingest.py", title="Ingest", icon=":material/input:"),
     ]
 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,14 @@ def _from_serve(url: str, token: str | None, name: str, params: dict[str, Any]) 
 def _from_file(
     db: Path, name: str, since: str | None, until: str | None, params: dict[str, Any]
 ) -> pl.DataFrame:
+    with read_only(db) as con:
+        return run_query(con, name, TimeRange(_parse(since), _parse(until)), **params)
+
+
+@contextmanager
+def read_only(db: Path) -> Iterator[Any]:
+    """The store opened read-only for one piece of work, closed again after it (a serve
+    started meanwhile can then take the file)."""
     if not db.exists():
         raise DataError(f"no store at {db}: import logs with `conflictlens ingest` first")
     try:
@@ -85,7 +95,7 @@ def _from_file(
     except StoreError as exc:
         raise DataError(str(exc)) from None
     try:
-        return run_query(con, name, TimeRange(_parse(since), _parse(until)), **params)
+        yield con
     finally:
         con.close()
 

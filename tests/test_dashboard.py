@@ -12,8 +12,10 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.data import DataError
 from dashboard.figures import route_heatmap, safe
 from dashboard.passwords import hash_password, verify_password
+from dashboard.reports_data import report_file
 from sample_logs.generator import write_log
 from tests.conftest import RunCli
 
@@ -25,7 +27,9 @@ PAGES = {
     "pages/explore.py": {"dataframe": 1},
     "pages/alerts.py": {"subheader": 4, "form": 2},
     "pages/ingest.py": {"dataframe": 1},
+    "pages/reports.py": {"info": 1},  # an empty archive: how to get reports
 }
+REPORTS_PAGE = "pages/reports.py"
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +113,86 @@ def test_password_hashes() -> None:
     stored = hash_password("pw", iterations=1000)
     assert verify_password("pw", stored) and not verify_password("pW", stored)
     assert not verify_password("pw", "garbage") and not verify_password("pw", "md5$1$00$00")
+
+
+@pytest.fixture
+def archive(app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The reports directory the page uses: the config file's, as serve hands it over."""
+    config = tmp_path / "conflictlens.toml"
+    config.write_text('[reports]\ndirectory = "archive"\n', encoding="utf-8")
+    monkeypatch.setenv("CONFLICTLENS_CONFIG", str(config))
+    return tmp_path / "archive"
+
+
+def test_the_reports_page_without_reports_says_how_to_get_them(app: AppTest, archive: Path) -> None:
+    app.switch_page(REPORTS_PAGE).run()
+    assert not app.exception and not app.error
+    [info] = app.info
+    assert str(archive) in info.value
+    assert "[reports.nightly]" in info.value and "Generate now" in info.value
+    assert not app.get("download_button")
+
+
+def generate(app: AppTest, period: str, *, day: dt.date | None = None, tz: str = "UTC") -> None:
+    app.selectbox(key="gen_period").set_value(period)
+    if day is not None:
+        app.date_input(key="gen_day").set_value(day)
+    app.text_input(key="gen_tz").set_value(tz)
+    next(b for b in app.button if b.label == "Generate now").click().run()
+
+
+def test_generate_now_archives_a_report_the_page_lists_and_offers(
+    app: AppTest, archive: Path
+) -> None:
+    app.switch_page(REPORTS_PAGE).run()
+    assert app.multiselect(key="gen_formats").value == ["html", "md"]  # no nightly: the default
+    generate(app, "A date", day=dt.date(2026, 11, 19))
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert "2026-11-19 (UTC)" in app.success[0].value
+    table = app.dataframe[0].value
+    assert list(table["period"]) == ["2026-11-19 (UTC)"]
+    assert table["formats"][0] == "html, md, json" and table["deliveries"][0] == "-"
+    [entry] = json.loads((archive / "index.json").read_text(encoding="utf-8"))["reports"]
+    names = {f["format"]: f["name"] for f in entry["files"]}
+    # the scheduler's names and entry: a report by hand is one of the archive's like any other
+    assert names == {fmt: f"conflictlens-2026-11-19.{fmt}" for fmt in ("html", "md", "json")}
+    assert entry["schedule"] is None and entry["deliveries"] == []
+    assert [b.label for b in app.get("download_button")] == [
+        "Download html",
+        "Download md",
+        "Download json",
+    ]
+    [viewer] = app.get("iframe")  # the HTML report, opened as it is stored
+    assert viewer.proto.srcdoc == (archive / names["html"]).read_text(encoding="utf-8")
+    assert report_file(names["md"]) == (archive / names["md"]).read_bytes()
+    for outside in ("index.json", ".lock", "../t.duckdb", "/etc/passwd"):
+        with pytest.raises(DataError, match="in the reports index"):
+            report_file(outside)
+
+
+def test_a_second_report_is_listed_first_and_a_bad_zone_is_one_line(
+    app: AppTest, archive: Path
+) -> None:
+    app.switch_page(REPORTS_PAGE).run()
+    generate(app, "A date", day=dt.date(2026, 11, 18))
+    generate(app, "Last 24 hours")
+    assert not app.error, [e.value for e in app.error]
+    periods = list(app.dataframe[0].value["period"])
+    assert len(periods) == 2 and periods[1] == "2026-11-18 (UTC)"  # newest first
+    generate(app, "Yesterday", tz="Mars/Olympus")
+    assert [e.value for e in app.error] == [
+        "unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin)"
+    ]
+    assert app.dataframe[0].value.shape[0] == 2  # the list is still there
+
+
+def test_an_unreadable_archive_is_one_line(app: AppTest, archive: Path) -> None:
+    archive.mkdir()
+    (archive / "index.json").write_text("{not json", encoding="utf-8")
+    app.switch_page(REPORTS_PAGE).run()
+    assert not app.exception
+    [error] = app.error
+    assert "index.json: unreadable" in error.value and "\n" not in error.value
 
 
 def test_log_strings_are_escaped_in_figures() -> None:

@@ -25,6 +25,7 @@ PAGES = {
     "resources": "Resources",
     "explore": "Explore",
     "alerts": "Alerts",
+    "reports": "Reports",
     "ingest": "Ingest",
 }
 
@@ -44,26 +45,20 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
     db = folder / "t.duckdb"
     assert run("ingest", "--db", str(db), str(log)).returncode == 0
-    config = folder / "conflictlens.toml"  # one rule, for the Alerts page to list
+    config = folder / "conflictlens.toml"  # one rule for Alerts, one report for Reports
     config.write_text(
-        '[[alerts.rules]]\nname = "hot-route"\ngroup_by = ["route"]\nmetric = "count"\n'
-        'window = "5m"\nabove = 10\n',
+        '[reports]\ndirectory = "reports"\n\n[[alerts.rules]]\nname = "hot-route"\n'
+        'group_by = ["route"]\nmetric = "count"\nwindow = "5m"\nabove = 10\n',
         encoding="utf-8",
     )
+    day = ("--period", "2026-11-19", "--tz", "UTC")  # the Reports page opens this one
+    assert (
+        run("report", "--db", str(db), "--config", str(config), *day, "--archive").returncode == 0
+    )
     port = free_port()
+    where = ("--db", str(db), "--config", str(config))
     serve = subprocess.Popen(
-        [
-            *CLI,
-            "serve",
-            "--db",
-            str(db),
-            "--config",
-            str(config),
-            "--port",
-            str(free_port()),
-            "--dashboard-port",
-            str(port),
-        ],
+        [*CLI, "serve", *where, "--port", str(free_port()), "--dashboard-port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -29,7 +29,10 @@ from analysis.reports import (
     ReportScheduler,
     ReportsConfig,
     ScheduleConfig,
+    day_period,
+    generate_now,
     latest_fire,
+    local_queries,
 )
 from analysis.reports.schedule import MAX_ATTEMPTS
 from notify import parse_channels
@@ -481,6 +484,49 @@ def test_a_failed_delivery_is_retried_with_backoff_and_shown_in_the_index(
         None,
     )
     assert len(days(directory)) == 1  # retries never build the report again
+
+
+# --- made by hand ----------------------------------------------------------------------------
+
+
+def test_a_report_made_by_hand_is_filed_as_the_scheduler_files_it(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    directory = tmp_path / "reports"
+    config = nightly(directory, schedule={"channels": ("ops",)})
+    sent: list[str] = []
+    scheduler = ReportScheduler(config, deliver=lambda channel, _report: sent.append(channel))
+    fire = t("2026-10-27T06:00+01:00")
+    scheduler.run_due(con, fire)
+    scheduled = entry_for(directory, "2026-10-26")
+    assert sent == ["ops"] and scheduled["deliveries"][0]["status"] == "sent"
+
+    # The scheduled period again, by hand: built afresh in place, in one more format; its
+    # deliveries and schedule stay, so it is neither sent again nor rebuilt by the scheduler.
+    again = generate_now(
+        config, local_queries(con), day_period(dt.date(2026, 10, 26), BERLIN), ("md",), fire
+    )
+    assert again["id"] == scheduled["id"] and again["schedule"] == "nightly"
+    assert again["deliveries"] == scheduled["deliveries"]
+    assert [f["format"] for f in again["files"]] == ["html", "json", "md"]
+    assert days(directory) == ["2026-10-26"]
+    assert scheduler.run_due(con, fire + dt.timedelta(minutes=5)) == [] and sent == ["ops"]
+
+    # A period the scheduler never made: the same names and entry, and no deliveries.
+    other = generate_now(
+        config, local_queries(con), day_period(dt.date(2026, 10, 24), BERLIN), ("html",), fire
+    )
+    assert [f["name"] for f in other["files"]] == [
+        "conflictlens-2026-10-24.html",
+        "conflictlens-2026-10-24.json",
+    ]
+    assert other["schedule"] is None and other["deliveries"] == []
+    assert days(directory) == ["2026-10-24", "2026-10-26"]
+    assert {p.name for p in directory.iterdir()} == {
+        ".lock",
+        "index.json",
+        *(f["name"] for e in Archive(directory).load()["reports"] for f in e["files"]),
+    }
 
 
 # --- the one-shot command --------------------------------------------------------------------

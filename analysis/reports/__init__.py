@@ -9,6 +9,7 @@ from analysis.reports import queries as _queries  # noqa: F401 - registers the n
 from analysis.reports.archive import Archive, ArchivedReport, ArchiveError
 from analysis.reports.build import QueryFn, Report, ReportOptions, build_report, local_queries
 from analysis.reports.config import ReportsConfig, ScheduleConfig, parse_reports
+from analysis.reports.generate import default_formats, default_zone, generate_now, parse_request
 from analysis.reports.periods import Period, day_period, parse_period
 from analysis.reports.render import FORMATS, render
 from analysis.reports.schedule import Deliver, ReportScheduler, latest_fire
@@ -28,9 +29,13 @@ __all__ = [
     "ScheduleConfig",
     "build_report",
     "day_period",
+    "default_formats",
+    "default_zone",
+    "generate_now",
     "latest_fire",
     "local_queries",
     "parse_period",
     "parse_reports",
+    "parse_request",
     "render",
 ]

@@ -206,6 +206,18 @@ class Archive:
             stem = f"{stem}-{period.tz.replace('/', '_')}"
         return stem
 
+    def listed_file(self, name: str) -> tuple[Path, str] | None:
+        """The path and format of report file ``name``, or None unless the index lists it.
+        Only index names are served, never a path a client makes up; a listed name that is
+        not a plain file name (a hand-edited index) is refused too."""
+        if not name or name != Path(name).name or name.startswith("."):
+            return None
+        for entry in self.load()["reports"]:
+            for f in entry.get("files", []):
+                if f.get("name") == name:
+                    return self.directory / name, str(f.get("format"))
+        return None
+
     def load_report(self, entry: Mapping[str, Any]) -> Report:
         """The report's data, from its JSON file (always written)."""
         name = next((f["name"] for f in entry["files"] if f["format"] == "json"), None)

@@ -18,6 +18,12 @@ RENDERERS: dict[str, Callable[[Report], str]] = {
 }
 FORMATS = tuple(RENDERERS)
 EXTENSIONS = {"html": ".html", "md": ".md", "json": ".json", "csv": ".csv"}
+MEDIA_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+}
 
 
 def render(report: Report, fmt: str) -> bytes:

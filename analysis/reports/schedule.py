@@ -33,9 +33,8 @@ from cronsim import CronSim
 from analysis.reports.archive import Archive, ArchivedReport, Entry, Index
 from analysis.reports.build import QueryFn, ReportOptions, build_report, local_queries
 from analysis.reports.config import ReportsConfig, ScheduleConfig
+from analysis.reports.generate import keep
 from analysis.reports.periods import Period, scheduled_period, zone
-from analysis.reports.render import render
-from analysis.reports.text import headline
 
 log = logging.getLogger("conflictlens.reports")
 
@@ -149,17 +148,15 @@ class ReportScheduler:
         )
         report = build_report(ask, due.period, options=options, generated=now)
         report["schedule"] = {"name": due.schedule.name, "fire": due.fire.isoformat()}
-        # JSON always: a delivery retried after a restart is rendered from it.
-        formats = dict.fromkeys((*due.schedule.formats, "json"))
-        rendered = {fmt: render(report, fmt) for fmt in formats}
-        return self.archive.store(
+        return keep(
+            self.archive,
             index,
             due.period,
-            rendered,
+            report,
+            due.schedule.formats,
             created=now,
             schedule=due.schedule.name,
             channels=due.schedule.channels,
-            summary=headline(report),
         )
 
     def _deliver_owed(self, index: Index, now: dt.datetime) -> None:

@@ -1,0 +1,90 @@
+"""serve's report endpoints (an APIRouter serve includes). While serve owns the database, a
+report made on demand (the dashboard's "Generate now") is built here, on serve's own
+connection, and kept in the reports directory of the config in force.
+
+GET  /api/reports               the archive's index: every report, its files and deliveries
+GET  /api/reports/files/{name}  one report file, by a name the index lists
+POST /api/reports               {"period": "yesterday" | "last-24h" | "last-7d" | "YYYY-MM-DD"
+                                 | "FROM..TO", "tz": IANA name, "formats": ["html", ...]}
+                                -> the index entry of the report, built and archived now
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import duckdb
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from analysis.reports import Archive, ArchiveError, ReportsConfig, generate_now, parse_request
+from analysis.reports.build import local_queries
+from analysis.reports.render import MEDIA_TYPES
+
+Cursor = Callable[[], duckdb.DuckDBPyConnection]
+Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ReportRequest(BaseModel):
+    period: str = Field("yesterday", description="yesterday, last-24h, last-7d, a date, FROM..TO")
+    tz: str | None = Field(None, description="IANA zone; default [reports.nightly]'s, else UTC")
+    formats: list[str] | None = Field(None, description="html, md, json, csv; JSON is always kept")
+
+
+def reports_router(
+    cursor: Cursor, reports: Callable[[], ReportsConfig], clock: Clock = utc_now
+) -> APIRouter:
+    """``reports()`` gives the [reports] settings in force (serve swaps them on reload)."""
+    router = APIRouter(prefix="/api/reports", tags=["reports"])
+
+    @router.get("")
+    def index() -> dict[str, Any]:
+        settings = reports()
+        archive = Archive(settings.directory)
+        return {"directory": str(archive.directory), **_guarded(archive.load)}
+
+    @router.get("/files/{name}")
+    def report_file(name: str) -> Response:
+        archive = Archive(reports().directory)
+        found = _guarded(lambda: archive.listed_file(name))
+        if found is None:
+            raise HTTPException(404, f"no report file {name!r} in the reports index")
+        path, fmt = found
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise HTTPException(500, f"{path}: {exc.strerror or exc}") from None
+        media = MEDIA_TYPES.get(fmt, "application/octet-stream")
+        return Response(data, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
+
+    @router.post("", status_code=201)
+    def generate(request: ReportRequest) -> dict[str, Any]:
+        settings = reports()
+        try:
+            period, formats = parse_request(
+                settings, request.period, request.tz, request.formats, clock()
+            )
+        except ValueError as exc:
+            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        with cursor() as con:
+            return _guarded(
+                lambda: generate_now(settings, local_queries(con), period, formats, clock())
+            )
+
+    return router
+
+
+def _guarded(work: Callable[[], T]) -> T:
+    """An unusable reports directory is the server's problem, told in one line."""
+    try:
+        return work()
+    except ArchiveError as exc:
+        raise HTTPException(500, str(exc)) from None

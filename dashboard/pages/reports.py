@@ -1,0 +1,96 @@
+"""Reports: the archived reports (open one, download its files) and "Generate now"."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import partial
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from dashboard import page
+from dashboard.reports_data import (
+    REPORT_FORMATS,
+    archived_reports,
+    generate_defaults,
+    generate_report,
+    media_type,
+    report_file,
+    reports_directory,
+)
+
+PERIODS = {
+    "Yesterday": "yesterday",
+    "Last 24 hours": "last-24h",
+    "Last 7 days": "last-7d",
+    "A date": None,
+}
+TABLE = ("period", "created", "size", "formats", "deliveries", "summary")
+VIEWER_HEIGHT = 800
+
+st.title("Reports")
+
+
+def generate() -> None:
+    """First on the page, so the list below already holds what it made."""
+    zone, formats = generate_defaults()
+    with st.expander("Generate now"), st.form("generate"):
+        choice = st.selectbox("Period", list(PERIODS), key="gen_period")
+        day = st.date_input(
+            "Date (for “A date”)", dt.date.today() - dt.timedelta(days=1), key="gen_day"
+        )
+        tz = st.text_input("Time zone", zone, key="gen_tz")
+        wanted = st.multiselect("Formats", REPORT_FORMATS, list(formats), key="gen_formats")
+        if not st.form_submit_button("Generate now"):
+            return
+        with st.spinner("Building the report…"):
+            entry = generate_report(PERIODS[choice] or str(day), tz.strip(), wanted)
+    st.success(f"Report for {entry['period']['label']} archived ({entry['size']:,} bytes).")
+
+
+def archive() -> None:
+    reports = archived_reports()
+    if not reports:
+        st.info(
+            f"No reports yet in {reports_directory()}: schedule them with a [reports.nightly] "
+            "table in the config file, or use “Generate now” above."
+        )
+        return
+    st.subheader("Archive")
+    table = pl.DataFrame([{k: r[k] for k in TABLE} for r in reports])
+    st.dataframe(table, hide_index=True, key="reports")
+    labels = {r["id"]: f"{r['period']} (created {r['created']})" for r in reports}
+    chosen = st.selectbox("Report", list(labels), format_func=labels.__getitem__, key="report")
+    show(next(r for r in reports if r["id"] == chosen))
+
+
+def show(report: dict[str, Any]) -> None:
+    files = report["files"]
+    for column, f in zip(st.columns(len(files)), files, strict=True):
+        column.download_button(
+            f"Download {f['format']}",
+            partial(report_file, f["name"]),  # read on the click: an HTML report is megabytes
+            f["name"],
+            media_type(f["format"]),
+            key=f"download-{f['format']}",
+            on_click="ignore",
+        )
+    view(files)
+
+
+def view(files: list[dict[str, str]]) -> None:
+    """The HTML report as it is (it escapes log content itself); other formats as text only,
+    never rendered, since they carry log strings as they are."""
+    by_format = {f["format"]: f["name"] for f in files}
+    if "html" in by_format:
+        st.iframe(report_file(by_format["html"]).decode("utf-8"), height=VIEWER_HEIGHT)
+        return
+    fmt = next(f for f in ("md", "json", "csv") if f in by_format)
+    text = report_file(by_format[fmt]).decode("utf-8")
+    language = {"md": "markdown", "json": "json", "csv": None}[fmt]
+    st.code(text, language=language, wrap_lines=True, height=VIEWER_HEIGHT)
+
+
+page.guarded(generate)
+page.guarded(archive)

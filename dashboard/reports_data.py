@@ -1,0 +1,137 @@
+"""The Reports page's data: the archive of reports, their files, and "Generate now".
+
+The archive is a directory of files with an index (analysis.reports.archive), not the
+database, so it is read from disk whether or not serve runs; its place comes from the
+config file's [reports] table (``$CONFLICTLENS_CONFIG``, as for every command). Building a
+report needs the store: while serve runs it owns the file, so serve builds and archives the
+report (``POST /api/reports``); with no serve it is built here on the store opened read-only.
+Both end in the same ``generate_now``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from analysis.reports import (
+    Archive,
+    ArchiveError,
+    ReportsConfig,
+    default_formats,
+    default_zone,
+    generate_now,
+    local_queries,
+    parse_request,
+)
+from analysis.reports.render import FORMATS, MEDIA_TYPES
+from conflictlens.client import ServerError, find_server, send_json
+from conflictlens.config import ConfigError, load_config
+from dashboard.data import DataError, current_store, read_only
+
+REPORT_FORMATS = FORMATS
+BUILD_TIMEOUT_SECONDS = 300.0  # a month's report asks serve for seconds of work per section
+T = TypeVar("T")
+
+
+def reports_settings() -> ReportsConfig:
+    """[reports] of the config file in force (its defaults when there is none)."""
+    try:
+        return load_config().reports
+    except ConfigError as exc:
+        raise DataError(str(exc).splitlines()[0]) from None
+
+
+def reports_directory() -> Path:
+    return reports_settings().directory
+
+
+def generate_defaults() -> tuple[str, tuple[str, ...]]:
+    """The form's time zone and formats: the nightly report's, else UTC and html + md."""
+    settings = reports_settings()
+    return default_zone(settings), default_formats(settings)
+
+
+def archived_reports() -> list[dict[str, Any]]:
+    """Every archived report, newest first, as plain rows for a table (plus its files)."""
+    index = _archive_read(lambda archive: archive.load())
+    entries = sorted(index["reports"], key=_newest, reverse=True)
+    return [
+        {
+            "id": e["id"],
+            "period": e["period"]["label"],
+            "created": e["created"],
+            "size": e["size"],
+            "formats": ", ".join(f["format"] for f in e["files"]),
+            "deliveries": _deliveries(e.get("deliveries", [])),
+            "summary": e.get("summary", ""),
+            "files": [{"name": f["name"], "format": f["format"]} for f in e["files"]],
+        }
+        for e in entries
+    ]
+
+
+def _newest(entry: dict[str, Any]) -> tuple[str, str]:
+    """Creation time, then the period's end: two made within a second, later period first."""
+    return str(entry.get("created", "")), str(entry["period"].get("to", ""))
+
+
+def _deliveries(deliveries: Sequence[dict[str, Any]]) -> str:
+    """``ops-mail: sent; hook: retrying (timeout)``; "-" for a report sent nowhere."""
+    shown = []
+    for d in deliveries:
+        reason = f" ({d['error']})" if d.get("error") and d["status"] != "sent" else ""
+        shown.append(f"{d['channel']}: {d['status']}{reason}")
+    return "; ".join(shown) or "-"
+
+
+def report_file(name: str) -> bytes:
+    """The stored file ``name``; only names the index lists are read."""
+    found = _archive_read(lambda archive: archive.listed_file(name))
+    if found is None:
+        raise DataError(f"no report file {name!r} in the reports index")
+    try:
+        return found[0].read_bytes()
+    except OSError as exc:
+        raise DataError(f"{found[0]}: {exc.strerror or exc}") from None
+
+
+def media_type(fmt: str) -> str:
+    return MEDIA_TYPES.get(fmt, "application/octet-stream")
+
+
+def generate_report(period: str, tz: str | None, formats: Sequence[str]) -> dict[str, Any]:
+    """Build the report of ``period`` now and archive it; returns its index entry."""
+    store = current_store()
+    db = Path(store.db)
+    url = find_server(db)
+    if url is not None:
+        body = {"period": period, "tz": tz or None, "formats": list(formats) or None}
+        try:
+            entry: dict[str, Any] = send_json(
+                url, "/api/reports", body, token=store.token, timeout=BUILD_TIMEOUT_SECONDS
+            )
+        except ServerError as exc:
+            hint = " (a serve older than this dashboard? restart it)" if " 404:" in str(exc) else ""
+            raise DataError(f"{str(exc).splitlines()[0]}{hint}") from None
+        except OSError as exc:
+            raise DataError(f"serve at {url} did not answer: {exc}") from None
+        return entry
+    settings = reports_settings()
+    try:
+        chosen, wanted = parse_request(settings, period, tz, formats, dt.datetime.now(dt.UTC))
+    except ValueError as exc:
+        raise DataError(str(exc).splitlines()[0]) from None
+    with read_only(db) as con:
+        try:
+            return generate_now(settings, local_queries(con), chosen, wanted)
+        except ArchiveError as exc:
+            raise DataError(str(exc)) from None
+
+
+def _archive_read(read: Callable[[Archive], T]) -> T:
+    try:
+        return read(Archive(reports_directory()))
+    except ArchiveError as exc:
+        raise DataError(str(exc)) from None
