@@ -47,6 +47,8 @@ PAGES: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
     ),
     "resources": ("Resources", [("resources", {}), ("resource_timeline", {}), ("storms", {})]),
     "explore": ("Explore", [("event_count", {}), ("events", {"limit": 100})]),
+    "alerts": ("Alerts", [("alert_notifications", {"limit": 200})]),
+    "reports": ("Reports", []),
     "ingest": ("Ingest", [("sources", {}), ("rejects", {})]),
 }
 
@@ -113,6 +115,7 @@ const h1 = document.querySelector('h1');
 if (!h1 || !h1.textContent.includes(arguments[0])) return false;
 if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
 if (document.querySelector('[data-testid="stSkeleton"]')) return false;
+if (document.querySelector('[data-stale="true"]')) return false;
 for (const plot of document.querySelectorAll('.js-plotly-plot')) {
   if (!plot.querySelector('.main-svg')) return false;
 }

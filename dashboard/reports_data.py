@@ -54,7 +54,7 @@ def generate_defaults() -> tuple[str, tuple[str, ...]]:
 
 
 def archived_reports() -> list[dict[str, Any]]:
-    """Every archived report, newest first, as plain rows for a table (plus its files)."""
+    """Every archived report, latest period first, as plain rows for a table (plus its files)."""
     index = _archive_read(lambda archive: archive.load())
     entries = sorted(index["reports"], key=_newest, reverse=True)
     return [
@@ -73,8 +73,9 @@ def archived_reports() -> list[dict[str, Any]]:
 
 
 def _newest(entry: dict[str, Any]) -> tuple[str, str]:
-    """Creation time, then the period's end: two made within a second, later period first."""
-    return str(entry.get("created", "")), str(entry["period"].get("to", ""))
+    """The period's end, then the creation time: the latest period first, as in any archive
+    of dated reports (a period made again keeps its place)."""
+    return str(entry["period"].get("to", "")), str(entry.get("created", ""))
 
 
 def _deliveries(deliveries: Sequence[dict[str, Any]]) -> str:

@@ -178,7 +178,7 @@ def test_a_second_report_is_listed_first_and_a_bad_zone_is_one_line(
     generate(app, "Last 24 hours")
     assert not app.error, [e.value for e in app.error]
     periods = list(app.dataframe[0].value["period"])
-    assert len(periods) == 2 and periods[1] == "2026-11-18 (UTC)"  # newest first
+    assert len(periods) == 2 and periods[1] == "2026-11-18 (UTC)"  # latest period first
     generate(app, "Yesterday", tz="Mars/Olympus")
     assert [e.value for e in app.error] == [
         "unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin)"

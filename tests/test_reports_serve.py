@@ -91,7 +91,7 @@ def test_serve_builds_lists_and_hands_out_reports(
     assert [status for status, _ in outside] == [404, 404, 404, 404]
     assert b"in the reports index" in outside[0][1]
     assert through["period"]["label"] == "2026-11-18 (UTC)"
-    assert [r["period"] for r in shown] == ["2026-11-18 (UTC)", "2026-11-19 (UTC)"]
+    assert [r["period"] for r in shown] == ["2026-11-19 (UTC)", "2026-11-18 (UTC)"]
     assert (archive / "conflictlens-2026-11-18.html").exists()
 
 
