@@ -189,7 +189,9 @@ def main() -> int:
         driver = browser()
         try:
             for path, (title, queries) in PAGES.items():
-                open_page(driver, f"{dash}/{path}", title)  # warm: the first visit starts a session
+                # The first visit starts a session and asks the store (answers are then kept
+                # until the store changes): shown as "first", not counted in the bar.
+                first = open_page(driver, f"{dash}/{path}", title)
                 times = [open_page(driver, f"{dash}/{path}", title) for _ in range(args.visits)]
                 data = statistics.median(
                     api_seconds(api, queries, ranged, end) for _ in range(3)
@@ -197,6 +199,7 @@ def main() -> int:
                 rows.append(
                     {
                         "page": title,
+                        "first_s": round(first, 3),
                         "median_s": round(statistics.median(times), 3),
                         "max_s": round(max(times), 3),
                         "queries_s": round(data, 3),
@@ -209,13 +212,13 @@ def main() -> int:
         serve.terminate()
         serve.wait(timeout=30)
     print(
-        f"{'page':<10} {'median s':>9} {'max s':>7} {'its queries s':>14} {'queries/page':>13}  bar {BAR_SECONDS} s"
+        f"{'page':<10} {'first s':>8} {'median s':>9} {'max s':>7} {'its queries s':>14} {'queries/page':>13}  bar {BAR_SECONDS} s"
     )
     for row in rows:
         share = row["queries_s"] / row["median_s"] if row["median_s"] else 0
         verdict = "PASS" if row["pass"] else "FAIL"
         print(
-            f"{row['page']:<10} {row['median_s']:>9.3f} {row['max_s']:>7.3f} {row['queries_s']:>14.3f} {share:>12.0%}  {verdict}"
+            f"{row['page']:<10} {row['first_s']:>8.3f} {row['median_s']:>9.3f} {row['max_s']:>7.3f} {row['queries_s']:>14.3f} {share:>12.0%}  {verdict}"
         )
     passed = sum(r["pass"] for r in rows)
     print(f"{passed} of {len(rows)} pages within {BAR_SECONDS} s on {db.name}")

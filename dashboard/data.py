@@ -24,6 +24,10 @@ from conflictlens.client import ServerError, find_server, get_bytes, get_json
 from store import StoreError, connect
 
 CACHE_SECONDS = 10
+# Answers are cached per store version (below), so they can be kept long: this only bounds
+# how long an answer no page asks for again stays in memory.
+ANSWER_SECONDS = 600
+ANSWERS_KEPT = 512
 
 
 class DataError(Exception):
@@ -47,19 +51,39 @@ def current_store() -> Store:
 
 
 def ask(name: str, since: str | None, until: str | None, **values: Any) -> pl.DataFrame:
-    """Catalog query ``name`` over [since, until) (ISO-8601 strings), cached briefly."""
+    """Catalog query ``name`` over [since, until) (ISO-8601 strings), cached until the store
+    changes."""
     frozen = tuple(sorted((k, v) for k, v in values.items() if v not in (None, "")))
-    return _ask(current_store(), name, since, until, frozen)
+    store = current_store()
+    return _ask(store, store_version(Path(store.db)), name, since, until, frozen)
 
 
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def store_version(db: Path) -> tuple[int, ...]:
+    """Changes whenever anything is committed to the store, by serve or anyone: DuckDB
+    appends every commit to the ``.wal`` file beside the database, and a checkpoint rewrites
+    the database and empties the WAL. Two stats, no query: a page asks it on every run."""
+    version: list[int] = []
+    for path in (db, db.with_name(db.name + ".wal")):
+        try:
+            found = path.stat()
+        except OSError:
+            version += [0, 0]
+        else:
+            version += [found.st_mtime_ns, found.st_size]
+    return tuple(version)
+
+
+@st.cache_data(ttl=ANSWER_SECONDS, max_entries=ANSWERS_KEPT, show_spinner=False)
 def _ask(
     store: Store,
+    version: tuple[int, ...],
     name: str,
     since: str | None,
     until: str | None,
     values: tuple[tuple[str, Any], ...],
 ) -> pl.DataFrame:
+    """``version`` is part of the cache key only: an answer is reused until the store
+    changes, however often pages (or their live parts) ask."""
     params = dict(values)
     url = find_server(Path(store.db))
     if url is not None:

@@ -8,12 +8,15 @@ hundred at most), and heatmaps keep the busiest routes only.
 
 from __future__ import annotations
 
-import plotly.express as px
+import plotly.colors
 import plotly.graph_objects as go
 import polars as pl
 
 HEATMAP_ROUTES = 25
-COLORS = px.colors.qualitative.Safe
+STACKED = 8  # stacked series shown by name; the rest are summed as OTHER
+TREEMAP_ENDPOINTS = 30
+OTHER = "other"
+COLORS = plotly.colors.qualitative.Safe
 
 
 _ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
@@ -35,23 +38,48 @@ def _layout(figure: go.Figure, height: int = 320) -> go.Figure:
 
 
 def conflicts_over_time(timeline: pl.DataFrame, by: str) -> go.Figure:
-    """Stacked conflicts per bucket, by error code or kind."""
+    """Stacked conflicts per bucket, by error code or kind (the busiest, the rest as other)."""
     frame = (
-        timeline.with_columns(safe(by))
+        _top_or_other(timeline.with_columns(safe(by)), by)
         .group_by("bucket", by)
         .agg(pl.col("conflicts").sum())
         .sort("bucket")
     )
-    figure = px.bar(
-        frame.to_pandas(),
-        x="bucket",
-        y="conflicts",
-        color=by,
-        color_discrete_sequence=COLORS,
-        labels={"bucket": "", "conflicts": "conflicts", by: ""},
+    return _layout(_stacked_bars(frame, by), 320)
+
+
+def _top_or_other(frame: pl.DataFrame, column: str, top: int = STACKED) -> pl.DataFrame:
+    """``column`` kept for its ``top`` busiest values, "other" for the rest: a trace per
+    value is what a browser draws, and a legend of dozens helps nobody."""
+    busiest = (
+        frame.group_by(column)
+        .agg(pl.col("conflicts").sum())
+        .sort(["conflicts", column], descending=[True, False])
+        .head(top)[column]
     )
-    figure.update_layout(bargap=0.05)
-    return _layout(figure)
+    return frame.with_columns(
+        pl.when(pl.col(column).is_in(busiest.implode()))
+        .then(pl.col(column))
+        .otherwise(pl.lit(OTHER))
+        .alias(column)
+    )
+
+
+def _stacked_bars(frame: pl.DataFrame, by: str, hover: str | None = None) -> go.Figure:
+    figure = go.Figure()
+    order = frame.group_by(by).agg(pl.col("conflicts").sum()).sort("conflicts", descending=True)[by]
+    for index, name in enumerate(order):
+        part = frame.filter(pl.col(by) == name)
+        figure.add_bar(
+            x=part["bucket"],
+            y=part["conflicts"],
+            name=name,
+            marker_color=COLORS[index % len(COLORS)],
+            customdata=part[hover] if hover else None,
+            hovertemplate=(f"%{{y}} conflicts, %{{customdata}} {hover}" if hover else None),
+        )
+    figure.update_layout(barmode="stack", bargap=0.05)
+    return figure
 
 
 def overall_ratio(timeline: pl.DataFrame) -> pl.DataFrame:
@@ -73,10 +101,8 @@ def overall_ratio(timeline: pl.DataFrame) -> pl.DataFrame:
 
 def ratio_line(timeline: pl.DataFrame) -> go.Figure:
     frame = overall_ratio(timeline)
-    figure = px.line(
-        frame.to_pandas(), x="bucket", y="ratio", labels={"bucket": "", "ratio": "conflict ratio"}
-    )
-    figure.update_yaxes(tickformat=".1%")
+    figure = go.Figure(go.Scatter(x=frame["bucket"], y=frame["ratio"], mode="lines"))
+    figure.update_yaxes(tickformat=".1%", title_text="conflict ratio")
     return _layout(figure, 240)
 
 
@@ -114,16 +140,41 @@ def route_heatmap(timeline: pl.DataFrame) -> go.Figure:
 
 
 def cluster_treemap(clusters: pl.DataFrame) -> go.Figure:
-    """Route → error code → kind, sized by conflicts."""
+    """Endpoint → error code → kind, sized by conflicts (the busiest endpoints)."""
     frame = clusters.with_columns(
         safe("route"), safe("error_code"), safe("kind"), safe("method")
     ).with_columns(endpoint=pl.concat_str(["method", "route"], separator=" "))
-    figure = px.treemap(
-        frame.to_pandas(),
-        path=["endpoint", "error_code", "kind"],
-        values="conflicts",
-        color_discrete_sequence=COLORS,
+    busiest = (
+        frame.group_by("endpoint")
+        .agg(pl.col("conflicts").sum())
+        .sort(["conflicts", "endpoint"], descending=[True, False])
+        .head(TREEMAP_ENDPOINTS)["endpoint"]
     )
+    frame = frame.filter(pl.col("endpoint").is_in(busiest.implode()))
+    levels = (["endpoint"], ["endpoint", "error_code"], ["endpoint", "error_code", "kind"])
+    nodes = pl.concat(
+        [
+            frame.group_by(keys)
+            .agg(pl.col("conflicts").sum())
+            .select(
+                id=pl.concat_str(keys, separator="\x1f"),
+                parent=pl.concat_str(keys[:-1], separator="\x1f") if len(keys) > 1 else pl.lit(""),
+                label=pl.col(keys[-1]),
+                conflicts=pl.col("conflicts"),
+            )
+            for keys in levels
+        ]
+    )
+    figure = go.Figure(
+        go.Treemap(
+            ids=nodes["id"],
+            parents=nodes["parent"],
+            labels=nodes["label"],
+            values=nodes["conflicts"],
+            branchvalues="total",
+        )
+    )
+    figure.update_layout(treemapcolorway=COLORS)
     return _layout(figure, 420)
 
 
@@ -147,17 +198,11 @@ def sparklines(timeline: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
 
 def resource_timeline(frame: pl.DataFrame) -> go.Figure:
     """One resource's conflicts per bucket by error code, with distinct clients."""
-    shown = frame.with_columns(safe("error_code")).sort("bucket")
-    figure = px.bar(
-        shown.to_pandas(),
-        x="bucket",
-        y="conflicts",
-        color="error_code",
-        hover_data=["clients"],
-        color_discrete_sequence=COLORS,
-        labels={"bucket": "", "error_code": ""},
+    shown = _top_or_other(frame.with_columns(safe("error_code")), "error_code").sort("bucket")
+    shown = shown.group_by("bucket", "error_code").agg(
+        pl.col("conflicts").sum(), pl.col("clients").max()
     )
-    return _layout(figure, 280)
+    return _layout(_stacked_bars(shown.sort("bucket"), "error_code", hover="clients"), 280)
 
 
 # Beyond this many episodes the preview marks their starts instead of shading each one: a

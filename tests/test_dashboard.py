@@ -217,3 +217,24 @@ def test_log_strings_are_escaped_in_figures() -> None:
 def test_dashboard_command_has_help(run_cli: RunCli) -> None:
     result = run_cli("dashboard", "--help")
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_answers_are_kept_until_the_store_changes(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard caches answers per store version: the same question asks the store once
+    until a commit (here a second import) changes the version."""
+    from dashboard.data import ask, store_version
+
+    db = tmp_path / "t.duckdb"
+    for seed in (1, 2):
+        write_log(tmp_path / f"{seed}.log", 2000, style="nginx-combined", seed=seed)
+    assert run_cli("ingest", "--db", db, tmp_path / "1.log").exit_code == 0
+    monkeypatch.setenv("CONFLICTLENS_DB", str(db))
+    before = store_version(db)
+    first = ask("totals", None, None)["conflicts"][0]
+    assert store_version(db) == before  # asking (read-only) changes nothing
+    assert ask("totals", None, None)["conflicts"][0] == first
+    assert run_cli("ingest", "--db", db, tmp_path / "2.log").exit_code == 0
+    assert store_version(db) != before
+    assert ask("totals", None, None)["conflicts"][0] > first
