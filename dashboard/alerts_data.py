@@ -10,8 +10,8 @@ call, rules are written into the config file (``CONFLICTLENS_CONFIG``, else
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +22,7 @@ import streamlit as st
 
 from conflictlens.client import ServerError, find_server, get_json, send_json
 from conflictlens.config import DEFAULT_CONFIG, Config, ConfigError, find_config, load_config
-from dashboard.data import CACHE_SECONDS, DataError, Store, current_store, read_only
+from dashboard.data import CACHE_SECONDS, DataError, Store, current_store, opened, read_only
 
 T = TypeVar("T")
 Connection = Any  # a read-only DuckDB connection from store.connect
@@ -224,18 +224,8 @@ def _asking(call: Callable[[], T]) -> T:
         raise DataError(str(exc).splitlines()[0]) from None
 
 
-@contextmanager
-def _writable(store: Store) -> Iterator[Connection]:
-    from store import StoreError, connect
-
-    try:
-        con = connect(Path(store.db))
-    except StoreError as exc:
-        raise DataError(str(exc)) from None
-    try:
-        yield con
-    finally:
-        con.close()
+def _writable(store: Store) -> AbstractContextManager[Connection]:
+    return opened(Path(store.db), read_only=False)
 
 
 def _config() -> Config:

@@ -114,8 +114,16 @@ def read_only(db: Path) -> Iterator[Any]:
     started meanwhile can then take the file)."""
     if not db.exists():
         raise DataError(f"no store at {db}: import logs with `conflictlens ingest` first")
+    with opened(db, read_only=True) as con:
+        yield con
+
+
+@contextmanager
+def opened(db: Path, *, read_only: bool) -> Iterator[Any]:
+    """The store for one piece of work (writable only with no serve: the page's own writes);
+    a store that cannot be opened is one line."""
     try:
-        con = connect(db, read_only=True)
+        con = connect(db, read_only=read_only)
     except StoreError as exc:
         raise DataError(str(exc)) from None
     try:

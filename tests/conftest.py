@@ -70,3 +70,15 @@ def extended_log(tmp_path_factory: pytest.TempPathFactory) -> GeneratedLog:
 def combined_log(tmp_path_factory: pytest.TempPathFactory) -> GeneratedLog:
     """20,000 nginx-combined lines and their ground truth. Read-only: copy it before changing it."""
     return _generated(tmp_path_factory, "nginx-combined", 20_000, 5)
+
+
+def hot_document_store(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The dashboard tests' store: 20,000 lines over 6 hours with a planted hot document,
+    imported; and the generator's ground truth."""
+    log = folder / "access.log"
+    write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
+    db = folder / "t.duckdb"
+    result = CliRunner().invoke(cli, ["ingest", "--db", str(db), str(log)])
+    assert result.exit_code == 0, result.output
+    truth: dict[str, Any] = json.loads(Path(f"{log}.truth.json").read_text(encoding="utf-8"))
+    return db, truth

@@ -17,7 +17,7 @@ from dashboard.figures import route_heatmap, safe
 from dashboard.passwords import hash_password, verify_password
 from dashboard.reports_data import report_file
 from sample_logs.generator import write_log
-from tests.conftest import RunCli
+from tests.conftest import RunCli, hot_document_store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
@@ -34,17 +34,8 @@ REPORTS_PAGE = "pages/reports.py"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
-    from click.testing import CliRunner
-
-    from conflictlens.cli import cli
-
-    folder = tmp_path_factory.mktemp("dashboard")
-    log = folder / "access.log"
-    write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
-    db = folder / "t.duckdb"
-    assert CliRunner().invoke(cli, ["ingest", "--db", str(db), str(log)]).exit_code == 0
-    planted = json.loads(Path(f"{log}.truth.json").read_text(encoding="utf-8"))["planted"]
-    return db, planted
+    db, truth = hot_document_store(tmp_path_factory.mktemp("dashboard"))
+    return db, truth["planted"]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from conflictlens.config import ConfigError, load_config
 from conflictlens.config_edit import delete_rule, save_rule
 from sample_logs.generator import write_log
-from tests.conftest import RunCli
+from tests.conftest import RunCli, hot_document_store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 CONFIG = """\
@@ -49,17 +49,7 @@ RULE = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    from click.testing import CliRunner
-
-    from conflictlens.cli import cli
-
-    folder = tmp_path_factory.mktemp("alerts-page")
-    log = folder / "access.log"
-    write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
-    db = folder / "t.duckdb"
-    assert CliRunner().invoke(cli, ["ingest", "--db", str(db), str(log)]).exit_code == 0
-    truth = json.loads(Path(f"{log}.truth.json").read_text(encoding="utf-8"))
-    return db, truth
+    return hot_document_store(tmp_path_factory.mktemp("alerts-page"))
 
 
 @pytest.fixture
