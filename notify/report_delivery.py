@@ -2,9 +2,8 @@
 HTML body (tables, no script) and the full report attached, a webhook or Slack message with
 the summary and a link, or a local command.
 
-The transports are notify.send's (``post_json``, ``build_email``, ``run_command``); only the
-sending of a message with an attachment is here, as notify.send's ``send_email`` builds its own
-message. Failures raise ``DeliveryError`` with one line and no secret; the report scheduler
+The transports are notify.send's (``post_json``, ``send_message``, ``run_command``); only the
+messages are made here. Failures raise ``DeliveryError`` with one line and no secret; the report scheduler
 records them in the reports index and retries.
 """
 
@@ -12,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import smtplib
-import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
@@ -23,7 +20,14 @@ from analysis.reports.render_html import render_html
 from analysis.reports.text import headline, summary_lines
 from notify.config import ChannelConfig, CommandChannel, EmailChannel, HttpChannel
 from notify.render import EmailContent
-from notify.send import DeliveryError, build_email, post_json, run_command, scrub
+from notify.send import (
+    DeliveryError,
+    build_email,
+    post_json,
+    run_command,
+    scrub,
+    send_message,
+)
 
 MAX_SUBJECT = 250
 SLACK_TEXT = 2900  # Slack cuts a section's text at 3000 characters
@@ -55,7 +59,7 @@ class ReportDelivery:
                 )
                 post_json(channel, json.dumps(message, ensure_ascii=False).encode("utf-8"), key)
             elif isinstance(channel, EmailChannel):
-                send_report_email(channel, archived, key)
+                send_message(channel, report_email(channel, archived, key))
             else:
                 run_report_command(channel, archived, key, self.hidden_env)
         except DeliveryError as exc:
@@ -156,47 +160,6 @@ def report_email(channel: EmailChannel, archived: ArchivedReport, key: str) -> E
         data, maintype=maintype, subtype=subtype, filename=path.name, params=params
     )
     return message
-
-
-def send_report_email(channel: EmailChannel, archived: ArchivedReport, key: str) -> None:
-    message = report_email(channel, archived, key)
-    at = f"smtp {channel.host}:{channel.port}"
-    context = ssl.create_default_context(cafile=channel.ca_file)
-    smtp: smtplib.SMTP | None = None
-    try:
-        if channel.security == "tls":
-            smtp = smtplib.SMTP_SSL(
-                channel.host, channel.port, timeout=channel.timeout, context=context
-            )
-        else:
-            smtp = smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout)
-        smtp.ehlo()
-        if channel.security == "starttls":
-            smtp.starttls(context=context)  # never falls back to clear text
-            smtp.ehlo()
-        if channel.username is not None and channel.password is not None:
-            smtp.login(channel.username, channel.password.reveal())
-        smtp.send_message(message)
-    except smtplib.SMTPRecipientsRefused as exc:
-        raise DeliveryError(
-            f"{at}: every recipient refused ({', '.join(sorted(exc.recipients))})"
-        ) from None
-    except smtplib.SMTPResponseException as exc:
-        reason = (
-            exc.smtp_error.decode("utf-8", "replace")
-            if isinstance(exc.smtp_error, bytes)
-            else str(exc.smtp_error)
-        )
-        raise DeliveryError(f"{at}: {exc.smtp_code} {reason}") from None
-    except (smtplib.SMTPException, OSError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise DeliveryError(f"{at}: {reason or type(exc).__name__}") from None
-    finally:
-        if smtp is not None:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
 
 
 # --- command ---------------------------------------------------------------------------------

@@ -213,7 +213,11 @@ def build_email(channel: EmailChannel, content: EmailContent, key: str) -> Email
 
 
 def send_email(channel: EmailChannel, content: EmailContent, key: str) -> None:
-    message = build_email(channel, content, key)
+    send_message(channel, build_email(channel, content, key))
+
+
+def send_message(channel: EmailChannel, message: EmailMessage) -> None:
+    """One SMTP session that sends ``message`` (an alert, or a report with its attachment)."""
     at = f"smtp {channel.host}:{channel.port}"
     context = ssl.create_default_context(cafile=channel.ca_file)
     smtp: smtplib.SMTP | None = None
