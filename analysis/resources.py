@@ -39,66 +39,113 @@ START_STAMPED = (
 
 RESOURCE_SORTS = ("peak", "conflicts")
 
-# Only the columns the analysis reads: a CTE used several times is materialised, and
-# carrying every path and user agent along costs more than the counting.
-_RESOURCE_EVENTS = f"""
-    SELECT ts, method, route, resource_ids, client, error_code, latency_ms, source_id,
-           hash(method, route, resource_ids) AS thing
-    FROM conflict_events
-    WHERE {EVENT_FILTER}
+# The ranking reads only the hashed resource and route, the time and the row id: a CTE used
+# several times is materialised, and carrying lists, paths and user agents along costs more
+# than the counting. The rows of the few resources that made the list are then fetched in
+# full by row id (chosen).
+_RESOURCE_MATCH = f"""
+    {EVENT_FILTER}
       AND len(resource_ids) > 0
       AND ($resource::VARCHAR IS NULL OR array_to_string(resource_ids, '/') = $resource::VARCHAR)
-"""  # noqa: S608 - fixed fragments only; every value is bound
+"""
 
-# Ranking needs only counts per bucket; clients, error codes and overlapping writes are then
-# worked out for the few resources that made the list, not for every resource in the range.
-_HOT_RESOURCES = f"""
-WITH events AS ({_RESOURCE_EVENTS}),
-per_thing AS (
-    SELECT thing, route, method, count(*) AS c FROM events GROUP BY ALL
+_RANKED = f"""
+events AS (
+    SELECT hash(method, route, resource_ids) AS thing, hash(method, route) AS rid, ts,
+           rowid AS event
+    FROM conflict_events
+    WHERE {_RESOURCE_MATCH}
 ),
--- A resource with one conflict ranks below every resource with more (its peak is 1 too, and
--- ties go to conflicts): in a route with per_route of those, it can never be listed.
-busy_routes AS (
-    SELECT method, route FROM per_thing WHERE c > 1 GROUP BY ALL
-    HAVING count(*) >= $per_route::BIGINT
+-- Routes are told apart by a hash too (rid): strings cost more to carry and to group. The
+-- resource hash covers method and route, so any rid of a resource is its own; its method and
+-- route strings are fetched (by the row id of one of its conflicts) only for those kept.
+per_thing AS (
+    SELECT thing, any_value(rid) AS rid, count(*) AS c, min(event) AS sample
+    FROM events GROUP BY thing
+),
+-- Peaks per bucket are costly to count for every resource, so only resources that can still
+-- make the list are counted. The per_route resources of each route with most conflicts
+-- ("leaders", ties broken anyhow: only a bound is drawn from them) have real peaks; a
+-- resource's peak is at most its conflicts. So a resource whose conflicts are below
+--  * its route's floor (the lowest of the route's per_route leaders' scores) ranks below
+--    per_route resources of its route, or
+--  * the bar (the limit-th highest score of all leaders) ranks below limit resources that
+--    are each in their route's top per_route
+-- can never be listed, and dropping it changes no listed resource's rank in its route (all
+-- that rank above a listed one score at least as much, so they are kept). Any per_route or
+-- fewer resources of a route give a true bound: capping them at arg_max's limit only weakens it.
+leaders AS (
+    SELECT rid, unnest(top) AS thing FROM (
+        SELECT rid, arg_max(thing, c, least(greatest($per_route::BIGINT, 1), 999999)) AS top
+        FROM per_thing GROUP BY rid
+    )
+),
+leader_peaks AS (
+    SELECT thing, max(n) AS peak FROM (
+        SELECT thing, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+        FROM events SEMI JOIN leaders USING (thing)
+        GROUP BY ALL
+    )
+    GROUP BY thing
+),
+leader_scores AS (
+    SELECT l.rid,
+           CASE WHEN $by::VARCHAR = 'peak' THEN lp.peak ELSE p.c END AS score
+    FROM leaders l JOIN leader_peaks lp USING (thing) JOIN per_thing p USING (thing)
+),
+floors AS (
+    SELECT rid,
+           CASE WHEN count(*) >= $per_route::BIGINT THEN min(score) ELSE 0 END AS floor
+    FROM leader_scores GROUP BY rid
+),
+bar AS (
+    SELECT coalesce((SELECT score FROM leader_scores ORDER BY score DESC
+                     LIMIT 1 OFFSET greatest($limit::BIGINT, 1) - 1), 0) AS bar
 ),
 kept AS (
-    SELECT thing FROM per_thing p
-    WHERE c > 1 OR NOT EXISTS (
-        SELECT 1 FROM busy_routes b
-        WHERE b.method IS NOT DISTINCT FROM p.method AND b.route IS NOT DISTINCT FROM p.route
-    )
+    SELECT p.thing, e.method, e.route
+    FROM per_thing p
+    JOIN floors f USING (rid)
+    JOIN conflict_events e ON e.rowid = p.sample
+    WHERE p.c >= f.floor AND p.c >= (SELECT bar FROM bar)
 ),
 per_bucket AS (
     -- grouped on one hashed integer per resource: hashing lists of strings is the slow part
-    SELECT thing, method, route, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+    SELECT thing, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
     FROM events SEMI JOIN kept USING (thing)
     GROUP BY ALL
 ),
 per_resource AS (
     -- ties go to the earliest bucket: the answer must not depend on the thread that won
-    SELECT thing, method, route, sum(n)::BIGINT AS conflicts, max(n) AS peak_conflicts,
+    SELECT thing, sum(n)::BIGINT AS conflicts, max(n) AS peak_conflicts,
            first(bucket ORDER BY n DESC, bucket) AS peak_start
     FROM per_bucket
-    GROUP BY ALL
+    GROUP BY thing
 ),
 ranked AS (
-    SELECT *,
+    SELECT k.method, k.route, r.*,
            row_number() OVER (
-               PARTITION BY method, route
+               PARTITION BY k.method, k.route
                ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
                         conflicts DESC, thing
            ) AS rank_in_route
-    FROM per_resource
+    FROM per_resource r JOIN kept k USING (thing)
     QUALIFY rank_in_route <= $per_route::BIGINT
     ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
              conflicts DESC, method, route, thing
     LIMIT $limit::BIGINT
 ),
 chosen AS (
-    SELECT e.* FROM events e SEMI JOIN ranked r USING (thing)
-),
+    -- the listed resources' conflicts in full, fetched by row id
+    SELECT c.thing, e.ts, e.resource_ids, e.client, e.error_code, e.latency_ms, e.source_id
+    FROM (SELECT thing, event FROM events SEMI JOIN ranked USING (thing)) c
+    JOIN conflict_events e ON e.rowid = c.event
+)"""  # noqa: S608 - fixed fragments only; every value is bound
+
+# Ranking needs only counts per bucket; clients, error codes and overlapping writes are then
+# worked out for the few resources that made the list, not for every resource in the range.
+_HOT_RESOURCES = f"""
+WITH {_RANKED},
 codes AS (
     SELECT thing, error_code, count(*) AS n FROM chosen GROUP BY ALL
 ),
@@ -108,9 +155,9 @@ top_codes AS (
 ),
 details AS (
     SELECT thing, any_value(resource_ids) AS resource_ids, count(DISTINCT client) AS clients,
-           min(ts) AS first_seen, max(ts) AS last_seen, any_value(t.top_error_code) AS top_error_code
-    FROM chosen JOIN top_codes t USING (thing)
-    GROUP BY ALL
+           min(ts) AS first_seen, max(ts) AS last_seen
+    FROM chosen
+    GROUP BY thing
 ),
 intervals AS (
     SELECT c.thing,
@@ -126,10 +173,12 @@ edges AS (
     SELECT thing, began + to_microseconds((ms * 1000)::BIGINT), -1 FROM intervals
 ),
 flight AS (
-    -- At equal instants ends come first: a write that ends as another begins never overlapped it.
+    -- At equal instants ends come first: a write that ends as another begins never overlapped
+    -- it. One running sum over all resources in (resource, time) order: each resource's
+    -- edges sum to zero, so at any edge it equals that resource's own running sum, and one
+    -- sort is much cheaper than a window partitioned per resource.
     SELECT thing,
-           sum(delta) OVER (PARTITION BY thing ORDER BY instant, delta
-                            ROWS UNBOUNDED PRECEDING) AS in_flight
+           sum(delta) OVER (ORDER BY thing, instant, delta ROWS UNBOUNDED PRECEDING) AS in_flight
     FROM edges
 ),
 overlap AS (
@@ -137,20 +186,30 @@ overlap AS (
 )
 SELECT r.method, r.route, array_to_string(d.resource_ids, '/') AS resource, r.conflicts,
        d.clients, o.max_overlap::BIGINT AS max_overlap, r.peak_conflicts, r.peak_start,
-       d.top_error_code, d.first_seen, d.last_seen, r.rank_in_route
+       t.top_error_code, d.first_seen, d.last_seen, r.rank_in_route
 FROM ranked r
 JOIN details d USING (thing)
+JOIN top_codes t USING (thing)
 JOIN overlap o USING (thing)
 ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN r.peak_conflicts ELSE r.conflicts END DESC,
          r.conflicts DESC, r.method, r.route, resource
 """  # noqa: S608
 
+# The hottest resource alone (resource_timeline's default): the first row of _HOT_RESOURCES
+# without the details that row would carry.
+_TOP_RESOURCE = f"""
+WITH {_RANKED}
+SELECT r.method, r.route, array_to_string(any_value(c.resource_ids), '/') AS resource
+FROM ranked r JOIN chosen c USING (thing)
+GROUP BY r.method, r.route
+"""  # noqa: S608
+
 _RESOURCE_TIMELINE = f"""
-WITH events AS ({_RESOURCE_EVENTS})
 SELECT time_bucket($width::INTERVAL, ts) AS bucket, method, route,
        array_to_string(resource_ids, '/') AS resource, error_code,
        count(*) AS conflicts, count(DISTINCT client) AS clients
-FROM events
+FROM conflict_events
+WHERE {_RESOURCE_MATCH}
 GROUP BY ALL
 ORDER BY bucket, conflicts DESC, error_code
 """  # noqa: S608
@@ -178,13 +237,7 @@ def hot_resources(
         raise AnalysisError(f"unknown sort {by!r}; known: {', '.join(RESOURCE_SORTS)}")
     closed = closed_range(con, time_range, None)
     values = {
-        **closed.params(),
-        **filters.params(),
-        "width": _peak_width(bucket, closed),
-        "by": by,
-        "resource": resource,
-        "per_route": per_route,
-        "limit": limit,
+        **_ranking_values(closed, filters, resource, by, bucket, per_route, limit),
         "start_stamped": list(START_STAMPED),
     }
     return fetch(con, _HOT_RESOURCES, values)
@@ -202,7 +255,8 @@ def resource_timeline(
     in each bucket. Without a resource named: the hottest one (the first of hot_resources)."""
     closed = closed_range(con, time_range, None)
     if resource is None:
-        top = hot_resources(con, closed, filters, limit=1)
+        # hot_resources' first row, without working out its clients and overlaps
+        top = fetch(con, _TOP_RESOURCE, _ranking_values(closed, filters, None, "peak", None, 5, 1))
         if top.height == 0:
             return fetch(
                 con,
@@ -215,6 +269,26 @@ def resource_timeline(
     width = bucket_width(bucket, closed.span) if closed.span is not None else DAY
     values = {**closed.params(), **filters.params(), "resource": resource, "width": width}
     return fetch(con, _RESOURCE_TIMELINE, values)
+
+
+def _ranking_values(
+    closed: TimeRange,
+    filters: Filters,
+    resource: str | None,
+    by: str,
+    bucket: str | None,
+    per_route: int,
+    limit: int,
+) -> dict[str, object]:
+    return {
+        **closed.params(),
+        **filters.params(),
+        "width": _peak_width(bucket, closed),
+        "by": by,
+        "resource": resource,
+        "per_route": per_route,
+        "limit": limit,
+    }
 
 
 def _peak_width(bucket: str | None, closed: TimeRange) -> dt.timedelta:

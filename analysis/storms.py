@@ -15,7 +15,7 @@ from analysis.params import EVENT_FILTER, Filters, TimeRange, closed_range, fetc
 
 _STORMS = f"""
 WITH everything AS (
-    -- One integer per (client, method, route, resource): partitions on it are cheap. The
+    -- One integer per (client, method, route, resource): sorting and grouping on it is cheap. The
     -- windows carry only it, the time and the row id; the strings are joined back at the end.
     SELECT hash(client, method, route, resource_ids) AS thread, ts, rowid AS event
     FROM conflict_events
@@ -26,25 +26,31 @@ WITH everything AS (
 candidates AS (
     SELECT thread FROM everything GROUP BY thread HAVING count(*) >= $min_count::BIGINT
 ),
+-- The windows order every candidate try by (thread, time, row id) at once, not per thread: one
+-- sort of all of them is much cheaper than a window partitioned on a hash of every thread.
+-- The row id settles tries at the same instant; pos numbers the tries in that order.
 gaps AS (
-    SELECT e.*, epoch_us(ts - lag(ts) OVER (PARTITION BY thread ORDER BY ts)) / 1000.0 AS gap_ms
+    SELECT e.*, row_number() OVER w AS pos,
+           CASE WHEN lag(thread) OVER w = thread
+                THEN epoch_us(ts - lag(ts) OVER w) / 1000.0 END AS gap_ms
     FROM everything e SEMI JOIN candidates USING (thread)
+    WINDOW w AS (ORDER BY thread, ts, event)
 ),
+-- A thread's first try has no gap, so a run starts at it or at a gap over max_gap_s; a run's
+-- tries are consecutive in pos order, and the run is named by the pos of its first try.
 runs AS (
     SELECT *,
-           sum(CASE WHEN gap_ms IS NULL OR gap_ms > $max_gap_s::DOUBLE * 1000 THEN 1 ELSE 0 END)
-               OVER (PARTITION BY thread ORDER BY ts ROWS UNBOUNDED PRECEDING) AS run
+           max(CASE WHEN gap_ms IS NULL OR gap_ms > $max_gap_s::DOUBLE * 1000 THEN pos END)
+               OVER (ORDER BY pos ROWS UNBOUNDED PRECEDING) AS run
     FROM gaps
 ),
--- Most runs are a single try: keep only the long ones before numbering and medians.
+-- Most runs are a single try: keep only the long ones before medians.
 long_runs AS (
-    SELECT thread, run FROM runs GROUP BY ALL HAVING count(*) >= $min_count::BIGINT
+    SELECT run, count(*) AS tries FROM runs GROUP BY run HAVING count(*) >= $min_count::BIGINT
 ),
 numbered AS (
-    SELECT *,
-           row_number() OVER (PARTITION BY thread, run ORDER BY ts) AS n,
-           count(*) OVER (PARTITION BY thread, run) AS tries
-    FROM runs SEMI JOIN long_runs USING (thread, run)
+    SELECT r.*, r.pos - r.run + 1 AS n, l.tries
+    FROM runs r JOIN long_runs l USING (run)
 ),
 described AS (
     SELECT n.*, e.client, e.method, e.route, e.resource_ids, e.error_code, e.user_agent
@@ -58,10 +64,11 @@ stormy AS (
            median(gap_ms) FILTER (WHERE n > 1) AS median_interval_ms,
            median(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_ms,
            median(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_ms,
-           mode(error_code) AS error_code, mode(user_agent) AS user_agent
+           -- the most frequent; a tie goes to the one tried first
+           mode(error_code ORDER BY ts, event) AS error_code,
+           mode(user_agent ORDER BY ts, event) AS user_agent
     FROM described
     GROUP BY thread, run
-    HAVING count(*) >= $min_count::BIGINT
 )
 SELECT client, method, route, nullif(array_to_string(resource_ids, '/'), '') AS resource,
        count, start, "end", median_interval_ms, first_half_ms, second_half_ms, error_code,
