@@ -48,6 +48,8 @@ bench: $(BIN)/conflictlens system-deps
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_tail.py
 	$(BIN)/python bench/bench_analysis.py
+	$(BIN)/python bench/bench_report.py
+	$(BIN)/python bench/bench_dashboard.py
 
 lint: $(BIN)/conflictlens
 	$(BIN)/ruff check .

@@ -193,9 +193,7 @@ def main() -> int:
                 # until the store changes): shown as "first", not counted in the bar.
                 first = open_page(driver, f"{dash}/{path}", title)
                 times = [open_page(driver, f"{dash}/{path}", title) for _ in range(args.visits)]
-                data = statistics.median(
-                    api_seconds(api, queries, ranged, end) for _ in range(3)
-                )
+                data = statistics.median(api_seconds(api, queries, ranged, end) for _ in range(3))
                 rows.append(
                     {
                         "page": title,

@@ -105,9 +105,7 @@ def test_planted_deploy_spike_is_one_incident_with_exactly_its_routes(
     assert incident["peak_ratio"] > max(r["baseline_rate"] for r in planted["routes"])
 
 
-def test_no_incident_when_none_is_planted(
-    scenarios: dict[str, Scenario], run_cli: RunCli
-) -> None:
+def test_no_incident_when_none_is_planted(scenarios: dict[str, Scenario], run_cli: RunCli) -> None:
     db, _ = scenarios["none-planted"]
     assert cli_json(run_cli("incidents", "--db", db, "--json")) == []
 

@@ -825,8 +825,11 @@ def test_sigkill_at_random_moments_stores_every_line_exactly_once(tmp_path, db_p
             tail = TailProcess(db_path, pattern)
             # Count the random moment from the follower's first status line, not its launch:
             # how long Python takes to start varies too much between machines.
-            wait_for(lambda t=tail: t.last is not None or t.proc.poll() is not None, 60,
-                     "the follower's first status line")
+            wait_for(
+                lambda t=tail: t.last is not None or t.proc.poll() is not None,
+                60,
+                "the follower's first status line",
+            )
             moment = rng.uniform(0.0, 1.5)
             time.sleep(moment)
             assert tail.proc.poll() is None, tail.stderr()
