@@ -66,19 +66,25 @@ def _top_or_other(frame: pl.DataFrame, column: str, top: int = STACKED) -> pl.Da
 
 
 def _stacked_bars(frame: pl.DataFrame, by: str, hover: str | None = None) -> go.Figure:
+    """Stacked areas, one per value of ``by``: a path each, where bars would be an SVG
+    rectangle per bucket and value (thousands, which a browser draws slowly)."""
     figure = go.Figure()
-    order = frame.group_by(by).agg(pl.col("conflicts").sum()).sort("conflicts", descending=True)[by]
+    order = (
+        frame.group_by(by).agg(pl.col("conflicts").sum()).sort("conflicts", descending=True)[by]
+    )
+    buckets = frame.select("bucket").unique().sort("bucket")
     for index, name in enumerate(order):
-        part = frame.filter(pl.col(by) == name)
-        figure.add_bar(
+        part = buckets.join(frame.filter(pl.col(by) == name), on="bucket", how="left")
+        figure.add_scatter(
             x=part["bucket"],
-            y=part["conflicts"],
+            y=part["conflicts"].fill_null(0),
             name=name,
-            marker_color=COLORS[index % len(COLORS)],
-            customdata=part[hover] if hover else None,
+            mode="lines",
+            stackgroup="conflicts",
+            line={"width": 0.5, "color": COLORS[index % len(COLORS)]},
+            customdata=part[hover].fill_null(0) if hover else None,
             hovertemplate=(f"%{{y}} conflicts, %{{customdata}} {hover}" if hover else None),
         )
-    figure.update_layout(barmode="stack", bargap=0.05)
     return figure
 
 
