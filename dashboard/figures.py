@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 HEATMAP_ROUTES = 25
+HEATMAP_COLUMNS = 96
 STACKED = 8  # stacked series shown by name; the rest are summed as OTHER
 TREEMAP_ENDPOINTS = 30
 OTHER = "other"
@@ -126,7 +127,7 @@ def route_heatmap(timeline: pl.DataFrame) -> go.Figure:
         .head(HEATMAP_ROUTES)["label"]
     )
     cells = (
-        labelled.filter(pl.col("label").is_in(busiest.implode()))
+        _coarser(labelled.filter(pl.col("label").is_in(busiest.implode())), HEATMAP_COLUMNS)
         .group_by("label", "bucket")
         .agg(pl.col("conflicts").sum())
         .sort("bucket")
@@ -143,6 +144,16 @@ def route_heatmap(timeline: pl.DataFrame) -> go.Figure:
         )
     )
     return _layout(figure, max(260, 24 * grid.height + 80))
+
+
+def _coarser(timeline: pl.DataFrame, columns: int) -> pl.DataFrame:
+    """Buckets merged into wider ones (a whole multiple) until at most ``columns`` remain:
+    a heatmap cell narrower than a few pixels shows nothing, and costs the browser."""
+    count = timeline["bucket"].n_unique()
+    if count <= columns or "bucket_seconds" not in timeline.columns:
+        return timeline
+    seconds = int(timeline["bucket_seconds"].max()) * -(-count // columns)
+    return timeline.with_columns(pl.col("bucket").dt.truncate(f"{seconds}s"))
 
 
 def cluster_treemap(clusters: pl.DataFrame) -> go.Figure:

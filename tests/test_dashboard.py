@@ -229,3 +229,19 @@ def test_answers_are_kept_until_the_store_changes(
     assert run_cli("ingest", "--db", db, tmp_path / "2.log").exit_code == 0
     assert store_version(db) != before
     assert ask("totals", None, None)["conflicts"][0] > first
+
+
+def test_a_heatmap_never_has_more_columns_than_it_can_show() -> None:
+    """A day of 5-minute buckets (288) is drawn in 15-minute columns (96), summed."""
+    start = dt.datetime(2026, 11, 19)
+    timeline = pl.DataFrame(
+        {
+            "bucket": [start + dt.timedelta(minutes=5 * i) for i in range(288)],
+            "method": ["PUT"] * 288,
+            "route": ["/api/orders/{id}"] * 288,
+            "conflicts": [1] * 288,
+            "bucket_seconds": [300] * 288,
+        }
+    )
+    heat = route_heatmap(timeline).data[0]
+    assert len(heat.x) == 96 and heat.z.sum() == 288 and set(heat.z.ravel()) == {3}
