@@ -70,9 +70,7 @@ def _stacked_bars(frame: pl.DataFrame, by: str, hover: str | None = None) -> go.
     """Stacked areas, one per value of ``by``: a path each, where bars would be an SVG
     rectangle per bucket and value (thousands, which a browser draws slowly)."""
     figure = go.Figure()
-    order = (
-        frame.group_by(by).agg(pl.col("conflicts").sum()).sort("conflicts", descending=True)[by]
-    )
+    order = frame.group_by(by).agg(pl.col("conflicts").sum()).sort("conflicts", descending=True)[by]
     buckets = frame.select("bucket").unique().sort("bucket")
     for index, name in enumerate(order):
         part = buckets.join(frame.filter(pl.col(by) == name), on="bucket", how="left")
