@@ -39,14 +39,38 @@ def _layout(figure: go.Figure, height: int = 320) -> go.Figure:
 
 
 def conflicts_over_time(timeline: pl.DataFrame, by: str) -> go.Figure:
-    """Stacked conflicts per bucket, by error code or kind (the busiest, the rest as other)."""
+    """Stacked conflicts per bucket, by error code or kind (the busiest, the rest as other),
+    and the conflict ratio as a line on its own axis: one chart where two would each cost
+    the browser a plot of its own."""
     frame = (
         _top_or_other(timeline.with_columns(safe(by)), by)
         .group_by("bucket", by)
         .agg(pl.col("conflicts").sum())
         .sort("bucket")
     )
-    return _layout(_stacked_bars(frame, by), 320)
+    figure = _stacked_bars(frame, by)
+    ratio = overall_ratio(timeline)
+    figure.add_scatter(
+        x=ratio["bucket"],
+        y=ratio["ratio"],
+        name="conflict ratio",
+        mode="lines",
+        yaxis="y2",
+        line={"color": "black", "width": 1.5, "dash": "dot"},
+        hovertemplate="%{y:.2%} of requests",
+    )
+    figure.update_layout(
+        yaxis={"title": {"text": "conflicts"}},
+        yaxis2={
+            "title": {"text": "conflict ratio"},
+            "overlaying": "y",
+            "side": "right",
+            "tickformat": ".1%",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+    )
+    return _layout(figure, 360)
 
 
 def _top_or_other(frame: pl.DataFrame, column: str, top: int = STACKED) -> pl.DataFrame:
@@ -104,13 +128,6 @@ def overall_ratio(timeline: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def ratio_line(timeline: pl.DataFrame) -> go.Figure:
-    frame = overall_ratio(timeline)
-    figure = go.Figure(go.Scatter(x=frame["bucket"], y=frame["ratio"], mode="lines"))
-    figure.update_yaxes(tickformat=".1%", title_text="conflict ratio")
-    return _layout(figure, 240)
-
-
 def route_heatmap(timeline: pl.DataFrame) -> go.Figure:
     """Conflicts per route (the busiest) and bucket."""
     labelled = timeline.with_columns(
@@ -150,7 +167,7 @@ def _coarser(timeline: pl.DataFrame, columns: int) -> pl.DataFrame:
     count = timeline["bucket"].n_unique()
     if count <= columns or "bucket_seconds" not in timeline.columns:
         return timeline
-    seconds = int(timeline["bucket_seconds"].max()) * -(-count // columns)
+    seconds = int(timeline.select(pl.col("bucket_seconds").max()).item()) * -(-count // columns)
     return timeline.with_columns(pl.col("bucket").dt.truncate(f"{seconds}s"))
 
 

@@ -21,7 +21,7 @@ from tests.conftest import RunCli, hot_document_store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "pages/overview.py": {"plotly_chart": 2, "metric": 3},
+    "pages/overview.py": {"plotly_chart": 1, "metric": 3},
     "pages/hotspots.py": {"plotly_chart": 2, "dataframe": 3, "subheader": 3},
     "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "subheader": 2},
     "pages/explore.py": {"dataframe": 1},

@@ -1,5 +1,5 @@
-"""Overview: the headline numbers against the previous period, conflicts over time, ratio,
-active alerts and the top hot spots."""
+"""Overview: the headline numbers against the previous period, conflicts over time with the
+ratio, active alerts and the top hot spots."""
 
 from __future__ import annotations
 
@@ -53,7 +53,6 @@ def over_time() -> None:
         return
     by = st.segmented_control("Stack by", ["error_code", "kind"], default="error_code", key="stack")
     st.plotly_chart(figures.conflicts_over_time(timeline, by or "error_code"), key="stacked")
-    st.plotly_chart(figures.ratio_line(timeline), key="ratio")
 
 
 def alerts_now() -> None:
