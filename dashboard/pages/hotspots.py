@@ -11,6 +11,7 @@ from dashboard.data import ask
 
 view = page.start("Hot spots")
 KEYS = ["service", "method", "route", "error_code", "kind"]
+GROWING = 3  # score: spreads above the baseline
 
 
 def heatmap() -> None:
@@ -55,14 +56,13 @@ def ranked() -> None:
         },
         key="ranked",
     )
-    fresh = spots.filter(spots["new"])
-    growing = spots.filter(spots["score"].fill_null(0) >= 3)
-    left, right = st.columns(2)
-    left.markdown("**New clusters**")
-    left.dataframe(fresh.select("method", "route", "error_code", "conflicts"), hide_index=True)
-    right.markdown("**Growing clusters** (score ≥ 3)")
-    right.dataframe(
-        growing.select("method", "route", "error_code", "conflicts", "score"), hide_index=True
+    st.markdown(f"**New and growing clusters** (growing: score ≥ {GROWING})")
+    st.dataframe(
+        spots.filter(pl.col("new") | (pl.col("score").fill_null(0) >= GROWING))
+        .with_columns(why=pl.when(pl.col("new")).then(pl.lit("new")).otherwise(pl.lit("growing")))
+        .select("why", "method", "route", "error_code", "conflicts", "score"),
+        hide_index=True,
+        key="changed",
     )
 
 
