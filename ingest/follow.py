@@ -22,7 +22,7 @@ from typing import BinaryIO, cast
 
 from ingest.formats import LogFormat
 from ingest.identity import FINGERPRINT_BYTES, skip_to
-from ingest.lines import Chunk, read_chunks
+from ingest.lines import Chunk, ChunkData, newline_count, read_chunks
 
 READ_BLOCK = 4 << 20  # bytes per read() call
 GZIP_MAGIC = b"\x1f\x8b"
@@ -156,7 +156,7 @@ def merge_chunks(chunks: list[Chunk]) -> list[Chunk]:
     line before its data, or the one before has no data at all (only overlong lines).
     """
     merged: list[Chunk] = []
-    parts: list[bytes] = []  # the data of merged[-1], joined at the end
+    parts: list[ChunkData] = []  # the data of merged[-1], joined at the end
     for chunk in chunks:
         if merged:
             last = merged[-1]
@@ -354,7 +354,7 @@ class FollowedFile:
         self.buffer.append(chunk)
         self.read_offset = chunk.end
         self.continues_line = False
-        self.buffered_lines += chunk.data.count(b"\n") + len(chunk.overlong)
+        self.buffered_lines += newline_count(chunk.data) + len(chunk.overlong)
         self.buffered_bytes += chunk.end - chunk.start
         if self.first_buffered_at is None:
             self.first_buffered_at = now

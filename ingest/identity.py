@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 FINGERPRINT_BYTES = 1024
 STDIN = "-"
@@ -57,6 +57,14 @@ class PeekableStream(io.RawIOBase):
             return head + self._rest.read()
         head, self._head = self._head[:size], self._head[size:]
         return head
+
+    def readinto(self, buffer: Any) -> int | None:
+        if not self._head:
+            return cast(io.RawIOBase, self._rest).readinto(buffer)
+        size = min(len(self._head), len(buffer))
+        buffer[:size] = self._head[:size]
+        self._head = self._head[size:]
+        return size
 
 
 def open_source(name: str) -> tuple[BinaryIO, FileIdentity, int | None]:

@@ -61,7 +61,8 @@ def chunk_size(head: bytes, base: int) -> int:
     JSON lines then still fill chunks with enough lines to spread each chunk's fixed costs."""
     lines = head.count(b"\n")
     if lines == 0:
-        return base
+        # Not one whole line in the head: lines longer than it (JSON with headers, bodies).
+        return base * MAX_CHUNK_GROWTH if head else base
     wanted = len(head) // lines * TARGET_LINES_PER_CHUNK
     return max(base, min(wanted, base * MAX_CHUNK_GROWTH))
 

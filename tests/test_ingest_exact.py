@@ -127,10 +127,33 @@ def test_chunks_hold_exactly_the_file_in_whole_lines(chunk_bytes, last_line):
     data = b"".join(b"x" * (i % 13) + b"\n" for i in range(300)) + last_line
     chunks = list(read_chunks(io.BytesIO(data), chunk_bytes=chunk_bytes))
     assert b"".join(c.data for c in chunks) == data
-    assert all(c.data.endswith(b"\n") for c in chunks[:-1])
+    assert all(bytes(c.data).endswith(b"\n") for c in chunks[:-1])
     assert chunks[0].start == 0 and chunks[-1].end == len(data)
     assert [c.start for c in chunks[1:]] == [c.end for c in chunks[:-1]]
     assert all(c.data_start == c.start for c in chunks)  # no line skipped as too long
+
+
+@pytest.mark.parametrize("chunk_bytes", [30_000, 100_000, 300_000])
+def test_lines_longer_than_the_newline_search_window_are_framed_exactly(chunk_bytes):
+    # Lines around and beyond 64 KiB, the window that newlines are searched in; the reader
+    # skips a line to its newline, across several reads, once it has outgrown the limit.
+    lengths = [10, 70_000, 5, 65_535, 65_536, 131_073, 3, 250_000, 1]
+    data = b"".join(b"y" * n + b"\n" for n in lengths)
+    chunks = list(read_chunks(io.BytesIO(data), chunk_bytes=chunk_bytes, max_line_bytes=120_000))
+    assert chunks[0].start == 0 and chunks[-1].end == len(data)
+    assert [c.start for c in chunks[1:]] == [c.end for c in chunks[:-1]]
+    skipped = []
+    for chunk in chunks:
+        at = chunk.start
+        for line in chunk.overlong:  # whole lines, back to back, before the chunk's data
+            assert line.offset == at and data[at : at + line.length].count(b"\n") == 1
+            assert data[at + line.length - 1 : at + line.length] == b"\n"
+            skipped.append(line.length - 1)
+            at += line.length
+        assert chunk.data_start == at and bytes(chunk.data) == data[at : chunk.end]
+    assert all(n > 120_000 for n in skipped)
+    if chunk_bytes < 120_000:  # the 250,000-byte line outgrows the limit before its newline
+        assert 250_000 in skipped
 
 
 def test_reimport_of_the_same_file_stores_nothing_twice(run_cli, db_path, combined_log):
