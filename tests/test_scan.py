@@ -1,0 +1,130 @@
+"""The compiled CLF scanner reads every line exactly as the format's regex does.
+
+Each case parses the same lines twice through ``ClfFormat.parse``: with the scanner (lines it
+does not accept go to the regex) and with the regex alone. The lines are the peer fixtures,
+the samples, and mutations of them built to hit every place where the scanner must hand a
+line over: escapes, stray quotes, non-ASCII bytes, Unicode white space, address lists,
+truncations at every byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ingest.formats import PRESETS, ClfFormat, compile_log_format, scan
+from sample_logs.generator import EXTENDED_LOG_FORMAT
+from tests.peer_fixtures import FIXTURES, MISSING
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs"
+SAMPLES = ["nginx-combined", "nginx-common", "nginx-extended", "apache-combined", "apache-common"]
+CUSTOM = {
+    "extended": EXTENDED_LOG_FORMAT,
+    "iso-time-host-first": '$host $remote_addr [$time_iso8601] "$request" $status $bytes_sent '
+    '$request_time "$http_user_agent" $upstream_addr',
+    "time-without-brackets": '$remote_addr $time_local "$request" $status $body_bytes_sent',
+    "colon-separated": "$remote_addr:$msec:$status:$request_time:$request_uri",
+    "apache-vhost-timing": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i" %D',
+}
+
+
+def base_lines() -> list[str]:
+    lines: list[str] = []
+    for name in SAMPLES:
+        with (SAMPLE_DIR / f"{name}.log").open(encoding="utf-8") as log:
+            lines += [next(log) for _ in range(200)]
+    if not FIXTURES.exists():
+        pytest.fail(MISSING)
+    for folder in ("nginx", "apache"):
+        for path in sorted((FIXTURES / folder).glob("*.log")):
+            lines += path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    return lines
+
+
+INSERTS = ['"', "\\", '\\"', "\\x22", "é", "\u00a0", "\u0085", "\u2003", "\t", " ", ",", ", "]
+INSERTS += ["]", "[", "-", "0", "x", "\n", "\r", ":", "+0000", "\u0661"]  # an Arabic-Indic digit
+
+
+def mutations(lines: list[str], count: int, seed: int) -> list[str]:
+    """Lines with one or two pieces inserted, replaced or cut at random places."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        line = rng.choice(lines)
+        for _ in range(rng.randint(1, 2)):
+            at = rng.randrange(len(line) + 1)
+            piece = rng.choice(INSERTS)
+            action = rng.random()
+            if action < 0.5:
+                line = line[:at] + piece + line[at:]
+            elif action < 0.8:
+                line = line[:at] + piece + line[at + 1 :]
+            else:
+                line = line[:at]
+        out.append(line)
+    return out
+
+
+def truncations(lines: list[str]) -> list[str]:
+    return [line[:cut] for line in lines for cut in range(len(line) + 1)]
+
+
+def parse_both(fmt: ClfFormat, lines: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    frame = pl.DataFrame(
+        {"line": pl.Series(lines, dtype=pl.String), "offset": pl.Series(range(len(lines)))}
+    )
+    regex_only = dataclasses.replace(fmt, program=None)
+    return fmt.parse(frame), regex_only.parse(frame)
+
+
+def formats() -> list[ClfFormat]:
+    custom = [compile_log_format(text, name=name) for name, text in CUSTOM.items()]
+    return [*PRESETS.values(), *custom]
+
+
+def test_the_scanner_is_built():
+    # make builds it with the package (setup.py); without a C compiler parsing still works,
+    # all by regex, but several times slower: a CI without it should say so.
+    assert scan.available(), "ingest/formats/_scan.c was not built: is a C compiler installed?"
+
+
+@pytest.mark.parametrize("fmt", formats(), ids=lambda f: f.name)
+def test_every_format_string_compiles_to_a_program(fmt):
+    assert fmt.program is not None
+    assert fmt.program.fields == fmt.fields
+
+
+@pytest.mark.parametrize("fmt", formats(), ids=lambda f: f.name)
+def test_scanner_and_regex_agree_on_real_and_mutated_lines(fmt):
+    lines = base_lines()
+    cases = (
+        lines
+        + mutations(lines, 20_000, seed=len(fmt.name))
+        + truncations(lines[:: len(lines) // 8])
+    )
+    fast, reference = parse_both(fmt, cases)
+    assert fast.equals(reference)
+    if fmt.name in SAMPLES:  # the scanner takes the ordinary lines: it is not always handing over
+        matched = fast.filter(pl.col("reject").is_null()).height
+        assert matched >= 200
+
+
+def test_the_scanner_hands_over_what_only_the_regex_reads():
+    fmt = PRESETS["apache-combined"]
+    lines = [
+        '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.0" 409 12 "-" "agent \\"q\\" x"\n',
+        '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /é HTTP/1.0" 409 12 "-" "-"\u0085tail\n',
+        '10.0.0.2, 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /b HTTP/1.0" 409 1 "-" "-"\n',
+    ]
+    frame = pl.DataFrame({"line": lines})
+    assert fmt.program is not None
+    _, matched = scan.scan(frame["line"], fmt.program)
+    assert matched.tolist() == [False, False, True]
+    fast, reference = parse_both(fmt, lines)
+    assert fast.equals(reference)
+    assert fast["user_agent"][0] == 'agent "q" x'
+    assert fast["client"][2] == "1.2.3.4"
