@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,6 +123,7 @@ def ingest(
         click.echo(json.dumps(total))
     elif len(summaries) > 1:
         output.print_totals(total)
+    _finished_cleanly.set()
 
 
 @cli.command(name="serve")
@@ -386,11 +388,21 @@ for _command in (*COMMANDS, routes, report, alerts):
     cli.add_command(_command)
 
 
+# Set by a command that has closed everything it opened and has nothing left to run. Tearing
+# the interpreter down after an import of millions of lines frees its memory object by object
+# (about 0.2 s), so such a command's process ends at once instead.
+_finished_cleanly = threading.Event()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: no traceback ever reaches the user unless CONFLICTLENS_DEBUG is set."""
     try:
         cli.main(args=argv, prog_name="conflictlens", standalone_mode=True)
-    except SystemExit:
+    except SystemExit as done:
+        if done.code in (0, None) and _finished_cleanly.is_set():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         raise
     except Exception as exc:
         if os.environ.get("CONFLICTLENS_DEBUG"):

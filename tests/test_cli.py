@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import json
 import subprocess
@@ -216,6 +217,31 @@ def test_real_entry_point_prints_one_line_and_no_traceback(tmp_path):
         f"Error: no database at {tmp_path / 'none.duckdb'} (import logs first: "
         f"conflictlens ingest --db {tmp_path / 'none.duckdb'} FILE)"
     ]
+
+
+def test_real_entry_point_ingest_ends_with_its_output_and_a_closed_store(tmp_path):
+    """ingest ends its process without tearing the interpreter down: its output is complete,
+    the exit code 0, and the store readable afterwards."""
+    log = Path(__file__).resolve().parents[1] / "sample_logs" / "nginx-combined.log"
+    command = [sys.executable, "-m", "conflictlens", "ingest", "--db", "store.duckdb", str(log)]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    run = functools.partial(
+        subprocess.run, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
+    result = run([*command, "--json"])
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["lines"] == summary["parsed"] > 0 and summary["rejected"] == 0
+    again = run(command)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.rstrip().endswith(
+        "already imported up to byte " + str(log.stat().st_size) + ")"
+    )
+    listed = run(
+        [sys.executable, "-m", "conflictlens", "clusters", "--db", "store.duckdb", "--json"]
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert sum(row["conflicts"] for row in json.loads(listed.stdout)) == summary["conflicts"] > 0
 
 
 # --- clusters --json and time ranges ----------------------------------------------------------------
