@@ -394,12 +394,18 @@ for _command in (*COMMANDS, routes, report, alerts):
 _finished_cleanly = threading.Event()
 
 
+def _observed() -> bool:
+    """A profiler, a coverage tracer or a debugging user wants the normal exit (atexit)."""
+    tools = sys.gettrace() is not None or sys.getprofile() is not None
+    return tools or bool(os.environ.get("CONFLICTLENS_DEBUG"))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: no traceback ever reaches the user unless CONFLICTLENS_DEBUG is set."""
     try:
         cli.main(args=argv, prog_name="conflictlens", standalone_mode=True)
     except SystemExit as done:
-        if done.code in (0, None) and _finished_cleanly.is_set():
+        if done.code in (0, None) and _finished_cleanly.is_set() and not _observed():
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
