@@ -4,30 +4,37 @@ plain text (never interpreted as Rich markup)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
 from ingest import ImportSummary
 
-# Off a terminal (pipes, CI logs) keep full routes readable instead of 80-column ellipses.
-stdout = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-stderr = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich is imported where output is drawn, not with this module: `ingest --json` and the other
+# machine-readable outputs never need it (it costs a tenth of a second of start-up).
+
+
+@functools.cache
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console
+
+    if stderr:
+        return Console(stderr=True, highlight=False)
+    # Off a terminal (pipes, CI logs) keep full routes readable instead of 80-column ellipses.
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _print(renderable: Any) -> None:
+    _console(stderr=False).print(renderable)
 
 
 def _input_size(paths: Sequence[str]) -> int | None:
@@ -46,8 +53,16 @@ def progress(paths: Sequence[str], *, enabled: bool) -> Iterator[Callable[[int],
     if not enabled or not sys.stderr.isatty() or not size or size < 32 * 1024 * 1024:
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True) as bar:
+    with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
         task = bar.add_task("importing", total=size)
         yield lambda done: bar.advance(task, done)
 
@@ -84,16 +99,18 @@ def import_totals(summaries: Sequence[ImportSummary]) -> dict[str, Any]:
 
 
 def print_import_summary(summary: ImportSummary) -> None:
+    from rich.text import Text
+
     rate = summary.lines / summary.seconds if summary.seconds > 0 else 0
     head = Text(f"{summary.path}")
     if summary.lines == 0:
         already = (
             f" (already imported up to byte {summary.resumed_at})" if summary.resumed_at else ""
         )
-        stdout.print(head + Text(f": nothing new{already}"))
+        _print(head + Text(f": nothing new{already}"))
         return
     resumed = f", resumed at byte {summary.resumed_at}" if summary.resumed_at else ""
-    stdout.print(
+    _print(
         head
         + Text(
             f": {summary.format}{resumed}: {summary.lines:,} lines, {summary.parsed:,} parsed, "
@@ -102,11 +119,13 @@ def print_import_summary(summary: ImportSummary) -> None:
         )
     )
     for reason, count in summary.reject_reasons.most_common(5):
-        stdout.print(Text(f"  rejected {count:,}: {reason}"))
+        _print(Text(f"  rejected {count:,}: {reason}"))
 
 
 def print_totals(total: dict[str, Any]) -> None:
-    stdout.print(
+    from rich.text import Text
+
+    _print(
         Text(
             f"total: {total['lines']:,} lines, {total['parsed']:,} parsed, {total['rejected']:,} rejected, "
             f"{total['conflicts']:,} conflicts in {total['seconds']:.2f} s ({total['lines_per_second']:,} lines/s)"
@@ -134,8 +153,11 @@ def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def print_clusters(frame: pl.DataFrame) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     if frame.height == 0:
-        stdout.print("no conflicts in this range")
+        _print("no conflicts in this range")
         return
     table = Table(show_edge=False, header_style="bold")
     for name, justify in (
@@ -161,7 +183,7 @@ def print_clusters(frame: pl.DataFrame) -> None:
             Text(f"{row['requests']:,}"),
             Text(f"{ratio:.2%}" if ratio is not None else "-"),
         )
-    stdout.print(table)
+    _print(table)
 
 
 Cell = Callable[[Any], str]
@@ -197,8 +219,11 @@ def print_table(
     frame: pl.DataFrame, columns: Sequence[tuple[str, str, Cell]], *, empty: str
 ) -> None:
     """A table of ``columns`` (key, header, how to show a value); numbers right-aligned."""
+    from rich.table import Table
+    from rich.text import Text
+
     if frame.height == 0:
-        stdout.print(empty)
+        _print(empty)
         return
     table = Table(show_edge=False, header_style="bold")
     for _, header, show in columns:
@@ -206,4 +231,4 @@ def print_table(
         table.add_column(header, justify="right" if right else "left", overflow="fold")
     for row in frame.iter_rows(named=True):
         table.add_row(*(Text(show(row.get(key))) for key, _, show in columns))
-    stdout.print(table)
+    _print(table)
