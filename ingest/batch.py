@@ -20,7 +20,9 @@ from store.writer import Batch
 
 def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int) -> Batch:
     split = split_lines(chunk)
-    parsed = fmt.parse(split.lines)
+    parsed = fmt.parse(
+        split.lines, detail_statuses=None if options.keep_all else options.capture_statuses
+    )
     limit = options.max_line_bytes
     parsed = parsed.with_columns(
         reject=pl.when(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -282,3 +283,24 @@ def test_client_from_the_host_field_else_the_address_without_its_port():
 def test_client_from_the_address_alone():
     rows = parse("traefik-json", TRAEFIK, {**TRAEFIK, "ClientAddr": "10.0.0.1:1"})
     assert [r["client"] for r in rows] == ["::1", "10.0.0.1"]
+
+
+@pytest.mark.parametrize("name", sorted(JSON_FORMATS))
+def test_event_only_fields_decoded_for_the_captured_lines_equal_a_full_decode(name):
+    # The sample with a few hostile lines mixed in (invalid JSON, no status, an odd status).
+    path = Path(__file__).resolve().parents[1] / "sample_logs" / f"{name}.log"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines += ["{not json\n", '{"status": "oops"}\n', "\n"]
+    frame = pl.DataFrame({"line": lines, "offset": range(len(lines))})
+    fmt = JSON_FORMATS[name]
+    captured = {409, 412, 423, 428}
+    full = fmt.parse(frame)
+    partial = fmt.parse(frame, detail_statuses=captured)
+    events = pl.col("status").is_in(list(captured)) & pl.col("reject").is_null()
+    assert partial.filter(events).height > 0
+    assert partial.filter(events).equals(full.filter(events))
+    # What rollups and rejects read is the same on every line.
+    shared = ["ts", "method", "path", "status", "bytes", "latency_ms", "service", "reject"]
+    assert partial.select(shared).equals(full.select(shared))
+    # And the event-only fields really are left out elsewhere: that is the saving.
+    assert partial.filter(~events)["user_agent"].null_count() == partial.filter(~events).height

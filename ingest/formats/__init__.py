@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Protocol
 
 import polars as pl
@@ -16,8 +17,15 @@ class LogFormat(Protocol):
     @property
     def name(self) -> str: ...
 
-    def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
-        """Columns ``line``, ``offset`` in; parsed columns plus ``reject`` (null when good) out."""
+    def parse(
+        self, lines: pl.DataFrame, *, detail_statuses: Collection[int] | None = None
+    ) -> pl.DataFrame:
+        """Columns ``line``, ``offset`` in; parsed columns plus ``reject`` (null when good) out.
+
+        ``detail_statuses``: only lines with these statuses become events, so a format may
+        leave the fields only events keep (client, user agent, error code ...) null on the
+        others; None: every line may become one.
+        """
         ...
 
 

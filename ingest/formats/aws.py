@@ -23,6 +23,7 @@ Classic ELB:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import polars as pl
@@ -83,8 +84,10 @@ AWS_FIELDS = ("time_iso", "client_hostport", "upstream", "status", "bytes", "req
 
 @dataclass(frozen=True)
 class AwsLoadBalancerFormat(ClfFormat):
-    def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
-        frame = super().parse(lines)
+    def parse(
+        self, lines: pl.DataFrame, *, detail_statuses: Collection[int] | None = None
+    ) -> pl.DataFrame:
+        frame = super().parse(lines, detail_statuses=detail_statuses)
         times = [pl.col(t).cast(pl.Float64, strict=False) for t in ("t1", "t2", "t3")]
         dispatched = pl.all_horizontal([t >= 0 for t in times])
         total_ms = pl.sum_horizontal(times) * 1000.0

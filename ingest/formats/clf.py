@@ -8,6 +8,7 @@ with a named group per useful variable; a chunk of lines is then parsed by a sin
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,7 +118,9 @@ class ClfFormat:
     # The compiled scanner's program for the same format (None: the regex does it all).
     program: scan.Program | None = field(default=None, compare=False, repr=False)
 
-    def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
+    def parse(
+        self, lines: pl.DataFrame, *, detail_statuses: Collection[int] | None = None
+    ) -> pl.DataFrame:
         """Parse a frame with columns ``line`` and ``offset`` into parsed columns + ``reject``."""
         frame = self._extract(lines)
         frame = frame.with_columns(pl.col(self.fields[0]).is_not_null().alias("_matched"))

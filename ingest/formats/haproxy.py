@@ -23,6 +23,7 @@ backend → service, server → upstream (``<NOSRV>`` → none).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import polars as pl
@@ -90,7 +91,9 @@ def unescape_hash_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFra
 
 @dataclass(frozen=True)
 class HaproxyFormat(ClfFormat):
-    def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
+    def parse(
+        self, lines: pl.DataFrame, *, detail_statuses: Collection[int] | None = None
+    ) -> pl.DataFrame:
         line = pl.col("line")
         # str.find gives a byte offset: slice the bytes (the offset is a character boundary).
         body = line.cast(pl.Binary).bin.slice(line.str.find(HAPROXY_BODY_START)).cast(pl.String)

@@ -10,6 +10,7 @@ line. The main regex is one-pass; the rare line with a raw quote is re-parsed on
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import polars as pl
@@ -71,7 +72,9 @@ class TraefikClfFormat(ClfFormat):
     # frame's non-empty lines.
     plain_min_share: float = 0.5
 
-    def parse(self, lines: pl.DataFrame) -> pl.DataFrame:
+    def parse(
+        self, lines: pl.DataFrame, *, detail_statuses: Collection[int] | None = None
+    ) -> pl.DataFrame:
         groups = pl.col("line").str.extract_groups(self.regex)
         frame = lines.with_columns(groups.alias("_groups")).unnest("_groups")
         frame = frame.with_columns(pl.col("latency_ms").is_not_null().alias("_matched"))
