@@ -1,7 +1,8 @@
-"""The one compiled part: the CLF field scanner (ingest/formats/_scan.c).
+"""The one compiled part: the field scanners for CLF lines (ingest/formats/_scan.c) and JSON
+lines (ingest/formats/_json.c), in one extension module.
 
-It is optional: without a C compiler the install still succeeds and CLF lines are parsed by
-their regex alone, with the same results, only more slowly.
+It is optional: without a C compiler the install still succeeds and lines are parsed by the
+regexes and DuckDB alone, with the same results, only more slowly.
 """
 
 from setuptools import Extension, setup
@@ -10,7 +11,7 @@ setup(
     ext_modules=[
         Extension(
             "ingest.formats._scan",
-            ["ingest/formats/_scan.c"],
+            ["ingest/formats/_scan.c", "ingest/formats/_json.c"],
             extra_compile_args=["-O2"],
             optional=True,
         )

@@ -1,10 +1,12 @@
 """JSON-lines formats: nginx JSON, Traefik, Envoy, Kong, Caddy, APIPark and a generic mapping.
 
 Each format names, for every canonical raw field (see fields.RAW_FIELDS), the JSON paths it
-may be found at; the first path present wins. The lines of a chunk are decoded in one
-vectorized pass by DuckDB's JSON reader (yyjson, all paths extracted in a single parse), on
-an in-memory connection of the worker thread's own, never the store's. An invalid JSON line
-is a reject, never a failed batch.
+may be found at; the first path present wins. The lines of a chunk are decoded in one pass by
+the compiled scanner (json_scan.py, _json.c) where it is built and the paths are plain keys;
+the lines it leaves, and every line without it, by DuckDB's JSON reader (yyjson, all paths
+extracted in a single parse), on an in-memory connection of the worker thread's own, never
+the store's. Both give the same values. An invalid JSON line is a reject, never a failed
+batch.
 
 Error codes come from a logged response header, a JSON field, or, where the format logs the
 response body (Kong, APIPark), from the body itself: ``error.code``, ``code``, ``errorCode``,
@@ -19,10 +21,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from ingest.arrow import to_frame
+from ingest.formats import scan
 from ingest.formats.fields import RAW_FIELDS, convert, reject_reason
+from ingest.formats.json_scan import PathTrie, compile_paths, scan_json
 
 BODY_LIMIT = 16 * 1024
 BODY_CODE_PATHS = (
@@ -101,24 +106,36 @@ EVENT_ONLY_FIELDS = frozenset(
 
 @dataclass(frozen=True)
 class Extraction:
-    """One DuckDB pass over the lines: its SQL and the JSON paths bound to it."""
+    """One pass over the lines: the compiled scanner's trie where it can read the paths, and
+    the DuckDB SQL (with the JSON paths bound to it) for the lines the scanner leaves."""
 
     sql: str
     paths: list[str]
     columns: list[str]  # of its result, in order
+    trie: PathTrie | None
 
     @classmethod
-    def of(cls, fields: list[tuple[str, tuple[str, ...]]]) -> Extraction:
+    def of(cls, fields: list[tuple[str, tuple[str, ...]]], *, scanner: bool = True) -> Extraction:
         paths: list[str] = []
         columns: dict[str, tuple[int, ...]] = {}
         for name, candidates in fields:
             if candidates:
                 columns[name] = tuple(range(len(paths), len(paths) + len(candidates)))
                 paths += candidates
-        return cls(extraction_sql(columns), paths, ["_valid", *columns])
+        trie = compile_paths({name: c for name, c in fields if c}) if scanner else None
+        return cls(extraction_sql(columns), paths, ["_valid", *columns], trie)
 
     def run(self, texts: pl.Series) -> pl.DataFrame:
-        return extract(texts, self.sql, self.paths)
+        if self.trie is None or not scan.available():
+            return extract(texts, self.sql, self.paths)
+        columns, accepted = scan_json(texts, self.trie)
+        frame = pl.DataFrame([pl.Series("_valid", accepted), *columns.values()])
+        left = np.flatnonzero(~accepted)
+        if len(left) == 0:
+            return frame
+        rows = pl.Series(left, dtype=pl.UInt32)
+        rest = extract(texts.gather(rows), self.sql, self.paths)
+        return frame.with_columns([frame[c].scatter(rows, rest[c]) for c in self.columns])
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,8 @@ class JsonFormat:
     # Raw fields that must all be present for a line to be of this format (detection).
     required: tuple[str, ...] = ("status",)
     body_paths: tuple[str, ...] = ()  # response bodies, for error codes
+    # False: DuckDB decodes every line (the reference the scanner is tested against).
+    scanner: bool = field(default=True, compare=False)
     _everything: Extraction = field(init=False, repr=False, compare=False)
     _common: Extraction = field(init=False, repr=False, compare=False)
     _event_only: Extraction = field(init=False, repr=False, compare=False)
@@ -140,9 +159,14 @@ class JsonFormat:
             raise ValueError(f"{self.name}: unknown raw fields {sorted(unknown)}")
         fields = [*self.paths.items(), ("_body", self.body_paths)]
         later = EVENT_ONLY_FIELDS.union({"_body"}).difference(self.required)
-        object.__setattr__(self, "_everything", Extraction.of(fields))
-        object.__setattr__(self, "_common", Extraction.of([f for f in fields if f[0] not in later]))
-        object.__setattr__(self, "_event_only", Extraction.of([f for f in fields if f[0] in later]))
+        common = [f for f in fields if f[0] not in later]
+        event_only = [f for f in fields if f[0] in later]
+        for name, part in (
+            ("_everything", fields),
+            ("_common", common),
+            ("_event_only", event_only),
+        ):
+            object.__setattr__(self, name, Extraction.of(part, scanner=self.scanner))
 
     def parse(
         self, lines: pl.DataFrame, *, detail_statuses: Collection[int] | None = None

@@ -83,6 +83,15 @@ def _load() -> Any:
     library.gather_field.argtypes = [pointer, pointer, size, pointer, ctypes.c_int32]
     library.gather_field.argtypes += [ctypes.c_int32, pointer, pointer, pointer]
     library.gather_field.restype = None
+    # _json.c (see json_scan.py)
+    library.json_scan_views.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 5]
+    library.json_scan_views.argtypes += [ctypes.c_int32, *[pointer] * 4]
+    library.json_scan_views.restype = ctypes.c_int
+    library.json_view_column.argtypes = [*[pointer] * 3, size, ctypes.c_int32, ctypes.c_int32]
+    library.json_view_column.argtypes += [pointer, pointer]
+    library.json_view_column.restype = None
+    library.find_newlines.argtypes = [pointer, size, pointer]
+    library.find_newlines.restype = ctypes.c_int64
     return library
 
 
@@ -90,27 +99,32 @@ _LIBRARY = _load()
 
 
 def available() -> bool:
-    """Whether the compiled scanner was built with the package."""
+    """Whether the compiled scanners were built with the package."""
     return _LIBRARY is not None
+
+
+def library() -> Any:
+    """The compiled scanners' functions (only when available())."""
+    return _LIBRARY
 
 
 def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.ndarray]:
     """Each captured field of ``lines`` (null where the scanner left the line to the regex),
     and which lines it matched."""
-    data, bounds = _bytes_of(lines)
+    data, bounds = bytes_of(lines)
     count, width = len(bounds) - 1, len(program.fields)
     spans = np.zeros((count, width, 2), dtype=np.int32)
     matched = np.zeros(count, dtype=np.uint8)
     _LIBRARY.scan_lines(
-        _address(data),
-        _address(bounds),
+        address(data),
+        address(bounds),
         count,
-        _address(program.steps),
+        address(program.steps),
         len(program.steps),
-        _address(program.literals),
+        address(program.literals),
         width,
-        _address(spans),
-        _address(matched),
+        address(spans),
+        address(matched),
     )
     ok = matched.view(bool)
     validity = pa.py_buffer(np.packbits(ok, bitorder="little"))
@@ -120,15 +134,15 @@ def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.n
         out = np.empty(int(sizes[ok].sum()), dtype=np.uint8)
         offsets = np.empty(count + 1, dtype=np.int64)
         _LIBRARY.gather_field(
-            _address(data),
-            _address(bounds),
+            address(data),
+            address(bounds),
             count,
-            _address(spans),
+            address(spans),
             width,
             index,
-            _address(matched),
-            _address(offsets),
-            _address(out),
+            address(matched),
+            address(offsets),
+            address(out),
         )
         # Cut at ASCII bytes of valid UTF-8: each value is valid UTF-8 again.
         array = pa.LargeStringArray.from_buffers(
@@ -138,7 +152,7 @@ def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.n
     return columns, ok
 
 
-def _bytes_of(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+def bytes_of(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes of a string column (nulls as empty strings), and where each value
     starts (plus the end of the last)."""
     array = texts.fill_null("").rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
@@ -149,5 +163,5 @@ def _bytes_of(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return data, np.ascontiguousarray(bounds)
 
 
-def _address(array: np.ndarray) -> int:
+def address(array: np.ndarray) -> int:
     return int(array.ctypes.data)

@@ -1,0 +1,169 @@
+"""The compiled fast path of JSON extraction: a format's JSON paths as a trie for ``_json.c``.
+
+``compile_paths`` turns the columns of an extraction (each a list of candidate paths, the
+first present one wins) into the trie that ``json_scan_lines`` follows through each line's
+objects, in one call per chunk. The scanner accepts a line only when it reads it exactly as
+DuckDB's ``json_extract_string`` does; ``scan_json`` reports which lines it left to DuckDB.
+Paths other than plain object keys (array indexes, wildcards) have no trie: such a format is
+decoded by DuckDB alone, as it is when the extension is not built.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ingest.arrow import to_series
+from ingest.formats.scan import address, library
+
+# Raw fields that are converted to numbers or times: a number in one of them may be taken as
+# written (DuckDB writes 0.120 back as 0.12, and both convert to the same value, or both fail
+# to parse as a time). Any other field takes only plain integers from the scanner.
+NUMERIC_FIELDS = frozenset(
+    {
+        "status",
+        "bytes",
+        "latency_s",
+        "latency_ms",
+        "latency_us",
+        "latency_ns",
+        "time_epoch",
+        "time_epoch_ms",
+        "time_iso",
+        "time_clf",
+        "time_nozone",
+    }
+)
+
+MAX_COLUMNS = 128  # as in _json.c
+MAX_EDGES = 64
+
+_KEY = re.compile(r'\.(?:([A-Za-z_][A-Za-z0-9_]*)|"([^"\\]+)")')
+
+
+@dataclass(frozen=True)
+class PathTrie:
+    """The flat arrays json_scan_lines reads (see _json.c) and the columns they fill."""
+
+    nodes: np.ndarray  # int32 [node, 4]: first edge, edges, first leaf, leaves
+    edges: np.ndarray  # int32 [edge, 3]: key offset, key length, child node
+    keys: np.ndarray  # uint8
+    leaves: np.ndarray  # int32 [leaf, 2]: column, rank
+    numeric: np.ndarray  # uint8 [column]
+    columns: tuple[str, ...]
+
+
+def path_keys(path: str) -> list[str] | None:
+    """``$.request.headers."user-agent"`` → its keys; None for anything but plain keys."""
+    if not path.startswith("$"):
+        return None
+    keys, at = [], 1
+    while at < len(path):
+        match = _KEY.match(path, at)
+        if match is None:
+            return None
+        keys.append(match.group(1) if match.group(1) is not None else match.group(2))
+        at = match.end()
+    return keys or None
+
+
+def compile_paths(columns: dict[str, tuple[str, ...]]) -> PathTrie | None:
+    """The trie of ``columns`` (name → candidate paths, in order), or None when a path is not
+    plain keys or the trie is too wide for the scanner."""
+    children: list[dict[str, int]] = [{}]
+    leaves: list[list[tuple[int, int]]] = [[]]
+    for column, paths in enumerate(columns.values()):
+        for rank, path in enumerate(paths):
+            keys = path_keys(path)
+            if keys is None:
+                return None
+            node = 0
+            for key in keys:
+                if key not in children[node]:
+                    children[node][key] = len(children)
+                    children.append({})
+                    leaves.append([])
+                node = children[node][key]
+            leaves[node].append((column, rank))
+    if len(columns) > MAX_COLUMNS or any(len(c) > MAX_EDGES for c in children):
+        return None
+    nodes: list[tuple[int, int, int, int]] = []
+    edges: list[tuple[int, int, int]] = []
+    leaf_rows: list[tuple[int, int]] = []
+    key_bytes = bytearray()
+    for node_children, node_leaves in zip(children, leaves, strict=True):
+        nodes.append((len(edges), len(node_children), len(leaf_rows), len(node_leaves)))
+        for key, child in node_children.items():
+            data = key.encode()
+            edges.append((len(key_bytes), len(data), child))
+            key_bytes += data
+        leaf_rows += node_leaves
+    return PathTrie(
+        np.array(nodes, dtype=np.int32).reshape(-1, 4),
+        np.array(edges, dtype=np.int32).reshape(-1, 3),
+        np.frombuffer(bytes(key_bytes) or b"\0", dtype=np.uint8).copy(),
+        np.array(leaf_rows, dtype=np.int32).reshape(-1, 2),
+        np.array([name in NUMERIC_FIELDS for name in columns], dtype=np.uint8),
+        tuple(columns),
+    )
+
+
+def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], np.ndarray]:
+    """Each column of ``texts`` (null where the scanner left the line to DuckDB), and which
+    lines it read. The columns are string views into the lines' own buffers: no value is
+    copied (only those with escapes, decoded into a scratch buffer)."""
+    functions = library()
+    lines = _string_views(texts)
+    count, width = len(lines), len(trie.columns)
+    views = np.frombuffer(lines.buffers()[1], dtype=np.uint8)[16 * lines.offset :]
+    data = lines.buffers()[2:]
+    # Decoded strings are never longer than their line, and each line is read once.
+    scratch = np.empty(max(int(views.view(np.int32)[: 4 * count : 4].sum()), 1), dtype=np.uint8)
+    addresses = np.array([b.address for b in data] + [scratch.ctypes.data], dtype=np.uint64)
+    starts = np.empty((count, width), dtype=np.int64)
+    lengths = np.empty((count, width), dtype=np.int32)
+    accepted = np.empty(count, dtype=np.uint8)
+    status = functions.json_scan_views(
+        address(views),
+        count,
+        address(addresses),
+        len(data),
+        *(address(a) for a in (trie.nodes, trie.edges, trie.keys, trie.leaves, trie.numeric)),
+        width,
+        *(address(a) for a in (scratch, starts, lengths, accepted)),
+    )
+    if status != 0:
+        raise ValueError("JSON paths too wide for the scanner")
+    buffers = [*data, pa.py_buffer(scratch)]
+    columns = {}
+    for index, name in enumerate(trie.columns):
+        out = np.empty(16 * count, dtype=np.uint8)
+        validity = np.empty((count + 7) // 8, dtype=np.uint8)
+        functions.json_view_column(
+            *(address(a) for a in (addresses, starts, lengths)),
+            count,
+            width,
+            index,
+            address(out),
+            address(validity),
+        )
+        # Whole values of valid UTF-8, cut at quotes, or decoded from escapes: valid again.
+        array = pa.Array.from_buffers(
+            pa.string_view(),
+            count,
+            [pa.py_buffer(validity), pa.py_buffer(out), *buffers],
+        )
+        columns[name] = to_series(array).alias(name)
+    return columns, accepted.view(bool)
+
+
+def _string_views(texts: pl.Series) -> pa.Array:
+    """``texts`` as one Arrow string-view array (nulls as empty strings), without a copy."""
+    if texts.null_count():
+        texts = texts.fill_null("")
+    array = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+    return array.cast(pa.string_view()) if array.type != pa.string_view() else array
