@@ -225,7 +225,9 @@ def client_hosts(frame: pl.DataFrame, raw: set[str]) -> pl.DataFrame:
     if "client_hostport" not in raw:
         return frame
     before = [_absent(pl.col(c)).is_null() for c in CLIENT_FIELDS if c in raw]
-    needed = frame.select(pl.all_horizontal(before) if before else pl.repeat(True, frame.height))
+    # (and only lines with a value: the others are null either way; in a JSON log, which
+    # decodes the client only on the lines that become events, that is most of them)
+    needed = frame.select(pl.all_horizontal([*before, pl.col("client_hostport").is_not_null()]))
     host = _absent(strip_port(pl.col("client_hostport"))).alias("_client_host")
     rows = needed.to_series().arg_true()
     if len(rows) == frame.height:  # no other client field: HAProxy, load balancers
