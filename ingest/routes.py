@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.arrow import int64_array, to_series
+from ingest.formats import scan
 
 # Segment classes, tried in order. Rust regex syntax (no look-around): a separate
 # "has a digit" test keeps plain words such as "deadbeef" or "accepted" out of {hex}.
@@ -214,6 +215,56 @@ def _counts(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarr
     return counts
 
 
+def template(paths: pl.Series, *, with_ids: bool) -> tuple[pl.Series, pl.Series | None]:
+    """Each path's route (a null path templates as ""), and with ``with_ids`` its removed
+    segments: by the compiled templater where it is built, else with numpy and regexes."""
+    if scan.available():
+        return _compiled(paths, with_ids=with_ids)
+    segments = _Segments.of(paths)
+    return segments.routes(), segments.resource_ids() if with_ids else None
+
+
+# The placeholders back to back, and where each ends, for _routes.c.
+_PLACEHOLDER_TEXT = np.frombuffer("".join(p for p, _, _ in SEGMENT_CLASSES).encode(), np.uint8)
+_PLACEHOLDER_ENDS = np.cumsum(_PLACEHOLDER_LENGTHS).astype(np.int32)
+
+
+def _compiled(paths: pl.Series, *, with_ids: bool) -> tuple[pl.Series, pl.Series | None]:
+    array = scan.string_views(paths)
+    views, data, addresses = scan.view_buffers(array)
+    count = len(array)
+    size = int(views.view(np.int32)[: 4 * count : 4].sum())
+    route_data = np.empty(4 * size + 4 * count + 16, dtype=np.uint8)  # see template_paths
+    route_views = np.empty(16 * count, dtype=np.uint8)
+    id_offsets = np.empty(count + 1, dtype=np.int64)
+    capacity = count + 16
+    while True:
+        id_views = np.empty(16 * capacity, dtype=np.uint8)
+        ids = scan.library().template_paths(
+            *(scan.address(a) for a in (views,)),
+            count,
+            scan.address(addresses),
+            MAX_TEMPLATED_SEGMENTS,
+            *(scan.address(a) for a in (_PLACEHOLDER_TEXT, _PLACEHOLDER_ENDS, route_data)),
+            *(scan.address(a) for a in (route_views, id_offsets, id_views)),
+            capacity,
+        )
+        if ids <= capacity:
+            break
+        capacity = ids
+    # Cut at slashes (ASCII) of valid UTF-8, or placeholders: valid UTF-8 again.
+    routes = pa.Array.from_buffers(
+        pa.string_view(), count, [None, pa.py_buffer(route_views), pa.py_buffer(route_data)]
+    )
+    if not with_ids:
+        return to_series(routes), None
+    values = pa.Array.from_buffers(
+        pa.string_view(), int(ids), [None, pa.py_buffer(id_views[: 16 * ids]), *data]
+    )
+    lists = pa.LargeListArray.from_arrays(int64_array(id_offsets), values)
+    return to_series(routes), to_series(lists)
+
+
 def apply_routes(
     frame: pl.DataFrame,
     rules: tuple[RouteRule, ...] = (),
@@ -226,11 +277,11 @@ def apply_routes(
     if with_ids:
         replaced.add("resource_ids")
     original = [c for c in frame.columns if c not in replaced]
-    segments = _Segments.of(frame["path"])
+    routes, resource_ids = template(frame["path"], with_ids=with_ids)
     path = pl.col("path")
     frame = frame.with_columns(
-        _route=pl.when(path.is_not_null()).then(segments.routes()),
-        _ids=segments.resource_ids() if with_ids else pl.lit(None, pl.List(pl.String)),
+        _route=pl.when(path.is_not_null()).then(routes),
+        _ids=resource_ids if resource_ids is not None else pl.lit(None, pl.List(pl.String)),
     )
     route, ids = pl.col("_route"), pl.col("_ids")
     for rule in reversed(rules):  # the first rule listed takes precedence

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.arrow import to_series
-from ingest.formats.scan import address, library
+from ingest.formats.scan import address, library, string_views, view_buffers
 
 # Raw fields that are converted to numbers or times: a number in one of them may be taken as
 # written (DuckDB writes 0.120 back as 0.12, and both convert to the same value, or both fail
@@ -117,13 +117,12 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
     lines it read. The columns are string views into the lines' own buffers: no value is
     copied (only those with escapes, decoded into a scratch buffer)."""
     functions = library()
-    lines = _string_views(texts)
+    lines = string_views(texts)
     count, width = len(lines), len(trie.columns)
-    views = np.frombuffer(lines.buffers()[1], dtype=np.uint8)[16 * lines.offset :]
-    data = lines.buffers()[2:]
+    views, data, addresses = view_buffers(lines)
     # Decoded strings are never longer than their line, and each line is read once.
     scratch = np.empty(max(int(views.view(np.int32)[: 4 * count : 4].sum()), 1), dtype=np.uint8)
-    addresses = np.array([b.address for b in data] + [scratch.ctypes.data], dtype=np.uint64)
+    addresses = np.append(addresses[: len(data)], np.uint64(scratch.ctypes.data))
     starts = np.empty((count, width), dtype=np.int64)
     lengths = np.empty((count, width), dtype=np.int32)
     accepted = np.empty(count, dtype=np.uint8)
@@ -159,11 +158,3 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
         )
         columns[name] = to_series(array).alias(name)
     return columns, accepted.view(bool)
-
-
-def _string_views(texts: pl.Series) -> pa.Array:
-    """``texts`` as one Arrow string-view array (nulls as empty strings), without a copy."""
-    if texts.null_count():
-        texts = texts.fill_null("")
-    array = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
-    return array.cast(pa.string_view()) if array.type != pa.string_view() else array

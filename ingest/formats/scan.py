@@ -92,6 +92,10 @@ def _load() -> Any:
     library.json_view_column.restype = None
     library.find_newlines.argtypes = [pointer, size, pointer]
     library.find_newlines.restype = ctypes.c_int64
+    # _routes.c (see ingest/routes.py)
+    library.template_paths.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 6]
+    library.template_paths.argtypes += [size]
+    library.template_paths.restype = ctypes.c_int64
     return library
 
 
@@ -165,3 +169,20 @@ def bytes_of(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def address(array: np.ndarray) -> int:
     return int(array.ctypes.data)
+
+
+def string_views(texts: pl.Series) -> pa.Array:
+    """``texts`` as one Arrow string-view array (nulls as empty strings), without a copy."""
+    if texts.null_count():
+        texts = texts.fill_null("")
+    array = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+    return array.cast(pa.string_view()) if array.type != pa.string_view() else array
+
+
+def view_buffers(array: pa.Array) -> tuple[np.ndarray, list[pa.Buffer], np.ndarray]:
+    """A string-view array's views (from its offset on), its data buffers, and their
+    addresses (for the compiled functions)."""
+    views = np.frombuffer(array.buffers()[1], dtype=np.uint8)[16 * array.offset :]
+    data = array.buffers()[2:]
+    addresses = np.array([b.address for b in data] or [0], dtype=np.uint64)
+    return views, data, addresses
