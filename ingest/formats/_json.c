@@ -33,7 +33,7 @@
 
 typedef struct {
     const int32_t *nodes;   /* per node: first edge, edges, first leaf, leaves */
-    const int32_t *edges;   /* per edge: key offset, key length, child node */
+    const int32_t *edges;   /* per edge: key offset, key length, child node, key signature */
     const uint8_t *keys;    /* the keys' bytes */
     const int32_t *leaves;  /* per leaf: column, rank (0 = the column's first candidate) */
     const uint8_t *numeric; /* per column: 1 when a number is converted to a number */
@@ -269,6 +269,14 @@ static int leaves_all_numeric(const Trie *t, int32_t node) {
     return 1;
 }
 
+/* A key's length, first and last byte in one number: most keys are told apart from a
+ * wanted one by it alone (as json_scan.key_signature computes it for the trie). */
+static inline int32_t key_signature(const uint8_t *key, int64_t length) {
+    if (length == 0) return 0;
+    return (int32_t)((uint32_t)(length & 0xFFFF) | (uint32_t)key[0] << 16 |
+                     (uint32_t)key[length - 1] << 24);
+}
+
 static int scan_value(Cursor *c, const Trie *t, int32_t node, int depth);
 
 static int scan_object(Cursor *c, const Trie *t, int32_t node, int depth) {
@@ -290,9 +298,10 @@ static int scan_object(Cursor *c, const Trie *t, int32_t node, int depth) {
         int32_t child = -1;
         if (edges > 0) {
             if (escaped) return 0; /* an escaped key might spell a wanted one */
+            const int32_t signature = key_signature(c->s + key, key_length);
             for (int32_t e = 0; e < edges; e++) {
-                const int32_t *edge = t->edges + 3 * (first_edge + e);
-                if (edge[1] == key_length && t->keys[edge[0]] == c->s[key] &&
+                const int32_t *edge = t->edges + 4 * (first_edge + e);
+                if (edge[3] == signature &&
                     memcmp(t->keys + edge[0], c->s + key, (size_t)key_length) == 0) {
                     if (seen >> e & 1) return 0; /* a duplicate: which one counts is DuckDB's call */
                     seen |= (uint64_t)1 << e;
@@ -452,29 +461,32 @@ int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *b
     return 0;
 }
 
-/* Column k as string views into the same buffers (the scratch buffer last), and its
- * validity bitmap (least significant bit first): no value is copied. */
-void json_view_column(const uint8_t *const *buffers, const int64_t *starts,
-                      const int32_t *lengths, int64_t lines, int32_t width, int32_t k,
-                      uint8_t *views, uint8_t *validity) {
-    memset(validity, 0, (size_t)((lines + 7) / 8));
+/* Every column as string views into the same buffers (the scratch buffer last), in
+ * views[k], with its validity bitmap (least significant bit first) in validity[k]: no value
+ * is copied. */
+void json_view_columns(const uint8_t *const *buffers, const int64_t *starts,
+                       const int32_t *lengths, int64_t lines, int32_t width,
+                       uint8_t *const *views, uint8_t *const *validity) {
+    for (int32_t k = 0; k < width; k++) memset(validity[k], 0, (size_t)((lines + 7) / 8));
     for (int64_t i = 0; i < lines; i++) {
-        uint8_t *view = views + 16 * i;
-        const int64_t location = starts[width * i + k];
-        memset(view, 0, 16);
-        if (location == -1) continue;
-        validity[i >> 3] |= (uint8_t)(1 << (i & 7));
-        const int32_t length = lengths[width * i + k];
-        const int32_t buffer = (int32_t)(location >> OFFSET_BITS);
-        const int32_t offset = (int32_t)(location & (((int64_t)1 << OFFSET_BITS) - 1));
-        const uint8_t *value = buffers[buffer] + offset;
-        memcpy(view, &length, 4);
-        if (length <= 12) {
-            memcpy(view + 4, value, (size_t)length);
-        } else {
-            memcpy(view + 4, value, 4);
-            memcpy(view + 8, &buffer, 4);
-            memcpy(view + 12, &offset, 4);
+        for (int32_t k = 0; k < width; k++) {
+            uint8_t *view = views[k] + 16 * i;
+            const int64_t location = starts[width * i + k];
+            memset(view, 0, 16);
+            if (location == -1) continue;
+            validity[k][i >> 3] |= (uint8_t)(1 << (i & 7));
+            const int32_t length = lengths[width * i + k];
+            const int32_t buffer = (int32_t)(location >> OFFSET_BITS);
+            const int32_t offset = (int32_t)(location & (((int64_t)1 << OFFSET_BITS) - 1));
+            const uint8_t *value = buffers[buffer] + offset;
+            memcpy(view, &length, 4);
+            if (length <= 12) {
+                memcpy(view + 4, value, (size_t)length);
+            } else {
+                memcpy(view + 4, value, 4);
+                memcpy(view + 8, &buffer, 4);
+                memcpy(view + 12, &offset, 4);
+            }
         }
     }
 }

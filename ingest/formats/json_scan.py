@@ -50,7 +50,7 @@ class PathTrie:
     """The flat arrays json_scan_lines reads (see _json.c) and the columns they fill."""
 
     nodes: np.ndarray  # int32 [node, 4]: first edge, edges, first leaf, leaves
-    edges: np.ndarray  # int32 [edge, 3]: key offset, key length, child node
+    edges: np.ndarray  # int32 [edge, 4]: key offset, key length, child node, key signature
     keys: np.ndarray  # uint8
     leaves: np.ndarray  # int32 [leaf, 2]: column, rank
     numeric: np.ndarray  # uint8 [column]
@@ -69,6 +69,12 @@ def path_keys(path: str) -> list[str] | None:
         keys.append(match.group(1) if match.group(1) is not None else match.group(2))
         at = match.end()
     return keys or None
+
+
+def key_signature(key: bytes) -> int:
+    """A key's length, first and last byte in one int32, as _json.c computes it."""
+    value = (len(key) & 0xFFFF) | key[0] << 16 | key[-1] << 24
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def compile_paths(columns: dict[str, tuple[str, ...]]) -> PathTrie | None:
@@ -92,19 +98,19 @@ def compile_paths(columns: dict[str, tuple[str, ...]]) -> PathTrie | None:
     if len(columns) > MAX_COLUMNS or any(len(c) > MAX_EDGES for c in children):
         return None
     nodes: list[tuple[int, int, int, int]] = []
-    edges: list[tuple[int, int, int]] = []
+    edges: list[tuple[int, int, int, int]] = []
     leaf_rows: list[tuple[int, int]] = []
     key_bytes = bytearray()
     for node_children, node_leaves in zip(children, leaves, strict=True):
         nodes.append((len(edges), len(node_children), len(leaf_rows), len(node_leaves)))
         for key, child in node_children.items():
             data = key.encode()
-            edges.append((len(key_bytes), len(data), child))
+            edges.append((len(key_bytes), len(data), child, key_signature(data)))
             key_bytes += data
         leaf_rows += node_leaves
     return PathTrie(
         np.array(nodes, dtype=np.int32).reshape(-1, 4),
-        np.array(edges, dtype=np.int32).reshape(-1, 3),
+        np.array(edges, dtype=np.int32).reshape(-1, 4),
         np.frombuffer(bytes(key_bytes) or b"\0", dtype=np.uint8).copy(),
         np.array(leaf_rows, dtype=np.int32).reshape(-1, 2),
         np.array([name in NUMERIC_FIELDS for name in columns], dtype=np.uint8),
@@ -138,23 +144,28 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
     if status != 0:
         raise ValueError("JSON paths too wide for the scanner")
     buffers = [*data, pa.py_buffer(scratch)]
+    views_out = np.empty((width, 16 * count), dtype=np.uint8)
+    validity = np.empty((width, (count + 7) // 8), dtype=np.uint8)
+    view_rows, validity_rows = _rows(views_out), _rows(validity)  # alive through the call
+    functions.json_view_columns(
+        *(address(a) for a in (addresses, starts, lengths)),
+        count,
+        width,
+        address(view_rows),
+        address(validity_rows),
+    )
     columns = {}
     for index, name in enumerate(trie.columns):
-        out = np.empty(16 * count, dtype=np.uint8)
-        validity = np.empty((count + 7) // 8, dtype=np.uint8)
-        functions.json_view_column(
-            *(address(a) for a in (addresses, starts, lengths)),
-            count,
-            width,
-            index,
-            address(out),
-            address(validity),
-        )
         # Whole values of valid UTF-8, cut at quotes, or decoded from escapes: valid again.
         array = pa.Array.from_buffers(
             pa.string_view(),
             count,
-            [pa.py_buffer(validity), pa.py_buffer(out), *buffers],
+            [pa.py_buffer(validity[index]), pa.py_buffer(views_out[index]), *buffers],
         )
         columns[name] = to_series(array).alias(name)
     return columns, accepted.view(bool)
+
+
+def _rows(table: np.ndarray) -> np.ndarray:
+    """The addresses of a 2-d array's rows (a C array of pointers)."""
+    return np.array([row.ctypes.data for row in table] or [0], dtype=np.uint64)

@@ -87,9 +87,8 @@ def _load() -> Any:
     library.json_scan_views.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 5]
     library.json_scan_views.argtypes += [ctypes.c_int32, *[pointer] * 4]
     library.json_scan_views.restype = ctypes.c_int
-    library.json_view_column.argtypes = [*[pointer] * 3, size, ctypes.c_int32, ctypes.c_int32]
-    library.json_view_column.argtypes += [pointer, pointer]
-    library.json_view_column.restype = None
+    library.json_view_columns.argtypes = [*[pointer] * 3, size, ctypes.c_int32, pointer, pointer]
+    library.json_view_columns.restype = None
     library.find_newlines.argtypes = [pointer, size, pointer]
     library.find_newlines.restype = ctypes.c_int64
     # _routes.c (see ingest/routes.py)
