@@ -1,6 +1,6 @@
 """The one compiled part, in one extension module: the field scanners for CLF lines
-(ingest/formats/_scan.c) and JSON lines (ingest/formats/_json.c), and route templating
-(ingest/_routes.c).
+(ingest/formats/_scan.c) and JSON lines (ingest/formats/_json.c), ISO-8601 timestamps
+(ingest/formats/_times.c) and route templating (ingest/_routes.c).
 
 It is optional: without a C compiler the install still succeeds and lines are parsed by the
 regexes and DuckDB alone, with the same results, only more slowly.
@@ -12,7 +12,7 @@ setup(
     ext_modules=[
         Extension(
             "ingest.formats._scan",
-            ["ingest/formats/_scan.c", "ingest/formats/_json.c", "ingest/_routes.c"],
+            ["ingest/formats/_scan.c", "ingest/formats/_json.c", "ingest/formats/_times.c", "ingest/_routes.c"],
             extra_compile_args=["-O2"],
             optional=True,
         )

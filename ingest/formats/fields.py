@@ -14,6 +14,8 @@ import urllib.parse
 
 import polars as pl
 
+from ingest.formats.times import iso_times
+
 # Canonical raw fields a format may capture.
 RAW_FIELDS = frozenset(
     {
@@ -170,11 +172,7 @@ def _timestamp(raw: set[str]) -> pl.Expr:
             .dt.replace_time_zone(None)
         )
     if "time_iso" in raw:
-        candidates.append(
-            pl.col("time_iso")
-            .str.strptime(pl.Datetime("us", "UTC"), "%+", strict=False)
-            .dt.replace_time_zone(None)
-        )
+        candidates.append(pl.col("_time_iso"))  # see convert
     if "time_nozone" in raw:
         candidates.append(
             pl.col("time_nozone").str.strptime(
@@ -312,6 +310,8 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
     )
     frame = decode_paths(_relative_paths(frame))
     frame = client_hosts(pick_clients(frame, raw), raw)
+    if "time_iso" in raw:
+        frame = frame.with_columns(iso_times(frame["time_iso"]).alias("_time_iso"))
     path = pl.col("_path")
     query = pl.coalesce(
         _text(raw, "query").str.strip_prefix("?"), pl.col("_target").struct.field("field_1")

@@ -91,6 +91,9 @@ def _load() -> Any:
     library.json_view_columns.restype = None
     library.find_newlines.argtypes = [pointer, size, pointer]
     library.find_newlines.restype = ctypes.c_int64
+    # _times.c (see times.py)
+    library.parse_iso_times.argtypes = [pointer, size, pointer, pointer, pointer]
+    library.parse_iso_times.restype = None
     # _routes.c (see ingest/routes.py)
     library.template_paths.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 6]
     library.template_paths.argtypes += [size]

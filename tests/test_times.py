@@ -1,0 +1,102 @@
+"""The compiled ISO-8601 reader (ingest/formats/_times.c) reads every timestamp as Polars' %+
+does: on generated timestamps around every edge (fractions of 0 to 12 digits, offsets, leap
+days, impossible dates, 60th seconds, other shapes) and mutations of them."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import polars as pl
+
+from ingest.formats import scan
+from ingest.formats.times import iso_times, strptime_iso
+
+
+def valid_timestamp(rng: random.Random) -> str:
+    moment = 1 + rng.randrange(4_000_000_000)
+    digits = rng.choice([0, 3, 6, 9])
+    fraction = "." + "".join(rng.choice("0123456789") for _ in range(digits)) if digits else ""
+    text = np.datetime64(moment, "s").astype(str)
+    return text + fraction + rng.choice(["Z", "+00:00", "-07:00", "+05:30"])
+
+
+def timestamp(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return valid_timestamp(rng)
+    year = rng.choice([1969, 1970, 1999, 2000, 2024, 2026, 2100, 9999, rng.randint(1000, 9999)])
+    month = rng.choice([1, 2, 4, 12, 0, 13, rng.randint(1, 12)])
+    day = rng.choice([1, 28, 29, 30, 31, 0, 32, rng.randint(1, 28)])
+    hour = rng.choice([0, 23, 24, rng.randint(0, 23)])
+    minute = rng.choice([0, 59, 60, rng.randint(0, 59)])
+    second = rng.choice([0, 59, 60, rng.randint(0, 59)])
+    separator = rng.choice(["T"] * 8 + ["t", " "])
+    digits = rng.choice([0, 0, 1, 3, 6, 7, 9, 10, 12])
+    fraction = "." + "".join(rng.choice("0123456789") for _ in range(digits)) if digits else ""
+    if rng.random() < 0.05:
+        fraction = "."
+    zone = rng.choice(
+        [
+            "Z",
+            "Z",
+            "+00:00",
+            "-07:00",
+            "+05:30",
+            "+14:00",
+            "-23:59",
+            "+24:00",
+            "+0100",
+            "+01",
+            "z",
+            "",
+            "+01:60",
+            " Z",
+        ]
+    )
+    return (
+        f"{year:04d}-{month:02d}-{day:02d}{separator}{hour:02d}:{minute:02d}:{second:02d}"
+        f"{fraction}{zone}"
+    )
+
+
+def mutate(text: str, rng: random.Random) -> str:
+    at = rng.randrange(len(text) + 1)
+    piece = rng.choice(["0", "9", ":", "-", "+", "T", "Z", ".", " ", "x", "é"])
+    action = rng.random()
+    if action < 0.4:
+        return text[:at] + piece + text[at:]
+    if action < 0.8:
+        return text[:at] + piece + text[at + 1 :]
+    return text[:at] + text[at + 1 :]
+
+
+def cases(count: int, seed: int) -> list[str | None]:
+    rng = random.Random(seed)
+    texts: list[str | None] = [timestamp(rng) for _ in range(count)]
+    texts += [mutate(t, rng) for t in texts[: count // 3] if t is not None]
+    texts += [None, "", "-", "2026-11-19", "1700000000.5", "2026-11-19T00:00:00.130772949Z"]
+    return texts
+
+
+def test_the_time_reader_is_built():
+    assert scan.available(), "ingest/formats/_times.c was not built: is a C compiler installed?"
+
+
+def test_compiled_and_polars_readings_agree():
+    texts = pl.Series("time_iso", cases(60_000, seed=5), dtype=pl.String)
+    fast = iso_times(texts)
+    reference = texts.to_frame().select(strptime_iso(pl.col("time_iso"))).to_series()
+    assert fast.dtype == reference.dtype
+    mismatch = np.flatnonzero(~fast.eq_missing(reference).to_numpy())
+    assert not len(mismatch), [
+        (texts[int(i)], fast[int(i)], reference[int(i)]) for i in mismatch[:5]
+    ]
+    assert fast.null_count() < 0.6 * len(texts)  # the valid half and more are read
+
+
+def test_fractions_are_truncated_to_microseconds_and_offsets_applied():
+    texts = pl.Series(["2026-11-19T00:00:00.130772949Z", "2026-11-19T02:30:00.5+02:30"])
+    assert [str(t) for t in iso_times(texts).to_list()] == [
+        "2026-11-19 00:00:00.130772",
+        "2026-11-19 00:00:00.500000",
+    ]
