@@ -40,17 +40,20 @@ typedef struct {
     int32_t width;
 } Trie;
 
+/* What is kept of one line while it is scanned: where its values are. */
 typedef struct {
-    const uint8_t *s;
-    int64_t p, len;
-    int64_t base;       /* where the line is, as a location (see LOCATION) */
-    uint8_t *scratch;   /* decoded strings, shared by the batch */
+    int64_t base;         /* where the line is, as a location (see LOCATION) */
+    uint8_t *scratch;     /* decoded strings, shared by the batch */
     int64_t scratch_base; /* the scratch buffer's location */
-    int64_t *used;
-    int64_t *starts;    /* this line's [width]: the values' locations, -1 for none */
+    int64_t used;         /* bytes of scratch used so far */
+    int64_t *starts;      /* this line's [width]: the values' locations, -1 for none */
     int32_t *lengths;
     int32_t ranks[MAX_COLUMNS];
-} Cursor;
+} Line;
+
+/* The scanning functions take the line (s, len) and a position, and return the position
+ * after what they read, or FAIL: the line goes to DuckDB. Positions stay in registers. */
+#define FAIL (-1)
 
 /* Bytes that end a run of plain string content: the quote, the backslash, control bytes. */
 static uint8_t special[256];
@@ -61,12 +64,9 @@ static void init_special(void) {
     special['\\'] = 1;
 }
 
-static inline void skip_space(Cursor *c) {
-    while (c->p < c->len) {
-        const uint8_t b = c->s[c->p];
-        if (b != ' ' && b != '\t' && b != '\n' && b != '\r') return;
-        c->p++;
-    }
+static inline int64_t skip_space(const uint8_t *s, int64_t len, int64_t p) {
+    while (p < len && (s[p] == ' ' || s[p] == '\t' || s[p] == '\n' || s[p] == '\r')) p++;
+    return p;
 }
 
 static inline int hex_value(uint8_t b) {
@@ -126,18 +126,17 @@ static inline int64_t next_special(const uint8_t *s, int64_t p, int64_t len) {
     return p;
 }
 
-/* At an opening quote: moves past the closing one. 0 when the string is not strict JSON.
- * *escaped tells whether it holds a backslash escape. */
-static int skip_string(Cursor *c, int *escaped) {
-    const uint8_t *s = c->s;
-    int64_t p = c->p + 1;
+/* At an opening quote: the position after the closing one. *escaped tells whether the
+ * string holds a backslash escape. */
+static int64_t skip_string(const uint8_t *s, int64_t len, int64_t p, int *escaped) {
+    p++;
     *escaped = 0;
     for (;;) {
-        p = next_special(s, p, c->len);
-        if (p >= c->len || s[p] < 0x20) return 0;
-        if (s[p] == '"') break;
+        p = next_special(s, p, len);
+        if (p >= len || s[p] < 0x20) return FAIL;
+        if (s[p] == '"') return p + 1;
         /* a backslash */
-        if (p + 1 >= c->len) return 0;
+        if (p + 1 >= len) return FAIL;
         *escaped = 1;
         switch (s[p + 1]) {
         case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
@@ -146,23 +145,21 @@ static int skip_string(Cursor *c, int *escaped) {
         case 'u': {
             /* an unpaired surrogate makes the line invalid to DuckDB: its call */
             uint32_t unit, low;
-            if (!read_hex4(s, p + 2, c->len, &unit) || (unit >= 0xDC00 && unit <= 0xDFFF))
-                return 0;
+            if (!read_hex4(s, p + 2, len, &unit) || (unit >= 0xDC00 && unit <= 0xDFFF))
+                return FAIL;
             p += 6;
             if (unit >= 0xD800 && unit <= 0xDBFF) {
-                if (p + 1 >= c->len || s[p] != '\\' || s[p + 1] != 'u' ||
-                    !read_hex4(s, p + 2, c->len, &low) || low < 0xDC00 || low > 0xDFFF)
-                    return 0;
+                if (p + 1 >= len || s[p] != '\\' || s[p + 1] != 'u' ||
+                    !read_hex4(s, p + 2, len, &low) || low < 0xDC00 || low > 0xDFFF)
+                    return FAIL;
                 p += 6;
             }
             break;
         }
         default:
-            return 0;
+            return FAIL;
         }
     }
-    c->p = p + 1;
-    return 1;
 }
 
 static uint8_t *put_utf8(uint8_t *out, uint32_t code) {
@@ -223,34 +220,83 @@ static uint8_t *decode_string(const uint8_t *s, int64_t a, int64_t b, uint8_t *o
 
 /* A number in JSON's grammar, without an exponent and with at most 18 digits before the
  * point. *plain: an integer that DuckDB writes back exactly as it is written (not -0). */
-static int skip_number(Cursor *c, int *plain) {
-    const uint8_t *s = c->s;
-    int64_t p = c->p;
+static int64_t skip_number(const uint8_t *s, int64_t len, int64_t p, int *plain) {
     const int64_t start = p;
     if (s[p] == '-') p++;
     const int64_t digits = p;
-    if (p >= c->len || s[p] < '0' || s[p] > '9') return 0;
+    if (p >= len || s[p] < '0' || s[p] > '9') return FAIL;
     if (s[p] == '0') {
         p++;
     } else {
-        while (p < c->len && s[p] >= '0' && s[p] <= '9') p++;
+        while (p < len && s[p] >= '0' && s[p] <= '9') p++;
     }
-    if (p - digits > 18) return 0;
+    if (p - digits > 18) return FAIL;
     *plain = !(p - start == 2 && s[start] == '-' && s[start + 1] == '0');
-    if (p < c->len && s[p] == '.') {
+    if (p < len && s[p] == '.') {
         *plain = 0;
         p++;
         const int64_t fraction = p;
-        while (p < c->len && s[p] >= '0' && s[p] <= '9') p++;
-        if (p == fraction) return 0;
+        while (p < len && s[p] >= '0' && s[p] <= '9') p++;
+        if (p == fraction) return FAIL;
     }
-    if (p < c->len && (s[p] == 'e' || s[p] == 'E')) return 0;
-    c->p = p;
-    return 1;
+    if (p < len && (s[p] == 'e' || s[p] == 'E')) return FAIL;
+    return p;
+}
+
+static inline int64_t skip_literal(const uint8_t *s, int64_t len, int64_t p, const char *word,
+                                   int64_t length) {
+    if (p + length > len || memcmp(s + p, word, (size_t)length) != 0) return FAIL;
+    return p + length;
+}
+
+/* A value no wanted path goes through: only checked to be strict JSON. */
+static int64_t skip_value(const uint8_t *s, int64_t len, int64_t p, int depth) {
+    int escaped, plain;
+    if (depth > MAX_DEPTH) return FAIL;
+    p = skip_space(s, len, p);
+    if (p >= len) return FAIL;
+    switch (s[p]) {
+    case '"':
+        return skip_string(s, len, p, &escaped);
+    case '{':
+        p = skip_space(s, len, p + 1);
+        if (p < len && s[p] == '}') return p + 1;
+        for (;;) {
+            if (p >= len || s[p] != '"') return FAIL;
+            if ((p = skip_string(s, len, p, &escaped)) < 0) return FAIL;
+            p = skip_space(s, len, p);
+            if (p >= len || s[p] != ':') return FAIL;
+            if ((p = skip_value(s, len, p + 1, depth + 1)) < 0) return FAIL;
+            p = skip_space(s, len, p);
+            if (p >= len) return FAIL;
+            if (s[p] == '}') return p + 1;
+            if (s[p] != ',') return FAIL;
+            p = skip_space(s, len, p + 1);
+        }
+    case '[':
+        p = skip_space(s, len, p + 1);
+        if (p < len && s[p] == ']') return p + 1;
+        for (;;) {
+            if ((p = skip_value(s, len, p, depth + 1)) < 0) return FAIL;
+            p = skip_space(s, len, p);
+            if (p >= len) return FAIL;
+            if (s[p] == ']') return p + 1;
+            if (s[p] != ',') return FAIL;
+            p++;
+        }
+    case 't':
+        return skip_literal(s, len, p, "true", 4);
+    case 'f':
+        return skip_literal(s, len, p, "false", 5);
+    case 'n':
+        return skip_literal(s, len, p, "null", 4);
+    default:
+        return skip_number(s, len, p, &plain);
+    }
 }
 
 /* Sets the node's columns to a value, where it outranks what they hold. */
-static void record(Cursor *c, const Trie *t, int32_t node, int64_t start, int32_t length) {
+static void record(Line *c, const Trie *t, int32_t node, int64_t start, int32_t length) {
     const int32_t first = t->nodes[4 * node + 2], count = t->nodes[4 * node + 3];
     for (int32_t k = first; k < first + count; k++) {
         const int32_t column = t->leaves[2 * k], rank = t->leaves[2 * k + 1];
@@ -277,124 +323,95 @@ static inline int32_t key_signature(const uint8_t *key, int64_t length) {
                      (uint32_t)key[length - 1] << 24);
 }
 
-static int scan_value(Cursor *c, const Trie *t, int32_t node, int depth);
+static int64_t scan_value(Line *c, const Trie *t, const uint8_t *s, int64_t len, int64_t p,
+                          int32_t node, int depth);
 
-static int scan_object(Cursor *c, const Trie *t, int32_t node, int depth) {
-    const int32_t first_edge = node >= 0 ? t->nodes[4 * node] : 0;
-    const int32_t edges = node >= 0 ? t->nodes[4 * node + 1] : 0;
+/* An object that wanted paths go through (node): each key is looked up among its edges. */
+static int64_t scan_object(Line *c, const Trie *t, const uint8_t *s, int64_t len, int64_t p,
+                           int32_t node, int depth) {
+    const int32_t first_edge = t->nodes[4 * node], edges = t->nodes[4 * node + 1];
     uint64_t seen = 0;
-    c->p++;
-    skip_space(c);
-    if (c->p < c->len && c->s[c->p] == '}') {
-        c->p++;
-        return 1;
-    }
+    int escaped;
+    p = skip_space(s, len, p + 1);
+    if (p < len && s[p] == '}') return p + 1;
     for (;;) {
-        int escaped;
-        if (c->p >= c->len || c->s[c->p] != '"') return 0;
-        const int64_t key = c->p + 1;
-        if (!skip_string(c, &escaped)) return 0;
-        const int64_t key_length = c->p - 1 - key;
+        if (p >= len || s[p] != '"') return FAIL;
+        const int64_t key = p + 1;
+        if ((p = skip_string(s, len, p, &escaped)) < 0) return FAIL;
+        if (escaped) return FAIL; /* an escaped key might spell a wanted one */
+        const int64_t key_length = p - 1 - key;
+        const int32_t signature = key_signature(s + key, key_length);
         int32_t child = -1;
-        if (edges > 0) {
-            if (escaped) return 0; /* an escaped key might spell a wanted one */
-            const int32_t signature = key_signature(c->s + key, key_length);
-            for (int32_t e = 0; e < edges; e++) {
-                const int32_t *edge = t->edges + 4 * (first_edge + e);
-                if (edge[3] == signature &&
-                    memcmp(t->keys + edge[0], c->s + key, (size_t)key_length) == 0) {
-                    if (seen >> e & 1) return 0; /* a duplicate: which one counts is DuckDB's call */
-                    seen |= (uint64_t)1 << e;
-                    child = edge[2];
-                    break;
-                }
+        for (int32_t e = 0; e < edges; e++) {
+            const int32_t *edge = t->edges + 4 * (first_edge + e);
+            if (edge[3] == signature &&
+                memcmp(t->keys + edge[0], s + key, (size_t)key_length) == 0) {
+                if (seen >> e & 1) return FAIL; /* a duplicate: which one counts is DuckDB's call */
+                seen |= (uint64_t)1 << e;
+                child = edge[2];
+                break;
             }
         }
-        skip_space(c);
-        if (c->p >= c->len || c->s[c->p] != ':') return 0;
-        c->p++;
-        if (!scan_value(c, t, child, depth)) return 0;
-        skip_space(c);
-        if (c->p >= c->len) return 0;
-        if (c->s[c->p] == '}') {
-            c->p++;
-            return 1;
-        }
-        if (c->s[c->p] != ',') return 0;
-        c->p++;
-        skip_space(c);
+        p = skip_space(s, len, p);
+        if (p >= len || s[p] != ':') return FAIL;
+        p = child >= 0 ? scan_value(c, t, s, len, p + 1, child, depth)
+                       : skip_value(s, len, p + 1, depth);
+        if (p < 0) return FAIL;
+        p = skip_space(s, len, p);
+        if (p >= len) return FAIL;
+        if (s[p] == '}') return p + 1;
+        if (s[p] != ',') return FAIL;
+        p = skip_space(s, len, p + 1);
     }
 }
 
-static int scan_array(Cursor *c, const Trie *t, int depth) {
-    c->p++;
-    skip_space(c);
-    if (c->p < c->len && c->s[c->p] == ']') {
-        c->p++;
-        return 1;
-    }
-    for (;;) {
-        if (!scan_value(c, t, -1, depth)) return 0;
-        skip_space(c);
-        if (c->p >= c->len) return 0;
-        if (c->s[c->p] == ']') {
-            c->p++;
-            return 1;
-        }
-        if (c->s[c->p] != ',') return 0;
-        c->p++;
-    }
-}
-
-static int literal(Cursor *c, const char *word, int64_t length) {
-    if (c->p + length > c->len || memcmp(c->s + c->p, word, (size_t)length) != 0) return 0;
-    c->p += length;
-    return 1;
-}
-
-static int scan_value(Cursor *c, const Trie *t, int32_t node, int depth) {
-    if (depth > MAX_DEPTH) return 0;
-    skip_space(c);
-    if (c->p >= c->len) return 0;
-    const int wanted = node >= 0 && t->nodes[4 * node + 3] > 0;
-    const int64_t start = c->p;
+/* A value on a wanted path (node): recorded when a column wants it, followed when it is an
+ * object that paths go through. */
+static int64_t scan_value(Line *c, const Trie *t, const uint8_t *s, int64_t len, int64_t p,
+                          int32_t node, int depth) {
     int escaped, plain;
-    switch (c->s[c->p]) {
+    if (depth > MAX_DEPTH) return FAIL;
+    p = skip_space(s, len, p);
+    if (p >= len) return FAIL;
+    const int wanted = t->nodes[4 * node + 3] > 0;
+    const int64_t start = p;
+    switch (s[p]) {
     case '{':
-        if (wanted) return 0; /* DuckDB gives an object as re-written JSON text */
-        return scan_object(c, t, node, depth + 1);
+        if (wanted) return FAIL; /* DuckDB gives an object as re-written JSON text */
+        return scan_object(c, t, s, len, p, node, depth + 1);
     case '[':
-        if (wanted) return 0;
-        return scan_array(c, t, depth + 1);
+        if (wanted) return FAIL;
+        return skip_value(s, len, p, depth);
     case '"':
-        if (!skip_string(c, &escaped)) return 0;
-        if (!wanted) return 1;
+        if ((p = skip_string(s, len, p, &escaped)) < 0) return FAIL;
+        if (!wanted) return p;
         if (!escaped) {
-            record(c, t, node, c->base + start + 1, (int32_t)(c->p - start - 2));
-            return 1;
+            record(c, t, node, c->base + start + 1, (int32_t)(p - start - 2));
+            return p;
         }
         {
-            uint8_t *out = c->scratch + *c->used;
-            uint8_t *end = decode_string(c->s, start + 1, c->p - 1, out);
-            if (end == NULL) return 0;
-            record(c, t, node, c->scratch_base + *c->used, (int32_t)(end - out));
-            *c->used += end - out;
+            uint8_t *out = c->scratch + c->used;
+            uint8_t *end = decode_string(s, start + 1, p - 1, out);
+            if (end == NULL) return FAIL;
+            record(c, t, node, c->scratch_base + c->used, (int32_t)(end - out));
+            c->used += end - out;
         }
-        return 1;
+        return p;
     case 't':
-        if (!literal(c, "true", 4)) return 0;
+        p = skip_literal(s, len, p, "true", 4);
         break;
     case 'f':
-        if (!literal(c, "false", 5)) return 0;
+        p = skip_literal(s, len, p, "false", 5);
         break;
     case 'n':
-        return literal(c, "null", 4); /* null is no value */
+        return skip_literal(s, len, p, "null", 4); /* null is no value */
     default:
-        if (!skip_number(c, &plain)) return 0;
-        if (wanted && !plain && !leaves_all_numeric(t, node)) return 0;
+        p = skip_number(s, len, p, &plain);
+        if (p >= 0 && wanted && !plain && !leaves_all_numeric(t, node)) return FAIL;
     }
-    if (wanted) record(c, t, node, c->base + start, (int32_t)(c->p - start));
-    return 1;
+    if (p < 0) return FAIL;
+    if (wanted) record(c, t, node, c->base + start, (int32_t)(p - start));
+    return p;
 }
 
 /* Arrow string views (16 bytes each: length, then the bytes inline up to 12, or a prefix,
@@ -418,25 +435,24 @@ int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *b
     if (width > MAX_COLUMNS) return -1;
     if (!special['"']) init_special();
     const Trie trie = {nodes, edges, keys, leaves, numeric, width};
-    int64_t used = 0;
-    Cursor c;
+    Line c;
     c.scratch = scratch;
     c.scratch_base = LOCATION(n_buffers, 0);
-    c.used = &used;
+    c.used = 0;
     for (int64_t i = 0; i < lines; i++) {
         const uint8_t *view = views + 16 * i;
-        c.len = view_int(view, 0);
-        if (c.len <= 12) { /* inline: scanned from a copy in scratch, where values can point */
-            memcpy(scratch + used, view + 4, (size_t)c.len);
-            c.s = scratch + used;
-            c.base = c.scratch_base + used;
-            used += c.len;
+        const int64_t len = view_int(view, 0);
+        const uint8_t *s;
+        if (len <= 12) { /* inline: scanned from a copy in scratch, where values can point */
+            memcpy(scratch + c.used, view + 4, (size_t)len);
+            s = scratch + c.used;
+            c.base = c.scratch_base + c.used;
+            c.used += len;
         } else {
             const int32_t buffer = view_int(view, 8), offset = view_int(view, 12);
-            c.s = buffers[buffer] + offset;
+            s = buffers[buffer] + offset;
             c.base = LOCATION(buffer, offset);
         }
-        c.p = 0;
         c.starts = starts + width * i;
         c.lengths = lengths + width * i;
         for (int32_t k = 0; k < width; k++) {
@@ -444,12 +460,9 @@ int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *b
             c.starts[k] = -1;
             c.lengths[k] = 0;
         }
-        skip_space(&c);
-        int ok = c.p < c.len && c.s[c.p] == '{' && scan_value(&c, &trie, 0, 0);
-        if (ok) {
-            skip_space(&c);
-            ok = c.p == c.len;
-        }
+        int64_t p = skip_space(s, len, 0);
+        int ok = p < len && s[p] == '{' && (p = scan_value(&c, &trie, s, len, p, 0, 0)) >= 0;
+        if (ok) ok = skip_space(s, len, p) == len;
         accepted[i] = (uint8_t)ok;
         if (!ok) {
             for (int32_t k = 0; k < width; k++) {
