@@ -12,7 +12,12 @@ setup(
     ext_modules=[
         Extension(
             "ingest.formats._scan",
-            ["ingest/formats/_scan.c", "ingest/formats/_json.c", "ingest/formats/_times.c", "ingest/_routes.c"],
+            [
+                "ingest/formats/_scan.c",
+                "ingest/formats/_json.c",
+                "ingest/formats/_times.c",
+                "ingest/_routes.c",
+            ],
             extra_compile_args=["-O2"],
             optional=True,
         )

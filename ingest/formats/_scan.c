@@ -100,33 +100,119 @@ static int scan_line(const uint8_t *s, int64_t len, const int32_t *program, int6
     return 0;
 }
 
-/* Line i is data[bounds[i]:bounds[i + 1]]; its spans are spans[2 * fields * i ...]. */
-void scan_lines(const uint8_t *data, const int64_t *bounds, int64_t lines,
+/* Line i of a batch of Arrow string views (16 bytes each: the length, then the bytes inline
+ * up to 12, or a prefix, a buffer index and an offset): its bytes, its length, and where it
+ * lies (buffer -1 when inline). */
+static inline const uint8_t *view_line(const uint8_t *views, int64_t i,
+                                       const uint8_t *const *buffers, int32_t *length,
+                                       int32_t *buffer, int32_t *offset) {
+    const uint8_t *view = views + 16 * i;
+    memcpy(length, view, 4);
+    if (*length <= 12) {
+        *buffer = -1;
+        *offset = 0;
+        return view + 4;
+    }
+    memcpy(buffer, view + 8, 4);
+    memcpy(offset, view + 12, 4);
+    return buffers[*buffer] + *offset;
+}
+
+/* Line i is the string view views[16 * i ...] into buffers; its spans are
+ * spans[2 * fields * i ...], all -1 when it is not matched. */
+void scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
                 const int32_t *program, int64_t length, const uint8_t *literals, int32_t fields,
                 int32_t *spans, uint8_t *matched) {
     for (int64_t i = 0; i < lines; i++) {
-        const int64_t size = bounds[i + 1] - bounds[i];
-        matched[i] = size < INT32_MAX &&
-                     scan_line(data + bounds[i], size, program, length, literals,
-                               spans + (int64_t)2 * fields * i);
+        int32_t size, buffer, offset;
+        const uint8_t *line = view_line(views, i, buffers, &size, &buffer, &offset);
+        int32_t *own = spans + (int64_t)2 * fields * i;
+        for (int32_t k = 0; k < 2 * fields; k++) own[k] = -1;
+        matched[i] = (uint8_t)scan_line(line, size, program, length, literals, own);
+        if (!matched[i])
+            for (int32_t k = 0; k < 2 * fields; k++) own[k] = -1;
     }
 }
 
-/* Field f of each matched line, back to back in out; offsets[i + 1] ends line i's value
- * (an unmatched line's value is empty). */
-void gather_field(const uint8_t *data, const int64_t *bounds, int64_t lines,
-                  const int32_t *spans, int32_t fields, int32_t f, const uint8_t *matched,
-                  int64_t *offsets, uint8_t *out) {
-    int64_t at = 0;
-    offsets[0] = 0;
+static inline int is_alpha(uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* ^[A-Za-z][A-Za-z0-9_-]*$ (fields.METHOD) */
+static int method_like(const uint8_t *s, int32_t n) {
+    if (n < 1 || !is_alpha(s[0])) return 0;
+    for (int32_t i = 1; i < n; i++)
+        if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '_' && s[i] != '-') return 0;
+    return 1;
+}
+
+/* ^[A-Za-z]+/[0-9.]+$ (fields.PROTOCOL) */
+static int protocol_like(const uint8_t *s, int32_t n) {
+    int32_t i = 0;
+    while (i < n && is_alpha(s[i])) i++;
+    if (i < 1 || i >= n || s[i] != '/' || i + 1 >= n) return 0;
+    for (i = i + 1; i < n; i++)
+        if (!is_digit(s[i]) && s[i] != '.') return 0;
+    return 1;
+}
+
+/* The request line in field f of each matched line, split as fields.split_request_line does
+ * at its first two spaces: the method's and the target's spans go to parts[4 * i ...] (-1 for
+ * none), and decided[i] says whether that is the answer. Undecided: an unmatched line, or a
+ * request that is not METHOD TARGET [PROTOCOL] but holds a space (its regex retry is left to
+ * split_request_line). */
+void split_requests(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
+                    const int32_t *spans, int32_t fields, int32_t f, int32_t *parts,
+                    uint8_t *decided) {
     for (int64_t i = 0; i < lines; i++) {
-        if (matched[i]) {
-            const int32_t *span = spans + (int64_t)2 * fields * i + 2 * f;
-            const int64_t size = span[1] - span[0];
-            memcpy(out + at, data + bounds[i] + span[0], (size_t)size);
-            at += size;
+        int32_t size, buffer, offset;
+        const uint8_t *line = view_line(views, i, buffers, &size, &buffer, &offset);
+        const int32_t start = spans[2 * (fields * i + f)], end = spans[2 * (fields * i + f) + 1];
+        int32_t *own = parts + 4 * i;
+        own[0] = own[1] = own[2] = own[3] = -1;
+        decided[i] = 0;
+        if (start < 0) continue;
+        const uint8_t *request = line + start;
+        const int32_t n = end - start;
+        const uint8_t *first = memchr(request, ' ', (size_t)n);
+        if (first == NULL) { /* no space: no request (and nothing for the regex either) */
+            decided[i] = 1;
+            continue;
         }
-        offsets[i + 1] = at;
+        const int32_t a = (int32_t)(first - request);
+        const uint8_t *second = memchr(first + 1, ' ', (size_t)(n - a - 1));
+        const int32_t b = second != NULL ? (int32_t)(second - request) : n;
+        if (!method_like(request, a)) continue;
+        if (second != NULL && !protocol_like(second + 1, n - b - 1)) continue;
+        own[0] = start;
+        own[1] = start + a;
+        own[2] = start + a + 1;
+        own[3] = start + b;
+        decided[i] = 1;
+    }
+}
+
+/* Column k of spans (pairs, width per line, -1 for none) as string views into the lines'
+ * own buffers, with its validity bitmap (least significant bit first). */
+void span_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
+                const int32_t *spans, int32_t width, int32_t k, uint8_t *out,
+                uint8_t *validity) {
+    memset(validity, 0, (size_t)((lines + 7) / 8));
+    for (int64_t i = 0; i < lines; i++) {
+        int32_t size, buffer, offset;
+        const uint8_t *line = view_line(views, i, buffers, &size, &buffer, &offset);
+        const int32_t start = spans[2 * (width * i + k)], end = spans[2 * (width * i + k) + 1];
+        uint8_t *view = out + 16 * i;
+        memset(view, 0, 16);
+        if (start < 0) continue;
+        validity[i >> 3] |= (uint8_t)(1 << (i & 7));
+        const int32_t n = end - start, at = offset + start;
+        memcpy(view, &n, 4);
+        if (n <= 12) {
+            memcpy(view + 4, line + start, (size_t)n);
+        } else { /* longer than 12: so is its line, which lies in a buffer */
+            memcpy(view + 4, line + start, 4);
+            memcpy(view + 8, &buffer, 4);
+            memcpy(view + 12, &at, 4);
+        }
     }
 }
 

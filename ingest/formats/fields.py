@@ -14,6 +14,7 @@ import urllib.parse
 
 import polars as pl
 
+from ingest.formats.scan import REQUEST_PARTS, REQUEST_SPLIT
 from ingest.formats.times import iso_times
 
 # Canonical raw fields a format may capture.
@@ -112,6 +113,18 @@ def unescape_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
 
 
 def split_request_line(frame: pl.DataFrame) -> pl.DataFrame:
+    """``request`` → ``_rq_method``, ``_rq_target``, except on the lines the compiled scanner
+    already split (``_rq_split``, see scan.scan)."""
+    if REQUEST_SPLIT not in frame.columns:
+        return _split_request_lines(frame)
+    rows = (~frame[REQUEST_SPLIT]).arg_true()
+    if not len(rows):
+        return frame
+    rest = _split_request_lines(frame.select("request").gather(rows))
+    return frame.with_columns([frame[name].scatter(rows, rest[name]) for name in REQUEST_PARTS])
+
+
+def _split_request_lines(frame: pl.DataFrame) -> pl.DataFrame:
     """``request`` → ``_rq_method``, ``_rq_target``.
 
     Split at the first two spaces (2-3x faster than a regex); the rare line that does not

@@ -77,12 +77,16 @@ def _load() -> Any:
         return None
     library = ctypes.CDLL(_scan.__file__)
     pointer, size = ctypes.c_void_p, ctypes.c_int64
-    library.scan_lines.argtypes = [pointer, pointer, size, pointer, size, pointer]
-    library.scan_lines.argtypes += [ctypes.c_int32, pointer, pointer]
-    library.scan_lines.restype = None
-    library.gather_field.argtypes = [pointer, pointer, size, pointer, ctypes.c_int32]
-    library.gather_field.argtypes += [ctypes.c_int32, pointer, pointer, pointer]
-    library.gather_field.restype = None
+    int32 = ctypes.c_int32
+    library.scan_views.argtypes = [pointer, size, pointer, pointer, size, pointer, int32]
+    library.scan_views.argtypes += [pointer, pointer]
+    library.scan_views.restype = None
+    library.split_requests.argtypes = [pointer, size, pointer, pointer, int32, int32]
+    library.split_requests.argtypes += [pointer, pointer]
+    library.split_requests.restype = None
+    library.span_views.argtypes = [pointer, size, pointer, pointer, int32, int32, pointer]
+    library.span_views.argtypes += [pointer]
+    library.span_views.restype = None
     # _json.c (see json_scan.py)
     library.json_scan_views.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 5]
     library.json_scan_views.argtypes += [ctypes.c_int32, *[pointer] * 4]
@@ -114,17 +118,26 @@ def library() -> Any:
     return _LIBRARY
 
 
+# The request line split by the scanner: method, target, and whether that is the answer.
+REQUEST_PARTS = ("_rq_method", "_rq_target")
+REQUEST_SPLIT = "_rq_split"
+
+
 def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.ndarray]:
     """Each captured field of ``lines`` (null where the scanner left the line to the regex),
-    and which lines it matched."""
-    data, bounds = bytes_of(lines)
-    count, width = len(bounds) - 1, len(program.fields)
-    spans = np.zeros((count, width, 2), dtype=np.int32)
-    matched = np.zeros(count, dtype=np.uint8)
-    _LIBRARY.scan_lines(
-        address(data),
-        address(bounds),
+    and which lines it matched. The fields are string views into the lines' own buffers.
+
+    With a ``request`` field, also its method and target (REQUEST_PARTS) and REQUEST_SPLIT,
+    true where they are what fields.split_request_line would make of it."""
+    array = string_views(lines)
+    views, _, addresses = view_buffers(array)
+    count, width = len(array), len(program.fields)
+    spans = np.empty((count, width, 2), dtype=np.int32)
+    matched = np.empty(count, dtype=np.uint8)
+    _LIBRARY.scan_views(
+        address(views),
         count,
+        address(addresses),
         address(program.steps),
         len(program.steps),
         address(program.literals),
@@ -132,41 +145,50 @@ def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.n
         address(spans),
         address(matched),
     )
-    ok = matched.view(bool)
-    validity = pa.py_buffer(np.packbits(ok, bitorder="little"))
-    columns = {}
-    for index, name in enumerate(program.fields):
-        sizes = spans[:, index, 1] - spans[:, index, 0]
-        out = np.empty(int(sizes[ok].sum()), dtype=np.uint8)
-        offsets = np.empty(count + 1, dtype=np.int64)
-        _LIBRARY.gather_field(
-            address(data),
-            address(bounds),
+    columns = {
+        name: _span_column(array, spans, index).alias(name)
+        for index, name in enumerate(program.fields)
+    }
+    if "request" in program.fields:
+        parts = np.empty((count, 2, 2), dtype=np.int32)
+        decided = np.empty(count, dtype=np.uint8)
+        _LIBRARY.split_requests(
+            address(views),
             count,
+            address(addresses),
             address(spans),
             width,
-            index,
-            address(matched),
-            address(offsets),
-            address(out),
+            program.fields.index("request"),
+            address(parts),
+            address(decided),
         )
-        # Cut at ASCII bytes of valid UTF-8: each value is valid UTF-8 again.
-        array = pa.LargeStringArray.from_buffers(
-            count, pa.py_buffer(offsets), pa.py_buffer(out), validity
-        )
-        columns[name] = to_series(array).alias(name)
-    return columns, ok
+        for index, name in enumerate(REQUEST_PARTS):
+            columns[name] = _span_column(array, parts, index).alias(name)
+        columns[REQUEST_SPLIT] = pl.Series(REQUEST_SPLIT, decided.view(bool))
+    return columns, matched.view(bool)
 
 
-def bytes_of(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The UTF-8 bytes of a string column (nulls as empty strings), and where each value
-    starts (plus the end of the last)."""
-    array = texts.fill_null("").rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
-    bounds = np.frombuffer(array.buffers()[1], dtype=np.int64)[
-        array.offset : array.offset + len(array) + 1
-    ]
-    data = np.frombuffer(array.buffers()[2] or b"\0", dtype=np.uint8)
-    return data, np.ascontiguousarray(bounds)
+def _span_column(lines: pa.Array, spans: np.ndarray, index: int) -> pl.Series:
+    """Column ``index`` of ``spans`` (line, column, start/end, -1 for none) as string views
+    into the lines' buffers: cut at ASCII bytes of valid UTF-8, each value is valid again."""
+    views, data, addresses = view_buffers(lines)
+    count, width = len(lines), spans.shape[1]
+    out = np.empty(16 * count, dtype=np.uint8)
+    validity = np.empty((count + 7) // 8, dtype=np.uint8)
+    _LIBRARY.span_views(
+        address(views),
+        count,
+        address(addresses),
+        address(spans),
+        width,
+        index,
+        address(out),
+        address(validity),
+    )
+    array = pa.Array.from_buffers(
+        pa.string_view(), count, [pa.py_buffer(validity), pa.py_buffer(out), *data]
+    )
+    return to_series(array)
 
 
 def address(array: np.ndarray) -> int:
