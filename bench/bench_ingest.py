@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import BenchError, child_env, conflictlens_exe  # noqa: E402
+from bench.common import BenchError, child_env, compile_bytecode, conflictlens_exe  # noqa: E402
 from sample_logs.generator import write_log  # noqa: E402
 
 STYLE = "nginx-combined"
@@ -584,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     if not gnu_time():
         print("GNU time not found on PATH (apt-get install time); peak RSS will be n/a")
     results["checks"] = []
+    compile_bytecode()
     try:
         if "main" in args.only:
             small = main_run(args, results)

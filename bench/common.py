@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import sys
 from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+PACKAGES = ("conflictlens", "ingest", "store", "analysis", "dashboard")
 
 
 class BenchError(Exception):
@@ -22,3 +26,11 @@ def conflictlens_exe() -> Path:
 def child_env() -> dict[str, str]:
     """The environment without CONFLICTLENS_* settings, so only the benchmark's own count."""
     return {key: value for key, value in os.environ.items() if not key.startswith("CONFLICTLENS_")}
+
+
+def compile_bytecode() -> None:
+    """Write the project's bytecode, as installing a wheel does: an editable install run
+    with PYTHONDONTWRITEBYTECODE set (as in our sandboxes) otherwise compiles every module from
+    source at each start, about 0.1 s of each timed run."""
+    for package in PACKAGES:
+        compileall.compile_dir(PROJECT / package, quiet=1)
