@@ -131,3 +131,17 @@ def test_the_scanner_hands_over_what_only_the_regex_reads():
     assert fast.equals(reference)
     assert fast["user_agent"][0] == 'agent "q" x'
     assert fast["client"][2] == "1.2.3.4"
+
+
+def test_split_once_cuts_as_polars_splitn_does():
+    rng = random.Random(3)
+    alphabet = "ab/?=&é€😀 -"
+    texts: list[str | None] = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(5_000)
+    ]
+    texts += [None, "", "?", "??", "a?", "?a", "x" * 12 + "?" + "y" * 13]
+    series = pl.Series("target", texts, dtype=pl.String)
+    before, after = scan.split_once(series, "?")
+    parts = series.str.splitn("?", 2).struct
+    assert before.equals(parts.field("field_0"), check_names=False)
+    assert after.equals(parts.field("field_1"), check_names=False)

@@ -190,28 +190,64 @@ void split_requests(const uint8_t *views, int64_t lines, const uint8_t *const *b
     }
 }
 
-/* Column k of spans (pairs, width per line, -1 for none) as string views into the lines'
- * own buffers, with its validity bitmap (least significant bit first). */
+/* Every column of spans (pairs, width per line, -1 for none) as string views into the
+ * lines' own buffers, in out[k], with its validity bitmap (least significant bit first) in
+ * validity[k]: one pass over the lines for all columns. */
 void span_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
-                const int32_t *spans, int32_t width, int32_t k, uint8_t *out,
-                uint8_t *validity) {
-    memset(validity, 0, (size_t)((lines + 7) / 8));
+                const int32_t *spans, int32_t width, uint8_t *const *out,
+                uint8_t *const *validity) {
+    for (int32_t k = 0; k < width; k++) memset(validity[k], 0, (size_t)((lines + 7) / 8));
     for (int64_t i = 0; i < lines; i++) {
         int32_t size, buffer, offset;
         const uint8_t *line = view_line(views, i, buffers, &size, &buffer, &offset);
-        const int32_t start = spans[2 * (width * i + k)], end = spans[2 * (width * i + k) + 1];
-        uint8_t *view = out + 16 * i;
-        memset(view, 0, 16);
-        if (start < 0) continue;
-        validity[i >> 3] |= (uint8_t)(1 << (i & 7));
-        const int32_t n = end - start, at = offset + start;
-        memcpy(view, &n, 4);
-        if (n <= 12) {
-            memcpy(view + 4, line + start, (size_t)n);
-        } else { /* longer than 12: so is its line, which lies in a buffer */
-            memcpy(view + 4, line + start, 4);
-            memcpy(view + 8, &buffer, 4);
-            memcpy(view + 12, &at, 4);
+        for (int32_t k = 0; k < width; k++) {
+            const int32_t start = spans[2 * (width * i + k)], end = spans[2 * (width * i + k) + 1];
+            uint8_t *view = out[k] + 16 * i;
+            memset(view, 0, 16);
+            if (start < 0) continue;
+            validity[k][i >> 3] |= (uint8_t)(1 << (i & 7));
+            const int32_t n = end - start, at = offset + start;
+            memcpy(view, &n, 4);
+            if (n <= 12) {
+                memcpy(view + 4, line + start, (size_t)n);
+            } else { /* longer than 12: so is its line, which lies in a buffer */
+                memcpy(view + 4, line + start, 4);
+                memcpy(view + 8, &buffer, 4);
+                memcpy(view + 12, &at, 4);
+            }
+        }
+    }
+}
+
+/* Each text cut at its first separator byte, as Polars' splitn(separator, 2) cuts it: the
+ * part before it (the whole text when there is none) and the part after it (none when there
+ * is none), both as string views into the texts' own buffers. */
+static inline void write_span_view(uint8_t *view, const uint8_t *value, int32_t n,
+                                   int32_t buffer, int32_t at) {
+    memset(view, 0, 16);
+    memcpy(view, &n, 4);
+    if (n <= 12) {
+        memcpy(view + 4, value, (size_t)n);
+    } else {
+        memcpy(view + 4, value, 4);
+        memcpy(view + 8, &buffer, 4);
+        memcpy(view + 12, &at, 4);
+    }
+}
+
+void split_views(const uint8_t *views, int64_t count, const uint8_t *const *buffers,
+                 uint8_t separator, uint8_t *before, uint8_t *after, uint8_t *after_valid) {
+    memset(after_valid, 0, (size_t)((count + 7) / 8));
+    for (int64_t i = 0; i < count; i++) {
+        int32_t size, buffer, offset;
+        const uint8_t *text = view_line(views, i, buffers, &size, &buffer, &offset);
+        const uint8_t *found = memchr(text, separator, (size_t)size);
+        const int32_t cut = found != NULL ? (int32_t)(found - text) : size;
+        write_span_view(before + 16 * i, text, cut, buffer, offset);
+        memset(after + 16 * i, 0, 16);
+        if (found != NULL) {
+            write_span_view(after + 16 * i, text + cut + 1, size - cut - 1, buffer, offset + cut + 1);
+            after_valid[i >> 3] |= (uint8_t)(1 << (i & 7));
         }
     }
 }

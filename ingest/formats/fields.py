@@ -14,7 +14,7 @@ import urllib.parse
 
 import polars as pl
 
-from ingest.formats.scan import REQUEST_PARTS, REQUEST_SPLIT
+from ingest.formats.scan import REQUEST_PARTS, REQUEST_SPLIT, split_once
 from ingest.formats.times import iso_times
 
 # Canonical raw fields a format may capture.
@@ -99,6 +99,10 @@ def _unescape_match(match: re.Match[bytes]) -> bytes:
 
 def unescape_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Unescape the few values that hold a backslash; the rest pass through untouched."""
+    if not columns:
+        return frame
+    if "line" in frame.columns and not frame["line"].str.contains("\\", literal=True).any():
+        return frame  # one pass over the lines instead of one per column (the usual case)
     for name in columns:
         if name not in frame.columns:
             continue
@@ -318,18 +322,20 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
         target = pl.coalesce(target, pl.col("_rq_target"))
     # Eager Polars evaluates a reused expression once per use: intermediate results that are
     # used twice are materialised as columns.
-    frame = frame.with_columns(target.str.splitn("?", 2).alias("_target"))
+    # (with_columns: a target that is a null literal still gives one value per line)
+    target_path, target_query = split_once(frame.with_columns(_target=target)["_target"], "?")
     frame = frame.with_columns(
-        pl.coalesce(_text(raw, "path"), pl.col("_target").struct.field("field_0")).alias("_path")
+        target_path.alias("_target_path"), target_query.alias("_target_query")
+    )
+    frame = frame.with_columns(
+        pl.coalesce(_text(raw, "path"), pl.col("_target_path")).alias("_path")
     )
     frame = decode_paths(_relative_paths(frame))
     frame = client_hosts(pick_clients(frame, raw), raw)
     if "time_iso" in raw:
         frame = frame.with_columns(iso_times(frame["time_iso"]).alias("_time_iso"))
     path = pl.col("_path")
-    query = pl.coalesce(
-        _text(raw, "query").str.strip_prefix("?"), pl.col("_target").struct.field("field_1")
-    )
+    query = pl.coalesce(_text(raw, "query").str.strip_prefix("?"), pl.col("_target_query"))
     # "-" means no response was sent (Apache, aborted requests): status 0, as Envoy logs it.
     status = (
         pl.when(pl.col("status") == "-")

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.arrow import to_series
-from ingest.formats.scan import address, library, string_views, view_buffers
+from ingest.formats.scan import address, library, row_addresses, string_views, view_buffers
 
 # Raw fields that are converted to numbers or times: a number in one of them may be taken as
 # written (DuckDB writes 0.120 back as 0.12, and both convert to the same value, or both fail
@@ -146,7 +146,10 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
     buffers = [*data, pa.py_buffer(scratch)]
     views_out = np.empty((width, 16 * count), dtype=np.uint8)
     validity = np.empty((width, (count + 7) // 8), dtype=np.uint8)
-    view_rows, validity_rows = _rows(views_out), _rows(validity)  # alive through the call
+    view_rows, validity_rows = (
+        row_addresses(views_out),
+        row_addresses(validity),
+    )  # alive through the call
     functions.json_view_columns(
         *(address(a) for a in (addresses, starts, lengths)),
         count,
@@ -164,8 +167,3 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
         )
         columns[name] = to_series(array).alias(name)
     return columns, accepted.view(bool)
-
-
-def _rows(table: np.ndarray) -> np.ndarray:
-    """The addresses of a 2-d array's rows (a C array of pointers)."""
-    return np.array([row.ctypes.data for row in table] or [0], dtype=np.uint64)

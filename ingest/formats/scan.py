@@ -84,9 +84,11 @@ def _load() -> Any:
     library.split_requests.argtypes = [pointer, size, pointer, pointer, int32, int32]
     library.split_requests.argtypes += [pointer, pointer]
     library.split_requests.restype = None
-    library.span_views.argtypes = [pointer, size, pointer, pointer, int32, int32, pointer]
-    library.span_views.argtypes += [pointer]
+    library.span_views.argtypes = [pointer, size, pointer, pointer, int32, pointer, pointer]
     library.span_views.restype = None
+    library.split_views.argtypes = [pointer, size, pointer, ctypes.c_uint8, pointer, pointer]
+    library.split_views.argtypes += [pointer]
+    library.split_views.restype = None
     # _json.c (see json_scan.py)
     library.json_scan_views.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 5]
     library.json_scan_views.argtypes += [ctypes.c_int32, *[pointer] * 4]
@@ -145,10 +147,7 @@ def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.n
         address(spans),
         address(matched),
     )
-    columns = {
-        name: _span_column(array, spans, index).alias(name)
-        for index, name in enumerate(program.fields)
-    }
+    columns = dict(zip(program.fields, _span_columns(array, spans), strict=True))
     if "request" in program.fields:
         parts = np.empty((count, 2, 2), dtype=np.int32)
         decided = np.empty(count, dtype=np.uint8)
@@ -162,33 +161,43 @@ def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.n
             address(parts),
             address(decided),
         )
-        for index, name in enumerate(REQUEST_PARTS):
-            columns[name] = _span_column(array, parts, index).alias(name)
+        columns.update(zip(REQUEST_PARTS, _span_columns(array, parts), strict=True))
         columns[REQUEST_SPLIT] = pl.Series(REQUEST_SPLIT, decided.view(bool))
     return columns, matched.view(bool)
 
 
-def _span_column(lines: pa.Array, spans: np.ndarray, index: int) -> pl.Series:
-    """Column ``index`` of ``spans`` (line, column, start/end, -1 for none) as string views
-    into the lines' buffers: cut at ASCII bytes of valid UTF-8, each value is valid again."""
+def _span_columns(lines: pa.Array, spans: np.ndarray) -> list[pl.Series]:
+    """Each column of ``spans`` (line, column, start/end; -1 for none) as string views into
+    the lines' buffers: cut at ASCII bytes of valid UTF-8, each value is valid again."""
     views, data, addresses = view_buffers(lines)
     count, width = len(lines), spans.shape[1]
-    out = np.empty(16 * count, dtype=np.uint8)
-    validity = np.empty((count + 7) // 8, dtype=np.uint8)
+    out = np.empty((width, 16 * count), dtype=np.uint8)
+    validity = np.empty((width, (count + 7) // 8), dtype=np.uint8)
+    out_rows, validity_rows = row_addresses(out), row_addresses(validity)  # alive for the call
     _LIBRARY.span_views(
         address(views),
         count,
         address(addresses),
         address(spans),
         width,
-        index,
-        address(out),
-        address(validity),
+        address(out_rows),
+        address(validity_rows),
     )
-    array = pa.Array.from_buffers(
-        pa.string_view(), count, [pa.py_buffer(validity), pa.py_buffer(out), *data]
-    )
-    return to_series(array)
+    return [
+        to_series(
+            pa.Array.from_buffers(
+                pa.string_view(),
+                count,
+                [pa.py_buffer(validity[k]), pa.py_buffer(out[k]), *data],
+            )
+        )
+        for k in range(width)
+    ]
+
+
+def row_addresses(table: np.ndarray) -> np.ndarray:
+    """The addresses of a 2-d array's rows (a C array of pointers)."""
+    return np.array([row.ctypes.data for row in table] or [0], dtype=np.uint64)
 
 
 def address(array: np.ndarray) -> int:
@@ -210,3 +219,39 @@ def view_buffers(array: pa.Array) -> tuple[np.ndarray, list[pa.Buffer], np.ndarr
     data = array.buffers()[2:]
     addresses = np.array([b.address for b in data] or [0], dtype=np.uint64)
     return views, data, addresses
+
+
+def split_once(texts: pl.Series, separator: str) -> tuple[pl.Series, pl.Series]:
+    """Each text cut at its first ``separator`` (one ASCII character), as ``str.splitn(sep,
+    2)`` cuts it: the part before (the whole text without one; null for null) and the part
+    after (null without one). Zero-copy views where the compiled helpers are built."""
+    if not available():
+        parts = texts.str.splitn(separator, 2).struct
+        return parts.field("field_0"), parts.field("field_1")
+    array = string_views(texts)
+    views, data, addresses = view_buffers(array)
+    count = len(array)
+    before = np.empty(16 * count, dtype=np.uint8)
+    after = np.empty(16 * count, dtype=np.uint8)
+    after_valid = np.empty((count + 7) // 8, dtype=np.uint8)
+    _LIBRARY.split_views(
+        address(views),
+        count,
+        address(addresses),
+        ord(separator),
+        address(before),
+        address(after),
+        address(after_valid),
+    )
+    nulls = texts.is_null()
+    first = to_series(
+        pa.Array.from_buffers(pa.string_view(), count, [None, pa.py_buffer(before), *data])
+    )
+    second = to_series(
+        pa.Array.from_buffers(
+            pa.string_view(), count, [pa.py_buffer(after_valid), pa.py_buffer(after), *data]
+        )
+    )
+    if nulls.any():
+        first = first.set(nulls, None)
+    return first, second
