@@ -18,6 +18,7 @@ setup(
                 "ingest/formats/_times.c",
                 "ingest/_routes.c",
             ],
+            depends=["ingest/formats/_views.h"],
             extra_compile_args=["-O2"],
             optional=True,
         )

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "formats/_views.h"
+
 enum { KEEP, ID, UUID, ULID, DATE, EMAIL, HEX, PREFIXED_ID, TOKEN };
 
 /* As routes._SHORTEST_NON_NUMERIC_ID */
@@ -148,26 +150,6 @@ static int segment_class(const uint8_t *s, int64_t n) {
     return KEEP;
 }
 
-static inline int32_t view_int(const uint8_t *view, int at) {
-    int32_t value;
-    memcpy(&value, view + at, 4);
-    return value;
-}
-
-/* A string view of s[0:n], which lies in buffer at offset (inline when it is short). */
-static inline void write_view(uint8_t *view, const uint8_t *s, int32_t n, int32_t buffer,
-                              int32_t offset) {
-    memset(view, 0, 16);
-    memcpy(view, &n, 4);
-    if (n <= 12) {
-        memcpy(view + 4, s, (size_t)n);
-    } else {
-        memcpy(view + 4, s, 4);
-        memcpy(view + 8, &buffer, 4);
-        memcpy(view + 12, &offset, 4);
-    }
-}
-
 /* Path i is the string view views[16 * i ...] into buffers. Its route is written to
  * route_data (at most 8 bytes per path byte plus 8 per path) with a view of it in
  * route_views (buffer 0); its resource ids, as views into the paths' own buffers, go to
@@ -181,17 +163,8 @@ int64_t template_paths(const uint8_t *views, int64_t count, const uint8_t *const
     int64_t written = 0, ids = 0;
     id_offsets[0] = 0;
     for (int64_t i = 0; i < count; i++) {
-        const uint8_t *view = views + 16 * i;
-        const int32_t length = view_int(view, 0);
-        const uint8_t *path;
-        int32_t buffer = 0, offset = 0;
-        if (length <= 12) {
-            path = view + 4;
-        } else {
-            buffer = view_int(view, 8);
-            offset = view_int(view, 12);
-            path = buffers[buffer] + offset;
-        }
+        int32_t length, buffer, offset;
+        const uint8_t *path = view_text(views, i, buffers, &length, &buffer, &offset);
         const int64_t route_start = written;
         int32_t start = 0, position = 0;
         for (;;) {

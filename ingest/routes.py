@@ -19,6 +19,8 @@ from ingest.formats import scan
 
 # Segment classes, tried in order. Rust regex syntax (no look-around): a separate
 # "has a digit" test keeps plain words such as "deadbeef" or "accepted" out of {hex}.
+# ingest/_routes.c writes these tests out as code: a change here needs the same change there
+# (tests/test_routes_compiled.py compares the two on the classes' edges).
 SEGMENT_CLASSES: tuple[tuple[str, str, bool], ...] = (
     # (placeholder, full-segment regex, needs a digit)
     ("{id}", r"^[0-9]+$", False),

@@ -11,7 +11,6 @@ structure, truncations at every byte.
 from __future__ import annotations
 
 import dataclasses
-import random
 from pathlib import Path
 
 import polars as pl
@@ -21,6 +20,7 @@ from ingest.formats import scan
 from ingest.formats.fields import PARSED_COLUMNS
 from ingest.formats.json_scan import NUMERIC_FIELDS, compile_paths, path_keys, scan_json
 from ingest.formats.jsonl import JSON_FORMATS, Extraction, JsonFormat, extract, mapped_json_format
+from tests.mutations import mutations, truncations
 from tests.peer_fixtures import FIXTURES, MISSING
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs"
@@ -76,30 +76,6 @@ def base_lines() -> list[str]:
     return lines
 
 
-def mutations(lines: list[str], count: int, seed: int) -> list[str]:
-    """Lines with one to three pieces inserted, replaced or cut at random places."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        line = rng.choice(lines)
-        for _ in range(rng.randint(1, 3)):
-            at = rng.randrange(len(line) + 1)
-            piece = rng.choice(INSERTS)
-            action = rng.random()
-            if action < 0.5:
-                line = line[:at] + piece + line[at:]
-            elif action < 0.85:
-                line = line[:at] + piece + line[at + 1 :]
-            else:
-                line = line[:at]
-        out.append(line)
-    return out
-
-
-def truncations(lines: list[str]) -> list[str]:
-    return [line[:cut] for line in lines for cut in range(len(line) + 1)]
-
-
 def extractions() -> list[tuple[str, Extraction]]:
     found = []
     for fmt in JSON_FORMATS.values():
@@ -123,7 +99,11 @@ def test_every_format_decodes_its_common_fields_with_the_scanner():
 
 def cases(seed: int) -> list[str]:
     lines = base_lines()
-    return lines + mutations(lines, 15_000, seed=seed) + truncations(lines[:: len(lines) // 6])
+    return (
+        lines
+        + mutations(lines, 15_000, seed=seed, pieces=INSERTS, most_edits=3)
+        + truncations(lines[:: len(lines) // 6])
+    )
 
 
 @pytest.mark.parametrize(

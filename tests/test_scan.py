@@ -19,6 +19,7 @@ import pytest
 from ingest.formats import PRESETS, ClfFormat, compile_log_format, scan
 from ingest.formats.fields import PARSED_COLUMNS
 from sample_logs.generator import EXTENDED_LOG_FORMAT
+from tests.mutations import mutations, truncations
 from tests.peer_fixtures import FIXTURES, MISSING
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs"
@@ -48,30 +49,6 @@ def base_lines() -> list[str]:
 
 INSERTS = ['"', "\\", '\\"', "\\x22", "é", "\u00a0", "\u0085", "\u2003", "\t", " ", ",", ", "]
 INSERTS += ["]", "[", "-", "0", "x", "\n", "\r", ":", "+0000", "\u0661"]  # an Arabic-Indic digit
-
-
-def mutations(lines: list[str], count: int, seed: int) -> list[str]:
-    """Lines with one or two pieces inserted, replaced or cut at random places."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        line = rng.choice(lines)
-        for _ in range(rng.randint(1, 2)):
-            at = rng.randrange(len(line) + 1)
-            piece = rng.choice(INSERTS)
-            action = rng.random()
-            if action < 0.5:
-                line = line[:at] + piece + line[at:]
-            elif action < 0.8:
-                line = line[:at] + piece + line[at + 1 :]
-            else:
-                line = line[:at]
-        out.append(line)
-    return out
-
-
-def truncations(lines: list[str]) -> list[str]:
-    return [line[:cut] for line in lines for cut in range(len(line) + 1)]
 
 
 def parse_both(fmt: ClfFormat, lines: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -106,7 +83,7 @@ def test_scanner_and_regex_agree_on_real_and_mutated_lines(fmt):
     lines = base_lines()
     cases = (
         lines
-        + mutations(lines, 20_000, seed=len(fmt.name))
+        + mutations(lines, 20_000, seed=len(fmt.name), pieces=INSERTS)
         + truncations(lines[:: len(lines) // 8])
     )
     fast, reference = parse_both(fmt, cases)

@@ -11,6 +11,9 @@ import polars as pl
 
 from ingest.formats import scan
 from ingest.formats.times import iso_times, strptime_iso
+from tests.mutations import mutate
+
+PIECES = ["0", "9", ":", "-", "+", "T", "Z", ".", " ", "x", "é"]
 
 
 def valid_timestamp(rng: random.Random) -> str:
@@ -59,21 +62,10 @@ def timestamp(rng: random.Random) -> str:
     )
 
 
-def mutate(text: str, rng: random.Random) -> str:
-    at = rng.randrange(len(text) + 1)
-    piece = rng.choice(["0", "9", ":", "-", "+", "T", "Z", ".", " ", "x", "é"])
-    action = rng.random()
-    if action < 0.4:
-        return text[:at] + piece + text[at:]
-    if action < 0.8:
-        return text[:at] + piece + text[at + 1 :]
-    return text[:at] + text[at + 1 :]
-
-
 def cases(count: int, seed: int) -> list[str | None]:
     rng = random.Random(seed)
     texts: list[str | None] = [timestamp(rng) for _ in range(count)]
-    texts += [mutate(t, rng) for t in texts[: count // 3] if t is not None]
+    texts += [mutate(t, rng, PIECES, truncate=False) for t in texts[: count // 3] if t is not None]
     texts += [None, "", "-", "2026-11-19", "1700000000.5", "2026-11-19T00:00:00.130772949Z"]
     return texts
 

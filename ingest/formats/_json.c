@@ -19,6 +19,8 @@
  */
 #include <stdint.h>
 #include <string.h>
+
+#include "_views.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -414,14 +416,6 @@ static int64_t scan_value(Line *c, const Trie *t, const uint8_t *s, int64_t len,
     return p;
 }
 
-/* Arrow string views (16 bytes each: length, then the bytes inline up to 12, or a prefix,
- * a buffer index and an offset). */
-static inline int32_t view_int(const uint8_t *view, int at) {
-    int32_t value;
-    memcpy(&value, view + at, 4);
-    return value;
-}
-
 /* Line i is the string view views[16 * i ...] into buffers[0 .. n_buffers); its values'
  * locations are starts/lengths[width * i ...], where the scratch buffer is buffer n_buffers.
  * accepted[i] is 1 when the scanner read line i, 0 when DuckDB must. scratch holds at least
@@ -485,21 +479,14 @@ void json_view_columns(const uint8_t *const *buffers, const int64_t *starts,
         for (int32_t k = 0; k < width; k++) {
             uint8_t *view = views[k] + 16 * i;
             const int64_t location = starts[width * i + k];
-            memset(view, 0, 16);
-            if (location == -1) continue;
+            if (location == -1) {
+                memset(view, 0, 16);
+                continue;
+            }
             validity[k][i >> 3] |= (uint8_t)(1 << (i & 7));
-            const int32_t length = lengths[width * i + k];
             const int32_t buffer = (int32_t)(location >> OFFSET_BITS);
             const int32_t offset = (int32_t)(location & (((int64_t)1 << OFFSET_BITS) - 1));
-            const uint8_t *value = buffers[buffer] + offset;
-            memcpy(view, &length, 4);
-            if (length <= 12) {
-                memcpy(view + 4, value, (size_t)length);
-            } else {
-                memcpy(view + 4, value, 4);
-                memcpy(view + 8, &buffer, 4);
-                memcpy(view + 12, &offset, 4);
-            }
+            write_view(view, buffers[buffer] + offset, lengths[width * i + k], buffer, offset);
         }
     }
 }

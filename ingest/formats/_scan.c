@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_views.h"
+
 enum {
     OP_LITERAL = 1,  /* a: offset in the literal pool, b: length */
     OP_QUOTED,       /* [^"\\]*, up to the closing quote */
@@ -102,24 +104,6 @@ static int scan_line(const uint8_t *s, int64_t len, const int32_t *program, int6
     return 0;
 }
 
-/* Line i of a batch of Arrow string views (16 bytes each: the length, then the bytes inline
- * up to 12, or a prefix, a buffer index and an offset): its bytes, its length, and where it
- * lies (buffer -1 when inline). */
-static inline const uint8_t *view_line(const uint8_t *views, int64_t i,
-                                       const uint8_t *const *buffers, int32_t *length,
-                                       int32_t *buffer, int32_t *offset) {
-    const uint8_t *view = views + 16 * i;
-    memcpy(length, view, 4);
-    if (*length <= 12) {
-        *buffer = -1;
-        *offset = 0;
-        return view + 4;
-    }
-    memcpy(buffer, view + 8, 4);
-    memcpy(offset, view + 12, 4);
-    return buffers[*buffer] + *offset;
-}
-
 /* Line i is the string view views[16 * i ...] into buffers; its spans are
  * spans[2 * fields * i ...], all -1 when it is not matched. */
 void scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
@@ -127,7 +111,7 @@ void scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffe
                 int32_t *spans, uint8_t *matched) {
     for (int64_t i = 0; i < lines; i++) {
         int32_t size, buffer, offset;
-        const uint8_t *line = view_line(views, i, buffers, &size, &buffer, &offset);
+        const uint8_t *line = view_text(views, i, buffers, &size, &buffer, &offset);
         int32_t *own = spans + (int64_t)2 * fields * i;
         for (int32_t k = 0; k < 2 * fields; k++) own[k] = -1;
         matched[i] = (uint8_t)scan_line(line, size, program, length, literals, own);
@@ -166,7 +150,7 @@ void split_requests(const uint8_t *views, int64_t lines, const uint8_t *const *b
                     uint8_t *decided) {
     for (int64_t i = 0; i < lines; i++) {
         int32_t size, buffer, offset;
-        const uint8_t *line = view_line(views, i, buffers, &size, &buffer, &offset);
+        const uint8_t *line = view_text(views, i, buffers, &size, &buffer, &offset);
         const int32_t start = spans[2 * (fields * i + f)], end = spans[2 * (fields * i + f) + 1];
         int32_t *own = parts + 4 * i;
         own[0] = own[1] = own[2] = own[3] = -1;
@@ -201,22 +185,17 @@ void span_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffe
     for (int32_t k = 0; k < width; k++) memset(validity[k], 0, (size_t)((lines + 7) / 8));
     for (int64_t i = 0; i < lines; i++) {
         int32_t size, buffer, offset;
-        const uint8_t *line = view_line(views, i, buffers, &size, &buffer, &offset);
+        const uint8_t *line = view_text(views, i, buffers, &size, &buffer, &offset);
         for (int32_t k = 0; k < width; k++) {
             const int32_t start = spans[2 * (width * i + k)], end = spans[2 * (width * i + k) + 1];
             uint8_t *view = out[k] + 16 * i;
-            memset(view, 0, 16);
-            if (start < 0) continue;
-            validity[k][i >> 3] |= (uint8_t)(1 << (i & 7));
-            const int32_t n = end - start, at = offset + start;
-            memcpy(view, &n, 4);
-            if (n <= 12) {
-                memcpy(view + 4, line + start, (size_t)n);
-            } else { /* longer than 12: so is its line, which lies in a buffer */
-                memcpy(view + 4, line + start, 4);
-                memcpy(view + 8, &buffer, 4);
-                memcpy(view + 12, &at, 4);
+            if (start < 0) {
+                memset(view, 0, 16);
+                continue;
             }
+            validity[k][i >> 3] |= (uint8_t)(1 << (i & 7));
+            /* a value longer than 12 bytes comes from a line that lies in a buffer */
+            write_view(view, line + start, end - start, buffer, offset + start);
         }
     }
 }
@@ -224,31 +203,18 @@ void span_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffe
 /* Each text cut at its first separator byte, as Polars' splitn(separator, 2) cuts it: the
  * part before it (the whole text when there is none) and the part after it (none when there
  * is none), both as string views into the texts' own buffers. */
-static inline void write_span_view(uint8_t *view, const uint8_t *value, int32_t n,
-                                   int32_t buffer, int32_t at) {
-    memset(view, 0, 16);
-    memcpy(view, &n, 4);
-    if (n <= 12) {
-        memcpy(view + 4, value, (size_t)n);
-    } else {
-        memcpy(view + 4, value, 4);
-        memcpy(view + 8, &buffer, 4);
-        memcpy(view + 12, &at, 4);
-    }
-}
-
 void split_views(const uint8_t *views, int64_t count, const uint8_t *const *buffers,
                  uint8_t separator, uint8_t *before, uint8_t *after, uint8_t *after_valid) {
     memset(after_valid, 0, (size_t)((count + 7) / 8));
     for (int64_t i = 0; i < count; i++) {
         int32_t size, buffer, offset;
-        const uint8_t *text = view_line(views, i, buffers, &size, &buffer, &offset);
+        const uint8_t *text = view_text(views, i, buffers, &size, &buffer, &offset);
         const uint8_t *found = memchr(text, separator, (size_t)size);
         const int32_t cut = found != NULL ? (int32_t)(found - text) : size;
-        write_span_view(before + 16 * i, text, cut, buffer, offset);
+        write_view(before + 16 * i, text, cut, buffer, offset);
         memset(after + 16 * i, 0, 16);
         if (found != NULL) {
-            write_span_view(after + 16 * i, text + cut + 1, size - cut - 1, buffer, offset + cut + 1);
+            write_view(after + 16 * i, text + cut + 1, size - cut - 1, buffer, offset + cut + 1);
             after_valid[i >> 3] |= (uint8_t)(1 << (i & 7));
         }
     }

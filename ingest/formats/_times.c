@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_views.h"
+
 static inline int digits(const uint8_t *s, int n, int *value) {
     int v = 0;
     for (int i = 0; i < n; i++) {
@@ -82,17 +84,9 @@ static int parse_one(const uint8_t *s, int64_t n, int64_t *micros) {
 void parse_iso_times(const uint8_t *views, int64_t count, const uint8_t *const *buffers,
                      int64_t *micros, uint8_t *parsed) {
     for (int64_t i = 0; i < count; i++) {
-        const uint8_t *view = views + 16 * i;
         int32_t length, buffer, offset;
-        memcpy(&length, view, 4);
-        if (length <= 12) {
-            parsed[i] = 0; /* too short to be one */
-            micros[i] = 0;
-            continue;
-        }
-        memcpy(&buffer, view + 8, 4);
-        memcpy(&offset, view + 12, 4);
-        parsed[i] = (uint8_t)parse_one(buffers[buffer] + offset, length, &micros[i]);
+        const uint8_t *text = view_text(views, i, buffers, &length, &buffer, &offset);
+        parsed[i] = (uint8_t)parse_one(text, length, &micros[i]);
         if (!parsed[i]) micros[i] = 0;
     }
 }
