@@ -168,7 +168,7 @@ int64_t template_paths(const uint8_t *views, int64_t count, const uint8_t *const
         const int64_t route_start = written;
         int32_t start = 0, position = 0;
         for (;;) {
-            const uint8_t *slash = memchr(path + start, '/', (size_t)(length - start));
+            const uint8_t *slash = find_byte(path + start, length - start, '/');
             const int32_t end = slash != NULL ? (int32_t)(slash - path) : length;
             const int cls = position < max_segments ? segment_class(path + start, end - start) : KEEP;
             if (cls == KEEP) {

@@ -158,13 +158,13 @@ void split_requests(const uint8_t *views, int64_t lines, const uint8_t *const *b
         if (start < 0) continue;
         const uint8_t *request = line + start;
         const int32_t n = end - start;
-        const uint8_t *first = memchr(request, ' ', (size_t)n);
+        const uint8_t *first = find_byte(request, n, ' ');
         if (first == NULL) { /* no space: no request (and nothing for the regex either) */
             decided[i] = 1;
             continue;
         }
         const int32_t a = (int32_t)(first - request);
-        const uint8_t *second = memchr(first + 1, ' ', (size_t)(n - a - 1));
+        const uint8_t *second = find_byte(first + 1, n - a - 1, ' ');
         const int32_t b = second != NULL ? (int32_t)(second - request) : n;
         if (!method_like(request, a)) continue;
         if (second != NULL && !protocol_like(second + 1, n - b - 1)) continue;
@@ -209,7 +209,7 @@ void split_views(const uint8_t *views, int64_t count, const uint8_t *const *buff
     for (int64_t i = 0; i < count; i++) {
         int32_t size, buffer, offset;
         const uint8_t *text = view_text(views, i, buffers, &size, &buffer, &offset);
-        const uint8_t *found = memchr(text, separator, (size_t)size);
+        const uint8_t *found = find_byte(text, size, separator);
         const int32_t cut = found != NULL ? (int32_t)(found - text) : size;
         write_view(before + 16 * i, text, cut, buffer, offset);
         memset(after + 16 * i, 0, 16);

@@ -46,4 +46,12 @@ static inline void write_view(uint8_t *view, const uint8_t *s, int32_t n, int32_
     }
 }
 
+/* The first byte b in s[0:n], or NULL: for the short texts (paths, request lines) that most
+ * calls see, a plain loop costs less than a call to memchr. */
+static inline const uint8_t *find_byte(const uint8_t *s, int64_t n, uint8_t b) {
+    for (int64_t i = 0; i < n; i++)
+        if (s[i] == b) return s + i;
+    return NULL;
+}
+
 #endif
