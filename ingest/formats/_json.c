@@ -325,6 +325,13 @@ static inline int32_t key_signature(const uint8_t *key, int64_t length) {
                      (uint32_t)key[length - 1] << 24);
 }
 
+/* Keys are short: compared in place (a call to memcmp cost more). */
+static inline int same_bytes(const uint8_t *a, const uint8_t *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 static int64_t scan_value(Line *c, const Trie *t, const uint8_t *s, int64_t len, int64_t p,
                           int32_t node, int depth);
 
@@ -346,8 +353,7 @@ static int64_t scan_object(Line *c, const Trie *t, const uint8_t *s, int64_t len
         int32_t child = -1;
         for (int32_t e = 0; e < edges; e++) {
             const int32_t *edge = t->edges + 4 * (first_edge + e);
-            if (edge[3] == signature &&
-                memcmp(t->keys + edge[0], s + key, (size_t)key_length) == 0) {
+            if (edge[3] == signature && same_bytes(t->keys + edge[0], s + key, key_length)) {
                 if (seen >> e & 1) return FAIL; /* a duplicate: which one counts is DuckDB's call */
                 seen |= (uint64_t)1 << e;
                 child = edge[2];
