@@ -19,7 +19,14 @@ import pytest
 from ingest.formats import scan
 from ingest.formats.fields import PARSED_COLUMNS
 from ingest.formats.json_scan import NUMERIC_FIELDS, compile_paths, path_keys, scan_json
-from ingest.formats.jsonl import JSON_FORMATS, Extraction, JsonFormat, extract, mapped_json_format
+from ingest.formats.jsonl import (
+    JSON_FORMATS,
+    Extraction,
+    JsonFormat,
+    extract,
+    mapped_json_format,
+    with_body_codes,
+)
 from tests.mutations import mutations, truncations
 from tests.peer_fixtures import FIXTURES, MISSING
 
@@ -174,3 +181,41 @@ def test_paths_other_than_plain_keys_have_no_trie():
     assert caddy._everything.trie is None  # its header lists
     mapped = mapped_json_format({"status": "$.http.code", "method": ["$.verb", "$.http.method"]})
     assert mapped._everything.trie is not None
+
+
+BODIES = [
+    '{"error":{"code":"VERSION_MISMATCH","message":"reload it"}}',
+    '{"code":"ORDER_ALREADY_SHIPPED","message":"shipped"}',
+    '{"error":"EMAIL_TAKEN"}',
+    '{"error":["x"]}',
+    '{"error":{"message":"no code"}}',
+    '{"type":"https://example.com/problems/email-taken","title":"Email taken"}',
+    '{"title":"Conflict"}',
+    '{"errorCode":"LOCKED","error_code":"OTHER"}',
+    '{"error":{"code":{"nested":1}},"code":"FALLBACK"}',
+    '{"error":{"code":"A\\u00e9"},"code":12}',
+    '{"code":1.50}',
+    "not json",
+    "",
+    '{"error":{"code":"DUP"},"error":{"code":"DUP2"}}',
+]
+
+
+def test_body_codes_from_the_scanner_equal_duckdbs():
+    bodies = BODIES + mutations(BODIES, 5_000, seed=9, pieces=INSERTS)
+    frame = pl.DataFrame(
+        {"_body": bodies, "error_code": pl.Series([None] * len(bodies), dtype=pl.String)}
+    )
+    fast = with_body_codes(frame, scanner=True)["error_code"]
+    reference = with_body_codes(frame, scanner=False)["error_code"]
+    assert fast.equals(reference)
+    assert fast.head(len(BODIES)).to_list()[:8] == [
+        "VERSION_MISMATCH",
+        "ORDER_ALREADY_SHIPPED",
+        "EMAIL_TAKEN",
+        '["x"]',
+        None,
+        "EMAIL_TAKEN",
+        "Conflict",
+        "LOCKED",
+    ]

@@ -13,7 +13,8 @@
  * many digits, a number other than a plain integer where a text field is wanted (DuckDB
  * re-formats numbers), \u0000 or an unpaired surrogate, a duplicate or escaped key on a
  * wanted path, nesting deeper than MAX_DEPTH. So on every line it accepts, the scanner
- * gives what DuckDB gives, and it never rejects a line.
+ * gives what DuckDB gives, and it never rejects a line. (With objects_absent, an object
+ * where a value is wanted is no value instead: for callers that discard objects anyway.)
  *
  * Part of the optional extension module ingest.formats._scan; called through ctypes.
  */
@@ -40,6 +41,7 @@ typedef struct {
     const int32_t *leaves;  /* per leaf: column, rank (0 = the column's first candidate) */
     const uint8_t *numeric; /* per column: 1 when a number is converted to a number */
     int32_t width;
+    int32_t objects_absent; /* 1: an object where a value is wanted counts as no value */
 } Trie;
 
 /* What is kept of one line while it is scanned: where its values are. */
@@ -385,7 +387,10 @@ static int64_t scan_value(Line *c, const Trie *t, const uint8_t *s, int64_t len,
     const int64_t start = p;
     switch (s[p]) {
     case '{':
-        if (wanted) return FAIL; /* DuckDB gives an object as re-written JSON text */
+        /* DuckDB gives an object as re-written JSON text: the line is its to read, unless the
+         * caller counts an object as no value (and only looks into it) */
+        if (wanted && !t->objects_absent) return FAIL;
+        if (t->nodes[4 * node + 1] == 0) return skip_value(s, len, p, depth);
         return scan_object(c, t, s, len, p, node, depth + 1);
     case '[':
         if (wanted) return FAIL;
@@ -430,11 +435,11 @@ static int64_t scan_value(Line *c, const Trie *t, const uint8_t *s, int64_t len,
 int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
                     int32_t n_buffers, const int32_t *nodes, const int32_t *edges,
                     const uint8_t *keys, const int32_t *leaves, const uint8_t *numeric,
-                    int32_t width, uint8_t *scratch, int64_t *starts, int32_t *lengths,
-                    uint8_t *accepted) {
+                    int32_t width, int32_t objects_absent, uint8_t *scratch, int64_t *starts,
+                    int32_t *lengths, uint8_t *accepted) {
     if (width > MAX_COLUMNS) return -1;
     if (!special['"']) init_special();
-    const Trie trie = {nodes, edges, keys, leaves, numeric, width};
+    const Trie trie = {nodes, edges, keys, leaves, numeric, width, objects_absent};
     Line c;
     c.scratch = scratch;
     c.scratch_base = LOCATION(n_buffers, 0);

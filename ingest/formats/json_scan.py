@@ -55,6 +55,9 @@ class PathTrie:
     leaves: np.ndarray  # int32 [leaf, 2]: column, rank
     numeric: np.ndarray  # uint8 [column]
     columns: tuple[str, ...]
+    # An object where a value is wanted counts as no value (DuckDB gives its JSON text): for
+    # callers that discard objects (error codes from a body), so such lines need no DuckDB.
+    objects_absent: bool = False
 
 
 def path_keys(path: str) -> list[str] | None:
@@ -77,7 +80,9 @@ def key_signature(key: bytes) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def compile_paths(columns: dict[str, tuple[str, ...]]) -> PathTrie | None:
+def compile_paths(
+    columns: dict[str, tuple[str, ...]], *, objects_absent: bool = False
+) -> PathTrie | None:
     """The trie of ``columns`` (name → candidate paths, in order), or None when a path is not
     plain keys or the trie is too wide for the scanner."""
     children: list[dict[str, int]] = [{}]
@@ -115,6 +120,7 @@ def compile_paths(columns: dict[str, tuple[str, ...]]) -> PathTrie | None:
         np.array(leaf_rows, dtype=np.int32).reshape(-1, 2),
         np.array([name in NUMERIC_FIELDS for name in columns], dtype=np.uint8),
         tuple(columns),
+        objects_absent,
     )
 
 
@@ -139,6 +145,7 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
         len(data),
         *(address(a) for a in (trie.nodes, trie.edges, trie.keys, trie.leaves, trie.numeric)),
         width,
+        int(trie.objects_absent),
         *(address(a) for a in (scratch, starts, lengths, accepted)),
     )
     if status != 0:

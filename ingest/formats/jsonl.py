@@ -115,14 +115,21 @@ class Extraction:
     trie: PathTrie | None
 
     @classmethod
-    def of(cls, fields: list[tuple[str, tuple[str, ...]]], *, scanner: bool = True) -> Extraction:
+    def of(
+        cls,
+        fields: list[tuple[str, tuple[str, ...]]],
+        *,
+        scanner: bool = True,
+        objects_absent: bool = False,
+    ) -> Extraction:
         paths: list[str] = []
         columns: dict[str, tuple[int, ...]] = {}
         for name, candidates in fields:
             if candidates:
                 columns[name] = tuple(range(len(paths), len(paths) + len(candidates)))
                 paths += candidates
-        trie = compile_paths({name: c for name, c in fields if c}) if scanner else None
+        wanted = {name: c for name, c in fields if c}
+        trie = compile_paths(wanted, objects_absent=objects_absent) if scanner else None
         return cls(extraction_sql(columns), paths, ["_valid", *columns], trie)
 
     def run(self, texts: pl.Series) -> pl.DataFrame:
@@ -174,7 +181,7 @@ class JsonFormat:
         values = self._decode(lines["line"], detail_statuses)
         frame = pl.concat([lines, values], how="horizontal")
         if self.body_paths:
-            frame = with_body_codes(frame)
+            frame = with_body_codes(frame, scanner=self.scanner)
         missing = pl.concat_str(
             [pl.when(pl.col(name).is_null()).then(pl.lit(name)) for name in self.required],
             separator=", ",
@@ -215,10 +222,18 @@ class JsonFormat:
         return pl.concat([common, detail], how="horizontal").select(self._everything.columns)
 
 
-_BODY_SQL = extraction_sql({f"_c{i}": (i,) for i in range(len(BODY_CODE_PATHS))})
+# The body's candidate codes, _c0 ... in BODY_CODE_PATHS order. An object is never a code,
+# so the scanner may count one as no value and read such bodies itself.
+_BODY_FIELDS: list[tuple[str, tuple[str, ...]]] = [
+    (f"_c{i}", (path,)) for i, path in enumerate(BODY_CODE_PATHS)
+]
+_BODY = {
+    True: Extraction.of(_BODY_FIELDS, objects_absent=True),
+    False: Extraction.of(_BODY_FIELDS, scanner=False),
+}
 
 
-def with_body_codes(frame: pl.DataFrame) -> pl.DataFrame:
+def with_body_codes(frame: pl.DataFrame, *, scanner: bool = True) -> pl.DataFrame:
     """Fill a missing error code from the logged response body (first BODY_LIMIT bytes only)."""
     if "error_code" not in frame.columns:
         frame = frame.with_columns(error_code=pl.lit(None, pl.String))
@@ -227,7 +242,7 @@ def with_body_codes(frame: pl.DataFrame) -> pl.DataFrame:
     if not wanted.any():
         return frame
     rows = wanted.arg_true()
-    values = extract(frame["_body"].gather(rows), _BODY_SQL, list(BODY_CODE_PATHS))
+    values = _BODY[scanner].run(frame["_body"].gather(rows))
     # A value that is itself an object ({"error": {...}} without a code) is not a code; a
     # problem type URI names its code in its last segment (.../email-taken → EMAIL_TAKEN).
     found = [f"_c{i}" for i in range(len(BODY_CODE_PATHS))]
