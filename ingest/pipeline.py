@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ingest.batch import parse_chunk
 from ingest.formats import LogFormat, detect_format, get_format
 from ingest.identity import FINGERPRINT_BYTES, open_source, skip_to
-from ingest.lines import read_chunks, split_lines
+from ingest.lines import Chunk, read_chunks, split_lines
 from ingest.options import IngestOptions
 from store.writer import Batch, Writer
 
@@ -130,7 +130,7 @@ def import_source(
             pending: deque[Future[Batch]] = deque()
             for chunk in chunks:
                 if fmt is None:
-                    fmt = detect_format(split_lines(chunk).lines)
+                    fmt = detect_format(split_lines(_head(chunk)).lines)
                 if summary.format == "":
                     summary.format = fmt.name
                     writer.set_format(source.source_id, fmt.name, log_format)
@@ -142,6 +142,18 @@ def import_source(
     summary.format = summary.format or (fmt.name if fmt else source.format or "")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+DETECT_BYTES = 1024 * 1024
+
+
+def _head(chunk: Chunk) -> Chunk:
+    """The chunk's first lines, enough to detect the format from (the first DETECT_LINES
+    lines unless they are very long): not the whole chunk, which may be 64 MB."""
+    cut = bytes(chunk.data[:DETECT_BYTES]).rfind(b"\n") + 1
+    if cut <= 0 or cut >= len(chunk.data):
+        return chunk
+    return Chunk(chunk.data[:cut], chunk.start, chunk.data_start + cut, chunk.data_start)
 
 
 def _commit(
