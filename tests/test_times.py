@@ -67,6 +67,7 @@ def cases(count: int, seed: int) -> list[str | None]:
     texts: list[str | None] = [timestamp(rng) for _ in range(count)]
     texts += [mutate(t, rng, PIECES, truncate=False) for t in texts[: count // 3] if t is not None]
     texts += [None, "", "-", "2026-11-19", "1700000000.5", "2026-11-19T00:00:00.130772949Z"]
+    texts += ["20261119T000000Z", "Tue, 19 Nov 2026 00:00:00 +0000", "1795072995.392397"]
     return texts
 
 
