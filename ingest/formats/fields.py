@@ -207,13 +207,16 @@ def _timestamp(raw: set[str]) -> pl.Expr:
     return pl.coalesce(candidates)
 
 
+LATENCY_FIELDS = frozenset({"latency_ms", "latency_s", "latency_us", "latency_ns"})
+
+
 def _latency_ms(raw: set[str]) -> pl.Expr:
     parts: list[pl.Expr] = []
     scale = {"latency_ms": 1.0, "latency_s": 1000.0, "latency_us": 0.001, "latency_ns": 1e-6}
     for name, factor in scale.items():
         if name in raw:
-            # nginx lists one time per upstream try ("0.001, 0.002"); the first is the client's.
-            first = pl.col(name).str.split(",").list.first().str.strip_chars()
+            # (only the first of nginx's times per upstream try is left: see convert)
+            first = pl.col(name).str.strip_chars()
             parts.append(first.cast(pl.Float64, strict=False) * factor)
     return pl.coalesce(parts) if parts else pl.lit(None, dtype=pl.Float64)
 
@@ -334,6 +337,9 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
     frame = client_hosts(pick_clients(frame, raw), raw)
     if "time_iso" in raw:
         frame = frame.with_columns(iso_times(frame["time_iso"]).alias("_time_iso"))
+    # nginx lists one time per upstream try ("0.001, 0.002"); the first is the client's.
+    for name in LATENCY_FIELDS & raw:
+        frame = frame.with_columns(split_once(frame[name], ",")[0].alias(name))
     path = pl.col("_path")
     query = pl.coalesce(_text(raw, "query").str.strip_prefix("?"), pl.col("_target_query"))
     # "-" means no response was sent (Apache, aborted requests): status 0, as Envoy logs it.
