@@ -52,6 +52,9 @@ class ImportSummary:
 
 
 TARGET_LINES_PER_CHUNK = 64_000
+# A batch import commits once at least this many lines are parsed: a commit costs an fsync
+# and a few statements whatever its size (a tenth of a Kong import's time at one per chunk).
+COMMIT_LINES = 100_000
 MAX_CHUNK_GROWTH = 4
 
 
@@ -128,6 +131,7 @@ def import_source(
         )
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             pending: deque[Future[Batch]] = deque()
+            ready: list[Batch] = []  # parsed, in order, not yet committed
             for chunk in chunks:
                 if fmt is None:
                     fmt = detect_format(split_lines(_head(chunk)).lines)
@@ -136,9 +140,13 @@ def import_source(
                     writer.set_format(source.source_id, fmt.name, log_format)
                 pending.append(pool.submit(parse_chunk, chunk, fmt, options, source.source_id))
                 if len(pending) > options.workers:
-                    _commit(writer, pending.popleft().result(), summary, progress)
+                    ready.append(pending.popleft().result())
+                    if sum(batch.lines for batch in ready) >= COMMIT_LINES:
+                        _commit(writer, ready, summary, progress)
             while pending:
-                _commit(writer, pending.popleft().result(), summary, progress)
+                ready.append(pending.popleft().result())
+            if ready:
+                _commit(writer, ready, summary, progress)
     summary.format = summary.format or (fmt.name if fmt else source.format or "")
     summary.seconds = time.perf_counter() - started
     return summary
@@ -157,8 +165,11 @@ def _head(chunk: Chunk) -> Chunk:
 
 
 def _commit(
-    writer: Writer, batch: Batch, summary: ImportSummary, progress: ProgressCallback | None
+    writer: Writer, ready: list[Batch], summary: ImportSummary, progress: ProgressCallback | None
 ) -> None:
+    """Commit the ready batches as one transaction (and empty the list)."""
+    batch = Batch.joined(ready)
+    ready.clear()
     writer.commit(batch)
     summary.add(batch)
     if progress is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import duckdb
@@ -39,6 +40,22 @@ class Batch:
     def parsed(self) -> int:
         """Lines that became rows (events or rollups)."""
         return self.lines - self.rejects.height
+
+    @classmethod
+    def joined(cls, batches: Sequence[Batch]) -> Batch:
+        """Consecutive batches of one source as one, to commit in one transaction."""
+        first, last = batches[0], batches[-1]
+        if len(batches) == 1:
+            return first
+        return cls(
+            first.source_id,
+            first.start,
+            last.end,
+            sum(b.lines for b in batches),
+            pl.concat([b.events for b in batches], how="vertical_relaxed"),
+            pl.concat([b.rollups for b in batches], how="vertical_relaxed"),
+            pl.concat([b.rejects for b in batches], how="vertical_relaxed"),
+        )
 
 
 def _now() -> dt.datetime:
