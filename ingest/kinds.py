@@ -72,8 +72,43 @@ def normalised_code(code: pl.Expr) -> pl.Expr:
     return snake.str.replace_all(r"[^A-Za-z0-9]+", "_").str.strip_chars("_").str.to_uppercase()
 
 
+# The decision depends on the rules, the code, the status and whether If-Match was sent, and a
+# log holds few of those: decisions are kept, so a chunk's events cost a lookup and a join
+# instead of the rule chain's dozens of expressions (most of a small chunk's fixed cost).
+_Key = tuple[tuple[KindRule, ...], str | None, int | None, bool]
+_DECIDED: dict[_Key, tuple[str, str]] = {}
+DECISIONS_KEPT = 10_000
+_KEYS = ["error_code", "status", "_evidence"]
+
+
 def classify(frame: pl.DataFrame, rules: tuple[KindRule, ...] = ()) -> pl.DataFrame:
     """Add ``kind`` and ``kind_rule`` from ``error_code``, ``status`` and ``if_match``."""
+    frame = frame.with_columns(_evidence=pl.col("if_match").is_not_null())
+    keys = frame.select(_KEYS).unique()
+    unknown = [key for key in keys.iter_rows() if (rules, *key) not in _DECIDED]
+    if unknown:
+        sample = pl.DataFrame(unknown, schema=keys.schema, orient="row")
+        sample = sample.with_columns(
+            if_match=pl.when(pl.col("_evidence")).then(pl.lit("*")).otherwise(None)
+        )
+        if len(_DECIDED) > DECISIONS_KEPT:
+            _DECIDED.clear()
+        for code, status, evidence, kind, rule in (
+            _decide(sample, rules).select(*_KEYS, "kind", "kind_rule").iter_rows()
+        ):
+            _DECIDED[(rules, code, status, evidence)] = (kind, rule)
+    decided = pl.DataFrame(
+        [(*key, *_DECIDED[(rules, *key)]) for key in keys.iter_rows()],
+        schema={**keys.schema, "kind": pl.String, "kind_rule": pl.String},
+        orient="row",
+    )
+    return frame.join(decided, on=_KEYS, how="left", nulls_equal=True, maintain_order="left").drop(
+        "_evidence"
+    )
+
+
+def _decide(frame: pl.DataFrame, rules: tuple[KindRule, ...]) -> pl.DataFrame:
+    """``kind`` and ``kind_rule`` by the rule chain, row by row of ``frame``."""
     frame = frame.with_columns(normalised_code(pl.col("error_code")).alias("_code"))
     code, raw = pl.col("_code"), pl.col("error_code")
     decisions: list[tuple[pl.Expr, str, str]] = []
