@@ -8,6 +8,7 @@ ends on a line boundary, so a line is never split between two batches. A line lo
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
@@ -73,10 +74,11 @@ def read_chunks(
     skipping: OverlongLine | None = None  # an overlong line being skipped to its newline
     overlong: list[OverlongLine] = []  # complete overlong lines not yet yielded
     first = continues_line
+    buffers = ReadBuffers()
     while True:
         # The new bytes are read in after the pending partial line, and a chunk is a view of
         # this buffer: its lines are never copied on their way to the parser.
-        buf, got = _read_after(stream, pending, chunk_bytes)
+        buf, got = _read_after(stream, pending, chunk_bytes, buffers)
         if not got:
             break
         lo, hi = 0, len(buf)  # buf[lo:hi] is pending + the new bytes
@@ -121,17 +123,48 @@ def read_chunks(
         yield Chunk(b"", accounted, pos, pos, overlong)
 
 
-def _read_after(stream: BinaryIO, pending: bytes, size: int) -> tuple[np.ndarray, int]:
-    """``pending`` followed by up to ``size`` bytes read from ``stream``, in one new buffer,
-    and how many bytes were read (0 at end of input).
+class ReadBuffers:
+    """Read buffers, each handed out again once nothing refers to it any more.
+
+    A fresh buffer of tens of MB costs the kernel a page fault and a zero-fill per 4 KiB as it
+    is first written (glibc maps every allocation above 32 MB anew): a few percent of an
+    import. A buffer is free when only this pool refers to it: every chunk, view, Arrow buffer
+    or Polars column made from its bytes holds a reference to it (which is what keeps its
+    memory alive at all), so its reference count tells whether any of them is left.
+    """
+
+    KEEP = 8  # more than can be in flight: the workers' chunks, one read ahead, one pending
+
+    def __init__(self) -> None:
+        self._buffers: list[np.ndarray] = []
+
+    def take(self, size: int) -> np.ndarray:
+        """A buffer of at least ``size`` bytes that nothing else refers to."""
+        for buffer in self._buffers:
+            # referred to by the pool, this loop and getrefcount's argument: nothing else
+            if len(buffer) >= size and sys.getrefcount(buffer) <= 3:
+                return buffer
+        # A little more than asked: the line carried over from the last read varies.
+        buffer = np.empty(size + (size >> 4), dtype=np.uint8)
+        if len(self._buffers) < self.KEEP:
+            self._buffers.append(buffer)
+        return buffer
+
+
+def _read_after(
+    stream: BinaryIO, pending: bytes, size: int, buffers: ReadBuffers
+) -> tuple[np.ndarray, int]:
+    """``pending`` followed by up to ``size`` bytes read from ``stream``, in one buffer nothing
+    else uses, and how many bytes were read (0 at end of input).
 
     The buffer is a numpy array: unlike ``bytearray(n)`` it is not zero-filled first, which
     made reading cost four times as much.
     """
-    buf = np.empty(len(pending) + size, dtype=np.uint8)
-    buf[: len(pending)] = np.frombuffer(pending, dtype=np.uint8)
-    got = cast(io.RawIOBase, stream).readinto(buf[len(pending) :].data) or 0
-    return buf[: len(pending) + got], got
+    start = len(pending)
+    buf = buffers.take(start + size)
+    buf[:start] = np.frombuffer(pending, dtype=np.uint8)
+    got = cast(io.RawIOBase, stream).readinto(buf[start : start + size].data) or 0
+    return buf[: start + got], got
 
 
 NEWLINE = 10

@@ -10,11 +10,12 @@ import shutil
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from analysis import TimeRange, run_query
 from ingest import IngestOptions, import_source
-from ingest.lines import read_chunks
+from ingest.lines import ReadBuffers, read_chunks
 from sample_logs.generator import EXTENDED_LOG_FORMAT, write_log
 from store import Writer, connect
 from tests.helpers import (
@@ -285,3 +286,32 @@ def test_truncated_file_is_refused_with_a_clear_message(run_cli, db_path, tmp_pa
     del result
     gc.collect()
     assert store_counts(db_path) == before
+
+
+def test_read_buffers_are_reused_only_once_nothing_refers_to_them():
+    pool = ReadBuffers()
+    first = pool.take(1_000)
+    chunk_view = memoryview(first[10:20])  # as a chunk holds its bytes
+    second = pool.take(1_000)
+    assert not np.shares_memory(first, second)
+    del first, second
+    third = pool.take(1_000)  # the second is free again; the first is still referred to
+    assert third is pool._buffers[1]
+    assert not np.shares_memory(third, np.frombuffer(chunk_view, dtype=np.uint8))
+    del chunk_view, third
+    again = pool.take(1_000)
+    assert again is pool._buffers[0]  # all free again: the first is handed out, none is new
+    assert len(pool._buffers) == 2
+
+
+def test_chunks_kept_by_a_consumer_keep_their_bytes_while_later_ones_are_read():
+    lines = [f"{i:07d} {'x' * (i % 50)}\n".encode() for i in range(20_000)]
+    data = b"".join(lines)
+    kept = []
+    for number, chunk in enumerate(read_chunks(io.BytesIO(data), chunk_bytes=20_000)):
+        assert bytes(chunk.data) == data[chunk.data_start : chunk.end]
+        if number % 3 == 0:
+            kept.append((chunk, bytes(chunk.data)))  # the others are dropped: buffers reused
+    assert len(kept) > 10
+    for chunk, copy in kept:
+        assert bytes(chunk.data) == copy
