@@ -8,9 +8,11 @@ becomes null and the line gets a reject reason.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import urllib.parse
+from collections.abc import Set as AbstractSet
 
 import polars as pl
 
@@ -177,11 +179,11 @@ def _absent(expr: pl.Expr) -> pl.Expr:
     return pl.when((expr == "-") | (expr == "")).then(None).otherwise(expr)
 
 
-def _text(raw: set[str], name: str) -> pl.Expr:
+def _text(raw: AbstractSet[str], name: str) -> pl.Expr:
     return _absent(pl.col(name)) if name in raw else pl.lit(None, dtype=pl.String)
 
 
-def _timestamp(raw: set[str]) -> pl.Expr:
+def _timestamp(raw: AbstractSet[str]) -> pl.Expr:
     candidates: list[pl.Expr] = []
     if "time_clf" in raw:
         candidates.append(
@@ -210,7 +212,7 @@ def _timestamp(raw: set[str]) -> pl.Expr:
 LATENCY_FIELDS = frozenset({"latency_ms", "latency_s", "latency_us", "latency_ns"})
 
 
-def _latency_ms(raw: set[str]) -> pl.Expr:
+def _latency_ms(raw: AbstractSet[str]) -> pl.Expr:
     parts: list[pl.Expr] = []
     scale = {"latency_ms": 1.0, "latency_s": 1000.0, "latency_us": 0.001, "latency_ns": 1e-6}
     for name, factor in scale.items():
@@ -225,7 +227,7 @@ def _latency_ms(raw: set[str]) -> pl.Expr:
 CLIENT_FIELDS = ("forwarded_for", "client")
 
 
-def _client(raw: set[str]) -> pl.Expr:
+def _client(raw: AbstractSet[str]) -> pl.Expr:
     sources = [_absent(pl.col(c)) for c in CLIENT_FIELDS if c in raw]
     if "client_hostport" in raw:
         sources.append(pl.col("_client_host"))  # see client_hosts
@@ -318,10 +320,8 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
     frame = unescape_columns(frame, [c for c in unescape if c in raw])
     if "request" in raw:
         frame = split_request_line(frame)
-    method = _text(raw, "method")
     target = _text(raw, "target")
     if "request" in raw:
-        method = pl.coalesce(method, pl.col("_rq_method"))
         target = pl.coalesce(target, pl.col("_rq_target"))
     # Eager Polars evaluates a reused expression once per use: intermediate results that are
     # used twice are materialised as columns.
@@ -340,6 +340,16 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
     # nginx lists one time per upstream try ("0.001, 0.002"); the first is the client's.
     for name in LATENCY_FIELDS & raw:
         frame = frame.with_columns(split_once(frame[name], ",")[0].alias(name))
+    return frame.with_columns(**_parsed_columns(frozenset(raw)))
+
+
+@functools.cache
+def _parsed_columns(raw: frozenset[str]) -> dict[str, pl.Expr]:
+    """The parsed columns' expressions over the raw fields present: built once per set of
+    fields (building them took a few milliseconds of every chunk)."""
+    method = _text(raw, "method")
+    if "request" in raw:
+        method = pl.coalesce(method, pl.col("_rq_method"))
     path = pl.col("_path")
     query = pl.coalesce(_text(raw, "query").str.strip_prefix("?"), pl.col("_target_query"))
     # "-" means no response was sent (Apache, aborted requests): status 0, as Envoy logs it.
@@ -375,7 +385,7 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
         "request_id": _text(raw, "request_id"),
         "if_match": pl.coalesce(_text(raw, "if_match"), _text(raw, "if_unmodified_since")),
     }
-    return frame.with_columns(**{k: v.cast(PARSED_COLUMNS[k]) for k, v in columns.items()})
+    return {k: v.cast(PARSED_COLUMNS[k]) for k, v in columns.items()}
 
 
 def present(frame: pl.DataFrame, raw: set[str]) -> set[str]:
