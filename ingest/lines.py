@@ -59,6 +59,8 @@ def read_chunks(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     eof_ends_line: bool = True,
     continues_line: bool = False,
+    size: int | None = None,
+    split_tail: int = 1,
 ) -> Iterator[Chunk]:
     """Yield chunks of whole lines read from ``stream``, whose first byte is at ``start``.
 
@@ -67,6 +69,10 @@ def read_chunks(
     ``continues_line`` says the bytes before ``start`` ended without a newline (an earlier
     import took end of file as end of line): a newline right at ``start`` only completes that
     line and is not an empty line of its own.
+
+    With the input's ``size`` known, the last ``split_tail`` chunks' worth of it is read in
+    that many equal parts: workers parsing chunks side by side then finish together, instead
+    of one parsing the whole last chunk alone.
     """
     accounted = start  # the next chunk starts here
     pos = start  # offset of pending[0]: everything before it is accounted or overlong
@@ -75,9 +81,14 @@ def read_chunks(
     overlong: list[OverlongLine] = []  # complete overlong lines not yet yielded
     first = continues_line
     buffers = ReadBuffers()
+    base_chunk = chunk_bytes
     while True:
         # The new bytes are read in after the pending partial line, and a chunk is a view of
         # this buffer: its lines are never copied on their way to the parser.
+        if size is not None and split_tail > 1 and chunk_bytes == base_chunk:
+            left = size - pos - len(pending)
+            if 0 < left < chunk_bytes * split_tail:  # the tail: from here on, equal parts
+                chunk_bytes = max(-(-left // split_tail), 1 << 16)
         buf, got = _read_after(stream, pending, chunk_bytes, buffers)
         if not got:
             break

@@ -128,6 +128,8 @@ def import_source(
             chunk_bytes=chunk_size(identity.prefix, options.chunk_bytes),
             max_line_bytes=options.max_line_bytes,
             continues_line=not at_line_start,
+            size=size,
+            split_tail=options.workers,
         )
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             pending: deque[Future[Batch]] = deque()

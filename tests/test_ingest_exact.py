@@ -315,3 +315,17 @@ def test_chunks_kept_by_a_consumer_keep_their_bytes_while_later_ones_are_read():
     assert len(kept) > 10
     for chunk, copy in kept:
         assert bytes(chunk.data) == copy
+
+
+def test_the_last_chunks_are_read_in_equal_parts_when_the_size_is_known():
+    lines = [f"{i:07d} {'x' * (i % 90)}\n".encode() for i in range(60_000)]
+    data = b"".join(lines)
+    chunk_bytes = 1 << 20
+    chunks = list(
+        read_chunks(io.BytesIO(data), chunk_bytes=chunk_bytes, size=len(data), split_tail=2)
+    )
+    assert b"".join(bytes(c.data) for c in chunks) == data
+    sizes = [c.end - c.start for c in chunks]
+    assert all(abs(n - chunk_bytes) < 200 for n in sizes[:-2])  # full chunks, to a line
+    last, before = sizes[-1], sizes[-2]
+    assert abs(last - before) < 300 and last < chunk_bytes  # the tail, halved
