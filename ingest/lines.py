@@ -134,6 +134,18 @@ def read_chunks(
         yield Chunk(b"", accounted, pos, pos, overlong)
 
 
+def _references_to_a_free_buffer() -> int:
+    """What getrefcount says of a buffer only the pool holds, in ReadBuffers.take's own loop
+    (measured, not assumed: interpreters differ in the references they count)."""
+    pool = [np.empty(1, dtype=np.uint8)]
+    for buffer in pool:
+        return sys.getrefcount(buffer)
+    raise AssertionError("unreachable")
+
+
+_FREE_REFERENCES = _references_to_a_free_buffer()
+
+
 class ReadBuffers:
     """Read buffers, each handed out again once nothing refers to it any more.
 
@@ -152,8 +164,8 @@ class ReadBuffers:
     def take(self, size: int) -> np.ndarray:
         """A buffer of at least ``size`` bytes that nothing else refers to."""
         for buffer in self._buffers:
-            # referred to by the pool, this loop and getrefcount's argument: nothing else
-            if len(buffer) >= size and sys.getrefcount(buffer) <= 3:
+            # referred to by the pool, this loop and getrefcount's call only: nothing else
+            if len(buffer) >= size and sys.getrefcount(buffer) <= _FREE_REFERENCES:
                 return buffer
         # A little more than asked: the line carried over from the last read varies.
         buffer = np.empty(size + (size >> 4), dtype=np.uint8)
