@@ -224,7 +224,7 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         api, dash = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{port}"
         wait_for(api + "/api/health")
