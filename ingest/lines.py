@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.arrow import to_series
+from ingest.arrow import int64_array, to_series
 from ingest.envelopes import unwrap
 from ingest.formats import scan
 
@@ -234,13 +234,7 @@ def split_lines(chunk: Chunk) -> SplitLines:
         empty = pl.DataFrame(schema={"line": pl.String, "offset": pl.Int64})
         return SplitLines(empty, np.empty(0, dtype=np.int64), [])
     raw = np.frombuffer(data, dtype=np.uint8)
-    newlines = _newlines(raw)
-    bounds = np.empty(len(newlines) + 2, dtype=np.int64)
-    bounds[0] = 0
-    bounds[1 : len(newlines) + 1] = newlines + 1
-    bounds[-1] = len(data)
-    if len(newlines) and newlines[-1] == len(data) - 1:
-        bounds = bounds[:-1]  # the chunk ends with a newline: no extra empty line
+    bounds = _line_bounds(raw)
     count = len(bounds) - 1
     binary = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), count, [None, pa.py_buffer(bounds), pa.py_buffer(data)]
@@ -263,7 +257,7 @@ def split_lines(chunk: Chunk) -> SplitLines:
         offsets, invalid = offsets[keep], offsets[invalid]
     # Lines keep their "\n" (formats tolerate trailing white space): stripping it would copy
     # every line once more.
-    frame = pl.DataFrame({"line": text, "offset": pl.Series(offsets, dtype=pl.Int64)})
+    frame = pl.DataFrame({"line": text, "offset": to_series(int64_array(offsets))})
     return SplitLines(unwrap(frame), invalid, samples)
 
 
@@ -282,6 +276,22 @@ def _invalid_utf8_rows(raw: np.ndarray, bounds: np.ndarray, data: ChunkData) -> 
 
 
 NEWLINE_SCAN_BLOCK = 1 << 20
+# Room for the newlines of lines this long on average, found in one pass; shorter lines (rare
+# in access logs) cost a second pass.
+GUESSED_LINE_BYTES = 64
+
+
+def _line_bounds(raw: np.ndarray) -> np.ndarray:
+    """Where each line of ``raw`` starts, then where the last one ends: 0, one past each
+    newline, and the end of ``raw`` when it does not end with a newline."""
+    newlines = _newlines(raw)
+    ends_with_newline = len(newlines) > 0 and newlines[-1] == len(raw) - 1
+    bounds = np.empty(len(newlines) + (1 if ends_with_newline else 2), dtype=np.int64)
+    bounds[0] = 0
+    np.add(newlines, 1, out=bounds[1 : len(newlines) + 1])
+    if not ends_with_newline:
+        bounds[-1] = len(raw)
+    return bounds
 
 
 def _newlines(raw: np.ndarray) -> np.ndarray:
@@ -289,9 +299,13 @@ def _newlines(raw: np.ndarray) -> np.ndarray:
     else by numpy a block at a time (the comparison's temporary then stays in cache)."""
     if scan.available():
         find = scan.library().find_newlines
-        positions = np.empty(find(raw.ctypes.data, len(raw), None), dtype=np.int64)
-        find(raw.ctypes.data, len(raw), positions.ctypes.data)
-        return positions
+        capacity = len(raw) // GUESSED_LINE_BYTES + 1
+        positions = np.empty(capacity, dtype=np.int64)
+        count = find(raw.ctypes.data, len(raw), positions.ctypes.data, capacity)
+        if count > capacity:
+            positions = np.empty(count, dtype=np.int64)
+            find(raw.ctypes.data, len(raw), positions.ctypes.data, count)
+        return positions[:count]
     found = [
         np.flatnonzero(raw[start : start + NEWLINE_SCAN_BLOCK] == 10) + start
         for start in range(0, len(raw), NEWLINE_SCAN_BLOCK)

@@ -157,6 +157,27 @@ def test_lines_longer_than_the_newline_search_window_are_framed_exactly(chunk_by
         assert 250_000 in skipped
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a\n" * 5_000,  # lines far shorter than the one-pass guess: a second pass
+        b"x" * 300 + b"\n" + b"yy\n" * 200 + b"z" * 5_000,  # no newline at the end
+        b"\n\n\n",  # empty lines only
+        b"no newline at all",
+        (b"y" * 63 + b"\n") * 1_000,  # exactly the guessed length
+    ],
+    ids=["short", "no-final-newline", "empty-lines", "one-unterminated", "guessed-length"],
+)
+def test_split_lines_cuts_where_bytes_split_does(data):
+    from ingest.lines import Chunk, split_lines
+
+    split = split_lines(Chunk(data, 100, 100 + len(data), 100))
+    expected = data.splitlines(keepends=True)
+    assert split.lines["line"].to_list() == [line.decode() for line in expected]
+    starts = np.cumsum([0] + [len(line) for line in expected[:-1]]) + 100
+    assert split.lines["offset"].to_list() == starts.tolist()
+
+
 def test_reimport_of_the_same_file_stores_nothing_twice(run_cli, db_path, combined_log):
     log, truth = combined_log
     ingest(run_cli, db_path, log)

@@ -159,6 +159,37 @@ def test_the_scanner_reads_ordinary_lines_itself_and_hands_over_the_rest():
     assert values["target"][2] == "/emoji/\U0001f600"
 
 
+def test_long_values_and_values_two_columns_share_are_read_whole():
+    # Values longer than a view holds inline are copied out of their lines into one dense
+    # buffer (the speed of the passes after the scan depends on it); a value two columns want
+    # is copied once, and both columns must still read it whole.
+    trie = compile_paths(
+        {
+            "service": ("$.svc.name", "$.svc.host"),
+            "upstream": ("$.svc.host",),
+            "target": ("$.uri",),
+            "method": ("$.m",),
+        }
+    )
+    assert trie is not None
+    host, uri = "backend-" + "x" * 40 + ".internal", "/orders/" + "9" * 30
+    padding = '"skipped": "' + "z" * 2_000 + '"'
+    lines = pl.Series(
+        "line",
+        [
+            f'{{{padding}, "svc": {{"host": "{host}"}}, "uri": "{uri}", "m": "GET"}}',
+            f'{{"svc": {{"name": "a-rather-long-name", "host": "{host}"}}, {padding}}}',
+            '{"uri": "/short", "m": "PUT"}',
+        ],
+    )
+    columns, accepted = scan_json(lines, trie)
+    assert accepted.tolist() == [True, True, True]
+    assert columns["service"].to_list() == [host, "a-rather-long-name", None]
+    assert columns["upstream"].to_list() == [host, host, None]
+    assert columns["target"].to_list() == [uri, None, "/short"]
+    assert columns["method"].to_list() == ["GET", None, "PUT"]
+
+
 def test_numbers_are_taken_as_written_only_where_they_become_numbers():
     fmt = JSON_FORMATS["nginx-json"]
     lines = pl.Series("line", [EDGE_CASES[7], EDGE_CASES[9], EDGE_CASES[11]])

@@ -47,9 +47,11 @@ typedef struct {
 /* What is kept of one line while it is scanned: where its values are. */
 typedef struct {
     int64_t base;         /* where the line is, as a location (see LOCATION) */
-    uint8_t *scratch;     /* decoded strings, shared by the batch */
+    const uint8_t *line;  /* and its first byte */
+    uint8_t *scratch;     /* decoded strings and copied values, shared by the batch */
     int64_t scratch_base; /* the scratch buffer's location */
     int64_t used;         /* bytes of scratch used so far */
+    int64_t capacity;     /* bytes of scratch */
     int64_t *starts;      /* this line's [width]: the values' locations, -1 for none */
     int32_t *lengths;
     int32_t ranks[MAX_COLUMNS];
@@ -427,16 +429,43 @@ static int64_t scan_value(Line *c, const Trie *t, const uint8_t *s, int64_t len,
     return p;
 }
 
+/* Moves the line's values that are not inline in a view (more than 12 bytes) and still lie
+ * in the line into scratch, side by side, while the line is in cache. Every later pass over a
+ * column (times, paths, group keys) then reads a few dense megabytes instead of one cache
+ * line per value strewn over the whole chunk: three times faster for the ISO times of Traefik's
+ * 1 KB lines. A value two columns share is copied once; without room, a value stays put. */
+static void gather_values(Line *c, int32_t width) {
+    int64_t found[MAX_COLUMNS]; /* where each value was in the line */
+    for (int32_t k = 0; k < width; k++) {
+        const int64_t start = found[k] = c->starts[k];
+        const int32_t length = c->lengths[k];
+        if (start < 0 || length <= 12 || start >= c->scratch_base) continue;
+        int32_t same = -1;
+        for (int32_t j = 0; j < k && same < 0; j++)
+            if (found[j] == start && c->lengths[j] == length) same = j;
+        if (same >= 0) {
+            c->starts[k] = c->starts[same]; /* moved (or not) with column `same` */
+            continue;
+        }
+        if (c->used + length > c->capacity) continue;
+        c->starts[k] = c->scratch_base + c->used;
+        memcpy(c->scratch + c->used, c->line + (start - c->base), (size_t)length);
+        c->used += length;
+    }
+}
+
 /* Line i is the string view views[16 * i ...] into buffers[0 .. n_buffers); its values'
- * locations are starts/lengths[width * i ...], where the scratch buffer is buffer n_buffers.
- * accepted[i] is 1 when the scanner read line i, 0 when DuckDB must. scratch holds at least
- * as many bytes as the lines together. Returns -1 when the trie is too wide for the scanner.
+ * locations are starts/lengths[width * i ...], where the scratch buffer (scratch_size bytes,
+ * at least as many as the lines together) is buffer n_buffers. accepted[i] is 1 when the
+ * scanner read line i, 0 when DuckDB must. Returns -1 when the trie is too wide for the
+ * scanner.
  */
 int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
                     int32_t n_buffers, const int32_t *nodes, const int32_t *edges,
                     const uint8_t *keys, const int32_t *leaves, const uint8_t *numeric,
-                    int32_t width, int32_t objects_absent, uint8_t *scratch, int64_t *starts,
-                    int32_t *lengths, uint8_t *accepted) {
+                    int32_t width, int32_t objects_absent, uint8_t *scratch,
+                    int64_t scratch_size, int64_t *starts, int32_t *lengths,
+                    uint8_t *accepted) {
     if (width > MAX_COLUMNS) return -1;
     if (!special['"']) init_special();
     const Trie trie = {nodes, edges, keys, leaves, numeric, width, objects_absent};
@@ -444,6 +473,7 @@ int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *b
     c.scratch = scratch;
     c.scratch_base = LOCATION(n_buffers, 0);
     c.used = 0;
+    c.capacity = scratch_size;
     for (int64_t i = 0; i < lines; i++) {
         const uint8_t *view = views + 16 * i;
         const int64_t len = view_int(view, 0);
@@ -469,7 +499,10 @@ int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *b
         int ok = p < len && s[p] == '{' && (p = scan_value(&c, &trie, s, len, p, 0, 0)) >= 0;
         if (ok) ok = skip_space(s, len, p) == len;
         accepted[i] = (uint8_t)ok;
-        if (!ok) {
+        if (ok) {
+            c.line = s;
+            gather_values(&c, width);
+        } else {
             for (int32_t k = 0; k < width; k++) {
                 c.starts[k] = -1;
                 c.lengths[k] = 0;
@@ -502,14 +535,17 @@ void json_view_columns(const uint8_t *const *buffers, const int64_t *starts,
     }
 }
 
-/* How many newlines data[0:length] holds, and with positions, where they are. */
-int64_t find_newlines(const uint8_t *data, int64_t length, int64_t *positions) {
+/* How many newlines data[0:length] holds; the positions of the first `capacity` of them
+   go to positions[]. One pass: a caller that guessed the capacity too small calls again with
+   the count (reading a chunk twice cost as much as the search itself). */
+int64_t find_newlines(const uint8_t *data, int64_t length, int64_t *positions,
+                      int64_t capacity) {
     int64_t count = 0;
     const uint8_t *at = data, *end = data + length;
     while (at < end) {
         const uint8_t *found = memchr(at, '\n', (size_t)(end - at));
         if (found == NULL) break;
-        if (positions != NULL) positions[count] = found - data;
+        if (count < capacity) positions[count] = found - data;
         count++;
         at = found + 1;
     }

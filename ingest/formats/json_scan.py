@@ -126,13 +126,14 @@ def compile_paths(
 
 def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], np.ndarray]:
     """Each column of ``texts`` (null where the scanner left the line to DuckDB), and which
-    lines it read. The columns are string views into the lines' own buffers: no value is
-    copied (only those with escapes, decoded into a scratch buffer)."""
+    lines it read. The columns are string views into one scratch buffer, where the scanner
+    writes the values side by side (decoding those with escapes), so that the passes over them
+    read dense memory and not the whole chunk."""
     functions = library()
     lines = string_views(texts)
     count, width = len(lines), len(trie.columns)
     views, data, addresses = view_buffers(lines)
-    # Decoded strings are never longer than their line, and each line is read once.
+    # Decoded or copied values are never longer than their line (the scanner checks).
     scratch = np.empty(max(int(views.view(np.int32)[: 4 * count : 4].sum()), 1), dtype=np.uint8)
     addresses = np.append(addresses[: len(data)], np.uint64(scratch.ctypes.data))
     starts = np.empty((count, width), dtype=np.int64)
@@ -146,7 +147,9 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
         *(address(a) for a in (trie.nodes, trie.edges, trie.keys, trie.leaves, trie.numeric)),
         width,
         int(trie.objects_absent),
-        *(address(a) for a in (scratch, starts, lengths, accepted)),
+        address(scratch),
+        len(scratch),
+        *(address(a) for a in (starts, lengths, accepted)),
     )
     if status != 0:
         raise ValueError("JSON paths too wide for the scanner")

@@ -91,11 +91,12 @@ def _load() -> Any:
     library.split_views.restype = None
     # _json.c (see json_scan.py)
     library.json_scan_views.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 5]
-    library.json_scan_views.argtypes += [ctypes.c_int32, ctypes.c_int32, *[pointer] * 4]
+    library.json_scan_views.argtypes += [ctypes.c_int32, ctypes.c_int32, pointer, size]
+    library.json_scan_views.argtypes += [*[pointer] * 3]
     library.json_scan_views.restype = ctypes.c_int
     library.json_view_columns.argtypes = [*[pointer] * 3, size, ctypes.c_int32, pointer, pointer]
     library.json_view_columns.restype = None
-    library.find_newlines.argtypes = [pointer, size, pointer]
+    library.find_newlines.argtypes = [pointer, size, pointer, size]
     library.find_newlines.restype = ctypes.c_int64
     # _times.c (see times.py)
     library.parse_iso_times.argtypes = [pointer, size, pointer, pointer, pointer]
