@@ -365,10 +365,10 @@ def sample(
 def _open_for_import(db: Path) -> Any:
     """The store opened for writing; when serve owns it, say how to import through serve."""
     from conflictlens.client import find_server
-    from store import DatabaseLocked, connect
+    from store import DatabaseLocked, connect, prepare_batch_import
 
     try:
-        return connect(db)
+        con = connect(db)
     except DatabaseLocked:
         url = find_server(db)
         if url is None:
@@ -377,6 +377,8 @@ def _open_for_import(db: Path) -> Any:
             f"serve owns {db} (at {url}): add these files to its [[sources]] (a new file is read "
             "from byte 0), or stop serve to import them here"
         ) from None
+    prepare_batch_import(con)
+    return con
 
 
 from conflictlens.cli_alerts import alerts  # noqa: E402

@@ -1,6 +1,6 @@
 """The event store: one DuckDB file, its schema and the single funnel for writes."""
 
-from store.db import DatabaseLocked, StoreError, connect, default_db_path
+from store.db import DatabaseLocked, StoreError, connect, default_db_path, prepare_batch_import
 from store.route_map import (
     RouteResolver,
     apply_route_map,
@@ -24,6 +24,7 @@ __all__ = [
     "connect",
     "default_db_path",
     "migrate",
+    "prepare_batch_import",
     "read_route_map",
     "refresh_summaries",
     "replace_route_map",
