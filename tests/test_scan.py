@@ -122,3 +122,23 @@ def test_split_once_cuts_as_polars_splitn_does():
     parts = series.str.splitn("?", 2).struct
     assert before.equals(parts.field("field_0"), check_names=False)
     assert after.equals(parts.field("field_1"), check_names=False)
+
+
+@pytest.mark.parametrize(
+    ("chars", "non_ascii"),
+    [(b"?", False), (b"\\", False), (b' \t\n\v\f\r,"', True), (b"%&", False), (b"", True)],
+)
+def test_with_bytes_finds_what_a_regex_finds(chars, non_ascii):
+    rng = random.Random(5)
+    alphabet = 'ab/?=&%\\,"\t é€😀-'
+    texts: list[str | None] = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(5_000)
+    ]
+    texts += [None, "", "x" * 12 + "?", "x" * 13 + "%", "\u00a0", "é" * 20]
+    series = pl.Series("text", texts, dtype=pl.String)
+    table = scan.byte_set(chars, non_ascii=non_ascii)
+    found = scan.with_bytes(series, table)
+    klass = "".join(f"\\x{b:02x}" for b in chars) + ("\\x{80}-\\x{10FFFF}" if non_ascii else "")
+    expected = series.str.contains(f"[{klass}]").fill_null(False) if klass else None
+    assert found.tolist() == (expected.to_list() if expected is not None else [False] * len(texts))
+    assert found.any() or not klass

@@ -220,6 +220,23 @@ void split_views(const uint8_t *views, int64_t count, const uint8_t *const *buff
     }
 }
 
+/* found[i] = 1 when text i holds a byte b with wanted[b] set (single: the only such byte, or
+ * -1), else 0: the question that a Polars `str.contains` answered at 40-90 ns a text. */
+void views_with_bytes(const uint8_t *views, int64_t count, const uint8_t *const *buffers,
+                      const uint8_t *wanted, int32_t single, uint8_t *found) {
+    for (int64_t i = 0; i < count; i++) {
+        int32_t size, buffer, offset;
+        const uint8_t *text = view_text(views, i, buffers, &size, &buffer, &offset);
+        uint8_t hit = 0;
+        if (single >= 0) { /* one byte: memchr's word-at-a-time search pays on long texts */
+            hit = size > 0 && memchr(text, single, (size_t)size) != NULL;
+        } else {
+            for (int32_t j = 0; j < size && !hit; j++) hit = wanted[text[j]];
+        }
+        found[i] = hit;
+    }
+}
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_scan", "CLF field scanner (called through ctypes).", -1, NULL,
 };

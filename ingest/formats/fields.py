@@ -14,9 +14,10 @@ import re
 import urllib.parse
 from collections.abc import Set as AbstractSet
 
+import numpy as np
 import polars as pl
 
-from ingest.formats.scan import REQUEST_PARTS, REQUEST_SPLIT, split_once
+from ingest.formats.scan import REQUEST_PARTS, REQUEST_SPLIT, byte_set, split_once, with_bytes
 from ingest.formats.times import iso_times
 
 # Canonical raw fields a format may capture.
@@ -103,16 +104,15 @@ def unescape_columns(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Unescape the few values that hold a backslash; the rest pass through untouched."""
     if not columns:
         return frame
-    if "line" in frame.columns and not frame["line"].str.contains("\\", literal=True).any():
+    if "line" in frame.columns and not with_bytes(frame["line"], _BACKSLASH).any():
         return frame  # one pass over the lines instead of one per column (the usual case)
     for name in columns:
         if name not in frame.columns:
             continue
         column = frame[name]
-        mask = column.str.contains("\\", literal=True).fill_null(False)
-        if not mask.any():
+        rows = np.flatnonzero(with_bytes(column, _BACKSLASH))
+        if not len(rows):
             continue
-        rows = mask.arg_true()
         fixed = [unescape_log_value(v) for v in column.gather(rows).to_list()]
         frame = frame.with_columns(column.scatter(rows, fixed))
     return frame
@@ -265,6 +265,11 @@ def strip_port(address: pl.Expr) -> pl.Expr:
 
 
 _ADDRESS_SEPARATORS = re.compile(r'[\s,"]+')
+# What may make a client field a list: white space, a comma, a quote. Every byte beyond ASCII
+# too (Unicode white space): pick_client keeps a value without separators as it is.
+_LIST_BYTES = byte_set(b' \t\n\v\f\r,"', non_ascii=True)
+_BACKSLASH = byte_set(b"\\")
+_PERCENT = byte_set(b"%")
 
 
 def pick_client(text: str) -> str | None:
@@ -295,9 +300,8 @@ def pick_clients(frame: pl.DataFrame, raw: set[str]) -> pl.DataFrame:
         if name not in raw:
             continue
         column = frame[name]
-        odd = column.str.contains(r'[\s,"]').fill_null(False)
-        if odd.any():
-            rows = odd.arg_true()
+        rows = np.flatnonzero(with_bytes(column, _LIST_BYTES))
+        if len(rows):
             picked = [pick_client(v) for v in column.gather(rows).to_list()]
             frame = frame.with_columns(column.scatter(rows, pl.Series(picked, dtype=pl.String)))
     return frame
@@ -306,10 +310,9 @@ def pick_clients(frame: pl.DataFrame, raw: set[str]) -> pl.DataFrame:
 def decode_paths(frame: pl.DataFrame) -> pl.DataFrame:
     """Percent-decode the paths that hold a %, as Filebeat and most log tools show them."""
     paths = frame["_path"]
-    encoded = paths.str.contains("%", literal=True).fill_null(False)
-    if not encoded.any():
+    rows = np.flatnonzero(with_bytes(paths, _PERCENT))
+    if not len(rows):
         return frame
-    rows = encoded.arg_true()
     decoded = [urllib.parse.unquote(v, errors="replace") for v in paths.gather(rows).to_list()]
     return frame.with_columns(paths.scatter(rows, pl.Series(decoded, dtype=pl.String)))
 

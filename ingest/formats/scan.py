@@ -89,6 +89,8 @@ def _load() -> Any:
     library.split_views.argtypes = [pointer, size, pointer, ctypes.c_uint8, pointer, pointer]
     library.split_views.argtypes += [pointer]
     library.split_views.restype = None
+    library.views_with_bytes.argtypes = [pointer, size, pointer, pointer, ctypes.c_int32, pointer]
+    library.views_with_bytes.restype = None
     # _json.c (see json_scan.py)
     library.json_scan_views.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 5]
     library.json_scan_views.argtypes += [ctypes.c_int32, ctypes.c_int32, pointer, size]
@@ -256,3 +258,33 @@ def split_once(texts: pl.Series, separator: str) -> tuple[pl.Series, pl.Series]:
     if nulls.any():
         first = first.set(nulls, None)
     return first, second
+
+
+def byte_set(chars: bytes, *, non_ascii: bool = False) -> np.ndarray:
+    """A table for with_bytes: the bytes of ``chars``, and with ``non_ascii`` every byte of a
+    character beyond ASCII."""
+    table = np.zeros(256, dtype=np.uint8)
+    table[list(chars)] = 1
+    if non_ascii:
+        table[0x80:] = 1
+    return table
+
+
+def with_bytes(texts: pl.Series, table: np.ndarray) -> np.ndarray:
+    """Which texts hold a byte of ``table`` (see byte_set); false for null."""
+    if not available():
+        pattern = "".join(f"\\x{b:02x}" for b in np.flatnonzero(table[:0x80]))
+        if table[0x80]:
+            pattern += "\\x{80}-\\x{10FFFF}"
+        if not pattern:
+            return np.zeros(len(texts), dtype=bool)
+        return texts.str.contains(f"[{pattern}]").fill_null(False).to_numpy()
+    array = string_views(texts)
+    views, _, addresses = view_buffers(array)
+    found = np.empty(len(array), dtype=np.uint8)
+    wanted = np.flatnonzero(table)
+    single = int(wanted[0]) if len(wanted) == 1 else -1
+    _LIBRARY.views_with_bytes(
+        address(views), len(array), address(addresses), address(table), single, address(found)
+    )
+    return found.view(bool)
