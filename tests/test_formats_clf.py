@@ -206,6 +206,7 @@ def test_ipv6_clients(client):
         ("hello", None, None),
         ("GET /bare/path", "GET", "/bare/path"),  # HTTP/0.9 style: no protocol
         ("get /lower HTTP/1.0", "GET", "/lower"),
+        ("pAtCh /mixed HTTP/1.1", "PATCH", "/mixed"),
         ("GET http://example.com/x/y?z=1 HTTP/1.1", "GET", "/x/y"),
         ("GET /with space/in it HTTP/1.1", "GET", "/with space/in it"),
     ],

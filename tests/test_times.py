@@ -1,6 +1,7 @@
-"""The compiled ISO-8601 reader (ingest/formats/_times.c) reads every timestamp as Polars' %+
-does: on generated timestamps around every edge (fractions of 0 to 12 digits, offsets, leap
-days, impossible dates, 60th seconds, other shapes) and mutations of them."""
+"""The compiled time readers (ingest/formats/_times.c) read every timestamp as Polars does:
+ISO-8601 as %+ reads it, on generated timestamps around every edge (fractions of 0 to 12
+digits, offsets, leap days, impossible dates, 60th seconds, other shapes), CLF times as
+nginx's format reads them, and mutations of both."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from ingest.formats import scan
-from ingest.formats.times import iso_times, strptime_iso
+from ingest.formats.times import clf_times, iso_times, strptime_clf, strptime_iso
 from tests.mutations import mutate
 
 PIECES = ["0", "9", ":", "-", "+", "T", "Z", ".", " ", "x", "é"]
@@ -92,4 +93,48 @@ def test_fractions_are_truncated_to_microseconds_and_offsets_applied():
     assert [str(t) for t in iso_times(texts).to_list()] == [
         "2026-11-19 00:00:00.130772",
         "2026-11-19 00:00:00.500000",
+    ]
+
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def clf_timestamp(rng: random.Random) -> str:
+    if rng.random() < 0.5:  # a valid one, as nginx writes it
+        moment = np.datetime64(1 + rng.randrange(4_000_000_000), "s").astype(object)
+        zone = rng.choice(["+0000", "-0700", "+0530", "+1400"])
+        return f"{moment:%d}/{MONTHS[moment.month - 1]}/{moment:%Y:%H:%M:%S} {zone}"
+    day = rng.choice(["01", "28", "29", "30", "31", "00", "32", "1", f"{rng.randint(1, 28):02d}"])
+    month = rng.choice([*MONTHS, "jan", "NOV", "Sept", "Foo"])
+    year = rng.choice(["1969", "1970", "2000", "2024", "2026", "9999", "26"])
+    hour = rng.choice(["00", "23", "24", f"{rng.randint(0, 23):02d}"])
+    minute = rng.choice(["00", "59", "60"])
+    second = rng.choice(["00", "59", "60", f"{rng.randint(0, 59):02d}"])
+    zone = rng.choice(["+0000", "-0700", "+2400", "+0160", "+00:00", "Z", "", "+01", "-2359"])
+    space = rng.choice([" "] * 8 + ["", "  "])
+    return f"{day}/{month}/{year}:{hour}:{minute}:{second}{space}{zone}"
+
+
+def test_compiled_and_polars_clf_readings_agree():
+    rng = random.Random(7)
+    texts: list[str | None] = [clf_timestamp(rng) for _ in range(60_000)]
+    texts += [mutate(t, rng, [*PIECES, "/"], truncate=False) for t in texts[:20_000] if t]
+    texts += [None, "", "-", "19/Nov/2026:10:00:00 +0000", "29/Feb/2024:23:59:59 -2359"]
+    series = pl.Series("time_clf", texts, dtype=pl.String)
+    fast = clf_times(series)
+    reference = series.to_frame().select(strptime_clf(pl.col("time_clf"))).to_series()
+    assert fast.dtype == reference.dtype
+    mismatch = np.flatnonzero(~fast.eq_missing(reference).to_numpy())
+    assert not len(mismatch), [
+        (texts[int(i)], fast[int(i)], reference[int(i)]) for i in mismatch[:5]
+    ]
+    assert fast.null_count() < 0.7 * len(texts)  # the valid half and more are read
+
+
+def test_clf_offsets_are_applied():
+    texts = pl.Series(["19/Nov/2026:10:00:00 +0000", "19/Nov/2026:02:30:00 -0730", None])
+    assert [str(t) for t in clf_times(texts).to_list()] == [
+        "2026-11-19 10:00:00",
+        "2026-11-19 10:00:00",
+        "None",
     ]

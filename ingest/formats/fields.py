@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ingest.formats.scan import REQUEST_PARTS, REQUEST_SPLIT, byte_set, split_once, with_bytes
-from ingest.formats.times import iso_times
+from ingest.formats.times import clf_times, iso_times
 
 # Canonical raw fields a format may capture.
 RAW_FIELDS = frozenset(
@@ -186,13 +186,9 @@ def _text(raw: AbstractSet[str], name: str) -> pl.Expr:
 def _timestamp(raw: AbstractSet[str]) -> pl.Expr:
     candidates: list[pl.Expr] = []
     if "time_clf" in raw:
-        candidates.append(
-            pl.col("time_clf")
-            .str.strptime(pl.Datetime("us", "UTC"), "%d/%b/%Y:%H:%M:%S %z", strict=False)
-            .dt.replace_time_zone(None)
-        )
+        candidates.append(pl.col("_time_clf"))  # see convert
     if "time_iso" in raw:
-        candidates.append(pl.col("_time_iso"))  # see convert
+        candidates.append(pl.col("_time_iso"))
     if "time_nozone" in raw:
         candidates.append(
             pl.col("time_nozone").str.strptime(
@@ -340,10 +336,25 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
     frame = client_hosts(pick_clients(frame, raw), raw)
     if "time_iso" in raw:
         frame = frame.with_columns(iso_times(frame["time_iso"]).alias("_time_iso"))
+    if "time_clf" in raw:
+        frame = frame.with_columns(clf_times(frame["time_clf"]).alias("_time_clf"))
     # nginx lists one time per upstream try ("0.001, 0.002"); the first is the client's.
     for name in LATENCY_FIELDS & raw:
         frame = frame.with_columns(split_once(frame[name], ",")[0].alias(name))
-    return frame.with_columns(**_parsed_columns(frozenset(raw)))
+    return capital_methods(frame.with_columns(**_parsed_columns(frozenset(raw))))
+
+
+def capital_methods(frame: pl.DataFrame) -> pl.DataFrame:
+    """Methods in capitals, as HTTP spells them. Only the rows holding a lower-case letter (or
+    a byte beyond ASCII) are changed: upper-casing every row cost 4 ms of a 93k-line chunk."""
+    methods = frame["method"]
+    rows = np.flatnonzero(with_bytes(methods, _LOWER_CASE))
+    if not len(rows):
+        return frame
+    return frame.with_columns(methods.scatter(rows, methods.gather(rows).str.to_uppercase()))
+
+
+_LOWER_CASE = byte_set(b"abcdefghijklmnopqrstuvwxyz", non_ascii=True)
 
 
 @functools.cache
@@ -374,7 +385,7 @@ def _parsed_columns(raw: frozenset[str]) -> dict[str, pl.Expr]:
     service = pl.coalesce(_text(raw, "service"), _text(raw, "host"))
     columns: dict[str, pl.Expr] = {
         "ts": _timestamp(raw),
-        "method": method.str.to_uppercase(),
+        "method": method,  # in capitals: see capital_methods
         "path": path,
         "query": query,
         "status": status,

@@ -103,6 +103,8 @@ def _load() -> Any:
     # _times.c (see times.py)
     library.parse_iso_times.argtypes = [pointer, size, pointer, pointer, pointer]
     library.parse_iso_times.restype = None
+    library.parse_clf_times.argtypes = [pointer, size, pointer, pointer, pointer]
+    library.parse_clf_times.restype = None
     # _routes.c (see ingest/routes.py)
     library.template_paths.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 6]
     library.template_paths.argtypes += [size]
