@@ -106,10 +106,10 @@ static int scan_line(const uint8_t *s, int64_t len, const int32_t *program, int6
 
 /* Line i is the string view views[16 * i ...] into buffers; its spans are
  * spans[2 * fields * i ...], all -1 when it is not matched. */
-void scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
-                const int32_t *program, int64_t length, const uint8_t *literals, int32_t fields,
-                int32_t *spans, uint8_t *matched) {
-    for (int64_t i = 0; i < lines; i++) {
+void scan_views(const uint8_t *views, int64_t first, int64_t last,
+                const uint8_t *const *buffers, const int32_t *program, int64_t length,
+                const uint8_t *literals, int32_t fields, int32_t *spans, uint8_t *matched) {
+    for (int64_t i = first; i < last; i++) {
         int32_t size, buffer, offset;
         const uint8_t *line = view_text(views, i, buffers, &size, &buffer, &offset);
         int32_t *own = spans + (int64_t)2 * fields * i;
@@ -145,10 +145,10 @@ static int protocol_like(const uint8_t *s, int32_t n) {
  * none), and decided[i] says whether that is the answer. Undecided: an unmatched line, or a
  * request that is not METHOD TARGET [PROTOCOL] but holds a space (its regex retry is left to
  * split_request_line). */
-void split_requests(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
-                    const int32_t *spans, int32_t fields, int32_t f, int32_t *parts,
-                    uint8_t *decided) {
-    for (int64_t i = 0; i < lines; i++) {
+void split_requests(const uint8_t *views, int64_t first, int64_t last,
+                    const uint8_t *const *buffers, const int32_t *spans, int32_t fields,
+                    int32_t f, int32_t *parts, uint8_t *decided) {
+    for (int64_t i = first; i < last; i++) {
         int32_t size, buffer, offset;
         const uint8_t *line = view_text(views, i, buffers, &size, &buffer, &offset);
         const int32_t start = spans[2 * (fields * i + f)], end = spans[2 * (fields * i + f) + 1];
@@ -176,14 +176,18 @@ void split_requests(const uint8_t *views, int64_t lines, const uint8_t *const *b
     }
 }
 
-/* Every column of spans (pairs, width per line, -1 for none) as string views into the
- * lines' own buffers, in out[k], with its validity bitmap (least significant bit first) in
- * validity[k]: one pass over the lines for all columns. */
-void span_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
-                const int32_t *spans, int32_t width, uint8_t *const *out,
-                uint8_t *const *validity) {
-    for (int32_t k = 0; k < width; k++) memset(validity[k], 0, (size_t)((lines + 7) / 8));
-    for (int64_t i = 0; i < lines; i++) {
+/* Every column of spans (pairs, width per line, -1 for none) of lines [first, last) as
+ * string views, in out[k], setting bits of its validity bitmap (least significant bit first,
+ * zeroed by the caller) in validity[k]: one pass over the lines for all columns. A value of a column with dense[k] set and more than 12 bytes is
+ * copied into scratch (buffer n_buffers) at *scratch_used, side by side with the others: the passes over that
+ * column then read a few dense MB instead of one cache line per value strewn over the chunk
+ * (twice as fast for CLF times). Other values are views into the lines' own buffers. */
+void span_views(const uint8_t *views, int64_t first, int64_t last,
+                const uint8_t *const *buffers, int32_t n_buffers, const int32_t *spans,
+                int32_t width, const uint8_t *dense, uint8_t *scratch, int64_t *scratch_used,
+                uint8_t *const *out, uint8_t *const *validity) {
+    int64_t used = *scratch_used;
+    for (int64_t i = first; i < last; i++) {
         int32_t size, buffer, offset;
         const uint8_t *line = view_text(views, i, buffers, &size, &buffer, &offset);
         for (int32_t k = 0; k < width; k++) {
@@ -194,10 +198,18 @@ void span_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffe
                 continue;
             }
             validity[k][i >> 3] |= (uint8_t)(1 << (i & 7));
+            const int32_t length = end - start;
+            if (dense[k] && length > 12 && used + length <= INT32_MAX) {
+                memcpy(scratch + used, line + start, (size_t)length);
+                write_view(view, scratch + used, length, n_buffers, (int32_t)used);
+                used += length;
+                continue;
+            }
             /* a value longer than 12 bytes comes from a line that lies in a buffer */
-            write_view(view, line + start, end - start, buffer, offset + start);
+            write_view(view, line + start, length, buffer, offset + start);
         }
     }
+    *scratch_used = used;
 }
 
 /* Each text cut at its first separator byte, as Polars' splitn(separator, 2) cuts it: the

@@ -78,13 +78,14 @@ def _load() -> Any:
     library = ctypes.CDLL(_scan.__file__)
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     int32 = ctypes.c_int32
-    library.scan_views.argtypes = [pointer, size, pointer, pointer, size, pointer, int32]
+    library.scan_views.argtypes = [pointer, size, size, pointer, pointer, size, pointer, int32]
     library.scan_views.argtypes += [pointer, pointer]
     library.scan_views.restype = None
-    library.split_requests.argtypes = [pointer, size, pointer, pointer, int32, int32]
+    library.split_requests.argtypes = [pointer, size, size, pointer, pointer, int32, int32]
     library.split_requests.argtypes += [pointer, pointer]
     library.split_requests.restype = None
-    library.span_views.argtypes = [pointer, size, pointer, pointer, int32, pointer, pointer]
+    library.span_views.argtypes = [pointer, size, size, pointer, int32, pointer, int32]
+    library.span_views.argtypes += [pointer, pointer, pointer, pointer, pointer]
     library.span_views.restype = None
     library.split_views.argtypes = [pointer, size, pointer, ctypes.c_uint8, pointer, pointer]
     library.split_views.argtypes += [pointer]
@@ -129,75 +130,119 @@ def library() -> Any:
 REQUEST_PARTS = ("_rq_method", "_rq_target")
 REQUEST_SPLIT = "_rq_split"
 
+# Fields that every line's conversion reads (times, paths, services): their values are copied
+# side by side out of the lines (see span_views in _scan.c). The others (user agent, referer,
+# the raw request line) are read for the few lines that become events, and stay in place.
+DENSE_FIELDS = frozenset(
+    {"time_clf", "time_iso", "time_nozone", "target", "path", "_rq_target", "service", "host"}
+)
+
+
+# Lines scanned at a time: each block is scanned, its request lines split and its values cut
+# out while its lines are still in the core's cache (a 93k-line chunk does not fit).
+SCAN_BLOCK_LINES = 4096
+
 
 def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.ndarray]:
     """Each captured field of ``lines`` (null where the scanner left the line to the regex),
-    and which lines it matched. The fields are string views into the lines' own buffers.
+    and which lines it matched. The fields are string views, into the lines' own buffers or,
+    for DENSE_FIELDS, into a buffer of their own.
 
     With a ``request`` field, also its method and target (REQUEST_PARTS) and REQUEST_SPLIT,
     true where they are what fields.split_request_line would make of it."""
     array = string_views(lines)
-    views, _, addresses = view_buffers(array)
+    views, data, addresses = view_buffers(array)
     count, width = len(array), len(program.fields)
     spans = np.empty((count, width, 2), dtype=np.int32)
     matched = np.empty(count, dtype=np.uint8)
-    _LIBRARY.scan_views(
-        address(views),
-        count,
-        address(addresses),
-        address(program.steps),
-        len(program.steps),
-        address(program.literals),
-        width,
-        address(spans),
-        address(matched),
-    )
-    columns = dict(zip(program.fields, _span_columns(array, spans), strict=True))
-    if "request" in program.fields:
-        parts = np.empty((count, 2, 2), dtype=np.int32)
-        decided = np.empty(count, dtype=np.uint8)
-        _LIBRARY.split_requests(
+    fields = _ViewColumns(views, count, data, program.fields)
+    request = program.fields.index("request") if "request" in program.fields else -1
+    parts = np.empty((count, 2, 2), dtype=np.int32)
+    decided = np.empty(count, dtype=np.uint8)
+    request_parts = _ViewColumns(views, count, data, REQUEST_PARTS if request >= 0 else ())
+    for first in range(0, count, SCAN_BLOCK_LINES):
+        last = min(first + SCAN_BLOCK_LINES, count)
+        _LIBRARY.scan_views(
             address(views),
-            count,
+            first,
+            last,
             address(addresses),
-            address(spans),
+            address(program.steps),
+            len(program.steps),
+            address(program.literals),
             width,
-            program.fields.index("request"),
-            address(parts),
-            address(decided),
+            address(spans),
+            address(matched),
         )
-        columns.update(zip(REQUEST_PARTS, _span_columns(array, parts), strict=True))
+        fields.cut(first, last, addresses, spans)
+        if request >= 0:
+            _LIBRARY.split_requests(
+                address(views),
+                first,
+                last,
+                address(addresses),
+                address(spans),
+                width,
+                request,
+                address(parts),
+                address(decided),
+            )
+            request_parts.cut(first, last, addresses, parts)
+    columns = dict(zip(program.fields, fields.series(), strict=True))
+    if request >= 0:
+        columns.update(zip(REQUEST_PARTS, request_parts.series(), strict=True))
         columns[REQUEST_SPLIT] = pl.Series(REQUEST_SPLIT, decided.view(bool))
     return columns, matched.view(bool)
 
 
-def _span_columns(lines: pa.Array, spans: np.ndarray) -> list[pl.Series]:
-    """Each column of ``spans`` (line, column, start/end; -1 for none) as string views into
-    the lines' buffers: cut at ASCII bytes of valid UTF-8, each value is valid again."""
-    views, data, addresses = view_buffers(lines)
-    count, width = len(lines), spans.shape[1]
-    out = np.empty((width, 16 * count), dtype=np.uint8)
-    validity = np.empty((width, (count + 7) // 8), dtype=np.uint8)
-    out_rows, validity_rows = row_addresses(out), row_addresses(validity)  # alive for the call
-    _LIBRARY.span_views(
-        address(views),
-        count,
-        address(addresses),
-        address(spans),
-        width,
-        address(out_rows),
-        address(validity_rows),
-    )
-    return [
-        to_series(
-            pa.Array.from_buffers(
-                pa.string_view(),
-                count,
-                [pa.py_buffer(validity[k]), pa.py_buffer(out[k]), *data],
-            )
+class _ViewColumns:
+    """String-view columns cut from spans of lines (span_views in _scan.c), a block of lines
+    at a time: DENSE_FIELDS copied side by side into a buffer of their own, the others views
+    into the lines' buffers. Cut at ASCII bytes of valid UTF-8, each value is valid again."""
+
+    def __init__(
+        self, views: np.ndarray, count: int, data: list[pa.Buffer], names: tuple[str, ...]
+    ) -> None:
+        self._views, self._data, self._count = views, data, count
+        self._dense = np.array([int(name in DENSE_FIELDS) for name in names] or [0], dtype=np.uint8)
+        # Copies never outgrow their lines: a line's spans do not overlap.
+        room = int(views.view(np.int32)[: 4 * count : 4].sum()) if self._dense.any() else 0
+        self._scratch = np.empty(max(room, 1), dtype=np.uint8)
+        self._used = np.zeros(1, dtype=np.int64)
+        self._out = np.empty((len(names), 16 * count), dtype=np.uint8)
+        self._validity = np.zeros((len(names), (count + 7) // 8), dtype=np.uint8)
+        self._out_rows = row_addresses(self._out)
+        self._validity_rows = row_addresses(self._validity)
+
+    def cut(self, first: int, last: int, addresses: np.ndarray, spans: np.ndarray) -> None:
+        """Lines [first, last): their values, from ``spans`` (line, column, start/end)."""
+        _LIBRARY.span_views(
+            address(self._views),
+            first,
+            last,
+            address(addresses),
+            len(self._data),
+            address(spans),
+            spans.shape[1],
+            address(self._dense),
+            address(self._scratch),
+            address(self._used),
+            address(self._out_rows),
+            address(self._validity_rows),
         )
-        for k in range(width)
-    ]
+
+    def series(self) -> list[pl.Series]:
+        buffers = [*self._data, pa.py_buffer(self._scratch)]
+        return [
+            to_series(
+                pa.Array.from_buffers(
+                    pa.string_view(),
+                    self._count,
+                    [pa.py_buffer(self._validity[k]), pa.py_buffer(self._out[k]), *buffers],
+                )
+            )
+            for k in range(len(self._out))
+        ]
 
 
 def row_addresses(table: np.ndarray) -> np.ndarray:
