@@ -190,6 +190,31 @@ def test_long_values_and_values_two_columns_share_are_read_whole():
     assert columns["method"].to_list() == ["GET", None, "PUT"]
 
 
+def test_keys_that_share_a_lookup_slot_are_told_apart():
+    # keys of one length, first and last byte share their node's lookup slot: every edge with
+    # that slot is tried, and a key in an empty slot is skipped without trying any
+    from ingest.formats.json_scan import MANY_EDGES, key_hash
+
+    columns = {"first": ("$.aXz",), "second": ("$.aYz",), "third": ("$.other",)}
+    trie = compile_paths(columns)
+    assert trie is not None
+    assert key_hash(b"aXz") == key_hash(b"aYz")
+    assert trie.lookup[0, key_hash(b"aXz")] == MANY_EDGES
+    lines = pl.Series(
+        "line",
+        [
+            '{"aYz": "2", "aZz": "skipped", "aXz": "1", "other": "3"}',
+            '{"aQz": "x", "nothing": "wanted"}',
+            '{"aXz": "1", "aXz": "twice"}',
+        ],
+    )
+    values, accepted = scan_json(lines, trie)
+    assert accepted.tolist() == [True, True, False]  # a duplicate wanted key is DuckDB's
+    assert values["first"].to_list() == ["1", None, None]
+    assert values["second"].to_list() == ["2", None, None]
+    assert values["third"].to_list() == ["3", None, None]
+
+
 def test_numbers_are_taken_as_written_only_where_they_become_numbers():
     fmt = JSON_FORMATS["nginx-json"]
     lines = pl.Series("line", [EDGE_CASES[7], EDGE_CASES[9], EDGE_CASES[11]])

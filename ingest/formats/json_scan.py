@@ -54,6 +54,8 @@ class PathTrie:
     keys: np.ndarray  # uint8
     leaves: np.ndarray  # int32 [leaf, 2]: column, rank
     numeric: np.ndarray  # uint8 [column]
+    lookup: np.ndarray  # int16 [node, 256]: by key_hash, the edge (from the node's first),
+    # NO_EDGE or MANY_EDGES
     columns: tuple[str, ...]
     # An object where a value is wanted counts as no value (DuckDB gives its JSON text): for
     # callers that discard objects (error codes from a body), so such lines need no DuckDB.
@@ -78,6 +80,14 @@ def key_signature(key: bytes) -> int:
     """A key's length, first and last byte in one int32, as _json.c computes it."""
     value = (len(key) & 0xFFFF) | key[0] << 16 | key[-1] << 24
     return value - (1 << 32) if value >= 1 << 31 else value
+
+
+NO_EDGE, MANY_EDGES = -1, -2  # as in _json.c
+
+
+def key_hash(key: bytes) -> int:
+    """A key's slot in its node's lookup, as _json.c computes it."""
+    return ((len(key) & 0xFF) * 0x9E + key[0] * 0x3B + key[-1] * 0x55) & 0xFF
 
 
 def compile_paths(
@@ -106,12 +116,15 @@ def compile_paths(
     edges: list[tuple[int, int, int, int]] = []
     leaf_rows: list[tuple[int, int]] = []
     key_bytes = bytearray()
-    for node_children, node_leaves in zip(children, leaves, strict=True):
+    lookup = np.full((len(children), 256), NO_EDGE, dtype=np.int16)
+    for node, (node_children, node_leaves) in enumerate(zip(children, leaves, strict=True)):
         nodes.append((len(edges), len(node_children), len(leaf_rows), len(node_leaves)))
-        for key, child in node_children.items():
+        for index, (key, child) in enumerate(node_children.items()):
             data = key.encode()
             edges.append((len(key_bytes), len(data), child, key_signature(data)))
             key_bytes += data
+            slot = key_hash(data)
+            lookup[node, slot] = index if lookup[node, slot] == NO_EDGE else MANY_EDGES
         leaf_rows += node_leaves
     return PathTrie(
         np.array(nodes, dtype=np.int32).reshape(-1, 4),
@@ -119,6 +132,7 @@ def compile_paths(
         np.frombuffer(bytes(key_bytes) or b"\0", dtype=np.uint8).copy(),
         np.array(leaf_rows, dtype=np.int32).reshape(-1, 2),
         np.array([name in NUMERIC_FIELDS for name in columns], dtype=np.uint8),
+        lookup,
         tuple(columns),
         objects_absent,
     )
@@ -144,7 +158,10 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
         count,
         address(addresses),
         len(data),
-        *(address(a) for a in (trie.nodes, trie.edges, trie.keys, trie.leaves, trie.numeric)),
+        *(
+            address(a)
+            for a in (trie.nodes, trie.edges, trie.keys, trie.leaves, trie.numeric, trie.lookup)
+        ),
         width,
         int(trie.objects_absent),
         address(scratch),

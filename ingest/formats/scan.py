@@ -93,7 +93,7 @@ def _load() -> Any:
     library.views_with_bytes.argtypes = [pointer, size, pointer, pointer, ctypes.c_int32, pointer]
     library.views_with_bytes.restype = None
     # _json.c (see json_scan.py)
-    library.json_scan_views.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 5]
+    library.json_scan_views.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 6]
     library.json_scan_views.argtypes += [ctypes.c_int32, ctypes.c_int32, pointer, size]
     library.json_scan_views.argtypes += [*[pointer] * 3]
     library.json_scan_views.restype = ctypes.c_int
