@@ -21,18 +21,27 @@ class UserError(click.ClickException):
 
 def friendly_errors(func: F) -> F:
     """Turn the library's own errors into one clear line and a non-zero exit."""
-    from analysis import AnalysisError
-    from ingest import FormatError, IngestError
-    from store import StoreError
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, StoreError, IngestError, FormatError, AnalysisError) as exc:
-            raise UserError(str(exc)) from None
+        except Exception as exc:
+            if isinstance(exc, _user_errors()):
+                raise UserError(str(exc)) from None
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The library's errors whose message is for the user (imported when one is raised: a
+    command that never reads through analysis/ then never imports it)."""
+    from analysis import AnalysisError
+    from ingest import FormatError, IngestError
+    from store import StoreError
+
+    return (ConfigError, StoreError, IngestError, FormatError, AnalysisError)
 
 
 def common_options(func: F) -> F:

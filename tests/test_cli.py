@@ -13,12 +13,18 @@ from pathlib import Path
 import click
 import pytest
 
-from conflictlens.cli import cli
+from conflictlens.cli import LAZY_COMMANDS, cli
 from conflictlens.timeparse import parse_time
 from store import connect
 from tests.helpers import clf_line, clf_ts, cli_json, store_counts, write_lines
 
-COMMANDS = sorted(cli.commands)
+COMMANDS = cli.list_commands(click.Context(cli))
+
+
+def command(name: str) -> click.Command:
+    found = cli.get_command(click.Context(cli), name)
+    assert found is not None, name
+    return found
 
 
 def assert_one_line_error(result, *needles: str, exit_code: int = 1) -> None:
@@ -43,11 +49,11 @@ def test_there_are_commands():
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_command_documents_itself_with_an_example(name):
-    command = cli.commands[name]
-    assert command.help and command.help.strip()
-    assert "Example:" in (command.callback.__doc__ or "")
-    assert command.get_short_help_str().strip()
-    for param in command.params:
+    found = command(name)
+    assert found.help and found.help.strip()
+    assert "Example:" in (found.callback.__doc__ or "")
+    assert found.get_short_help_str().strip()
+    for param in found.params:
         if isinstance(param, click.Option):
             assert param.help, f"{name} {param.opts} has no help text"
 
@@ -59,6 +65,22 @@ def test_help_of_every_command(run_cli, name):
     assert result.stdout.startswith("Usage: ")
     assert "Example:" in result.stdout
     assert f" {name} " in result.stdout.splitlines()[0]
+
+
+def test_commands_kept_in_other_modules_are_registered_and_not_imported_by_ingest():
+    # they load when run or listed; `ingest` starts without them (nor analysis/)
+    from conflictlens.cli_analysis import COMMANDS as ANALYSIS
+
+    assert {c.name for c in ANALYSIS} <= set(COMMANDS)
+    assert all(command(c.name) is c for c in ANALYSIS)
+    lazy = {module.split(":")[0] for module in LAZY_COMMANDS.values()}
+    code = "import sys, conflictlens.cli; print(' '.join(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert lazy & set(loaded) == set()
+    assert not [m for m in loaded if m == "analysis" or m.startswith("analysis.")]
+    assert "urllib.request" not in loaded
 
 
 def test_top_level_help_lists_every_command(run_cli):

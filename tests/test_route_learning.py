@@ -14,6 +14,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+import click
 import polars as pl
 import pytest
 
@@ -31,7 +32,7 @@ from sample_logs.route_families import (
 from store import Writer, apply_route_map, connect, read_route_map
 from tests.helpers import clf_line, cli_json, query, write_lines
 
-assert cli.commands["routes"] is routes
+assert cli.get_command(click.Context(cli), "routes") is routes
 
 BAR = 0.95
 
