@@ -134,18 +134,14 @@ static inline int64_t next_special(const uint8_t *s, int64_t p, int64_t len) {
     return p;
 }
 
-/* At an opening quote: the position after the closing one. *escaped tells whether the
- * string holds a backslash escape. */
-static int64_t skip_string(const uint8_t *s, int64_t len, int64_t p, int *escaped) {
-    p++;
-    *escaped = 0;
+/* From a backslash at p inside a string: the position after the closing quote (see
+ * skip_string), checking every escape. Kept out of line: most strings have none, and the
+ * registers this needs made every call of skip_string save and restore six. */
+static __attribute__((noinline)) int64_t skip_escaped_string(const uint8_t *s, int64_t len,
+                                                              int64_t p) {
     for (;;) {
-        p = next_special(s, p, len);
-        if (p >= len || s[p] < 0x20) return FAIL;
-        if (s[p] == '"') return p + 1;
         /* a backslash */
         if (p + 1 >= len) return FAIL;
-        *escaped = 1;
         switch (s[p + 1]) {
         case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
             p += 2;
@@ -167,7 +163,22 @@ static int64_t skip_string(const uint8_t *s, int64_t len, int64_t p, int *escape
         default:
             return FAIL;
         }
+        p = next_special(s, p, len);
+        if (p >= len || s[p] < 0x20) return FAIL;
+        if (s[p] == '"') return p + 1;
     }
+}
+
+/* At an opening quote: the position after the closing one. *escaped tells whether the
+ * string holds a backslash escape. */
+static inline __attribute__((always_inline)) int64_t skip_string(const uint8_t *s, int64_t len,
+                                                                 int64_t p, int *escaped) {
+    p = next_special(s, p + 1, len);
+    *escaped = 0;
+    if (p >= len || s[p] < 0x20) return FAIL;
+    if (s[p] == '"') return p + 1;
+    *escaped = 1;
+    return skip_escaped_string(s, len, p);
 }
 
 static uint8_t *put_utf8(uint8_t *out, uint32_t code) {
