@@ -479,27 +479,50 @@ static void gather_values(Line *c, int32_t width) {
     }
 }
 
-/* Line i is the string view views[16 * i ...] into buffers[0 .. n_buffers); its values'
- * locations are starts/lengths[width * i ...], where the scratch buffer (scratch_size bytes,
- * at least as many as the lines together) is buffer n_buffers. accepted[i] is 1 when the
- * scanner read line i, 0 when DuckDB must. Returns -1 when the trie is too wide for the
- * scanner.
+/* The line's values as string views: out[k] + 16 * i, with bit i of validity[k] (zeroed by
+ * the caller) set where column k has one. buffers[n_buffers] is the scratch buffer. */
+static void write_values(const Line *c, int64_t i, int32_t width, const uint8_t *const *buffers,
+                         uint8_t *const *out, uint8_t *const *validity) {
+    for (int32_t k = 0; k < width; k++) {
+        uint8_t *view = out[k] + 16 * i;
+        const int64_t location = c->starts[k];
+        if (location < 0) {
+            memset(view, 0, 16);
+            continue;
+        }
+        validity[k][i >> 3] |= (uint8_t)(1 << (i & 7));
+        const int32_t buffer = (int32_t)(location >> OFFSET_BITS);
+        const int32_t offset = (int32_t)(location & (((int64_t)1 << OFFSET_BITS) - 1));
+        write_view(view, buffers[buffer] + offset, c->lengths[k], buffer, offset);
+    }
+}
+
+/* Line i is the string view views[16 * i ...] into buffers[0 .. n_buffers); buffers holds
+ * one more address, the scratch buffer's (scratch_size bytes, at least as many as the lines
+ * together). Each column's values go to out[k] as string views into those buffers (written
+ * as each line is read, not in a second pass over all lines), with validity bitmaps (least
+ * significant bit first). accepted[i] is 1 when the scanner read line i, 0 when DuckDB must.
+ * Returns -1 when the trie is too wide for the scanner.
  */
 int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *buffers,
                     int32_t n_buffers, const int32_t *nodes, const int32_t *edges,
                     const uint8_t *keys, const int32_t *leaves, const uint8_t *numeric,
-                    const int16_t *lookup,
-                    int32_t width, int32_t objects_absent, uint8_t *scratch,
-                    int64_t scratch_size, int64_t *starts, int32_t *lengths,
-                    uint8_t *accepted) {
+                    const int16_t *lookup, int32_t width, int32_t objects_absent,
+                    uint8_t *scratch, int64_t scratch_size, uint8_t *const *out,
+                    uint8_t *const *validity, uint8_t *accepted) {
     if (width > MAX_COLUMNS) return -1;
     if (!special['"']) init_special();
     const Trie trie = {nodes, edges, keys, leaves, numeric, lookup, width, objects_absent};
+    int64_t starts[MAX_COLUMNS];
+    int32_t lengths[MAX_COLUMNS];
     Line c;
     c.scratch = scratch;
     c.scratch_base = LOCATION(n_buffers, 0);
     c.used = 0;
     c.capacity = scratch_size;
+    c.starts = starts;
+    c.lengths = lengths;
+    for (int32_t k = 0; k < width; k++) memset(validity[k], 0, (size_t)((lines + 7) / 8));
     for (int64_t i = 0; i < lines; i++) {
         const uint8_t *view = views + 16 * i;
         const int64_t len = view_int(view, 0);
@@ -514,12 +537,10 @@ int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *b
             s = buffers[buffer] + offset;
             c.base = LOCATION(buffer, offset);
         }
-        c.starts = starts + width * i;
-        c.lengths = lengths + width * i;
         for (int32_t k = 0; k < width; k++) {
             c.ranks[k] = INT32_MAX;
-            c.starts[k] = -1;
-            c.lengths[k] = 0;
+            starts[k] = -1;
+            lengths[k] = 0;
         }
         int64_t p = skip_space(s, len, 0);
         int ok = p < len && s[p] == '{' && (p = scan_value(&c, &trie, s, len, p, 0, 0)) >= 0;
@@ -529,36 +550,11 @@ int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *b
             c.line = s;
             gather_values(&c, width);
         } else {
-            for (int32_t k = 0; k < width; k++) {
-                c.starts[k] = -1;
-                c.lengths[k] = 0;
-            }
+            for (int32_t k = 0; k < width; k++) starts[k] = -1;
         }
+        write_values(&c, i, width, buffers, out, validity);
     }
     return 0;
-}
-
-/* Every column as string views into the same buffers (the scratch buffer last), in
- * views[k], with its validity bitmap (least significant bit first) in validity[k]: no value
- * is copied. */
-void json_view_columns(const uint8_t *const *buffers, const int64_t *starts,
-                       const int32_t *lengths, int64_t lines, int32_t width,
-                       uint8_t *const *views, uint8_t *const *validity) {
-    for (int32_t k = 0; k < width; k++) memset(validity[k], 0, (size_t)((lines + 7) / 8));
-    for (int64_t i = 0; i < lines; i++) {
-        for (int32_t k = 0; k < width; k++) {
-            uint8_t *view = views[k] + 16 * i;
-            const int64_t location = starts[width * i + k];
-            if (location == -1) {
-                memset(view, 0, 16);
-                continue;
-            }
-            validity[k][i >> 3] |= (uint8_t)(1 << (i & 7));
-            const int32_t buffer = (int32_t)(location >> OFFSET_BITS);
-            const int32_t offset = (int32_t)(location & (((int64_t)1 << OFFSET_BITS) - 1));
-            write_view(view, buffers[buffer] + offset, lengths[width * i + k], buffer, offset);
-        }
-    }
 }
 
 /* How many newlines data[0:length] holds; the positions of the first `capacity` of them

@@ -150,9 +150,10 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
     # Decoded or copied values are never longer than their line (the scanner checks).
     scratch = np.empty(max(int(views.view(np.int32)[: 4 * count : 4].sum()), 1), dtype=np.uint8)
     addresses = np.append(addresses[: len(data)], np.uint64(scratch.ctypes.data))
-    starts = np.empty((count, width), dtype=np.int64)
-    lengths = np.empty((count, width), dtype=np.int32)
     accepted = np.empty(count, dtype=np.uint8)
+    views_out = np.empty((width, 16 * count), dtype=np.uint8)
+    validity = np.empty((width, (count + 7) // 8), dtype=np.uint8)
+    view_rows, validity_rows = row_addresses(views_out), row_addresses(validity)  # alive
     status = functions.json_scan_views(
         address(views),
         count,
@@ -166,24 +167,11 @@ def scan_json(texts: pl.Series, trie: PathTrie) -> tuple[dict[str, pl.Series], n
         int(trie.objects_absent),
         address(scratch),
         len(scratch),
-        *(address(a) for a in (starts, lengths, accepted)),
+        *(address(a) for a in (view_rows, validity_rows, accepted)),
     )
     if status != 0:
         raise ValueError("JSON paths too wide for the scanner")
     buffers = [*data, pa.py_buffer(scratch)]
-    views_out = np.empty((width, 16 * count), dtype=np.uint8)
-    validity = np.empty((width, (count + 7) // 8), dtype=np.uint8)
-    view_rows, validity_rows = (
-        row_addresses(views_out),
-        row_addresses(validity),
-    )  # alive through the call
-    functions.json_view_columns(
-        *(address(a) for a in (addresses, starts, lengths)),
-        count,
-        width,
-        address(view_rows),
-        address(validity_rows),
-    )
     columns = {}
     for index, name in enumerate(trie.columns):
         # Whole values of valid UTF-8, cut at quotes, or decoded from escapes: valid again.

@@ -97,8 +97,6 @@ def _load() -> Any:
     library.json_scan_views.argtypes += [ctypes.c_int32, ctypes.c_int32, pointer, size]
     library.json_scan_views.argtypes += [*[pointer] * 3]
     library.json_scan_views.restype = ctypes.c_int
-    library.json_view_columns.argtypes = [*[pointer] * 3, size, ctypes.c_int32, pointer, pointer]
-    library.json_view_columns.restype = None
     library.find_newlines.argtypes = [pointer, size, pointer, size]
     library.find_newlines.restype = ctypes.c_int64
     # _times.c (see times.py)
