@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import chain
 
 from ingest.batch import parse_chunk
-from ingest.formats import LogFormat, detect_format, get_format
+from ingest.formats import FormatError, LogFormat, detect_format, get_format
 from ingest.identity import FINGERPRINT_BYTES, open_source, skip_to
 from ingest.lines import Chunk, read_chunks, split_lines
 from ingest.options import IngestOptions
@@ -87,13 +88,15 @@ def choose_format(
 
 def import_source(
     name: str,
-    writer: Writer,
+    writer: Writer | Callable[[], Writer],
     options: IngestOptions,
     *,
     format_name: str = "auto",
     log_format: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> ImportSummary:
+    """Import one file (or ``-``) through ``writer``: a Writer, or a function that waits for
+    one while the store is still opening (the file's first chunk is read meanwhile)."""
     started = time.perf_counter()
     summary = ImportSummary(path=name)
     try:
@@ -107,7 +110,30 @@ def import_source(
     except OSError as exc:
         raise IngestError(f"{name}: cannot read ({exc.strerror or exc})") from None
     with closing(stream):
-        source = writer.resolve_source(
+
+        def chunks_from(offset: int, continues_line: bool) -> Iterator[Chunk]:
+            return read_chunks(
+                stream,
+                offset,
+                chunk_bytes=chunk_size(identity.prefix, options.chunk_bytes),
+                max_line_bytes=options.max_line_bytes,
+                continues_line=continues_line,
+                size=size,
+                split_tail=options.workers,
+            )
+
+        # While the store opens, a plain file is read from its start, as a file the store has
+        # not seen is: most are. The store then says where it really starts.
+        early = chunks_from(0, False) if callable(writer) and size is not None else None
+        first = next(early, None) if early is not None else None
+        guess: LogFormat | FormatError | None = None  # the first chunk's format, detected early
+        if first is not None and format_name == "auto" and not log_format:
+            try:
+                guess = detect_format(split_lines(_head(first)).lines)
+            except FormatError as exc:  # raised where it would have been, if it matters
+                guess = exc
+        store = writer() if callable(writer) else writer
+        source = store.resolve_source(
             device=identity.device,
             inode=identity.inode,
             prefix=identity.prefix,
@@ -121,40 +147,44 @@ def import_source(
             )
         fmt = choose_format(format_name, log_format, source.format, source.log_format)
         summary.resumed_at = source.offset
-        at_line_start = skip_to(stream, source.offset)
-        chunks = read_chunks(
-            stream,
-            source.offset,
-            chunk_bytes=chunk_size(identity.prefix, options.chunk_bytes),
-            max_line_bytes=options.max_line_bytes,
-            continues_line=not at_line_start,
-            size=size,
-            split_tail=options.workers,
-        )
+        if early is not None and source.offset == 0:
+            chunks: Iterator[Chunk] = early if first is None else chain([first], early)
+        else:
+            if early is not None:
+                stream.seek(0)
+            at_line_start = skip_to(stream, source.offset)
+            chunks = chunks_from(source.offset, not at_line_start)
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             pending: deque[Future[Batch]] = deque()
             ready: list[Batch] = []  # parsed, in order, not yet committed
             for chunk in chunks:
                 if fmt is None:
-                    fmt = detect_format(split_lines(_head(chunk)).lines)
+                    fmt = _detected(chunk, guess if chunk is first else None)
                 if summary.format == "":
                     summary.format = fmt.name
-                    writer.set_format(source.source_id, fmt.name, log_format)
+                    store.set_format(source.source_id, fmt.name, log_format)
                 pending.append(pool.submit(parse_chunk, chunk, fmt, options, source.source_id))
                 if len(pending) > options.workers:
                     ready.append(pending.popleft().result())
                     if sum(batch.lines for batch in ready) >= COMMIT_LINES:
-                        _commit(writer, ready, summary, progress)
+                        _commit(store, ready, summary, progress)
             while pending:
                 ready.append(pending.popleft().result())
             if ready:
-                _commit(writer, ready, summary, progress)
+                _commit(store, ready, summary, progress)
     summary.format = summary.format or (fmt.name if fmt else source.format or "")
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 DETECT_BYTES = 1024 * 1024
+
+
+def _detected(chunk: Chunk, early: LogFormat | FormatError | None) -> LogFormat:
+    """The chunk's format: as detected early, or detected now."""
+    if isinstance(early, FormatError):
+        raise early
+    return early if early is not None else detect_format(split_lines(_head(chunk)).lines)
 
 
 def _head(chunk: Chunk) -> Chunk:
