@@ -234,12 +234,57 @@ def split_lines(chunk: Chunk) -> SplitLines:
         empty = pl.DataFrame(schema={"line": pl.String, "offset": pl.Int64})
         return SplitLines(empty, np.empty(0, dtype=np.int64), [])
     raw = np.frombuffer(data, dtype=np.uint8)
+    cut = _cut_lines if scan.available() else _cut_lines_with_polars
+    text, offsets, invalid, samples = cut(raw, data)
+    # Lines keep their "\n" (formats tolerate trailing white space): stripping it would copy
+    # every line once more.
+    offsets += chunk.data_start
+    frame = pl.DataFrame({"line": text, "offset": to_series(int64_array(offsets))})
+    return SplitLines(unwrap(frame), invalid + chunk.data_start, samples)
+
+
+Cut = tuple[pl.Series, np.ndarray, np.ndarray, list[bytes]]  # lines, their starts, and the
+# starts and first bytes of those that are not UTF-8 (left out of the lines)
+
+
+def _cut_lines(raw: np.ndarray, data: ChunkData) -> Cut:
+    """The compiled cut (cut_lines in _scan.c): one pass finds the lines, checks they are
+    UTF-8 and writes them as string views into the chunk."""
+    cut = scan.library().cut_lines
+    capacity = len(raw) // GUESSED_LINE_BYTES + 1
+    while True:
+        starts = np.empty(capacity, dtype=np.int64)
+        views = np.empty((capacity, 16), dtype=np.uint8)
+        valid = np.empty(capacity, dtype=np.uint8)
+        count = cut(
+            raw.ctypes.data, len(raw), capacity, *(a.ctypes.data for a in (starts, views, valid))
+        )
+        if count <= capacity:
+            break
+        capacity = count  # lines shorter than guessed: once more, with room for them all
+    starts, views, good = starts[:count], views[:count], valid[:count].view(bool)
+    invalid, samples = np.empty(0, dtype=np.int64), []
+    if not good.all():
+        bad = np.flatnonzero(~good)
+        ends = np.append(starts[1:], len(raw))
+        samples = [
+            bytes(data[starts[i] : ends[i]]).rstrip(b"\r\n")[:REJECT_SAMPLE_BYTES] for i in bad
+        ]
+        invalid, starts, views = starts[bad], starts[good], views[good]
+    lines = pa.Array.from_buffers(
+        pa.string_view(), len(starts), [None, pa.py_buffer(views), pa.py_buffer(data)]
+    )
+    return to_series(lines), starts, invalid, samples
+
+
+def _cut_lines_with_polars(raw: np.ndarray, data: ChunkData) -> Cut:
+    """The cut without the compiled helpers: newlines by numpy, UTF-8 checked by Polars."""
     bounds = _line_bounds(raw)
     count = len(bounds) - 1
     binary = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), count, [None, pa.py_buffer(bounds), pa.py_buffer(data)]
     )
-    offsets = bounds[:-1] + chunk.data_start
+    offsets = bounds[:-1].copy()
     invalid, samples = np.empty(0, dtype=np.int64), []
     try:
         # The cast checks that every line is UTF-8: for the usual valid chunk no scan of
@@ -255,10 +300,7 @@ def split_lines(chunk: Chunk) -> SplitLines:
         keep[invalid] = False
         text = to_series(binary).filter(pl.Series(keep)).cast(pl.String)
         offsets, invalid = offsets[keep], offsets[invalid]
-    # Lines keep their "\n" (formats tolerate trailing white space): stripping it would copy
-    # every line once more.
-    frame = pl.DataFrame({"line": text, "offset": to_series(int64_array(offsets))})
-    return SplitLines(unwrap(frame), invalid, samples)
+    return text, offsets, invalid, samples
 
 
 def _invalid_utf8_rows(raw: np.ndarray, bounds: np.ndarray, data: ChunkData) -> np.ndarray:
@@ -276,8 +318,8 @@ def _invalid_utf8_rows(raw: np.ndarray, bounds: np.ndarray, data: ChunkData) -> 
 
 
 NEWLINE_SCAN_BLOCK = 1 << 20
-# Room for the newlines of lines this long on average, found in one pass; shorter lines (rare
-# in access logs) cost a second pass.
+# Room for the lines of a chunk whose lines are this long on average, cut in one pass; shorter
+# lines (rare in access logs) cost a second pass.
 GUESSED_LINE_BYTES = 64
 
 
@@ -295,17 +337,8 @@ def _line_bounds(raw: np.ndarray) -> np.ndarray:
 
 
 def _newlines(raw: np.ndarray) -> np.ndarray:
-    """Positions of the newlines in ``raw``: by the compiled helper (memchr) where it is built,
-    else by numpy a block at a time (the comparison's temporary then stays in cache)."""
-    if scan.available():
-        find = scan.library().find_newlines
-        capacity = len(raw) // GUESSED_LINE_BYTES + 1
-        positions = np.empty(capacity, dtype=np.int64)
-        count = find(raw.ctypes.data, len(raw), positions.ctypes.data, capacity)
-        if count > capacity:
-            positions = np.empty(count, dtype=np.int64)
-            find(raw.ctypes.data, len(raw), positions.ctypes.data, count)
-        return positions[:count]
+    """Positions of the newlines in ``raw``, by numpy a block at a time (the comparison's
+    temporary then stays in cache)."""
     found = [
         np.flatnonzero(raw[start : start + NEWLINE_SCAN_BLOCK] == 10) + start
         for start in range(0, len(raw), NEWLINE_SCAN_BLOCK)

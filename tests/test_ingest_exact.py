@@ -6,6 +6,7 @@ import datetime as dt
 import gc
 import gzip
 import io
+import random
 import shutil
 from contextlib import closing
 from pathlib import Path
@@ -176,6 +177,74 @@ def test_split_lines_cuts_where_bytes_split_does(data):
     assert split.lines["line"].to_list() == [line.decode() for line in expected]
     starts = np.cumsum([0] + [len(line) for line in expected[:-1]]) + 100
     assert split.lines["offset"].to_list() == starts.tolist()
+
+
+def test_a_last_line_without_a_newline_is_kept_whatever_its_length():
+    # the compiled cut reads 16 bytes at a time: an unterminated tail that ends exactly on a
+    # block must still be a line
+    from ingest.lines import Chunk, split_lines
+
+    for head in (b"", b"ab\n", b"x" * 14 + b"\n"):
+        for tail in range(40):
+            data = head + b"q" * tail + (b"\xc3\xa9" if tail % 3 == 0 and tail else b"")
+            split = split_lines(Chunk(data, 0, len(data), 0))
+            expected = [line.decode() for line in data.splitlines(keepends=True)]
+            assert split.lines["line"].to_list() == expected, (head, tail)
+
+
+def test_lines_that_are_not_utf8_are_found_as_python_finds_them():
+    # the compiled cut checks UTF-8 itself: overlong forms, surrogates, code points above
+    # U+10FFFF, truncated and stray continuation bytes, around the 8-byte ASCII fast path
+    from ingest.lines import Chunk, _cut_lines, _cut_lines_with_polars, split_lines
+
+    rng = random.Random(11)
+    pieces = [
+        b"a",
+        b"abcdefgh",
+        b"\xc3\xa9",
+        b"\xe2\x82\xac",
+        b"\xf0\x9f\x98\x80",
+        b"\xed\xa0\x80",
+        b"\xc0\xaf",
+        b"\xe0\x80\xaf",
+        b"\xf4\x90\x80\x80",
+        b"\xf5",
+        b"\x80",
+        b"\xc3",
+        b"\xe2\x82",
+        b"\xef\xbf\xbf",
+        b"\xf4\x8f\xbf\xbf",
+        b"\xed\x9f\xbf",
+        b"\xee\x80\x80",
+        b" ",
+    ]
+    lines = [
+        b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) + b"\n"
+        for _ in range(4_000)
+    ]
+    data = b"".join(lines)
+    split = split_lines(Chunk(data, 7, 7 + len(data), 7))
+    starts = np.cumsum([0] + [len(line) for line in lines[:-1]]) + 7
+    bad = [i for i, line in enumerate(lines) if not _decodes(line)]
+    assert 0 < len(bad) < len(lines)
+    assert split.invalid_offsets.tolist() == [int(starts[i]) for i in bad]
+    assert split.lines["line"].to_list() == [line.decode() for line in lines if _decodes(line)]
+    assert split.lines["offset"].to_list() == [
+        int(starts[i]) for i in range(len(lines)) if i not in set(bad)
+    ]
+    raw = np.frombuffer(data, dtype=np.uint8)
+    compiled, fallback = _cut_lines(raw, data), _cut_lines_with_polars(raw, data)
+    assert compiled[0].equals(fallback[0])
+    assert all(np.array_equal(a, b) for a, b in zip(compiled[1:3], fallback[1:3], strict=True))
+    assert compiled[3] == fallback[3]
+
+
+def _decodes(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def test_reimport_of_the_same_file_stores_nothing_twice(run_cli, db_path, combined_log):

@@ -556,20 +556,3 @@ int json_scan_views(const uint8_t *views, int64_t lines, const uint8_t *const *b
     }
     return 0;
 }
-
-/* How many newlines data[0:length] holds; the positions of the first `capacity` of them
-   go to positions[]. One pass: a caller that guessed the capacity too small calls again with
-   the count (reading a chunk twice cost as much as the search itself). */
-int64_t find_newlines(const uint8_t *data, int64_t length, int64_t *positions,
-                      int64_t capacity) {
-    int64_t count = 0;
-    const uint8_t *at = data, *end = data + length;
-    while (at < end) {
-        const uint8_t *found = memchr(at, '\n', (size_t)(end - at));
-        if (found == NULL) break;
-        if (count < capacity) positions[count] = found - data;
-        count++;
-        at = found + 1;
-    }
-    return count;
-}

@@ -16,6 +16,10 @@
 
 #include "_views.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 enum {
     OP_LITERAL = 1,  /* a: offset in the literal pool, b: length */
     OP_QUOTED,       /* [^"\\]*, up to the closing quote */
@@ -247,6 +251,95 @@ void views_with_bytes(const uint8_t *views, int64_t count, const uint8_t *const 
         }
         found[i] = hit;
     }
+}
+
+/* Whether s[0:n] is valid UTF-8, as Rust's str::from_utf8 (and Python's strict decoding)
+ * has it: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static int valid_utf8(const uint8_t *s, int64_t n) {
+    int64_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) { /* eight ASCII bytes at a time: most of every access log */
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (!(word & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
+        const uint8_t b = s[i];
+        if (b < 0x80) {
+            i++;
+        } else if (b >= 0xC2 && b <= 0xDF) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
+            i += 2;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            if (i + 2 >= n) return 0;
+            const uint8_t low = b == 0xE0 ? 0xA0 : 0x80, high = b == 0xED ? 0x9F : 0xBF;
+            if (s[i + 1] < low || s[i + 1] > high || (s[i + 2] & 0xC0) != 0x80) return 0;
+            i += 3;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            if (i + 3 >= n) return 0;
+            const uint8_t low = b == 0xF0 ? 0x90 : 0x80, high = b == 0xF4 ? 0x8F : 0xBF;
+            if (s[i + 1] < low || s[i + 1] > high || (s[i + 2] & 0xC0) != 0x80 ||
+                (s[i + 3] & 0xC0) != 0x80)
+                return 0;
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Line i of cut_lines: data[start:end). */
+static inline void put_line(const uint8_t *data, int64_t start, int64_t end, int ascii,
+                            int64_t i, int64_t *starts, uint8_t *views, uint8_t *valid) {
+    starts[i] = start;
+    write_view(views + 16 * i, data + start, (int32_t)(end - start), 0, (int32_t)start);
+    valid[i] = (uint8_t)(ascii || valid_utf8(data + start, end - start));
+}
+
+/* Cuts data[0:length] into lines, each with its newline (a last line without one is a line
+ * too), in one pass: for the first `capacity` lines, where each starts (starts[i]), a string
+ * view of it into buffer 0 (views[16 * i ...]) and whether it is valid UTF-8 (valid[i]).
+ * Returns how many lines there are (more than capacity: call again with room for them).
+ * Sixteen bytes at a time, a line's newline and whether it is all ASCII are found together
+ * (the usual line then needs no UTF-8 check of its own). Finding the newlines, then having
+ * Polars check and convert the lines, read every chunk three times. */
+int64_t cut_lines(const uint8_t *data, int64_t length, int64_t capacity, int64_t *starts,
+                  uint8_t *views, uint8_t *valid) {
+    int64_t count = 0, start = 0, p = 0;
+    int ascii = 1; /* no byte above 0x7F in data[start:p) */
+#if defined(__SSE2__)
+    const __m128i newline = _mm_set1_epi8('\n');
+    while (p + 16 <= length) {
+        const __m128i x = _mm_loadu_si128((const __m128i *)(data + p));
+        const unsigned found = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, newline));
+        const unsigned high = (unsigned)_mm_movemask_epi8(x);
+        if (!found) {
+            ascii &= !high;
+            p += 16;
+            continue;
+        }
+        const int k = __builtin_ctz(found);
+        ascii &= !(high & ((1u << k) - 1));
+        const int64_t end = p + k + 1;
+        if (count < capacity) put_line(data, start, end, ascii, count, starts, views, valid);
+        count++;
+        start = p = end;
+        ascii = 1;
+    }
+#endif
+    while (start < length) { /* the rest, and a last line without a newline */
+        const uint8_t *next = p < length ? memchr(data + p, '\n', (size_t)(length - p)) : NULL;
+        const int64_t end = next != NULL ? next - data + 1 : length;
+        for (int64_t j = p; j < end && ascii; j++) ascii = data[j] < 0x80;
+        if (count < capacity) put_line(data, start, end, ascii, count, starts, views, valid);
+        count++;
+        start = p = end;
+        ascii = 1;
+    }
+    return count;
 }
 
 static struct PyModuleDef module = {

@@ -97,8 +97,8 @@ def _load() -> Any:
     library.json_scan_views.argtypes += [ctypes.c_int32, ctypes.c_int32, pointer, size]
     library.json_scan_views.argtypes += [*[pointer] * 3]
     library.json_scan_views.restype = ctypes.c_int
-    library.find_newlines.argtypes = [pointer, size, pointer, size]
-    library.find_newlines.restype = ctypes.c_int64
+    library.cut_lines.argtypes = [pointer, size, size, pointer, pointer, pointer]
+    library.cut_lines.restype = ctypes.c_int64
     # _times.c (see times.py)
     library.parse_iso_times.argtypes = [pointer, size, pointer, pointer, pointer]
     library.parse_iso_times.restype = None
