@@ -195,18 +195,19 @@ def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.n
 
 class _ViewColumns:
     """String-view columns cut from spans of lines (span_views in _scan.c), a block of lines
-    at a time: DENSE_FIELDS copied side by side into a buffer of their own, the others views
-    into the lines' buffers. Cut at ASCII bytes of valid UTF-8, each value is valid again."""
+    at a time: DENSE_FIELDS copied side by side into a buffer of the block's own, the others
+    views into the lines' buffers. Cut at ASCII bytes of valid UTF-8, each value is valid
+    again."""
 
     def __init__(
         self, views: np.ndarray, count: int, data: list[pa.Buffer], names: tuple[str, ...]
     ) -> None:
         self._views, self._data, self._count = views, data, count
         self._dense = np.array([int(name in DENSE_FIELDS) for name in names] or [0], dtype=np.uint8)
-        # Copies never outgrow their lines: a line's spans do not overlap.
-        room = int(views.view(np.int32)[: 4 * count : 4].sum()) if self._dense.any() else 0
-        self._scratch = np.empty(max(room, 1), dtype=np.uint8)
-        self._used = np.zeros(1, dtype=np.int64)
+        self._dense_columns = np.flatnonzero(self._dense[: len(names)])
+        # One exactly sized buffer a block: one of the chunk's size, mostly unused, made
+        # glibc's arenas grow by a few MB a chunk (100 MB more at the peak of an import).
+        self._copies: list[np.ndarray] = []
         self._out = np.empty((len(names), 16 * count), dtype=np.uint8)
         self._validity = np.zeros((len(names), (count + 7) // 8), dtype=np.uint8)
         self._out_rows = row_addresses(self._out)
@@ -214,23 +215,30 @@ class _ViewColumns:
 
     def cut(self, first: int, last: int, addresses: np.ndarray, spans: np.ndarray) -> None:
         """Lines [first, last): their values, from ``spans`` (line, column, start/end)."""
+        dense = spans[first:last, self._dense_columns]
+        lengths = dense[..., 1] - dense[..., 0]
+        room = int(lengths[(dense[..., 0] >= 0) & (lengths > 12)].sum())  # what span_views copies
+        copies = np.empty(max(room, 1), dtype=np.uint8)
+        used = np.zeros(1, dtype=np.int64)  # named: alive through the call
+        if room:
+            self._copies.append(copies)
         _LIBRARY.span_views(
             address(self._views),
             first,
             last,
             address(addresses),
-            len(self._data),
+            len(self._data) + len(self._copies) - 1,  # the index of this block's buffer
             address(spans),
             spans.shape[1],
             address(self._dense),
-            address(self._scratch),
-            address(self._used),
+            address(copies),
+            address(used),
             address(self._out_rows),
             address(self._validity_rows),
         )
 
     def series(self) -> list[pl.Series]:
-        buffers = [*self._data, pa.py_buffer(self._scratch)]
+        buffers = [*self._data, *(pa.py_buffer(copies) for copies in self._copies)]
         return [
             to_series(
                 pa.Array.from_buffers(
