@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import gc
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,28 @@ def test_commands_kept_in_other_modules_are_registered_and_not_imported_by_inges
     assert lazy & set(loaded) == set()
     assert not [m for m in loaded if m == "analysis" or m.startswith("analysis.")]
     assert "urllib.request" not in loaded
+
+
+@pytest.mark.parametrize("sample", ["nginx-combined.log", "kong-json.log", "traefik-json.log"])
+def test_an_import_does_not_load_numpy_ma(tmp_path, sample):
+    # Polars imports numpy.ma (20 ms) the first time a Series is made from a numpy array:
+    # the import path builds its arrays through Arrow instead
+    log = Path(__file__).parents[1] / "sample_logs" / sample
+    code = (
+        "import sys; from conflictlens.cli import main\n"
+        "try:\n"
+        f"    main(['ingest', '--db', {str(tmp_path / 'x.duckdb')!r}, '--json', {str(log)!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('numpy.ma' in sys.modules, file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONFLICTLENS")}
+    env["CONFLICTLENS_DEBUG"] = "1"  # a normal exit (not os._exit), so that the print runs
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert json.loads(done.stdout)["lines"] > 0
+    assert done.stderr.strip().splitlines()[-1] == "False"
 
 
 def test_top_level_help_lists_every_command(run_cli):

@@ -24,7 +24,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ingest.arrow import to_frame
+from ingest.arrow import bool_array, int64_array, to_frame, to_series
 from ingest.formats import scan
 from ingest.formats.fields import RAW_FIELDS, convert, reject_reason
 from ingest.formats.json_scan import PathTrie, compile_paths, scan_json
@@ -136,11 +136,11 @@ class Extraction:
         if self.trie is None or not scan.available():
             return extract(texts, self.sql, self.paths)
         columns, accepted = scan_json(texts, self.trie)
-        frame = pl.DataFrame([pl.Series("_valid", accepted), *columns.values()])
+        frame = pl.DataFrame([to_series(bool_array(accepted)).alias("_valid"), *columns.values()])
         left = np.flatnonzero(~accepted)
         if len(left) == 0:
             return frame
-        rows = pl.Series(left, dtype=pl.UInt32)
+        rows = to_series(int64_array(left)).cast(pl.UInt32)  # (not via numpy.ma)
         rest = extract(texts.gather(rows), self.sql, self.paths)
         return frame.with_columns([frame[c].scatter(rows, rest[c]) for c in self.columns])
 

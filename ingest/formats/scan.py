@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.arrow import to_series
+from ingest.arrow import bool_array, to_series
 
 # Operations of _scan.c, each with the regex shape it stands for.
 LITERAL = 1
@@ -189,7 +189,7 @@ def scan(lines: pl.Series, program: Program) -> tuple[dict[str, pl.Series], np.n
     columns = dict(zip(program.fields, fields.series(), strict=True))
     if request >= 0:
         columns.update(zip(REQUEST_PARTS, request_parts.series(), strict=True))
-        columns[REQUEST_SPLIT] = pl.Series(REQUEST_SPLIT, decided.view(bool))
+        columns[REQUEST_SPLIT] = to_series(bool_array(decided)).alias(REQUEST_SPLIT)
     return columns, matched.view(bool)
 
 

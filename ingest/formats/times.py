@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.arrow import to_series
+from ingest.arrow import int64_array, to_series
 from ingest.formats import scan
 
 
@@ -92,6 +92,6 @@ def _rest_by_polars(
 ) -> pl.Series:
     """``values``, with the rows ``left`` to Polars read by ``reading``."""
     if len(left):
-        rows = pl.Series(left, dtype=pl.UInt32)
+        rows = to_series(int64_array(left)).cast(pl.UInt32)  # (not via numpy.ma)
         values = values.scatter(rows, _by_polars(texts.gather(rows), reading))
     return values.alias(texts.name)
