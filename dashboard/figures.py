@@ -16,6 +16,7 @@ HEATMAP_ROUTES = 25
 HEATMAP_COLUMNS = 96
 STACKED = 8  # stacked series shown by name; the rest are summed as OTHER
 TREEMAP_ENDPOINTS = 30
+SPARKLINE_POINTS = 40  # a sparkline cell is ~100 px wide; the grid formats every point
 OTHER = "other"
 COLORS = plotly.colors.qualitative.Safe
 
@@ -212,6 +213,7 @@ def cluster_treemap(clusters: pl.DataFrame) -> go.Figure:
 
 def sparklines(timeline: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """Per cluster, its conflicts per bucket as a list (for a sparkline column)."""
+    timeline = _coarser(timeline, SPARKLINE_POINTS)
     buckets = timeline.select("bucket").unique().sort("bucket")
     clusters = timeline.select(keys).unique()
     dense = clusters.join(buckets, how="cross").join(

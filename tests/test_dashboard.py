@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.data import DataError
-from dashboard.figures import route_heatmap, safe
+from dashboard.figures import SPARKLINE_POINTS, route_heatmap, safe, sparklines
 from dashboard.passwords import hash_password, verify_password
 from dashboard.reports_data import report_file
 from sample_logs.generator import write_log
@@ -245,3 +245,19 @@ def test_a_heatmap_never_has_more_columns_than_it_can_show() -> None:
     )
     heat = route_heatmap(timeline).data[0]
     assert len(heat.x) == 96 and heat.z.sum() == 288 and set(heat.z.ravel()) == {3}
+
+
+def test_a_sparkline_never_has_more_points_than_its_cell_can_show() -> None:
+    """The grid formats every point of a sparkline on each draw: a day of 5-minute buckets
+    (288) becomes at most SPARKLINE_POINTS wider buckets, with the same total."""
+    start = dt.datetime(2026, 11, 19)
+    timeline = pl.DataFrame(
+        {
+            "bucket": [start + dt.timedelta(minutes=5 * i) for i in range(288)],
+            "route": ["/api/orders/{id}"] * 288,
+            "conflicts": [1] * 288,
+            "bucket_seconds": [300] * 288,
+        }
+    )
+    [trend] = sparklines(timeline, ["route"])["trend"].to_list()
+    assert 0 < len(trend) <= SPARKLINE_POINTS and sum(trend) == 288
