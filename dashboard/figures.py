@@ -4,9 +4,17 @@ Routes, error codes and clients come from the internet. Plotly renders a few HTM
 labels and hover text, so every log-derived label goes through ``safe`` (HTML-escaped)
 before it reaches a figure. Series are bounded: time buckets come from the range (a few
 hundred at most), and heatmaps keep the busiest routes only.
+
+Charts with axes get margins sized here from their labels. Left to itself, Plotly measures
+every tick label, legend entry and colorbar in the browser, and when they push the margins
+it draws the whole figure a second time: on the Hot spots heatmap that was half of its
+drawing time.
 """
 
 from __future__ import annotations
+
+import html
+from collections.abc import Iterable
 
 import plotly.colors
 import plotly.graph_objects as go
@@ -19,6 +27,8 @@ TREEMAP_ENDPOINTS = 30
 SPARKLINE_POINTS = 40  # a sparkline cell is ~100 px wide; the grid formats every point
 OTHER = "other"
 COLORS = plotly.colors.qualitative.Safe
+CHAR_PX = 7  # a generous width of one character of the charts' 12 px font
+LABEL_CHARS = 48  # longer axis labels are cut (whole in the hover); legends get this room
 
 
 _ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
@@ -32,11 +42,34 @@ def safe(column: str) -> pl.Expr:
     return expr.alias(column)
 
 
-def _layout(figure: go.Figure, height: int = 320) -> go.Figure:
-    figure.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text=""
-    )
+def _layout(figure: go.Figure, height: int) -> go.Figure:
+    figure.update_layout(height=height, legend_title_text="")
     return figure
+
+
+def _fixed_margins(
+    figure: go.Figure, *, left: int, right: int, top: int = 30, bottom: int = 45
+) -> None:
+    """Margins fixed here, so the browser lays the figure out once (see the module's doc).
+    The bottom fits a time axis' two lines of tick labels."""
+    figure.update_layout(margin={"l": left, "r": right, "t": top, "b": bottom, "autoexpand": False})
+    figure.update_xaxes(automargin=False, ticklabeloverflow="allow", tickangle=0)
+    figure.update_yaxes(automargin=False, ticklabeloverflow="allow")
+
+
+def _text_px(labels: Iterable[str]) -> int:
+    """The width of the longest (HTML-escaped) label as drawn, up to LABEL_CHARS."""
+    longest = max((len(html.unescape(label)) for label in labels), default=0)
+    return CHAR_PX * min(longest, LABEL_CHARS)
+
+
+def _legend_on_right(figure: go.Figure) -> int:
+    """The legend against the figure's right edge; returns the width it needs."""
+    names = [trace.name for trace in figure.data if trace.name and trace.showlegend is not False]
+    figure.update_layout(
+        legend={"xref": "container", "x": 1, "xanchor": "right", "y": 1, "yanchor": "top"}
+    )
+    return 50 + _text_px(names)
 
 
 def conflicts_over_time(timeline: pl.DataFrame, by: str) -> go.Figure:
@@ -71,6 +104,8 @@ def conflicts_over_time(timeline: pl.DataFrame, by: str) -> go.Figure:
             "showgrid": False,
         },
     )
+    # The ratio axis' labels and title sit between the plot and the legend.
+    _fixed_margins(figure, left=70, right=80 + _legend_on_right(figure))
     return _layout(figure, 360)
 
 
@@ -150,16 +185,30 @@ def route_heatmap(timeline: pl.DataFrame) -> go.Figure:
     )
     grid = cells.pivot(on="bucket", index="label", values="conflicts").fill_null(0)
     buckets = [c for c in grid.columns if c != "label"]
+    labels = grid["label"].to_list()
     figure = go.Figure(
         go.Heatmap(
             z=grid.select(buckets).to_numpy(),
             x=buckets,
-            y=grid["label"].to_list(),
+            y=labels,
             colorscale="YlOrRd",
+            colorbar={"thickness": 16},
             hovertemplate="%{y}<br>%{x}<br>%{z} conflicts<extra></extra>",
         )
     )
+    shown = [_cut(label) for label in labels]
+    if shown != labels:
+        figure.update_yaxes(tickmode="array", tickvals=labels, ticktext=shown)
+    _fixed_margins(figure, left=12 + _text_px(shown), right=80)
     return _layout(figure, max(260, 24 * grid.height + 80))
+
+
+def _cut(label: str) -> str:
+    """An escaped label cut to LABEL_CHARS characters as shown (never inside an entity)."""
+    text = html.unescape(label)
+    if len(text) <= LABEL_CHARS:
+        return label
+    return html.escape(text[: LABEL_CHARS - 1]) + "…"
 
 
 def _coarser(timeline: pl.DataFrame, columns: int) -> pl.DataFrame:
@@ -207,7 +256,7 @@ def cluster_treemap(clusters: pl.DataFrame) -> go.Figure:
             branchvalues="total",
         )
     )
-    figure.update_layout(treemapcolorway=COLORS)
+    figure.update_layout(treemapcolorway=COLORS, margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return _layout(figure, 420)
 
 
@@ -236,7 +285,9 @@ def resource_timeline(frame: pl.DataFrame) -> go.Figure:
     shown = shown.group_by("bucket", "error_code").agg(
         pl.col("conflicts").sum(), pl.col("clients").max()
     )
-    return _layout(_stacked_bars(shown.sort("bucket"), "error_code", hover="clients"), 280)
+    figure = _stacked_bars(shown.sort("bucket"), "error_code", hover="clients")
+    _fixed_margins(figure, left=50, right=10 + _legend_on_right(figure))
+    return _layout(figure, 280)
 
 
 # Beyond this many episodes the preview marks their starts instead of shading each one: a
@@ -267,7 +318,8 @@ def backtest_chart(series: pl.DataFrame, episodes: pl.DataFrame, metric: str) ->
             )
     _mark_episodes(figure, episodes, frame["time"].max() if frame.height else None)
     figure.update_layout(yaxis_title=metric, hovermode="x unified")
-    return _layout(figure, height=360)
+    _fixed_margins(figure, left=80, right=10 + _legend_on_right(figure))
+    return _layout(figure, 360)
 
 
 def _mark_episodes(figure: go.Figure, episodes: pl.DataFrame, last: object) -> None:

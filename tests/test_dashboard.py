@@ -13,7 +13,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.data import DataError
-from dashboard.figures import SPARKLINE_POINTS, route_heatmap, safe, sparklines
+from dashboard.figures import (
+    CHAR_PX,
+    LABEL_CHARS,
+    SPARKLINE_POINTS,
+    conflicts_over_time,
+    route_heatmap,
+    safe,
+    sparklines,
+)
 from dashboard.passwords import hash_password, verify_password
 from dashboard.reports_data import report_file
 from sample_logs.generator import write_log
@@ -261,3 +269,48 @@ def test_a_sparkline_never_has_more_points_than_its_cell_can_show() -> None:
     )
     [trend] = sparklines(timeline, ["route"])["trend"].to_list()
     assert 0 < len(trend) <= SPARKLINE_POINTS and sum(trend) == 288
+
+
+def test_a_heatmap_has_margins_fitting_its_labels_and_cuts_long_ones() -> None:
+    """Margins are set from the labels (so the browser lays the figure out once); a route
+    longer than LABEL_CHARS is cut on the axis and kept whole for the hover."""
+    long_route = "/api/v1/" + "very-long-segment/" * 5 + "{id}"
+    timeline = pl.DataFrame(
+        {
+            "bucket": [dt.datetime(2026, 11, 19)] * 2,
+            "method": ["PUT", "GET"],
+            "route": [long_route, "/a&b"],
+            "conflicts": [3, 1],
+        }
+    )
+    figure = route_heatmap(timeline)
+    layout = figure.layout
+    assert layout.margin.autoexpand is False
+    assert layout.xaxis.automargin is False and layout.yaxis.automargin is False
+    full = f"PUT {long_route}"
+    assert list(layout.yaxis.tickvals) == list(figure.data[0].y)
+    assert full in layout.yaxis.tickvals
+    cut = [t for t in layout.yaxis.ticktext if t.endswith("…")]
+    assert cut == [full[: LABEL_CHARS - 1] + "…"]
+    assert "GET /a&amp;b" in layout.yaxis.ticktext  # still escaped
+    assert layout.margin.l == 12 + CHAR_PX * LABEL_CHARS
+
+
+def test_the_overview_chart_keeps_room_for_its_legend() -> None:
+    """The legend sits against the right edge, beyond the ratio axis, in a margin as wide as
+    its longest entry."""
+    codes = ["VERSION_MISMATCH", "PAYMENT_ALREADY_CAPTURED"]
+    timeline = pl.DataFrame(
+        {
+            "bucket": [dt.datetime(2026, 11, 19)] * 2,
+            "service": ["api"] * 2,
+            "method": ["PUT"] * 2,
+            "route": ["/a", "/b"],
+            "error_code": codes,
+            "conflicts": [3, 1],
+            "requests": [10, 10],
+        }
+    )
+    layout = conflicts_over_time(timeline, "error_code").layout
+    assert layout.margin.autoexpand is False and layout.legend.xref == "container"
+    assert layout.margin.r >= 80 + CHAR_PX * len("PAYMENT_ALREADY_CAPTURED")
