@@ -112,13 +112,18 @@ def _settled(driver: object, title: str, timeout: float = 30) -> None:
 
     wait = WebDriverWait(driver, timeout)
     wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "h1"), title))
-    # The title is drawn first; the run is over when Streamlit shows no status, no skeleton
-    # and no element left stale from the run before, twice in a row.
+    # The title is drawn first; the run is over when Streamlit says its script is not running
+    # and shows no status, no skeleton and no element left stale from the run before, twice
+    # in a row.
+    done = '[data-testid="stApp"][data-test-script-state="notRunning"]'
     busy = '[data-testid="stStatusWidget"], [data-testid="stSkeleton"], [data-stale="true"]'
     calm: list[bool] = []
 
     def settled(d: object) -> bool:
-        calm.append(not d.find_elements(By.CSS_SELECTOR, busy))
+        calm.append(
+            bool(d.find_elements(By.CSS_SELECTOR, done))
+            and not d.find_elements(By.CSS_SELECTOR, busy)
+        )
         return calm[-2:] == [True, True]
 
     WebDriverWait(driver, timeout, poll_frequency=0.25).until(settled)
