@@ -1,5 +1,5 @@
 """Hot spots: route-by-time heatmap, incidents, the ranked clusters with their trend, what is
-new or growing, and the route → error code → kind treemap."""
+new or growing, and the route → error code → kind treemap (two levels at a time)."""
 
 from __future__ import annotations
 
