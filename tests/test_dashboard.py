@@ -91,6 +91,17 @@ def test_hot_spots_page_shows_the_planted_document(
     assert top["resource"] == planted["resource"]
 
 
+def test_rank_by_reorders_the_ranked_clusters(app: AppTest) -> None:
+    app.switch_page("pages/hotspots.py").run()
+    app.selectbox(key="sort").set_value("volume").run()
+    assert not app.exception
+    by_volume = app.dataframe[1].value["conflicts"].tolist()  # incidents, ranked, new/growing
+    assert by_volume == sorted(by_volume, reverse=True) and len(by_volume) > 1
+    app.selectbox(key="sort").set_value("ratio").run()
+    ratios = app.dataframe[1].value["ratio"].tolist()
+    assert ratios == sorted(ratios, reverse=True)
+
+
 def test_login_is_required_when_a_password_is_set(
     app: AppTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,10 +24,9 @@ def heatmap() -> None:
 
 
 def ranked() -> None:
-    sort = st.segmented_control(
-        "Rank by", ["growth", "volume", "ratio", "new"], default="growth", key="sort"
-    )
-    spots = ask("hotspots", view.since, view.until, sort=sort or "growth", **view.filters)
+    # A select box, as in the sidebar: a segmented control loads a bundle of its own (0.09 s).
+    sort = st.selectbox("Rank by", ["growth", "volume", "ratio", "new"], key="sort")
+    spots = ask("hotspots", view.since, view.until, sort=sort, **view.filters)
     if spots.height == 0:
         return
     st.subheader("Ranked clusters")

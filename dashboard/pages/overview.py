@@ -51,8 +51,9 @@ def over_time() -> None:
     if timeline.height == 0:
         st.info("No conflicts in this range.")
         return
-    by = st.segmented_control("Stack by", ["error_code", "kind"], default="error_code", key="stack")
-    st.plotly_chart(figures.conflicts_over_time(timeline, by or "error_code"), key="stacked")
+    # A select box, as in the sidebar: a segmented control loads a bundle of its own.
+    by = st.selectbox("Stack by", ["error_code", "kind"], key="stack")
+    st.plotly_chart(figures.conflicts_over_time(timeline, by), key="stacked")
 
 
 def alerts_now() -> None:
