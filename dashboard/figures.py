@@ -109,6 +109,55 @@ def conflicts_over_time(timeline: pl.DataFrame, by: str) -> go.Figure:
     return _layout(figure, 360)
 
 
+def hot_spot_bars(spots: pl.DataFrame) -> go.Figure:
+    """The top clusters as bars of their conflicts, the first at the top, each labelled with
+    its endpoint over its error code; the share of requests and "new" on each bar, requests
+    and score in the hover. Bars, not a table: the Overview draws Plotly already, and a table
+    would load the grid's bundle for ten rows (0.16 s of the page)."""
+    frame = spots.with_columns(
+        endpoint=pl.concat_str(
+            [pl.col("method").fill_null("-"), pl.col("route").fill_null("-")], separator=" "
+        )
+    ).with_columns(safe("endpoint"), safe("error_code"))
+    rows = frame.select(
+        "endpoint", "error_code", "conflicts", "requests", "ratio", "score", "new"
+    ).rows()
+    # Positions, not the labels, place the bars: two clusters may share a label (they differ
+    # by service or kind), and categories would merge them.
+    places = list(range(len(rows)))[::-1]
+    lines = [(_cut(endpoint), _cut(code)) for endpoint, code, *_ in rows]
+    figure = go.Figure(
+        go.Bar(
+            x=[conflicts for _, _, conflicts, *_ in rows],
+            y=places,
+            orientation="h",
+            marker={"color": COLORS[0]},
+            text=[_bar_text(ratio, new) for *_, ratio, _, new in rows],
+            textposition="auto",
+            customdata=[
+                [f"{endpoint} {code}", requests, score or 0]
+                for endpoint, code, _, requests, _, score, _ in rows
+            ],
+            hovertemplate=(
+                "%{customdata[0]}<br>%{x} conflicts of %{customdata[1]} requests"
+                "<br>score %{customdata[2]:.1f}<extra></extra>"
+            ),
+        )
+    )
+    figure.update_yaxes(
+        tickmode="array", tickvals=places, ticktext=[f"{a}<br>{b}" for a, b in lines]
+    )
+    figure.update_layout(showlegend=False)
+    left = 12 + _text_px(line for pair in lines for line in pair)
+    _fixed_margins(figure, left=left, right=20, bottom=30)
+    return _layout(figure, 60 + 38 * max(len(rows), 1))
+
+
+def _bar_text(ratio: float | None, new: bool | None) -> str:
+    share = f"{ratio:.1%} of requests" if ratio is not None else ""
+    return " · ".join(part for part in (share, "new" if new else "") if part)
+
+
 def _top_or_other(frame: pl.DataFrame, column: str, top: int = STACKED) -> pl.DataFrame:
     """``column`` kept for its ``top`` busiest values, "other" for the rest: a trace per
     value is what a browser draws, and a legend of dozens helps nobody."""

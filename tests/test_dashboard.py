@@ -18,6 +18,7 @@ from dashboard.figures import (
     LABEL_CHARS,
     SPARKLINE_POINTS,
     conflicts_over_time,
+    hot_spot_bars,
     route_heatmap,
     safe,
     sparklines,
@@ -29,7 +30,7 @@ from tests.conftest import RunCli, hot_document_store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "pages/overview.py": {"plotly_chart": 1, "metric": 3},
+    "pages/overview.py": {"plotly_chart": 2, "metric": 3},
     "pages/hotspots.py": {"plotly_chart": 2, "dataframe": 3, "subheader": 3},
     "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "subheader": 2},
     "pages/explore.py": {"dataframe": 1},
@@ -325,3 +326,28 @@ def test_the_overview_chart_keeps_room_for_its_legend() -> None:
     layout = conflicts_over_time(timeline, "error_code").layout
     assert layout.margin.autoexpand is False and layout.legend.xref == "container"
     assert layout.margin.r >= 80 + CHAR_PX * len("PAYMENT_ALREADY_CAPTURED")
+
+
+def test_top_hot_spots_are_bars_that_keep_clusters_apart_and_escape_labels() -> None:
+    """Two clusters with the same label (they differ by service) stay two bars; labels from
+    logs are escaped; the share of requests and "new" are written on the bars."""
+    spots = pl.DataFrame(
+        {
+            "service": ["a", "b"],
+            "method": ["PUT", "PUT"],
+            "route": ["/x/<script>", "/x/<script>"],
+            "error_code": ["CONFLICT", "CONFLICT"],
+            "conflicts": [5, 3],
+            "requests": [10, 10],
+            "ratio": [0.5, 0.3],
+            "score": [2.0, None],
+            "new": [True, False],
+        }
+    )
+    figure = hot_spot_bars(spots)
+    bar = figure.data[0]
+    assert list(bar.x) == [5, 3] and len(set(bar.y)) == 2
+    assert bar.y[0] > bar.y[1]  # the first cluster at the top
+    ticks = list(figure.layout.yaxis.ticktext)
+    assert all("<script>" not in t and "&lt;script&gt;" in t for t in ticks)
+    assert list(bar.text) == ["50.0% of requests · new", "30.0% of requests"]

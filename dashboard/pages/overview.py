@@ -74,21 +74,11 @@ def _labels(labels: dict[str, str]) -> str:
 def top_hot_spots() -> None:
     st.subheader("Top hot spots")
     spots = ask("hotspots", view.since, view.until, limit=10, **view.filters)
-    st.dataframe(
-        spots.select(
-            "method",
-            "route",
-            "error_code",
-            "kind",
-            "conflicts",
-            "requests",
-            "ratio",
-            "score",
-            "new",
-        ),
-        hide_index=True,
-        column_config={"ratio": st.column_config.NumberColumn(format="percent")},
-    )
+    if spots.height == 0:
+        st.caption("No conflicts in this range.")
+        return
+    st.caption("Ranked by growth; Hot spots has them all, with their trends.")
+    st.plotly_chart(figures.hot_spot_bars(spots), key="top")
 
 
 page.live(lambda: page.guarded(headline))()
