@@ -24,7 +24,7 @@ def heatmap() -> None:
 
 
 def ranked() -> None:
-    # A select box, as in the sidebar: a segmented control loads a bundle of its own (0.09 s).
+    # A selectbox, as in the sidebar: a segmented control loads a bundle of its own (0.09 s).
     sort = st.selectbox("Rank by", ["growth", "volume", "ratio", "new"], key="sort")
     spots = ask("hotspots", view.since, view.until, sort=sort, **view.filters)
     if spots.height == 0:

@@ -51,7 +51,7 @@ def over_time() -> None:
     if timeline.height == 0:
         st.info("No conflicts in this range.")
         return
-    # A select box, as in the sidebar: a segmented control loads a bundle of its own.
+    # A selectbox, as in the sidebar: a segmented control loads a bundle of its own.
     by = st.selectbox("Stack by", ["error_code", "kind"], key="stack")
     st.plotly_chart(figures.conflicts_over_time(timeline, by), key="stacked")
 
