@@ -8,6 +8,11 @@ and table drawn (checked inside the page on each change, not polled from the dri
 each page it times, in the same run, the catalog queries the page asks through serve's API:
 the ratio says how much of the page's time is drawing rather than data.
 
+Beside the pages, in the same run and browser, it times a peer after each timed visit: Streamlit
+itself serving a page with only a title, started with the dashboard's flags. That is the floor
+any Streamlit page pays here, and it shows how fast this machine was at that moment (its speed
+drifts by half from minute to minute).
+
 Bar (issue 8): every page opens within 1.5 s, the slowest of ``--visits`` timed visits. The
 first WARMUP_LOADS (3) loads of each page are shown but not timed for the bar: the first starts
 a session and asks the store, and over the first three loads of a script bundle Chromium pays
@@ -206,6 +211,27 @@ def open_page(driver: Any, url: str, title: str, timeout: float = 60) -> float:
     return seconds
 
 
+PEER_APP = """import streamlit as st
+
+st.set_page_config(page_title="peer", layout="wide")
+st.title("Peer")
+"""
+
+
+def start_peer(port: int) -> subprocess.Popen[bytes]:
+    """Streamlit serving a page with only a title, with the dashboard's own flags."""
+    from conflictlens.dashboard_process import APP, streamlit_command
+
+    app = OUT / "peer_app.py"
+    app.write_text(PEER_APP, encoding="utf-8")
+    command = [
+        str(app) if part == str(APP) else part for part in streamlit_command("127.0.0.1", port)
+    ]
+    return subprocess.Popen(
+        command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def api_seconds(
     api: str, queries: list[tuple[str, dict[str, Any]]], ranged: set[str], end: str
 ) -> float:
@@ -259,21 +285,34 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    peer_port = free_port()
+    peer = start_peer(peer_port)
     rows: list[dict[str, Any]] = []
+    peer_times: list[float] = []
     try:
         api, dash = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
         wait_for(api + "/api/health")
         wait_for(dash + "/_stcore/health")
+        wait_for(peer_url + "/_stcore/health")
         catalog = json.loads(urllib.request.urlopen(api + "/api/queries", timeout=30).read())
         ranged = {q["name"] for q in catalog if "since" in q["params"]}
         driver = browser()
         try:
+            for _ in range(WARMUP_LOADS):
+                open_page(driver, peer_url, "Peer")
             for path, (title, queries) in PAGES.items():
                 # The first visit starts a session and asks the store (answers are then kept
                 # until the store changes); the browser's one-time costs for the bundles fall
                 # in the first three loads (see the docstring). Shown, not counted in the bar.
                 warmup = [open_page(driver, f"{dash}/{path}", title) for _ in range(WARMUP_LOADS)]
-                times = [open_page(driver, f"{dash}/{path}", title) for _ in range(args.visits)]
+                # Each timed visit is followed by one of the peer: the machine's speed moves
+                # from minute to minute, and the peer shows it beside each page.
+                times, beside = [], []
+                for _ in range(args.visits):
+                    times.append(open_page(driver, f"{dash}/{path}", title))
+                    beside.append(open_page(driver, peer_url, "Peer"))
+                peer_times += beside
                 data = statistics.median(api_seconds(api, queries, ranged, end) for _ in range(3))
                 rows.append(
                     {
@@ -282,6 +321,7 @@ def main() -> int:
                         "median_s": round(statistics.median(times), 3),
                         "max_s": round(max(times), 3),
                         "visits_s": [round(t, 3) for t in times],
+                        "peer_s": round(statistics.median(beside), 3),
                         "queries_s": round(data, 3),
                         "pass": max(times) <= BAR_SECONDS,
                     }
@@ -289,21 +329,32 @@ def main() -> int:
         finally:
             driver.quit()
     finally:
-        serve.terminate()
-        serve.wait(timeout=30)
+        for process in (serve, peer):
+            process.terminate()
+            process.wait(timeout=30)
     print(
-        f"{'page':<10} {'warm-up loads s':>17} {'median s':>9} {'max s':>7} {'its queries s':>14} {'queries/page':>13}  bar {BAR_SECONDS} s"
+        "peer: Streamlit's own page with only a title, same browser and flags, visited after "
+        f"each timed visit: median {statistics.median(peer_times):.3f} s, max "
+        f"{max(peer_times):.3f} s"
+    )
+    print(
+        f"{'page':<10} {'warm-up loads s':>17} {'median s':>9} {'peer s':>7} {'max s':>7} {'its queries s':>14} {'queries/page':>13}  bar {BAR_SECONDS} s"
     )
     for row in rows:
         share = row["queries_s"] / row["median_s"] if row["median_s"] else 0
         verdict = "PASS" if row["pass"] else "FAIL"
         print(
-            f"{row['page']:<10} {' '.join(f'{t:.2f}' for t in row['warmup_s']):>17} {row['median_s']:>9.3f} {row['max_s']:>7.3f} {row['queries_s']:>14.3f} {share:>12.0%}  {verdict}"
+            f"{row['page']:<10} {' '.join(f'{t:.2f}' for t in row['warmup_s']):>17} {row['median_s']:>9.3f} {row['peer_s']:>7.3f} {row['max_s']:>7.3f} {row['queries_s']:>14.3f} {share:>12.0%}  {verdict}"
         )
     passed = sum(r["pass"] for r in rows)
     print(f"{passed} of {len(rows)} pages within {BAR_SECONDS} s on {db.name}")
     name = "bench_dashboard_demo.json" if args.demo else "bench_dashboard.json"
-    (OUT / name).write_text(json.dumps({"store": str(db), "pages": rows}, indent=1))
+    (OUT / name).write_text(
+        json.dumps(
+            {"store": str(db), "peer_visits_s": [round(t, 3) for t in peer_times], "pages": rows},
+            indent=1,
+        )
+    )
     return 0
 
 
