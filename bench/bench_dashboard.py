@@ -220,13 +220,11 @@ st.title("Peer")
 
 def start_peer(port: int) -> subprocess.Popen[bytes]:
     """Streamlit serving a page with only a title, with the dashboard's own flags."""
-    from conflictlens.dashboard_process import APP, streamlit_command
+    from conflictlens.dashboard_process import streamlit_command
 
     app = OUT / "peer_app.py"
     app.write_text(PEER_APP, encoding="utf-8")
-    command = [
-        str(app) if part == str(APP) else part for part in streamlit_command("127.0.0.1", port)
-    ]
+    command = streamlit_command("127.0.0.1", port, script=app)
     return subprocess.Popen(
         command, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

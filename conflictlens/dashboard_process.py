@@ -20,17 +20,19 @@ from pathlib import Path
 
 import dashboard
 
-APP = Path(dashboard.__file__).parent / "app.py"
+# The server module: Streamlit with the base-URL script (see dashboard/server.py); the pages
+# are in dashboard/app.py.
+SERVER = Path(dashboard.__file__).parent / "server.py"
 DEFAULT_PORT = 8501
 
 
-def streamlit_command(host: str, port: int) -> list[str]:
+def streamlit_command(host: str, port: int, script: Path = SERVER) -> list[str]:
     return [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        str(APP),
+        str(script),
         "--server.address",
         host,
         "--server.port",

@@ -1,10 +1,11 @@
 """End to end in a real browser: `conflictlens serve` starts the dashboard on a store of
 sample data; Debian's headless Chromium opens every page (no Streamlit exception, its title
-and parts drawn), a filter picked in the sidebar narrows the events, and a screenshot of each
-page is kept in test-artifacts/dashboard/."""
+and parts drawn, its server found at the first ask), a filter picked in the sidebar narrows
+the events, and a screenshot of each page is kept in test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -39,7 +40,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The dashboard's address, with serve running on the store in its folder."""
     folder = tmp_path_factory.mktemp("browser")
     log = folder / "access.log"
     write_log(log, 20_000, style="nginx-extended", seed=5, hours=6, scenario="hot-document")
@@ -65,10 +67,15 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(url + "/_stcore/health")
-        yield url
+        yield url, db
     finally:
         serve.terminate()
         serve.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(served: tuple[str, Path]) -> str:
+    return served[0]
 
 
 def _wait_for(url: str, seconds: float = 60) -> None:
@@ -141,6 +148,45 @@ def test_every_page_opens_without_an_error(browser: object, dashboard_url: str, 
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')
     drawn = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"], .js-plotly-plot')
     assert drawn, f"{path or 'overview'} drew no table or chart"
+    # Told where its server is (dashboard/server.py), the page asks it once, at the root: not
+    # first under its own address, then again after 100 ms.
+    assert _health_checks(browser) == [f"{dashboard_url}/_stcore/health"]
+
+
+def test_a_page_under_a_path_prefix_finds_its_server(
+    browser: object, served: tuple[str, Path]
+) -> None:
+    """Served under a prefix (as behind a proxy), a page's address minus its name is the base."""
+    from selenium.webdriver.common.by import By
+
+    _, db = served
+    port = free_port()
+    env = {**os.environ, "STREAMLIT_SERVER_BASE_URL_PATH": "lens"}
+    dashboard = subprocess.Popen(
+        [*CLI, "dashboard", "--db", str(db), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/lens"
+    try:
+        _wait_for(base + "/_stcore/health")
+        browser.get(base + "/hotspots")
+        _settled(browser, "Hot spots")
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        assert browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
+        assert _health_checks(browser) == [base + "/_stcore/health"]
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=20)
+
+
+def _health_checks(driver: object) -> list[str]:
+    """The health checks the page made since it was opened."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(n => n.includes('_stcore/health'))"
+    )
 
 
 def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) -> None:

@@ -1,0 +1,91 @@
+"""The dashboard's server (dashboard/server.py): Streamlit's page, told where its server is.
+
+The page is changed only where it is a whole HTML page (plain or gzipped); scripts, health
+checks and the rest pass unchanged. Tested on the real server on loopback; that the browser
+then asks its server once, at the right address, is in test_dashboard_browser.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit
+
+from dashboard.server import BASE_URL_SCRIPT, with_base_url
+from sample_logs.generator import write_log
+from tests.test_dashboard_browser import _wait_for
+from tests.test_serve import CLI, free_port, run
+
+STREAMLIT_PAGE = Path(streamlit.__file__).parent / "static" / "index.html"
+SCRIPT = BASE_URL_SCRIPT.encode()
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_script_comes_first_in_the_head_before_streamlits_own() -> None:
+    page = with_base_url(STREAMLIT_PAGE.read_bytes())
+    assert page.count(SCRIPT) == 1
+    assert page.index(b"<head>") < page.index(SCRIPT) < page.index(b'<script type="module"')
+    assert page.replace(SCRIPT, b"") == STREAMLIT_PAGE.read_bytes()
+
+
+def test_a_page_without_a_head_is_left_alone() -> None:
+    assert with_base_url(b"<p>no head</p>") == b"<p>no head</p>"
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("dashboard-server")
+    log = folder / "access.log"
+    write_log(log, 500, style="nginx-extended", seed=3)
+    db = folder / "t.duckdb"
+    assert run("ingest", "--db", str(db), str(log)).returncode == 0
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "dashboard", "--db", str(db), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url + "/_stcore/health")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _get(url: str, gzipped: bool = False) -> tuple[dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"} if gzipped else {})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+
+
+@pytest.mark.parametrize("path", ["/", "/hotspots", "/alerts?range=6h"])
+def test_every_page_address_serves_the_page_with_the_script(dashboard: str, path: str) -> None:
+    headers, page = _get(dashboard + path)
+    assert page.count(SCRIPT) == 1
+    assert int(headers["content-length"]) == len(page)
+    assert "etag" not in headers  # a cache must not pair this page with the file's tag
+
+
+def test_a_gzipped_page_carries_the_script_too(dashboard: str) -> None:
+    headers, body = _get(dashboard + "/hotspots", gzipped=True)
+    assert headers.get("content-encoding") == "gzip"  # Streamlit compresses a page's address
+    assert int(headers["content-length"]) == len(body)
+    assert gzip.decompress(body).count(SCRIPT) == 1
+
+
+def test_everything_else_passes_unchanged(dashboard: str) -> None:
+    _, health = _get(dashboard + "/_stcore/health")
+    assert health == b"ok"
+    _, page = _get(dashboard + "/")
+    script = page.split(b'<script type="module" crossorigin src="./')[1].split(b'"')[0]
+    _, bundle = _get(f"{dashboard}/{script.decode()}", gzipped=True)
+    on_disk = STREAMLIT_PAGE.parent / script.decode()
+    assert bundle == on_disk.read_bytes()
