@@ -96,8 +96,26 @@ def sidebar() -> View:
         st.caption("Range (UTC), relative to the newest data")
         choices = [*RANGES, "custom"] if view.range == "custom" else list(RANGES)
         picked = st.selectbox("Range", choices, index=choices.index(view.range), key="range")
-        options = _options(view)
-        chosen: dict[str, Any] = {}
+        chosen = _cluster_filters(view)
+    if picked != view.range:
+        _to_url(View(range=picked, **chosen))
+        st.rerun()
+    wanted = replace(view, **chosen)
+    if wanted != view:
+        _to_url(wanted)
+    return wanted
+
+
+def _cluster_filters(view: View) -> dict[str, Any]:
+    """The cluster filters, in a popover: Streamlit draws a popover's content only while it is
+    open, and six widgets drawn on every page load cost 0.15 s (measured paired)."""
+    # A pick made in the popover is in the session state already, not yet in the view.
+    picked = (st.session_state.get(key, getattr(view, key)) for key in FILTER_KEYS)
+    active = sum(1 for value in picked if value and value != ANY)
+    options = _options(view)
+    chosen: dict[str, Any] = {}
+    label = f"Filters ({active} set)" if active else "Filters"
+    with st.popover(label, width="stretch", key="filters"):
         for key, label in (
             ("service", "Service"),
             ("method", "Method"),
@@ -112,13 +130,7 @@ def sidebar() -> View:
             pick = st.selectbox(label, values, index=values.index(current or ANY), key=key)
             chosen[key] = None if pick == ANY else pick
         chosen["client"] = st.text_input("Client", value=view.client or "", key="client") or None
-    if picked != view.range:
-        _to_url(View(range=picked, **chosen))
-        st.rerun()
-    wanted = replace(view, **chosen)
-    if wanted != view:
-        _to_url(wanted)
-    return wanted
+    return chosen
 
 
 def _options(view: View) -> dict[str, list[str]]:

@@ -197,6 +197,8 @@ def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) 
     _settled(browser, "Explore")
     WebDriverWait(browser, 30).until(lambda d: _event_count(d) is not None)
     before = _event_count(browser)
+    # The cluster filters are in the sidebar's Filters popover: drawn once it is opened.
+    browser.find_element(By.CSS_SELECTOR, '.st-key-filters [data-testid="stPopoverButton"]').click()
     box = WebDriverWait(browser, 30).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, '.st-key-method [role="combobox"]')
     )[0]
@@ -209,6 +211,7 @@ def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) 
     after = _event_count(browser)
     assert after is not None and before is not None and 0 < after < before
     assert "method=PATCH" in browser.current_url  # the view is a link
+    assert "Filters (1 set)" in browser.find_element(By.CSS_SELECTOR, ".st-key-filters").text
     browser.save_screenshot(str(ARTIFACTS / "explore-filtered.png"))
 
 
