@@ -146,11 +146,15 @@ def _options(view: View) -> dict[str, list[str]]:
 
 
 def _to_url(view: View) -> None:
+    """The view's fields in the URL query; the page's own parameters (a tab) stay."""
     fields = asdict(view)
     if view.range != "custom":
-        fields.pop("since")
-        fields.pop("until")
-    st.query_params.from_dict({k: v for k, v in fields.items() if v})
+        fields["since"] = fields["until"] = None
+    for key, value in fields.items():
+        if value:
+            st.query_params[key] = value
+        elif key in st.query_params:
+            del st.query_params[key]
 
 
 def describe(view: View) -> str:

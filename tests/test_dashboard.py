@@ -31,7 +31,7 @@ from tests.conftest import RunCli, hot_document_store
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
     "pages/overview.py": {"plotly_chart": 2, "metric": 3},
-    "pages/hotspots.py": {"plotly_chart": 2, "dataframe": 3, "subheader": 3},
+    "pages/hotspots.py": {"plotly_chart": 1, "dataframe": 2, "tabs": 3},  # ranked, new/growing
     "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "subheader": 2},
     "pages/explore.py": {"dataframe": 1},
     "pages/alerts.py": {"subheader": 4, "form": 2},
@@ -96,11 +96,35 @@ def test_rank_by_reorders_the_ranked_clusters(app: AppTest) -> None:
     app.switch_page("pages/hotspots.py").run()
     app.selectbox(key="sort").set_value("volume").run()
     assert not app.exception
-    by_volume = app.dataframe[1].value["conflicts"].tolist()  # incidents, ranked, new/growing
+    by_volume = app.dataframe[0].value["conflicts"].tolist()  # ranked, new/growing
     assert by_volume == sorted(by_volume, reverse=True) and len(by_volume) > 1
     app.selectbox(key="sort").set_value("ratio").run()
-    ratios = app.dataframe[1].value["ratio"].tolist()
+    ratios = app.dataframe[0].value["ratio"].tolist()
     assert ratios == sorted(ratios, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("section", "charts", "tables"),
+    [("Ranked clusters", 1, 2), ("Treemap", 2, 0), ("Incidents", 1, 1)],
+)
+def test_hot_spots_draws_only_the_open_tab(
+    app: AppTest, section: str, charts: int, tables: int
+) -> None:
+    """The heatmap and the open tab's parts; the tab comes from the URL, as in a shared link."""
+    app.query_params["section"] = section
+    app.switch_page("pages/hotspots.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert (len(app.get("plotly_chart")), len(app.dataframe)) == (charts, tables)
+
+
+def test_a_filter_change_keeps_the_open_tab_in_the_url(app: AppTest) -> None:
+    app.query_params["section"] = "Treemap"
+    app.switch_page("pages/hotspots.py").run()
+    app.selectbox(key="method").set_value("PATCH").run()
+    assert not app.exception
+    assert app.query_params["section"] in ("Treemap", ["Treemap"])
+    assert app.query_params["method"] in ("PATCH", ["PATCH"])
+    assert len(app.get("plotly_chart")) == 2
 
 
 def test_login_is_required_when_a_password_is_set(

@@ -215,6 +215,28 @@ def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) 
     browser.save_screenshot(str(ARTIFACTS / "explore-filtered.png"))
 
 
+def test_a_tab_click_draws_its_part_and_goes_in_the_url(
+    browser: object, dashboard_url: str
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{dashboard_url}/hotspots")
+    _settled(browser, "Hot spots")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) == 1  # the heatmap
+    tab = next(
+        t for t in browser.find_elements(By.CSS_SELECTOR, '[role="tab"]') if t.text == "Treemap"
+    )
+    tab.click()
+    WebDriverWait(browser, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .treemaplayer")) == 1
+    )
+    _settled(browser, "Hot spots")
+    assert "section=Treemap" in browser.current_url
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    browser.save_screenshot(str(ARTIFACTS / "hotspots-treemap.png"))
+
+
 def _event_count(driver: object) -> int | None:
     from selenium.webdriver.common.by import By
 

@@ -1,5 +1,6 @@
-"""Hot spots: route-by-time heatmap, incidents, the ranked clusters with their trend, what is
-new or growing, and the route → error code → kind treemap (two levels at a time)."""
+"""Hot spots: the route-by-time heatmap, then a tab each for the ranked clusters with their
+trend and what is new or growing, the route → error code → kind treemap (two levels at a
+time), and the incidents."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dashboard.data import ask
 view = page.start("Hot spots")
 KEYS = ["service", "method", "route", "error_code", "kind"]
 GROWING = 3  # score: spreads above the baseline
+SECTIONS = ["Ranked clusters", "Treemap", "Incidents"]
 
 
 def heatmap() -> None:
@@ -28,8 +30,8 @@ def ranked() -> None:
     sort = st.selectbox("Rank by", ["growth", "volume", "ratio", "new"], key="sort")
     spots = ask("hotspots", view.since, view.until, sort=sort, **view.filters)
     if spots.height == 0:
+        st.info("No conflicts in this range.")
         return
-    st.subheader("Ranked clusters")
     timeline = ask("timeline", view.since, view.until, **view.filters)
     trends = figures.sparklines(timeline, KEYS)
     table = spots.join(trends, on=KEYS, how="left", nulls_equal=True)
@@ -67,7 +69,6 @@ def ranked() -> None:
 
 def incidents() -> None:
     found = ask("incidents", view.since, view.until, **view.filters)
-    st.subheader("Incidents")
     if found.height == 0:
         st.info("No incidents: no clusters rose above their baseline together in this range.")
         return
@@ -92,12 +93,18 @@ def incidents() -> None:
 
 def treemap() -> None:
     clusters = ask("clusters", view.since, view.until, **view.filters)
-    if clusters.height:
-        st.subheader("Where the conflicts are")
-        st.plotly_chart(figures.cluster_treemap(clusters), key="treemap")
+    if clusters.height == 0:
+        st.info("No conflicts in this range.")
+        return
+    st.caption("Where the conflicts are: click an endpoint for its kinds.")
+    st.plotly_chart(figures.cluster_treemap(clusters), key="treemap")
 
 
 page.guarded(heatmap)
-page.guarded(incidents)
-page.guarded(ranked)
-page.guarded(treemap)
+# Only the open tab is drawn (a switch reruns the page; the treemap alone costs the browser
+# 0.1-0.25 s), and the tab is in the URL (?section=Treemap), so each view is a link.
+tabs = st.tabs(SECTIONS, key="section", on_change="rerun", bind="query-params")
+for tab, draw in zip(tabs, (ranked, treemap, incidents), strict=True):
+    with tab:
+        if tab.open:
+            page.guarded(draw)
