@@ -58,13 +58,17 @@ PAGES: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
         "Overview",
         [("totals", {}), ("totals", {}), ("timeline", {}), ("hotspots", {"limit": 10})],
     ),
-    # Hot spots draws its open tab only; each tab is a view of its own (a link), timed as one.
+    # Hot spots and Alerts draw their open tab only; each tab is a view of its own (a link),
+    # timed as one.
     "hotspots": ("Hot spots", [("timeline", {}), ("hotspots", {})]),
     "hotspots?section=Treemap": ("Hot spots", [("timeline", {}), ("clusters", {})]),
     "hotspots?section=Incidents": ("Hot spots", [("timeline", {}), ("incidents", {})]),
     "resources": ("Resources", [("resources", {}), ("resource_timeline", {}), ("storms", {})]),
     "explore": ("Explore", [("event_count", {}), ("events", {"limit": 100})]),
-    "alerts": ("Alerts", [("alert_notifications", {"limit": 200})]),
+    "alerts": ("Alerts", []),
+    "alerts?section=Create%20or%20edit": ("Alerts", []),
+    "alerts?section=Silences": ("Alerts", []),
+    "alerts?section=Notifications": ("Alerts", [("alert_notifications", {"limit": 200})]),
     "reports": ("Reports", []),
     "ingest": ("Ingest", [("sources", {}), ("rejects", {})]),
 }

@@ -33,6 +33,17 @@ def live(draw: Callable[[], Any]) -> Callable[[], Any]:
     return st.fragment(run_every=every)(draw)
 
 
+def sections(parts: dict[str, Callable[[], Any]]) -> None:
+    """A tab per part, only the open one drawn: a switch reruns the page, and the open tab is
+    in the URL (``?section=Treemap``), so each view is a link. Parts not drawn cost the
+    browser nothing (measured paired on Hot spots: 0.33 s less browser CPU a load)."""
+    tabs = st.tabs(list(parts), key="section", on_change="rerun", bind="query-params")
+    for tab, draw in zip(tabs, parts.values(), strict=True):
+        with tab:
+            if tab.open:
+                guarded(draw)
+
+
 def guarded(draw: Callable[[], Any]) -> None:
     """Draw, showing a data error as one line instead of a traceback."""
     try:

@@ -34,7 +34,7 @@ PAGES = {
     "pages/hotspots.py": {"plotly_chart": 1, "dataframe": 2, "tabs": 3},  # ranked, new/growing
     "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "subheader": 2},
     "pages/explore.py": {"dataframe": 1},
-    "pages/alerts.py": {"subheader": 4, "form": 2},
+    "pages/alerts.py": {"tabs": 4},  # the Rules tab: an empty config, so no rules yet
     "pages/ingest.py": {"dataframe": 1},
     "pages/reports.py": {"info": 1},  # an empty archive: how to get reports
 }

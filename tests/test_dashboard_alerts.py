@@ -81,6 +81,13 @@ def _fill(app: AppTest, rule: dict[str, Any], key: str = "New rule") -> None:
     app.multiselect(key=f"channels-{key}").set_value(rule.get("channels", []))
 
 
+def _open(app: AppTest, section: str) -> None:
+    """Open the page's tab ``section`` (only the open tab is drawn), as a click on it does."""
+    app.session_state["section"] = section
+    app.run()
+    assert app.session_state["section"] == section
+
+
 def _press(app: AppTest, label: str) -> None:
     next(b for b in app.button if b.label == label).click().run()
 
@@ -109,6 +116,7 @@ def test_a_rule_made_in_the_page_lands_in_the_config_and_backtests_as_the_cli(
     app.switch_page("pages/alerts.py").run()
     assert not app.exception, [e.value for e in app.exception]
     assert any("No alert rules yet" in i.value for i in app.info)
+    _open(app, "Create or edit")
     _fill(app, RULE)
     _press(app, "Save")
     assert not app.exception and not app.error, [e.value for e in app.error]
@@ -124,11 +132,26 @@ def test_a_rule_made_in_the_page_lands_in_the_config_and_backtests_as_the_cli(
     assert len(page) == 1 and page == [(e["start"], e["end"]) for e in cli]
 
 
+@pytest.mark.parametrize(
+    ("section", "forms", "tables"),
+    [("Rules", 0, 1), ("Create or edit", 1, 0), ("Silences", 1, 0), ("Notifications", 0, 0)],
+)
+def test_alerts_draws_only_the_open_tab(
+    app: AppTest, config: Path, section: str, forms: int, tables: int
+) -> None:
+    save_rule(config, RULE)
+    app.query_params["section"] = section  # as in a shared link
+    app.switch_page("pages/alerts.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert (len(app.get("form")), len(app.dataframe)) == (forms, tables)
+
+
 def test_an_invalid_rule_is_refused_with_its_key_and_the_file_is_untouched(
     app: AppTest, config: Path
 ) -> None:
     before = config.read_bytes()
     app.switch_page("pages/alerts.py").run()
+    _open(app, "Create or edit")
     _fill(app, {**RULE, "window": "5x"})
     _press(app, "Save")
     assert not app.exception
@@ -142,6 +165,8 @@ def test_an_existing_rule_is_edited_in_place_and_deleted(
     save_rule(config, {**RULE, "name": "first", "above": 10})
     save_rule(config, RULE)
     app.switch_page("pages/alerts.py").run()
+    assert list(_frame(app, "condition")["rule"]) == ["first", "hot-route"]  # the Rules tab
+    _open(app, "Create or edit")
     app.selectbox(key="edit").set_value("first").run()
     assert app.text_input(key="name-first").value == "first"
     app.number_input(key="level-first").set_value(60.0)
@@ -157,6 +182,7 @@ def test_an_existing_rule_is_edited_in_place_and_deleted(
 def test_silences_are_added_and_expired_from_the_page(app: AppTest, config: Path) -> None:
     save_rule(config, RULE)
     app.switch_page("pages/alerts.py").run()
+    _open(app, "Silences")
     next(t for t in app.text_input if t.label == "Comment").set_value("deploy")
     _press(app, "Silence")
     assert not app.error, [e.value for e in app.error]

@@ -1,5 +1,5 @@
-"""Alerts: the rules with their groups' states, the notifications sent, a rule editor with a
-backtest chart of when the rule would have fired over the selected range, and silences."""
+"""Alerts, a tab each: the rules with their groups' states, a rule editor with a backtest chart
+of when the rule would have fired over the selected range, silences, the notifications sent."""
 
 from __future__ import annotations
 
@@ -24,10 +24,9 @@ view = page.start("Alerts")
 
 
 def rules() -> None:
-    st.subheader("Rules")
     overview = alerts_overview()
     if not overview["rules"]:
-        st.info("No alert rules yet: create one below; it is saved in the config file.")
+        st.info("No alert rules yet: create one in the next tab; it is saved in the config file.")
         return
     st.dataframe(
         pl.DataFrame(
@@ -56,7 +55,6 @@ def rules() -> None:
 
 
 def notifications() -> None:
-    st.subheader("Notifications sent")
     sent = ask("alert_notifications", None, None, limit=200)
     if sent.height == 0:
         st.info("No notifications yet.")
@@ -65,7 +63,6 @@ def notifications() -> None:
 
 
 def editor() -> None:
-    st.subheader("Create or edit a rule")
     overview = alerts_overview()
     tables = {r["name"]: r["table"] for r in overview["rules"]}
     chosen = st.selectbox("Rule", [NEW_RULE, *tables], key="edit")
@@ -99,7 +96,6 @@ def editor() -> None:
 
 
 def silences() -> None:
-    st.subheader("Silences")
     names = [r["name"] for r in alerts_overview()["rules"]]
     with st.form("silence"):
         left, middle, right = st.columns(3)
@@ -132,7 +128,11 @@ def _pairs(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs if k.strip() and v.strip()}
 
 
-page.live(lambda: page.guarded(rules))()
-page.guarded(editor)
-page.guarded(silences)
-page.guarded(notifications)
+page.sections(
+    {
+        "Rules": page.live(lambda: page.guarded(rules)),
+        "Create or edit": editor,
+        "Silences": silences,
+        "Notifications": notifications,
+    }
+)

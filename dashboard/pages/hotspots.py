@@ -13,7 +13,6 @@ from dashboard.data import ask
 view = page.start("Hot spots")
 KEYS = ["service", "method", "route", "error_code", "kind"]
 GROWING = 3  # score: spreads above the baseline
-SECTIONS = ["Ranked clusters", "Treemap", "Incidents"]
 
 
 def heatmap() -> None:
@@ -101,10 +100,4 @@ def treemap() -> None:
 
 
 page.guarded(heatmap)
-# Only the open tab is drawn (a switch reruns the page; the treemap alone costs the browser
-# 0.1-0.25 s), and the tab is in the URL (?section=Treemap), so each view is a link.
-tabs = st.tabs(SECTIONS, key="section", on_change="rerun", bind="query-params")
-for tab, draw in zip(tabs, (ranked, treemap, incidents), strict=True):
-    with tab:
-        if tab.open:
-            page.guarded(draw)
+page.sections({"Ranked clusters": ranked, "Treemap": treemap, "Incidents": incidents})
