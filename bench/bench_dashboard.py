@@ -58,12 +58,13 @@ PAGES: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
         "Overview",
         [("totals", {}), ("totals", {}), ("timeline", {}), ("hotspots", {"limit": 10})],
     ),
-    # Hot spots and Alerts draw their open tab only; each tab is a view of its own (a link),
-    # timed as one.
+    # Hot spots, Resources and Alerts draw their open tab only; each tab is a view of its own
+    # (a link), timed as one.
     "hotspots": ("Hot spots", [("timeline", {}), ("hotspots", {})]),
     "hotspots?section=Treemap": ("Hot spots", [("timeline", {}), ("clusters", {})]),
     "hotspots?section=Incidents": ("Hot spots", [("timeline", {}), ("incidents", {})]),
-    "resources": ("Resources", [("resources", {}), ("resource_timeline", {}), ("storms", {})]),
+    "resources": ("Resources", [("resources", {}), ("resource_timeline", {})]),
+    "resources?section=Retry%20storms": ("Resources", [("storms", {})]),
     "explore": ("Explore", [("event_count", {}), ("events", {"limit": 100})]),
     "alerts": ("Alerts", []),
     "alerts?section=Create%20or%20edit": ("Alerts", []),

@@ -32,7 +32,7 @@ APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
     "pages/overview.py": {"plotly_chart": 2, "metric": 3},
     "pages/hotspots.py": {"plotly_chart": 1, "dataframe": 2, "tabs": 3},  # ranked, new/growing
-    "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "subheader": 2},
+    "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "tabs": 2},
     "pages/explore.py": {"dataframe": 1},
     "pages/alerts.py": {"tabs": 4},  # the Rules tab: an empty config, so no rules yet
     "pages/ingest.py": {"dataframe": 1},
@@ -115,6 +115,14 @@ def test_hot_spots_draws_only_the_open_tab(
     app.switch_page("pages/hotspots.py").run()
     assert not app.exception, [e.value for e in app.exception]
     assert (len(app.get("plotly_chart")), len(app.dataframe)) == (charts, tables)
+
+
+def test_resources_draws_retry_storms_in_their_tab(app: AppTest) -> None:
+    app.query_params["section"] = "Retry storms"
+    app.switch_page("pages/resources.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.get("plotly_chart") and not app.dataframe  # no hot resources drawn
+    assert [i.value for i in app.info] == ["No retry storms in this range."]
 
 
 def test_a_filter_change_keeps_the_open_tab_in_the_url(app: AppTest) -> None:

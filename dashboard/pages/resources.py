@@ -1,4 +1,5 @@
-"""Resources: the single ids clients fight over, one resource's timeline, and retry storms."""
+"""Resources, a tab each: the single ids clients fight over with one resource's timeline, and
+retry storms."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ view = page.start("Resources")
 
 
 def hot_resources() -> None:
-    st.subheader("Hot resources")
     found = ask("resources", view.since, view.until, **view.filters)
     if found.height == 0:
         st.info("No conflicts on identified resources in this range.")
@@ -51,7 +51,6 @@ def hot_resources() -> None:
 
 
 def storms() -> None:
-    st.subheader("Retry storms")
     found = ask("storms", view.since, view.until, **view.filters)
     if found.height == 0:
         st.info("No retry storms in this range.")
@@ -73,5 +72,4 @@ def storms() -> None:
     )
 
 
-page.guarded(hot_resources)
-page.guarded(storms)
+page.sections({"Hot resources": hot_resources, "Retry storms": storms})
