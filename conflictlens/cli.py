@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
@@ -273,8 +272,6 @@ def dashboard_command(
 
         conflictlens dashboard --db demo/conflictlens.duckdb --port 8501
     """
-    import subprocess
-
     from conflictlens.dashboard_process import dashboard_env, streamlit_command
     from conflictlens.serve import is_loopback
     from dashboard.passwords import hash_password as make_hash
@@ -292,8 +289,11 @@ def dashboard_command(
         )
     click.echo(f"dashboard: http://{host}:{port} on {db}", err=True)
     env = dashboard_env(db, config.serve.token, password_hash, config.path)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops Streamlit, then us
-        subprocess.run(streamlit_command(host, port), env=env, check=False)
+    command = streamlit_command(host, port)
+    sys.stderr.flush()
+    # Streamlit takes this process's place: a stop signal (from systemd, kill, a test)
+    # reaches it, where a child would be left running, holding the port.
+    os.execve(command[0], command, env)
 
 
 def _reloaded_followers(path: Path | None, con: Any, live: Any) -> list[Any]:

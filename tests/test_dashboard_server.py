@@ -38,6 +38,31 @@ def test_a_page_without_a_head_is_left_alone() -> None:
     assert with_base_url(b"<p>no head</p>") == b"<p>no head</p>"
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_stopping_the_dashboard_command_stops_streamlit(tmp_path: Path) -> None:
+    """`conflictlens dashboard` becomes Streamlit: a stop signal leaves nothing on the port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "dashboard", "--db", str(tmp_path / "none.duckdb"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    health = f"http://127.0.0.1:{port}/_stcore/health"
+    try:
+        _wait_for(health)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert not _answers(health)
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("dashboard-server")
