@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +56,41 @@ def ask(name: str, since: str | None, until: str | None, **values: Any) -> pl.Da
     frozen = tuple(sorted((k, v) for k, v in values.items() if v not in (None, "")))
     store = current_store()
     return _ask(store, store_version(Path(store.db)), name, since, until, frozen)
+
+
+def drawn(
+    build: Callable[..., Any],
+    name: str,
+    since: str | None,
+    until: str | None,
+    *args: Any,
+    **values: Any,
+) -> Any:
+    """The figure ``build(answer, *args)`` draws from catalog query ``name``'s answer, built
+    once per answer and shared by every page load that shows it: plotly.py checks each
+    property it is given (60-80 ms for the Overview's chart), and the answer only changes
+    with the store. Streamlit only reads the figure it is given."""
+    frozen = tuple(sorted((k, v) for k, v in values.items() if v not in (None, "")))
+    store = current_store()
+    version = store_version(Path(store.db))
+    builder = f"{build.__module__}.{build.__qualname__}"
+    return _drawn(store, version, builder, name, since, until, frozen, args, build)
+
+
+@st.cache_resource(ttl=ANSWER_SECONDS, max_entries=ANSWERS_KEPT, show_spinner=False)
+def _drawn(
+    store: Store,
+    version: tuple[int, ...],
+    builder: str,
+    name: str,
+    since: str | None,
+    until: str | None,
+    values: tuple[tuple[str, Any], ...],
+    args: tuple[Any, ...],
+    _build: Callable[..., Any],
+) -> Any:
+    """``builder`` (the function's name) is the key; ``_build`` itself is not hashed."""
+    return _build(_ask(store, version, name, since, until, values), *args)
 
 
 def store_version(db: Path) -> tuple[int, ...]:

@@ -283,6 +283,32 @@ def test_answers_are_kept_until_the_store_changes(
     assert ask("totals", None, None)["conflicts"][0] > first
 
 
+def test_figures_are_built_once_per_answer(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``drawn`` builds a figure once per answer (and arguments), again when the store changes."""
+    from dashboard.data import drawn
+
+    built: list[tuple[int, str]] = []
+
+    def count(totals: pl.DataFrame, label: str) -> dict[str, object]:
+        built.append((int(totals["conflicts"][0]), label))
+        return {"label": label}
+
+    db = tmp_path / "t.duckdb"
+    for seed in (1, 2):
+        write_log(tmp_path / f"{seed}.log", 2000, style="nginx-combined", seed=seed)
+    assert run_cli("ingest", "--db", db, tmp_path / "1.log").exit_code == 0
+    monkeypatch.setenv("CONFLICTLENS_DB", str(db))
+    first = drawn(count, "totals", None, None, "a")
+    assert drawn(count, "totals", None, None, "a") is first  # built once, then shared
+    assert drawn(count, "totals", None, None, "b") == {"label": "b"}
+    assert [label for _, label in built] == ["a", "b"]
+    assert run_cli("ingest", "--db", db, tmp_path / "2.log").exit_code == 0
+    assert drawn(count, "totals", None, None, "a") is not first
+    assert len(built) == 3 and built[2][0] > built[0][0]  # from the new answer
+
+
 def test_a_heatmap_never_has_more_columns_than_it_can_show() -> None:
     """A day of 5-minute buckets (288) is drawn in 15-minute columns (96), summed."""
     start = dt.datetime(2026, 11, 19)

@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import figures, page
-from dashboard.data import ask
+from dashboard.data import ask, drawn
 
 view = page.start("Hot spots")
 KEYS = ["service", "method", "route", "error_code", "kind"]
@@ -21,7 +21,8 @@ def heatmap() -> None:
         st.info("No conflicts in this range.")
         return
     st.subheader("Conflicts by route over time")
-    st.plotly_chart(figures.route_heatmap(timeline), key="heatmap")
+    heat = drawn(figures.route_heatmap, "timeline", view.since, view.until, **view.filters)
+    st.plotly_chart(heat, key="heatmap")
 
 
 def ranked() -> None:
@@ -96,7 +97,8 @@ def treemap() -> None:
         st.info("No conflicts in this range.")
         return
     st.caption("Where the conflicts are: click an endpoint for its kinds.")
-    st.plotly_chart(figures.cluster_treemap(clusters), key="treemap")
+    tree = drawn(figures.cluster_treemap, "clusters", view.since, view.until, **view.filters)
+    st.plotly_chart(tree, key="treemap")
 
 
 page.guarded(heatmap)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import figures, page
 from dashboard.alerts_data import active_alerts
-from dashboard.data import ask
+from dashboard.data import ask, drawn
 
 view = page.start("Overview")
 
@@ -53,7 +53,10 @@ def over_time() -> None:
         return
     # A selectbox, as in the sidebar: a segmented control loads a bundle of its own.
     by = st.selectbox("Stack by", ["error_code", "kind"], key="stack")
-    st.plotly_chart(figures.conflicts_over_time(timeline, by), key="stacked")
+    stacked = drawn(
+        figures.conflicts_over_time, "timeline", view.since, view.until, by, **view.filters
+    )
+    st.plotly_chart(stacked, key="stacked")
 
 
 def alerts_now() -> None:
@@ -78,7 +81,10 @@ def top_hot_spots() -> None:
         st.caption("No conflicts in this range.")
         return
     st.caption("Ranked by growth; Hot spots has them all, with their trends.")
-    st.plotly_chart(figures.hot_spot_bars(spots), key="top")
+    bars = drawn(
+        figures.hot_spot_bars, "hotspots", view.since, view.until, limit=10, **view.filters
+    )
+    st.plotly_chart(bars, key="top")
 
 
 page.live(lambda: page.guarded(headline))()

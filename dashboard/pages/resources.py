@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import figures, page
-from dashboard.data import ask
+from dashboard.data import ask, drawn
 
 view = page.start("Resources")
 
@@ -36,7 +36,8 @@ def hot_resources() -> None:
         "Resource", range(len(labels)), format_func=lambda i: labels[i], key="resource"
     )
     one = found.row(picked, named=True)
-    timeline = ask(
+    chart = drawn(
+        figures.resource_timeline,
         "resource_timeline",
         view.since,
         view.until,
@@ -47,7 +48,7 @@ def hot_resources() -> None:
         f"{one['conflicts']:,} conflicts from {one['clients']:,} clients; at most "
         f"{one['max_overlap']} conflicting writes in flight at once."
     )
-    st.plotly_chart(figures.resource_timeline(timeline), key="resource_timeline")
+    st.plotly_chart(chart, key="resource_timeline")
 
 
 def storms() -> None:
