@@ -4,6 +4,9 @@ time), and the incidents."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import polars as pl
 import streamlit as st
 
@@ -15,14 +18,23 @@ KEYS = ["service", "method", "route", "error_code", "kind"]
 GROWING = 3  # score: spreads above the baseline
 
 
-def heatmap() -> None:
-    timeline = ask("timeline", view.since, view.until, **view.filters)
-    if timeline.height == 0:
+def chart(name: str, build: Callable[..., Any], key: str, heading: Callable[[], Any]) -> None:
+    """Catalog query ``name``'s answer drawn by ``build`` under ``heading``, or one line
+    saying there is nothing to draw."""
+    if ask(name, view.since, view.until, **view.filters).height == 0:
         st.info("No conflicts in this range.")
         return
-    st.subheader("Conflicts by route over time")
-    heat = drawn(figures.route_heatmap, "timeline", view.since, view.until, **view.filters)
-    st.plotly_chart(heat, key="heatmap")
+    heading()
+    st.plotly_chart(drawn(build, name, view.since, view.until, **view.filters), key=key)
+
+
+def heatmap() -> None:
+    chart(
+        "timeline",
+        figures.route_heatmap,
+        "heatmap",
+        lambda: st.subheader("Conflicts by route over time"),
+    )
 
 
 def ranked() -> None:
@@ -92,13 +104,12 @@ def incidents() -> None:
 
 
 def treemap() -> None:
-    clusters = ask("clusters", view.since, view.until, **view.filters)
-    if clusters.height == 0:
-        st.info("No conflicts in this range.")
-        return
-    st.caption("Where the conflicts are: click an endpoint for its kinds.")
-    tree = drawn(figures.cluster_treemap, "clusters", view.since, view.until, **view.filters)
-    st.plotly_chart(tree, key="treemap")
+    chart(
+        "clusters",
+        figures.cluster_treemap,
+        "treemap",
+        lambda: st.caption("Where the conflicts are: click an endpoint for its kinds."),
+    )
 
 
 page.guarded(heatmap)
