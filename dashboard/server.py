@@ -10,7 +10,7 @@ address out from its own: the page's address without the page's name, which also
 a proxy that serves the dashboard under a prefix.
 
 ``conflictlens dashboard`` and ``conflictlens serve`` run this file with ``streamlit run``,
-which finds the ``app`` below; the pages themselves stay in app.py and pages/.
+which finds the ``app`` below; the pages themselves stay in app.py and app_pages/.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HERE = Path(__file__).parent
-PAGE_NAMES = sorted(page.stem for page in (HERE / "pages").glob("*.py"))
+PAGE_NAMES = sorted(page.stem for page in (HERE / "app_pages").glob("*.py"))
 BASE_URL_SCRIPT = (
     "<script>(() => {"
     f"const pages = {json.dumps(PAGE_NAMES)};"

@@ -30,15 +30,15 @@ from tests.conftest import RunCli, hot_document_store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
-    "pages/overview.py": {"plotly_chart": 2, "metric": 3},
-    "pages/hotspots.py": {"plotly_chart": 1, "dataframe": 2, "tabs": 3},  # ranked, new/growing
-    "pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "tabs": 2},
-    "pages/explore.py": {"dataframe": 1},
-    "pages/alerts.py": {"tabs": 4},  # the Rules tab: an empty config, so no rules yet
-    "pages/ingest.py": {"dataframe": 1},
-    "pages/reports.py": {"info": 1},  # an empty archive: how to get reports
+    "app_pages/overview.py": {"plotly_chart": 2, "metric": 3},
+    "app_pages/hotspots.py": {"plotly_chart": 1, "dataframe": 2, "tabs": 3},  # ranked, new/growing
+    "app_pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "tabs": 2},
+    "app_pages/explore.py": {"dataframe": 1},
+    "app_pages/alerts.py": {"tabs": 4},  # the Rules tab: an empty config, so no rules yet
+    "app_pages/ingest.py": {"dataframe": 1},
+    "app_pages/reports.py": {"info": 1},  # an empty archive: how to get reports
 }
-REPORTS_PAGE = "pages/reports.py"
+REPORTS_PAGE = "app_pages/reports.py"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_every_page_renders_its_parts(app: AppTest, page: str) -> None:
 
 
 def test_a_filter_narrows_the_events(app: AppTest) -> None:
-    app.switch_page("pages/explore.py").run()
+    app.switch_page("app_pages/explore.py").run()
     before = app.dataframe[0].value
     assert set(before["method"]) > {"PATCH"}
     app.selectbox(key="method").set_value("PATCH").run()
@@ -76,7 +76,7 @@ def test_a_filter_narrows_the_events(app: AppTest) -> None:
 def test_the_view_comes_from_the_url(app: AppTest) -> None:
     app.query_params["method"] = "PUT"
     app.query_params["range"] = "1h"
-    app.switch_page("pages/explore.py").run()
+    app.switch_page("app_pages/explore.py").run()
     assert app.selectbox(key="method").value == "PUT"
     assert app.selectbox(key="range").value == "1h"
     assert set(app.dataframe[0].value["method"]) <= {"PUT"}
@@ -86,14 +86,14 @@ def test_hot_spots_page_shows_the_planted_document(
     app: AppTest, store: tuple[Path, dict[str, object]]
 ) -> None:
     _, planted = store
-    app.switch_page("pages/resources.py").run()
+    app.switch_page("app_pages/resources.py").run()
     table = app.dataframe[0].value
     top = table[table["route"] == planted["route"]].iloc[0]
     assert top["resource"] == planted["resource"]
 
 
 def test_rank_by_reorders_the_ranked_clusters(app: AppTest) -> None:
-    app.switch_page("pages/hotspots.py").run()
+    app.switch_page("app_pages/hotspots.py").run()
     app.selectbox(key="sort").set_value("volume").run()
     assert not app.exception
     by_volume = app.dataframe[0].value["conflicts"].tolist()  # ranked, new/growing
@@ -112,14 +112,14 @@ def test_hot_spots_draws_only_the_open_tab(
 ) -> None:
     """The heatmap and the open tab's parts; the tab comes from the URL, as in a shared link."""
     app.query_params["section"] = section
-    app.switch_page("pages/hotspots.py").run()
+    app.switch_page("app_pages/hotspots.py").run()
     assert not app.exception, [e.value for e in app.exception]
     assert (len(app.get("plotly_chart")), len(app.dataframe)) == (charts, tables)
 
 
 def test_resources_draws_retry_storms_in_their_tab(app: AppTest) -> None:
     app.query_params["section"] = "Retry storms"
-    app.switch_page("pages/resources.py").run()
+    app.switch_page("app_pages/resources.py").run()
     assert not app.exception, [e.value for e in app.exception]
     assert not app.get("plotly_chart") and not app.dataframe  # no hot resources drawn
     assert [i.value for i in app.info] == ["No retry storms in this range."]
@@ -127,7 +127,7 @@ def test_resources_draws_retry_storms_in_their_tab(app: AppTest) -> None:
 
 def test_a_filter_change_keeps_the_open_tab_in_the_url(app: AppTest) -> None:
     app.query_params["section"] = "Treemap"
-    app.switch_page("pages/hotspots.py").run()
+    app.switch_page("app_pages/hotspots.py").run()
     app.selectbox(key="method").set_value("PATCH").run()
     assert not app.exception
     assert app.query_params["section"] in ("Treemap", ["Treemap"])

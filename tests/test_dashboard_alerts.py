@@ -113,7 +113,7 @@ def _page_episodes(app: AppTest) -> list[tuple[str, str | None]]:
 def test_a_rule_made_in_the_page_lands_in_the_config_and_backtests_as_the_cli(
     app: AppTest, config: Path, run_cli: RunCli
 ) -> None:
-    app.switch_page("pages/alerts.py").run()
+    app.switch_page("app_pages/alerts.py").run()
     assert not app.exception, [e.value for e in app.exception]
     assert any("No alert rules yet" in i.value for i in app.info)
     _open(app, "Create or edit")
@@ -141,7 +141,7 @@ def test_alerts_draws_only_the_open_tab(
 ) -> None:
     save_rule(config, RULE)
     app.query_params["section"] = section  # as in a shared link
-    app.switch_page("pages/alerts.py").run()
+    app.switch_page("app_pages/alerts.py").run()
     assert not app.exception, [e.value for e in app.exception]
     assert (len(app.get("form")), len(app.dataframe)) == (forms, tables)
 
@@ -150,7 +150,7 @@ def test_an_invalid_rule_is_refused_with_its_key_and_the_file_is_untouched(
     app: AppTest, config: Path
 ) -> None:
     before = config.read_bytes()
-    app.switch_page("pages/alerts.py").run()
+    app.switch_page("app_pages/alerts.py").run()
     _open(app, "Create or edit")
     _fill(app, {**RULE, "window": "5x"})
     _press(app, "Save")
@@ -164,7 +164,7 @@ def test_an_existing_rule_is_edited_in_place_and_deleted(
 ) -> None:
     save_rule(config, {**RULE, "name": "first", "above": 10})
     save_rule(config, RULE)
-    app.switch_page("pages/alerts.py").run()
+    app.switch_page("app_pages/alerts.py").run()
     assert list(_frame(app, "condition")["rule"]) == ["first", "hot-route"]  # the Rules tab
     _open(app, "Create or edit")
     app.selectbox(key="edit").set_value("first").run()
@@ -181,7 +181,7 @@ def test_an_existing_rule_is_edited_in_place_and_deleted(
 
 def test_silences_are_added_and_expired_from_the_page(app: AppTest, config: Path) -> None:
     save_rule(config, RULE)
-    app.switch_page("pages/alerts.py").run()
+    app.switch_page("app_pages/alerts.py").run()
     _open(app, "Silences")
     next(t for t in app.text_input if t.label == "Comment").set_value("deploy")
     _press(app, "Silence")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.passwords import hash_password
 from sample_logs.generator import write_log
 from tests.test_serve import CLI, free_port, run
 
@@ -29,6 +30,10 @@ PAGES = {
     "reports": "Reports",
     "ingest": "Ingest",
 }
+
+# A drawn treemap trace. Plotly gives every figure an empty treemap layer (the heatmap too), so
+# the layer alone says nothing.
+TREEMAP = ".js-plotly-plot .treemaplayer .trace"
 
 pytestmark = [
     pytest.mark.slow,
@@ -181,6 +186,55 @@ def test_a_page_under_a_path_prefix_finds_its_server(
         dashboard.wait(timeout=20)
 
 
+def test_a_page_opened_at_its_own_address_asks_for_the_password_first(
+    browser: object, served: tuple[str, Path]
+) -> None:
+    """The first visit after a start goes straight to /hotspots, as an alert's link does: the
+    login comes first there too (it once guarded "/" alone, see dashboard/app.py), and after
+    it the link's own view opens, with its tab and filters."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, db = served
+    port = free_port()
+    env = {
+        **os.environ,
+        "CONFLICTLENS_DASHBOARD_PASSWORD_HASH": hash_password("s3cret", iterations=1000),
+    }
+    dashboard = subprocess.Popen(
+        [*CLI, "dashboard", "--db", str(db), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url + "/_stcore/health")
+        link = "hotspots?section=Treemap&method=PATCH"
+        for path in (link, "", "resources"):
+            browser.get(f"{url}/{path}")
+            _settled(browser, "conflictlens")
+            assert browser.find_elements(By.CSS_SELECTOR, 'input[type="password"]'), path
+            assert not browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"), path
+            assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]'), path
+            assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]'), path
+        browser.get(f"{url}/{link}")
+        _settled(browser, "conflictlens")
+        browser.find_element(By.CSS_SELECTOR, 'input[type="password"]').send_keys("s3cret")
+        browser.find_element(By.CSS_SELECTOR, '[data-testid="stFormSubmitButton"] button').click()
+        _settled(browser, "Hot spots")
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, TREEMAP)
+        )
+        assert browser.current_url == f"{url}/{link}"
+        assert "Filters (1 set)" in browser.find_element(By.CSS_SELECTOR, ".st-key-filters").text
+        nav = browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]').text
+        assert "Hot spots" in nav and "app" not in nav.split()  # the app's own navigation
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=20)
+
+
 def _health_checks(driver: object) -> list[str]:
     """The health checks the page made since it was opened."""
     return driver.execute_script(  # type: ignore[no-any-return]
@@ -224,14 +278,16 @@ def test_a_tab_click_draws_its_part_and_goes_in_the_url(
     browser.get(f"{dashboard_url}/hotspots")
     _settled(browser, "Hot spots")
     assert len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) == 1  # the heatmap
+    assert not browser.find_elements(By.CSS_SELECTOR, TREEMAP)
     tab = next(
         t for t in browser.find_elements(By.CSS_SELECTOR, '[role="tab"]') if t.text == "Treemap"
     )
     tab.click()
-    WebDriverWait(browser, 30).until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .treemaplayer")) == 1
-    )
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, TREEMAP))
     _settled(browser, "Hot spots")
+    assert len(browser.find_elements(By.CSS_SELECTOR, TREEMAP)) == 1
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) == 2
+    assert tab.get_attribute("aria-selected") == "true"
     assert "section=Treemap" in browser.current_url
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
     browser.save_screenshot(str(ARTIFACTS / "hotspots-treemap.png"))
