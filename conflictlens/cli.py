@@ -202,15 +202,11 @@ def serve_command(
     if find_server(db):
         raise UserError(f"serve is already running for {db}")
     bind = host or config.serve.host
-    password_hash = os.environ.get("CONFLICTLENS_DASHBOARD_PASSWORD_HASH")
+    password_hash = _password_hash(config)
     # Without a token serve itself refuses a non-loopback address, with its own message.
     exposed = not is_loopback(bind) and bool(config.serve.token)
     if not no_dashboard and exposed and not password_hash:
-        raise UserError(
-            f"refusing to show the dashboard on {bind} without a login: set "
-            "CONFLICTLENS_DASHBOARD_PASSWORD_HASH (from `conflictlens dashboard --hash-password`) "
-            "or pass --no-dashboard"
-        )
+        raise UserError(f"{_NO_LOGIN.format(bind=bind)}, or pass --no-dashboard")
     con = connect(db)
     live = Live(config)
     started: list[Any] = []
@@ -260,7 +256,7 @@ def serve_command(
 @click.option(
     "--hash-password",
     is_flag=True,
-    help="Ask for a password and print its hash for CONFLICTLENS_DASHBOARD_PASSWORD_HASH.",
+    help="Ask for a password and print its hash, for the config's [dashboard] password_hash.",
 )
 @friendly_errors
 def dashboard_command(
@@ -281,12 +277,9 @@ def dashboard_command(
         click.echo(make_hash(password))
         return
     config, db = resolve_config(config_file, db_path)
-    password_hash = os.environ.get("CONFLICTLENS_DASHBOARD_PASSWORD_HASH")
+    password_hash = _password_hash(config)
     if not is_loopback(host) and not password_hash:
-        raise UserError(
-            f"refusing to show the dashboard on {host} without a login: set "
-            "CONFLICTLENS_DASHBOARD_PASSWORD_HASH (from `conflictlens dashboard --hash-password`)"
-        )
+        raise UserError(_NO_LOGIN.format(bind=host))
     click.echo(f"dashboard: http://{host}:{port} on {db}", err=True)
     env = dashboard_env(db, config.serve.token, password_hash, config.path)
     command = streamlit_command(host, port)
@@ -294,6 +287,18 @@ def dashboard_command(
     # Streamlit takes this process's place: a stop signal (from systemd, kill, a test)
     # reaches it, where a child would be left running, holding the port.
     os.execve(command[0], command, env)
+
+
+_NO_LOGIN = (
+    "refusing to show the dashboard on {bind} without a login: put the hash from "
+    "`conflictlens dashboard --hash-password` in the config's [dashboard] password_hash "
+    "(or in CONFLICTLENS_DASHBOARD_PASSWORD_HASH)"
+)
+
+
+def _password_hash(config: Config) -> str | None:
+    """The login's password hash: the environment's (for secret stores) over the config's."""
+    return os.environ.get("CONFLICTLENS_DASHBOARD_PASSWORD_HASH") or config.dashboard.password_hash
 
 
 def _reloaded_followers(path: Path | None, con: Any, live: Any) -> list[Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dashboard.passwords import is_password_hash
 from ingest import CONFLICT_STATUSES, IngestOptions, KindRule, RouteRule
 from store import default_db_path
 
@@ -51,6 +52,13 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    # The login's password hash (`conflictlens dashboard --hash-password`); required to show
+    # the dashboard beyond loopback. $CONFLICTLENS_DASHBOARD_PASSWORD_HASH overrides it.
+    password_hash: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None = None
     db: Path = field(default_factory=default_db_path)
@@ -58,6 +66,7 @@ class Config:
     json_fields: dict[str, Any] | None = None  # the mapping for --format json
     sources: tuple[SourceConfig, ...] = ()
     serve: ServeConfig = field(default_factory=ServeConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     alerts_section: AlertsConfig | None = None  # None: the file has no [alerts]
     reports_section: ReportsConfig | None = None  # None: the file has no [reports]
 
@@ -152,6 +161,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         json_fields=_json_fields(data, where),
         sources=_sources(data.get("sources", []), where),
         serve=_serve(data.get("serve", {}), where),
+        dashboard=_dashboard(data.get("dashboard", {}), where),
         alerts_section=alerts,
         reports_section=reports,
     )
@@ -223,6 +233,21 @@ def _serve(section: Any, where: str) -> ServeConfig:
     if not isinstance(flush_ms, int) or flush_ms < 10:
         raise ConfigError(f"{where}: serve.flush_ms: expected milliseconds (at least 10)")
     return ServeConfig(host, port, token, flush_ms)
+
+
+def _dashboard(section: Any, where: str) -> DashboardConfig:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: [dashboard] must be a table")
+    for key in section:
+        if key != "password_hash":
+            raise ConfigError(f"{where}: dashboard.{key}: unknown key (known: password_hash)")
+    stored = section.get("password_hash")
+    if stored is not None and not (isinstance(stored, str) and is_password_hash(stored)):
+        raise ConfigError(
+            f"{where}: dashboard.password_hash: expected a hash from "
+            "`conflictlens dashboard --hash-password`, not a password"
+        )
+    return DashboardConfig(password_hash=stored)
 
 
 def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:

@@ -17,6 +17,17 @@ def hash_password(password: str, *, iterations: int = ITERATIONS) -> str:
     return f"{SCHEME}${iterations}${salt.hex()}${digest.hex()}"
 
 
+def is_password_hash(text: str) -> bool:
+    """True when ``text`` has the stored form (what ``hash_password`` returns)."""
+    parts = text.split("$")
+    if len(parts) != 4 or parts[0] != SCHEME or not parts[1].isdigit() or int(parts[1]) < 1:
+        return False
+    try:
+        return bool(bytes.fromhex(parts[2])) and len(bytes.fromhex(parts[3])) == 32
+    except ValueError:
+        return False
+
+
 def verify_password(password: str, stored: str) -> bool:
     """True when ``password`` matches ``stored``; a malformed hash matches nothing."""
     try:

@@ -439,6 +439,8 @@ def test_local_config_file_db_is_relative_to_the_config(run_cli, tmp_path, small
         ("db = \n", "not valid TOML"),
         ('[ingest]\nkeep_all = "yes"\n', "ingest.keep_all"),
         ('[[routes]]\npattern = "("\nroute = "/x"\n', "routes[1].pattern"),
+        ('[dashboard]\npassword = "s3cret"\n', "dashboard.password: unknown key"),
+        ('[dashboard]\npassword_hash = "s3cret"\n', "dashboard.password_hash: expected a hash"),
     ],
 )
 def test_invalid_config_is_one_line(run_cli, tmp_path, small_log, text, needle):

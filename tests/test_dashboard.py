@@ -23,7 +23,7 @@ from dashboard.figures import (
     safe,
     sparklines,
 )
-from dashboard.passwords import hash_password, verify_password
+from dashboard.passwords import hash_password, is_password_hash, verify_password
 from dashboard.reports_data import report_file
 from sample_logs.generator import write_log
 from tests.conftest import RunCli, hot_document_store
@@ -156,6 +156,9 @@ def test_password_hashes() -> None:
     stored = hash_password("pw", iterations=1000)
     assert verify_password("pw", stored) and not verify_password("pW", stored)
     assert not verify_password("pw", "garbage") and not verify_password("pw", "md5$1$00$00")
+    assert is_password_hash(stored) and is_password_hash(hash_password("pw"))
+    for text in ("pw", "garbage", "md5$1$00$00", stored.replace("$1000$", "$0$"), stored[:-2]):
+        assert not is_password_hash(text), text
 
 
 @pytest.fixture

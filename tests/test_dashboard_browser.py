@@ -197,12 +197,14 @@ def test_a_page_opened_at_its_own_address_asks_for_the_password_first(
 
     _, db = served
     port = free_port()
-    env = {
-        **os.environ,
-        "CONFLICTLENS_DASHBOARD_PASSWORD_HASH": hash_password("s3cret", iterations=1000),
-    }
+    config = db.parent / "with-login.toml"  # the hash from the config, as a user keeps it
+    config.write_text(
+        f'[dashboard]\npassword_hash = "{hash_password("s3cret", iterations=1000)}"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CONFLICTLENS_DASHBOARD_PASSWORD_HASH"}
     dashboard = subprocess.Popen(
-        [*CLI, "dashboard", "--db", str(db), "--port", str(port)],
+        [*CLI, "dashboard", "--db", str(db), "--config", str(config), "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -195,6 +195,18 @@ def test_binding_beyond_loopback_needs_a_token(store):
     )
 
 
+@pytest.mark.parametrize("command", ["serve", "dashboard"])
+def test_the_dashboard_beyond_loopback_needs_a_password(store, tmp_path, command):
+    config = tmp_path / "conflictlens.toml"
+    config.write_text('[serve]\ntoken = "s3cret-token-0123456789"\n')
+    env = {k: v for k, v in os.environ.items() if k != "CONFLICTLENS_DASHBOARD_PASSWORD_HASH"}
+    where = ("--db", str(store), "--config", str(config), "--host", "0.0.0.0")
+    refused = run(command, *where, "--port", str(free_port()), env=env)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "without a login" in refused.stderr
+    assert "[dashboard] password_hash" in refused.stderr
+
+
 def test_a_token_is_checked_when_configured(store, tmp_path):
     token = "s3cret-token-0123456789"
     config = tmp_path / "conflictlens.toml"
