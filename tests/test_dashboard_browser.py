@@ -5,6 +5,7 @@ the events, and a screenshot of each page is kept in test-artifacts/dashboard/."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -165,22 +166,29 @@ def test_a_page_under_a_path_prefix_finds_its_server(
     from selenium.webdriver.common.by import By
 
     _, db = served
-    port = free_port()
     env = {**os.environ, "STREAMLIT_SERVER_BASE_URL_PATH": "lens"}
-    dashboard = subprocess.Popen(
-        [*CLI, "dashboard", "--db", str(db), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/lens"
-    try:
-        _wait_for(base + "/_stcore/health")
+    with _dashboard(db, env, prefix="/lens") as base:
         browser.get(base + "/hotspots")
         _settled(browser, "Hot spots")
         assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
         assert browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
         assert _health_checks(browser) == [base + "/_stcore/health"]
+
+
+@contextlib.contextmanager
+def _dashboard(db: Path, env: dict[str, str], *args: str, prefix: str = "") -> Iterator[str]:
+    """`conflictlens dashboard` on its own port, running until the block ends; yields its URL."""
+    port = free_port()
+    dashboard = subprocess.Popen(
+        [*CLI, "dashboard", "--db", str(db), "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}{prefix}"
+    try:
+        _wait_for(url + "/_stcore/health")
+        yield url
     finally:
         dashboard.terminate()
         dashboard.wait(timeout=20)
@@ -196,22 +204,13 @@ def test_a_page_opened_at_its_own_address_asks_for_the_password_first(
     from selenium.webdriver.support.ui import WebDriverWait
 
     _, db = served
-    port = free_port()
     config = db.parent / "with-login.toml"  # the hash from the config, as a user keeps it
     config.write_text(
         f'[dashboard]\npassword_hash = "{hash_password("s3cret", iterations=1000)}"\n',
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if k != "CONFLICTLENS_DASHBOARD_PASSWORD_HASH"}
-    dashboard = subprocess.Popen(
-        [*CLI, "dashboard", "--db", str(db), "--config", str(config), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(url + "/_stcore/health")
+    with _dashboard(db, env, "--config", str(config)) as url:
         link = "hotspots?section=Treemap&method=PATCH"
         for path in (link, "", "resources"):
             browser.get(f"{url}/{path}")
@@ -225,16 +224,11 @@ def test_a_page_opened_at_its_own_address_asks_for_the_password_first(
         browser.find_element(By.CSS_SELECTOR, 'input[type="password"]').send_keys("s3cret")
         browser.find_element(By.CSS_SELECTOR, '[data-testid="stFormSubmitButton"] button').click()
         _settled(browser, "Hot spots")
-        WebDriverWait(browser, 30).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, TREEMAP)
-        )
+        WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, TREEMAP))
         assert browser.current_url == f"{url}/{link}"
         assert "Filters (1 set)" in browser.find_element(By.CSS_SELECTOR, ".st-key-filters").text
         nav = browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]').text
         assert "Hot spots" in nav and "app" not in nav.split()  # the app's own navigation
-    finally:
-        dashboard.terminate()
-        dashboard.wait(timeout=20)
 
 
 def _health_checks(driver: object) -> list[str]:
