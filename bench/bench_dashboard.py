@@ -61,8 +61,8 @@ PAGES: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
     # Hot spots, Resources and Alerts draw their open tab only; each tab is a view of its own
     # (a link), timed as one.
     "hotspots": ("Hot spots", [("timeline", {}), ("hotspots", {})]),
-    "hotspots?section=Treemap": ("Hot spots", [("timeline", {}), ("clusters", {})]),
-    "hotspots?section=Incidents": ("Hot spots", [("timeline", {}), ("incidents", {})]),
+    "hotspots?section=Treemap": ("Hot spots", [("clusters", {})]),
+    "hotspots?section=Incidents": ("Hot spots", [("incidents", {})]),
     "resources": ("Resources", [("resources", {}), ("resource_timeline", {})]),
     "resources?section=Retry%20storms": ("Resources", [("storms", {})]),
     "explore": ("Explore", [("event_count", {}), ("events", {"limit": 100})]),

@@ -1,6 +1,6 @@
-"""Hot spots: the route-by-time heatmap, then a tab each for the ranked clusters with their
-trend and what is new or growing, the route → error code → kind treemap (two levels at a
-time), and the incidents."""
+"""Hot spots: a tab each for the route-by-time heatmap over the ranked clusters with their
+trend and what is new or growing (the page's first view), the route → error code → kind
+treemap (two levels at a time), and the incidents."""
 
 from __future__ import annotations
 
@@ -112,5 +112,13 @@ def treemap() -> None:
     )
 
 
-page.guarded(heatmap)
-page.sections({"Ranked clusters": ranked, "Treemap": treemap, "Incidents": incidents})
+def heatmap_and_ranking() -> None:
+    # In the first tab, not above the tabs: the other tabs then open at the top of the screen,
+    # and without a chart they repeat (measured paired: Treemap -0.14 s, Incidents -0.22 s).
+    heatmap()
+    ranked()
+
+
+page.sections(
+    {"Heatmap and ranking": heatmap_and_ranking, "Treemap": treemap, "Incidents": incidents}
+)
