@@ -167,7 +167,7 @@ def test_a_page_under_a_path_prefix_finds_its_server(
 
     _, db = served
     env = {**os.environ, "STREAMLIT_SERVER_BASE_URL_PATH": "lens"}
-    with _dashboard(db, env, prefix="/lens") as base:
+    with running_dashboard(db, env=env, prefix="/lens") as base:
         browser.get(base + "/hotspots")
         _settled(browser, "Hot spots")
         assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
@@ -176,7 +176,9 @@ def test_a_page_under_a_path_prefix_finds_its_server(
 
 
 @contextlib.contextmanager
-def _dashboard(db: Path, env: dict[str, str], *args: str, prefix: str = "") -> Iterator[str]:
+def running_dashboard(
+    db: Path, *args: str, env: dict[str, str] | None = None, prefix: str = ""
+) -> Iterator[str]:
     """`conflictlens dashboard` on its own port, running until the block ends; yields its URL."""
     port = free_port()
     dashboard = subprocess.Popen(
@@ -210,7 +212,7 @@ def test_a_page_opened_at_its_own_address_asks_for_the_password_first(
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if k != "CONFLICTLENS_DASHBOARD_PASSWORD_HASH"}
-    with _dashboard(db, env, "--config", str(config)) as url:
+    with running_dashboard(db, "--config", str(config), env=env) as url:
         link = "hotspots?section=Treemap&method=PATCH"
         for path in (link, "", "resources"):
             browser.get(f"{url}/{path}")

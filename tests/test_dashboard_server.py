@@ -18,7 +18,7 @@ import streamlit
 
 from dashboard.server import BASE_URL_SCRIPT, with_base_url
 from sample_logs.generator import write_log
-from tests.test_dashboard_browser import _wait_for
+from tests.test_dashboard_browser import _wait_for, running_dashboard
 from tests.test_serve import CLI, free_port, run
 
 STREAMLIT_PAGE = Path(streamlit.__file__).parent / "static" / "index.html"
@@ -70,19 +70,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write_log(log, 500, style="nginx-extended", seed=3)
     db = folder / "t.duckdb"
     assert run("ingest", "--db", str(db), str(log)).returncode == 0
-    port = free_port()
-    process = subprocess.Popen(
-        [*CLI, "dashboard", "--db", str(db), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(url + "/_stcore/health")
+    with running_dashboard(db) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def _get(url: str, gzipped: bool = False) -> tuple[dict[str, str], bytes]:
