@@ -2,8 +2,11 @@
 
 A window (say the last 24 hours, or one 5-minute bucket) is compared with the same window in
 past weeks (the same hour of the week: traffic has a weekly rhythm) when the store holds at
-least two weeks of history, else with the windows just before it. The baseline is the median
-of those samples and its spread the MAD, so one earlier spike does not lift the baseline.
+least three such weeks before it, else with the windows just before it (up to a day's worth
+of 24, or a week). Each window picks for itself: the choice depends only on where the window
+lies and how far back the store reaches, never on the range asked, and a plan is never used
+with fewer than MIN_SAMPLES samples while another one has enough. The baseline is the median
+of the samples and its spread the MAD, so one earlier spike does not lift the baseline.
 
 Windows are numbered backwards from ``until``: window j is [until - (j+1)·width, until - j·width).
 Clusters absent from a sample window that the store covers count as zero conflicts there.
@@ -36,7 +39,6 @@ CLUSTER_KEYS: tuple[str, ...] = ("service", "method", "route", "error_code", "ki
 ROUTE_KEYS: tuple[str, ...] = ("service", "method", "route")
 
 MAX_WEEKS = 4  # same hour-of-week, up to four weeks back
-MIN_WEEKS = 2  # fewer past weeks than this: use the trailing windows instead
 MAX_TRAILING = 24  # at most this many windows just before
 MIN_SAMPLES = 3  # fewer samples than this: no baseline at all
 MAD_TO_SIGMA = 1.4826  # MAD x this estimates a normal standard deviation
@@ -50,16 +52,28 @@ class BaselinePlan:
     offsets: tuple[int, ...]
 
 
-def plan_baseline(width: dt.timedelta, history: dt.timedelta) -> BaselinePlan:
-    """The baseline for windows of ``width`` with ``history`` of data before the oldest one."""
-    weeks = min(MAX_WEEKS, int(history / WEEK))
-    if WEEK % width == dt.timedelta(0) and weeks >= MIN_WEEKS:
+def candidate_plans(width: dt.timedelta) -> tuple[BaselinePlan, ...]:
+    """The plans for windows of ``width``, preferred first: the same window in past weeks
+    (when windows line up with the week), then the windows just before."""
+    plans = []
+    if WEEK % width == dt.timedelta(0):
         per_week = WEEK // width
-        return BaselinePlan("hour-of-week", tuple(k * per_week for k in range(1, weeks + 1)))
-    trailing = min(MAX_TRAILING, max(1, WEEK // width), int(history / width))
-    if trailing < MIN_SAMPLES:
-        return BaselinePlan("none", ())
-    return BaselinePlan("trailing", tuple(range(1, trailing + 1)))
+        plans.append(
+            BaselinePlan("hour-of-week", tuple(k * per_week for k in range(1, MAX_WEEKS + 1)))
+        )
+    trailing = min(MAX_TRAILING, max(1, WEEK // width))
+    plans.append(BaselinePlan("trailing", tuple(range(1, trailing + 1))))
+    return tuple(plans)
+
+
+def plan_baseline(width: dt.timedelta, history: dt.timedelta) -> BaselinePlan:
+    """The first plan that has MIN_SAMPLES samples for a window of ``width`` with ``history``
+    of data before it, cut to the samples the history holds."""
+    for plan in candidate_plans(width):
+        usable = tuple(offset for offset in plan.offsets if offset * width <= history)
+        if len(usable) >= MIN_SAMPLES:
+            return BaselinePlan(plan.method, usable)
+    return BaselinePlan("none", ())
 
 
 _WINDOW = "(epoch_us($until::TIMESTAMP) - epoch_us({column}) - 1) // $width_us"
@@ -141,31 +155,38 @@ def series_baselines(
     filters: Filters,
     *,
     min_conflicts: int = 5,
+    min_trailing: int = MIN_SAMPLES,
 ) -> pl.DataFrame:
     """Every cluster with conflicts in the closed ``time_range``, per window of ``width``
     (window 0 ends at until), with its observed conflicts, requests and ratio, and the
     baseline of each: median, MAD, the method used, the sample count, a sparse flag and a
-    robust score (how many spreads above the median)."""
+    robust score (how many spreads above the median). A trailing baseline needs
+    ``min_trailing`` samples (a few windows of a fresh store are a rough median)."""
     since, until = time_range.params()["since"], time_range.params()["until"]
     assert since is not None and until is not None, "series_baselines needs a closed range"
     observed = max(1, -(-(until - since) // width))
     start = data_start(con) or since
-    # Planned for the newest window; older ones use whichever of its samples the store covers.
-    plan = plan_baseline(width, max(dt.timedelta(0), until - width - start))
-    needed = sorted({j + off for j in range(observed) for off in (0, *plan.offsets)})
-    events, requests = window_counts(con, until, width, needed, filters)
+    covered = max(0, int((until - start) / width))  # windows with j < covered hold data
+    plans = candidate_plans(width)
+    offsets = np.array(sorted({0, *(o for plan in plans for o in plan.offsets)}))
+    needed = np.unique((np.arange(observed)[:, None] + offsets[None, :]).ravel())
+    needed = needed[(needed < covered) | (needed < observed)]
+    events, requests = window_counts(con, until, width, needed.tolist(), filters)
     current = events.filter(pl.col("j") < observed)
     if current.height == 0:
-        return _empty_series()
-    covered = int((until - start) / width)  # windows with j < covered hold data
-    return _score(current, events, requests, plan, observed, covered, until, width, min_conflicts)
+        return empty_series()
+    needs = {plan.method: MIN_SAMPLES for plan in plans} | {"trailing": min_trailing}
+    return _score(
+        current, events, requests, plans, needs, observed, covered, until, width, min_conflicts
+    )
 
 
 def _score(
     current: pl.DataFrame,
     events: pl.DataFrame,
     requests: pl.DataFrame,
-    plan: BaselinePlan,
+    plans: tuple[BaselinePlan, ...],
+    needs: dict[str, int],
     observed: int,
     covered: int,
     until: dt.datetime,
@@ -178,7 +199,7 @@ def _score(
     clusters = current.select(keys).unique(maintain_order=True).with_row_index("k")
     conflicts, asked = _matrices(clusters, events, requests, observed)
     windows = np.arange(observed)
-    stats = _sample_stats(conflicts, asked, windows, plan.offsets, covered)
+    stats, methods = _chosen_stats(conflicts, asked, windows, plans, needs, covered)
     frame = clusters.join(pl.DataFrame({"j": windows}, schema={"j": pl.Int64}), how="cross")
     ratio = np.divide(
         conflicts[:, :observed],
@@ -198,29 +219,63 @@ def _score(
         samples=pl.Series(
             np.broadcast_to(stats["samples"], (clusters.height, observed)).ravel()
         ).cast(pl.UInt32),
-        baseline_method=pl.lit(plan.method),
+        baseline_method=pl.Series(np.tile(methods, clusters.height), dtype=pl.String),
         start=pl.lit(until) - (pl.col("j") + 1) * pl.lit(width),
     ).drop("k")
-    no_baseline = pl.col("samples") < MIN_SAMPLES
-    frame = frame.with_columns(
-        [pl.when(no_baseline).then(None).otherwise(pl.col(c)).alias(c) for c in _STAT_COLUMNS]
-    )
+    return with_scores(frame, min_conflicts).sort([*keys, "j"], nulls_last=True)
+
+
+def with_scores(frame: pl.DataFrame, min_conflicts: int) -> pl.DataFrame:
+    """``sparse`` and ``score`` from conflicts, baseline and baseline_mad: how many robust
+    spreads the conflicts lie above the baseline. The spread has a floor for counting noise,
+    the Poisson spread of the baseline but never of fewer than ``min_conflicts``: below that,
+    a quiet median with a MAD of 0 would call 7 conflicts where 1 is usual six spreads out,
+    and bursty traffic does that every few days."""
     sparse = (pl.col("conflicts") < min_conflicts) & (
         pl.col("baseline").is_null() | (pl.col("baseline") < min_conflicts)
     )
     scale = pl.max_horizontal(
-        MAD_TO_SIGMA * pl.col("baseline_mad"), pl.col("baseline").clip(lower_bound=1).sqrt()
+        MAD_TO_SIGMA * pl.col("baseline_mad"),
+        pl.col("baseline").clip(lower_bound=max(1, min_conflicts)).sqrt(),
     )
     return frame.with_columns(
-        samples=pl.when(no_baseline).then(0).otherwise(pl.col("samples")).cast(pl.UInt32),
         sparse=sparse,
         score=pl.when(~sparse & pl.col("baseline").is_not_null()).then(
             (pl.col("conflicts") - pl.col("baseline")) / scale
         ),
-    ).sort([*keys, "j"], nulls_last=True)
+    )
 
 
 _STAT_COLUMNS = ("baseline", "baseline_mad", "baseline_ratio", "baseline_ratio_mad")
+
+
+def _chosen_stats(
+    conflicts: np.ndarray,
+    asked: np.ndarray,
+    windows: np.ndarray,
+    plans: tuple[BaselinePlan, ...],
+    needs: dict[str, int],
+    covered: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per window, the statistics of the first plan with as many samples as it ``needs``
+    that the store covers (NaN and method "none" where no plan has), and each window's
+    method."""
+    shape = (conflicts.shape[0], windows.size)
+    chosen = {**{name: np.full(shape, np.nan) for name in _STAT_COLUMNS}}
+    samples = np.zeros(windows.size, dtype=np.int64)
+    methods = np.full(windows.size, "none", dtype=object)
+    open_ = np.ones(windows.size, dtype=bool)  # no plan chosen yet
+    for plan in plans:
+        stats = _sample_stats(conflicts, asked, windows, plan.offsets, covered)
+        take = open_ & (stats["samples"] >= max(MIN_SAMPLES, needs[plan.method]))
+        if not take.any():
+            continue
+        for name in _STAT_COLUMNS:
+            chosen[name][:, take] = stats[name][:, take]
+        samples[take] = stats["samples"][take]
+        methods[take] = plan.method
+        open_ &= ~take
+    return {**chosen, "samples": samples}, methods
 
 
 def _matrices(
@@ -287,7 +342,7 @@ def _nan_median(values: np.ndarray) -> np.ndarray:
     return np.where(valid > 0, middle[..., 0], np.nan)
 
 
-def _empty_series() -> pl.DataFrame:
+def empty_series() -> pl.DataFrame:
     return pl.DataFrame(
         schema={
             **{k: pl.String for k in CLUSTER_KEYS},

@@ -2,8 +2,14 @@
 
 Growth is the robust score against the cluster's own baseline (see analysis.baselines): how
 many spreads the period's conflicts lie above the median of the same period in past weeks,
-or of the periods just before. A cluster is "new" when the store holds history before the
-period and none of it has this cluster.
+or of the periods just before. A store too young for either compares the period's buckets
+with each other ("within-range": a spike at 15:00 stands out against the same day's other
+hours). A short spike barely moves a whole day's count, so a cluster's score is the larger
+of the period's and that of its busiest bucket (hours, or 5 minutes for ranges under 12 h)
+against the bucket's own baseline; ``peak_start`` says when that bucket began.
+
+A cluster is "new" when the store holds history before the period and none of it has this
+cluster.
 """
 
 from __future__ import annotations
@@ -13,10 +19,17 @@ import datetime as dt
 import duckdb
 import polars as pl
 
-from analysis.baselines import CLUSTER_KEYS, series_baselines
+from analysis.baselines import (
+    CLUSTER_KEYS,
+    MIN_SAMPLES,
+    series_baselines,
+    with_scores,
+)
 from analysis.params import (
     DAY,
     EVENT_FILTER,
+    HOUR,
+    MINUTE,
     AnalysisError,
     Filters,
     TimeRange,
@@ -24,6 +37,7 @@ from analysis.params import (
     data_start,
     fetch,
 )
+from analysis.spans import ceil_to, floor_to
 
 SORTS = ("growth", "volume", "ratio", "new")
 
@@ -46,7 +60,10 @@ _COLUMNS = (
     "score",
     "new",
     "share",
+    "peak_start",
 )
+PEAK_BUCKETS = (DAY, HOUR, 5 * MINUTE)  # the coarsest that cuts the range into MIN_PEAK_BUCKETS
+MIN_PEAK_BUCKETS = 12
 
 
 def hot_spots(
@@ -70,10 +87,74 @@ def hot_spots(
         return pl.DataFrame(schema=dict.fromkeys(_COLUMNS, pl.String))
     period = series_baselines(con, closed, closed.span, filters, min_conflicts=min_conflicts)
     period = period.filter(pl.col("j") == 0).drop("j", "start", "samples")
+    period = _with_peaks(period, _peaks(con, closed, filters, min_conflicts), min_conflicts)
     ranked = _with_new(con, period, closed, filters).with_columns(
         share=pl.col("conflicts") / pl.col("conflicts").sum()
     )
     return _rank(ranked, sort, min_conflicts, min_requests).select(_COLUMNS).head(limit)
+
+
+def _peaks(
+    con: duckdb.DuckDBPyConnection, closed: TimeRange, filters: Filters, min_conflicts: int
+) -> pl.DataFrame:
+    """Per cluster, its busiest bucket of the range by score against the bucket's baseline
+    (from history, else from the range's own buckets), with the range's own per-bucket
+    median and MAD."""
+    since, until = closed.params()["since"], closed.params()["until"]
+    assert since is not None and until is not None and closed.span is not None
+    width = next((w for w in PEAK_BUCKETS if closed.span >= MIN_PEAK_BUCKETS * w), PEAK_BUCKETS[-1])
+    aligned = TimeRange(floor_to(since, width), ceil_to(until, width))
+    cells = series_baselines(con, aligned, width, filters, min_conflicts=min_conflicts)
+    if cells.height == 0:
+        return pl.DataFrame()
+    keys = list(CLUSTER_KEYS)
+    own = cells.group_by(keys).agg(
+        buckets=pl.len(),
+        own_median=pl.col("conflicts").median(),
+        own_mad=(pl.col("conflicts") - pl.col("conflicts").median()).abs().median(),
+        own_ratio=pl.col("ratio").median(),
+    )
+    # Buckets without history are compared with the range's own buckets.
+    cells = cells.join(own, on=keys, nulls_equal=True)
+    no_history = pl.col("baseline").is_null() & (pl.col("buckets") >= MIN_SAMPLES)
+    cells = with_scores(
+        cells.with_columns(
+            baseline=pl.when(no_history).then("own_median").otherwise("baseline"),
+            baseline_mad=pl.when(no_history).then("own_mad").otherwise("baseline_mad"),
+        ),
+        min_conflicts,
+    )
+    return (
+        cells.sort("score", descending=True, nulls_last=True)
+        .group_by(keys, maintain_order=True)
+        .agg(
+            peak_score=pl.col("score").first(),
+            peak_start=pl.col("start").first(),
+            within_baseline=(pl.col("own_median") * pl.col("buckets")).first(),
+            within_mad=(pl.col("own_mad") * pl.col("buckets").sqrt()).first(),
+            within_ratio=pl.col("own_ratio").first(),
+        )
+    )
+
+
+def _with_peaks(period: pl.DataFrame, peaks: pl.DataFrame, min_conflicts: int) -> pl.DataFrame:
+    """The period's score and baseline, with the within-range baseline where the period has
+    none, and the peak's score where it is the larger."""
+    if peaks.height == 0:
+        return period.with_columns(peak_start=pl.lit(None, pl.Datetime("us")))
+    keys = list(CLUSTER_KEYS)
+    frame = period.join(peaks, on=keys, how="left", nulls_equal=True)
+    without = pl.col("baseline").is_null() & pl.col("within_baseline").is_not_null()
+    frame = frame.with_columns(
+        baseline=pl.when(without).then("within_baseline").otherwise("baseline"),
+        baseline_mad=pl.when(without).then("within_mad").otherwise("baseline_mad"),
+        baseline_ratio=pl.when(without).then("within_ratio").otherwise("baseline_ratio"),
+        baseline_method=pl.when(without).then(pl.lit("within-range")).otherwise("baseline_method"),
+    )
+    frame = with_scores(frame, min_conflicts)
+    return frame.with_columns(score=pl.max_horizontal("score", "peak_score")).drop(
+        "peak_score", "within_baseline", "within_mad", "within_ratio"
+    )
 
 
 def _with_new(

@@ -12,6 +12,11 @@ A quieter cluster may have too few conflicts per bucket to stand out in any one 
 clearly stand out over the incident's whole window. So, once an incident is known, every other
 cluster is scored over that window as one (against the same window in past weeks, or the
 windows before it) and joins the incident when it passes ``JOIN_THRESHOLD``.
+
+What is detected never depends on the range asked: buckets are always 5 minutes on the clock,
+each bucket's baseline depends only on where it lies (analysis.baselines), and detection runs
+over the range widened by ``CONTEXT`` on both sides. The range only picks which incidents are
+shown: those that overlap it, whole.
 """
 
 from __future__ import annotations
@@ -22,21 +27,79 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from analysis.baselines import CLUSTER_KEYS, series_baselines
-from analysis.params import DAY, HOUR, MINUTE, Filters, TimeRange, bucket_width, closed_range
+from analysis.baselines import CLUSTER_KEYS, empty_series, series_baselines
+from analysis.params import (
+    DAY,
+    HOUR,
+    Filters,
+    TimeRange,
+    bucket_width,
+    closed_range,
+    data_end,
+    data_start,
+)
 from analysis.spans import ceil_to, floor_to
 
 RATIO_LIFT = 1.5
 MIN_EPISODE_BUCKETS = 2
 TOGETHER = 2  # buckets
 JOIN_THRESHOLD = 4.0
+# Detection runs over the asked range widened by this much on both sides, so that an incident
+# that began before the range, or goes on after it, is found whole and the same as when a
+# range holding all of it is asked.
+CONTEXT = DAY
+DETECTION_BUCKET = "5m"
+# A trailing baseline needs an hour of 5-minute buckets: a few buckets of a fresh store give a
+# median and MAD too rough to call anything an incident.
+MIN_TRAILING = 12
+# An episode's busiest bucket must stand this many times the threshold above its baseline:
+# two neighbouring buckets just over the threshold are what bursty traffic does every few
+# days; an incident is clearly out of line at its peak.
+PEAK_FACTOR = 1.5
+NEAR = 6 * HOUR  # incidents this close to the range may merge with one in it
 
 
-def incident_bucket(name: str | None, span: dt.timedelta) -> dt.timedelta:
-    """Incidents never use 1-minute buckets: a minute holds too few conflicts to score."""
-    if name in (None, "auto"):
-        return 5 * MINUTE if span <= 36 * HOUR else HOUR if span <= 31 * DAY else DAY
-    return bucket_width(name, span)
+def incident_bucket(name: str | None) -> dt.timedelta:
+    """Anomalies are detected in 5-minute buckets whatever the range, so that what is found
+    does not depend on how much is asked; a bucket named explicitly overrides that."""
+    return bucket_width(DETECTION_BUCKET if name in (None, "auto") else name, DAY)
+
+
+def _detected(
+    con: duckdb.DuckDBPyConnection,
+    time_range: TimeRange,
+    filters: Filters,
+    bucket: str | None,
+    threshold: float,
+    min_conflicts: int,
+    context: dt.timedelta,
+) -> tuple[pl.DataFrame, TimeRange | None]:
+    """The anomalous (cluster, bucket) cells over the closed range widened by ``context``
+    (clamped to the data), and the closed range itself."""
+    closed = closed_range(con, time_range, DAY)
+    since, until = closed.params()["since"], closed.params()["until"]
+    if since is None or until is None or until <= since:
+        return _no_cells(), None
+    width = incident_bucket(bucket)
+    first, last = data_start(con), data_end(con)
+    if first is None or last is None:
+        return _no_cells(), closed
+    # Buckets on the clock (like the timeline's): they line up with the summaries too.
+    wide = TimeRange(
+        floor_to(max(since - context, first), width), ceil_to(min(until + context, last), width)
+    )
+    if wide.span is None or wide.span <= dt.timedelta(0):
+        return _no_cells(), closed
+    cells = series_baselines(
+        con, wide, width, filters, min_conflicts=min_conflicts, min_trailing=MIN_TRAILING
+    )
+    lifted = pl.col("baseline_ratio").is_null() | (
+        pl.col("ratio") >= RATIO_LIFT * pl.col("baseline_ratio")
+    )
+    anomalous = cells.filter(
+        (pl.col("score") >= threshold) & (pl.col("conflicts") >= min_conflicts) & lifted
+    ).with_columns(end=pl.col("start") + width, bucket_seconds=pl.lit(int(width.total_seconds())))
+    return anomalous, closed
 
 
 def anomalous_buckets(
@@ -48,22 +111,14 @@ def anomalous_buckets(
     threshold: float = 4.0,
     min_conflicts: int = 5,
 ) -> pl.DataFrame:
-    """Every (cluster, bucket) of the range that stands out from its baseline."""
-    closed = closed_range(con, time_range, DAY)
-    if closed.span is None or closed.span <= dt.timedelta(0):
-        return pl.DataFrame()
-    width = incident_bucket(bucket, closed.span)
-    # Buckets on the clock (like the timeline's): they line up with the summaries too.
-    since, until = closed.params()["since"], closed.params()["until"]
-    assert since is not None and until is not None
-    aligned = TimeRange(floor_to(since, width), ceil_to(until, width))
-    cells = series_baselines(con, aligned, width, filters, min_conflicts=min_conflicts)
-    lifted = pl.col("baseline_ratio").is_null() | (
-        pl.col("ratio") >= RATIO_LIFT * pl.col("baseline_ratio")
+    """Every (cluster, 5-minute bucket) of the range that stands out from its baseline."""
+    cells, closed = _detected(
+        con, time_range, filters, bucket, threshold, min_conflicts, dt.timedelta(0)
     )
-    return cells.filter(
-        (pl.col("score") >= threshold) & (pl.col("conflicts") >= min_conflicts) & lifted
-    ).with_columns(end=pl.col("start") + width, bucket_seconds=pl.lit(int(width.total_seconds())))
+    if closed is None or cells.height == 0:
+        return cells
+    since, until = closed.params()["since"], closed.params()["until"]
+    return cells.filter((pl.col("end") > since) & (pl.col("start") < until))
 
 
 def incidents(
@@ -75,22 +130,64 @@ def incidents(
     threshold: float = 4.0,
     min_conflicts: int = 5,
 ) -> pl.DataFrame:
-    """Incidents in the range (default: the last 24 h of data), newest first: start, end,
-    peak ratio, conflicts, and the clusters involved with their own start, end and peak."""
-    cells = anomalous_buckets(
-        con, time_range, filters, bucket=bucket, threshold=threshold, min_conflicts=min_conflicts
-    )
-    if cells.height == 0:
+    """Incidents that overlap the range (default: the last 24 h of data), newest first:
+    start, end, peak ratio, conflicts, and the clusters involved with their own start, end
+    and peak. They are detected in 5-minute buckets over the range and a day on each side,
+    so an incident is the same whatever range holding it is asked."""
+    cells, closed = _detected(con, time_range, filters, bucket, threshold, min_conflicts, CONTEXT)
+    if closed is None or cells.height == 0:
         return _no_incidents()
     width = dt.timedelta(seconds=int(cells["bucket_seconds"][0]))
-    episodes = _episodes(cells, width)
+    episodes = _episodes(cells, width).filter(pl.col("peak_score") >= PEAK_FACTOR * threshold)
     if episodes.height == 0:
         return _no_incidents()
-    groups = _group(episodes, width)
-    for members in groups:
+    since, until = closed.params()["since"], closed.params()["until"]
+    assert since is not None and until is not None
+    # Joiners and merging only for incidents near the range: they decide what is shown.
+    near = [g for g in _group(episodes, width) if _overlaps(g, since - NEAR, until + NEAR)]
+    for members in near:
         members.extend(_joiners(con, members, filters, min_conflicts))
-    rows = [_incident(number, members) for number, members in enumerate(groups, 1)]
+    shown = [g for g in _merged(near) if _overlaps(g, since, until)]
+    if not shown:
+        return _no_incidents()
+    rows = [_incident(number, members) for number, members in enumerate(shown, 1)]
     return pl.DataFrame(rows).sort("start", descending=True)
+
+
+def _overlaps(members: list[dict[str, Any]], since: dt.datetime, until: dt.datetime) -> bool:
+    start: dt.datetime = min(m["start"] for m in members)
+    end: dt.datetime = max(m["end"] for m in members)
+    return start < until and end > since
+
+
+def _merged(groups: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    """A later group whose clusters all belong to an earlier incident that is still going on
+    when it begins is that incident, seen again once a quieter cluster of it stood out on its
+    own (its episode began late): it is folded in, extending the incident's end."""
+    out: list[list[dict[str, Any]]] = []
+    for members in groups:
+        clusters = {_cluster(m) for m in members}
+        start = min(m["start"] for m in members)
+        host = next(
+            (
+                known
+                for known in out
+                if start < max(m["end"] for m in known) and clusters <= {_cluster(m) for m in known}
+            ),
+            None,
+        )
+        if host is None:
+            out.append(members)
+            continue
+        end = max(m["end"] for m in members)
+        for member in host:
+            if _cluster(member) in clusters:
+                member["end"] = max(member["end"], end)
+    return out
+
+
+def _cluster(member: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(member[k] for k in CLUSTER_KEYS)
 
 
 def _episodes(cells: pl.DataFrame, width: dt.timedelta) -> pl.DataFrame:
@@ -185,6 +282,12 @@ def _incident(number: int, members: list[dict[str, Any]]) -> dict[str, Any]:
             for m in sorted(members, key=lambda m: -m["conflicts"])
         ],
     }
+
+
+def _no_cells() -> pl.DataFrame:
+    return empty_series().with_columns(
+        end=pl.lit(None, pl.Datetime("us")), bucket_seconds=pl.lit(None, pl.Int32)
+    )
 
 
 def _no_incidents() -> pl.DataFrame:

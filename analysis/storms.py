@@ -4,6 +4,11 @@ The conflicts of one client on one (method, route, resource) are cut into runs w
 tries lie more than ``max_gap_s`` apart. A run of at least ``min_count`` tries is a storm
 unless the client backs off: when the median gap of the run's second half is at least
 ``backoff_factor`` times that of its first half, the client is doing the right thing.
+
+Logs stamp requests in whole seconds (nginx ``$time_local``, Apache ``%t``), milliseconds or
+microseconds. Each run's resolution is read off its timestamps (``resolution_ms``); when it is
+coarser than the tries, gaps of 0 are ties, not evidence of anything, so the interval and the
+backoff test come from the halves' spans instead (see ``_backs_off``).
 """
 
 from __future__ import annotations
@@ -64,6 +69,15 @@ stormy AS (
            median(gap_ms) FILTER (WHERE n > 1) AS median_interval_ms,
            median(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_ms,
            median(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_ms,
+           coalesce(sum(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2), 0)
+               AS first_half_span_ms,
+           count(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_gaps,
+           coalesce(sum(gap_ms) FILTER (WHERE n > (tries + 1) // 2), 0) AS second_half_span_ms,
+           count(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_gaps,
+           -- the finest unit the run's timestamps show: whole seconds, milliseconds or finer
+           CASE WHEN bool_and(epoch_us(ts) % 1000000 = 0) THEN 1000.0
+                WHEN bool_and(epoch_us(ts) % 1000 = 0) THEN 1.0
+                ELSE 0.001 END::DOUBLE AS resolution_ms,
            -- the most frequent; a tie goes to the one tried first
            mode(error_code ORDER BY ts, event) AS error_code,
            mode(user_agent ORDER BY ts, event) AS user_agent
@@ -71,8 +85,9 @@ stormy AS (
     GROUP BY thread, run
 )
 SELECT client, method, route, nullif(array_to_string(resource_ids, '/'), '') AS resource,
-       count, start, "end", median_interval_ms, first_half_ms, second_half_ms, error_code,
-       user_agent
+       count, start, "end", median_interval_ms, first_half_ms, second_half_ms,
+       first_half_span_ms, first_half_gaps, second_half_span_ms, second_half_gaps,
+       resolution_ms, error_code, user_agent
 FROM stormy
 ORDER BY count DESC, start, client
 """  # noqa: S608 - fixed fragments only; every value is bound
@@ -98,10 +113,47 @@ def retry_storms(
         "max_gap_s": max_gap_s,
     }
     runs = fetch(con, _STORMS, values)
-    backs_off = pl.col("second_half_ms") >= backoff_factor * pl.col("first_half_ms")
     return (
-        runs.filter(~backs_off.fill_null(False))
-        .with_columns(span_ms=(pl.col("end") - pl.col("start")).dt.total_milliseconds())
-        .drop("first_half_ms", "second_half_ms")
+        runs.with_columns(span_ms=(pl.col("end") - pl.col("start")).dt.total_milliseconds())
+        .with_columns(coarse=2 * pl.col("resolution_ms") > _mean_interval())
+        .filter(~_backs_off(backoff_factor).fill_null(False))
+        .with_columns(
+            median_interval_ms=pl.when(pl.col("coarse"))
+            .then(_mean_interval())
+            .otherwise(pl.col("median_interval_ms"))
+        )
+        .drop(
+            "first_half_ms",
+            "second_half_ms",
+            "first_half_span_ms",
+            "first_half_gaps",
+            "second_half_span_ms",
+            "second_half_gaps",
+            "coarse",
+        )
         .head(limit)
     )
+
+
+def _mean_interval() -> pl.Expr:
+    """The run's interval from its span and count: the only honest figure when the log's
+    timestamps are coarser than the tries (720 tries in 3 minutes of whole-second stamps
+    are 250 ms apart, though most gaps read 0 and a few 1000)."""
+    return pl.col("span_ms") / (pl.col("count") - 1)
+
+
+def _backs_off(factor: float) -> pl.Expr:
+    """The client backs off when its tries spread out: the second half's gaps are at least
+    ``factor`` times the first half's. Measured by median gaps where the timestamps resolve
+    the tries; where they are coarser, ties at one instant are tries without any backoff,
+    so each half's interval is bounded from its span, which is uncertain by one unit either
+    way, and backoff needs the second half's least possible interval to be ``factor`` times
+    the first half's greatest."""
+    unit = pl.col("resolution_ms")
+    slowest_first = (pl.col("first_half_span_ms") + unit) / pl.col("first_half_gaps")
+    fastest_second = (pl.col("second_half_span_ms") - unit) / pl.col("second_half_gaps")
+    by_bounds = fastest_second >= factor * slowest_first
+    by_medians = (pl.col("second_half_ms") > 0) & (
+        pl.col("second_half_ms") >= factor * pl.col("first_half_ms")
+    )
+    return pl.when(pl.col("coarse")).then(by_bounds).otherwise(by_medians)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 import polars as pl
 
+from analysis.reports.text import resolution
 from conflictlens import output
 from conflictlens.cli_support import (
     common_options,
@@ -197,7 +198,8 @@ STORM_COLUMNS: tuple[tuple[str, str, Cell], ...] = (
     ("count", "tries", count),
     ("start", "start (UTC)", when),
     ("end", "end (UTC)", when),
-    ("median_interval_ms", "median gap ms", decimal),
+    ("median_interval_ms", "interval ms", decimal),
+    ("resolution_ms", "stamped to", resolution),
     ("user_agent", "user agent", text),
 )
 

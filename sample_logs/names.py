@@ -27,6 +27,7 @@ SCENARIO_NAMES = (
     "order-states",
     "retry-storm",
     "deploy-spike",
+    "bad-day",
 )
 
 

@@ -120,6 +120,7 @@ def plan(scenario: str, lines: int, *, seed: int, end: dt.datetime, hours: float
         "order-states": _order_states,
         "retry-storm": _retry_storm,
         "deploy-spike": _deploy_spike,
+        "bad-day": _bad_day,
     }[scenario]
     return builder(rng, lines, start_us, span_us)
 
@@ -339,27 +340,6 @@ def _deploy_spike(rng: np.random.Generator, lines: int, start_us: int, span_us: 
     begin, end = _window(rng, start_us, span_us, 0.62, SPIKE_MINUTES * MINUTE_US)
     window = _in_window(begin, end)
 
-    def spike(frame: pl.DataFrame, batch_rng: np.random.Generator) -> pl.DataFrame:
-        """Turn enough successful responses in the window into conflicts that each route's
-        conflict rate there is SPIKE_FACTOR times its usual rate."""
-        draw = pl.Series(batch_rng.random(frame.height))
-        status, code = pl.col("status"), pl.col("error_code")
-        for method, route, error_code in SPIKE_ROUTES:
-            rate = endpoint(method, route).conflict_rate
-            p = (SPIKE_FACTOR - 1) * rate / (1 - rate)
-            flip = (
-                (pl.col("method") == method)
-                & (pl.col("route") == route)
-                & window
-                & ~CONFLICT
-                & (draw < p)
-            )
-            new_status = declared_conflict(method, route, error_code)[0]
-            status = pl.when(flip).then(pl.lit(new_status, pl.Int64)).otherwise(status)
-            code = pl.when(flip).then(pl.lit(error_code)).otherwise(code)
-        # decorate() later gives the new conflicts the small body of an error document
-        return frame.with_columns(status=status, error_code=code)
-
     keys = pl.DataFrame(
         {"method": [m for m, _, _ in SPIKE_ROUTES], "route": [r for _, r, _ in SPIKE_ROUTES]}
     )
@@ -406,4 +386,197 @@ def _deploy_spike(rng: np.random.Generator, lines: int, start_us: int, span_us: 
             "routes": routes,
         }
 
-    return Plan("deploy-spike", spike=spike, collect=collect, facts=facts)
+    return Plan(
+        "deploy-spike",
+        spike=_multiply_conflicts(SPIKE_ROUTES, window),
+        collect=collect,
+        facts=facts,
+    )
+
+
+# --- bad-day: on the log's last day, a bad deploy, a fought-over document and a retry storm ----
+
+BAD_DAY_SPIKE = (
+    ("PUT", "/api/v2/carts/{id}/items/{id}", "CART_VERSION_CONFLICT"),
+    ("POST", "/api/v1/payments/{id}/capture", "PAYMENT_ALREADY_CAPTURED"),
+)
+BAD_DAY_SPIKE_MINUTES = 45
+BAD_DAY_EDITORS = 40
+BAD_DAY_DOCUMENT_MINUTES = 30
+BAD_DAY_STORM_RATE = 4  # tries a second
+BAD_DAY_STORM_MINUTES = 3
+DAY_US = 24 * 60 * MINUTE_US
+
+
+def _bad_day(rng: np.random.Generator, lines: int, start_us: int, span_us: int) -> Plan:
+    """Three unrelated events on the last day of the log (the whole log when it is shorter),
+    hours apart: a 45-minute deploy spike (SPIKE_FACTOR times the usual conflict rate) on two
+    routes at about 15:00, one document that 40 clients fight over for 30 minutes at about
+    09:00, and one client retrying a conflicting PUT four times a second for 3 minutes at
+    about 12:00. Many days of steady traffic before it give baselines their history."""
+    day_us = min(DAY_US, span_us)
+    day_start = start_us + span_us - day_us
+    spike = _window(rng, day_start, day_us, 0.62, BAD_DAY_SPIKE_MINUTES * MINUTE_US)
+    document = _window(rng, day_start, day_us, 0.37, BAD_DAY_DOCUMENT_MINUTES * MINUTE_US)
+    storm_at = _window(rng, day_start, day_us, 0.50, BAD_DAY_STORM_MINUTES * MINUTE_US)[0]
+    doc_rows, doc_path = _fought_over_document(rng, *document)
+    storm_rows, storm_path = _tight_retry_loop(rng, storm_at)
+    rows = pl.concat([doc_rows, storm_rows]).sort("ts", maintain_order=True)
+    in_spike = _in_window(*spike)
+    spike_keys = pl.DataFrame(
+        {"method": [m for m, _, _ in BAD_DAY_SPIKE], "route": [r for _, r, _ in BAD_DAY_SPIKE]}
+    )
+
+    def collect(frame: pl.DataFrame) -> pl.DataFrame:
+        spiked = frame.join(spike_keys, on=["method", "route"], how="semi").filter(in_spike)
+        mine = frame.filter(pl.col("path").is_in([doc_path, storm_path]))
+        columns = ["ts", "method", "route", "path", "status", "error_code", "client"]
+        return pl.concat([spiked.select(columns), mine.select(columns)])
+
+    def facts(found: pl.DataFrame) -> dict[str, Any]:
+        return {
+            "deploy_spike": _bad_day_spike_facts(found, spike),
+            "hot_document": _bad_day_document_facts(found, doc_path, document),
+            "retry_storm": _bad_day_storm_facts(found, storm_path),
+        }
+
+    return Plan(
+        "bad-day",
+        rows,
+        spike=_multiply_conflicts(BAD_DAY_SPIKE, in_spike),
+        collect=collect,
+        facts=facts,
+    )
+
+
+def _multiply_conflicts(
+    routes: tuple[tuple[str, str, str], ...], window: pl.Expr
+) -> Callable[[pl.DataFrame, np.random.Generator], pl.DataFrame]:
+    """Turn enough successful responses in the window into conflicts that each route's
+    conflict rate there is SPIKE_FACTOR times its usual rate."""
+
+    def spike(frame: pl.DataFrame, batch_rng: np.random.Generator) -> pl.DataFrame:
+        draw = pl.Series(batch_rng.random(frame.height))
+        status, code = pl.col("status"), pl.col("error_code")
+        for method, route, error_code in routes:
+            rate = endpoint(method, route).conflict_rate
+            p = (SPIKE_FACTOR - 1) * rate / (1 - rate)
+            on_route = (pl.col("method") == method) & (pl.col("route") == route)
+            flip = on_route & window & ~CONFLICT & (draw < p)
+            new_status = declared_conflict(method, route, error_code)[0]
+            status = pl.when(flip).then(pl.lit(new_status, pl.Int64)).otherwise(status)
+            code = pl.when(flip).then(pl.lit(error_code)).otherwise(code)
+        return frame.with_columns(status=status, error_code=code)
+
+    return spike
+
+
+def _fought_over_document(
+    rng: np.random.Generator, begin: int, end: int
+) -> tuple[pl.DataFrame, str]:
+    """40 editors saving one document about every 2 minutes each; most saves lose the race."""
+    method, route = "PATCH", "/api/v2/documents/{hex}"
+    n = BAD_DAY_EDITORS * BAD_DAY_DOCUMENT_MINUTES // 2
+    ts = np.sort(rng.integers(begin, end, size=n))
+    path = f"/api/v2/documents/{random_hex(rng, 1, 24)[0]}"
+    editors = rng.choice(len(CLIENTS), size=BAD_DAY_EDITORS, replace=False)
+    who = np.concatenate([np.arange(BAD_DAY_EDITORS), rng.integers(0, BAD_DAY_EDITORS, n)])[:n]
+    rng.shuffle(who)
+    agents = rng.integers(0, len(BROWSER_AGENTS), size=BAD_DAY_EDITORS)
+    status, codes = _codes(
+        rng, method, route, n, [(200, 0.3), ("VERSION_MISMATCH", 0.5), ("ETAG_MISMATCH", 0.2)]
+    )
+    rows = requests(
+        rng,
+        endpoint(method, route),
+        ts,
+        status,
+        codes,
+        path=pl.Series([path] * n),
+        client=pl.Series([CLIENTS[i] for i in editors[who]]),
+        user_agent=pl.Series([BROWSER_AGENTS[i] for i in agents[who]]),
+    )
+    return decorate(rows, rng), path
+
+
+def _tight_retry_loop(rng: np.random.Generator, first: int) -> tuple[pl.DataFrame, str]:
+    """One client retrying the same stale PUT BAD_DAY_STORM_RATE times a second."""
+    method, route, code = "PUT", "/api/v1/users/{id}", "VERSION_MISMATCH"
+    count = BAD_DAY_STORM_RATE * 60 * BAD_DAY_STORM_MINUTES
+    step = 1_000_000 // BAD_DAY_STORM_RATE
+    ts = first + np.arange(count, dtype=np.int64) * step + rng.integers(-2_000, 2_001, count)
+    path = f"/api/v1/users/{int(rng.integers(10_000, 999_999))}"
+    status = np.full(count, declared_conflict(method, route, code)[0], dtype=np.int64)
+    rows = requests(
+        rng,
+        endpoint(method, route),
+        np.sort(ts),
+        status,
+        [code] * count,
+        path=pl.Series([path] * count),
+        client=pl.Series([RETRY_CLIENT] * count),
+        user_agent=pl.Series([RETRY_AGENT] * count),
+    )
+    return decorate(rows, rng).with_columns(if_match=pl.lit('"7"'), referer=pl.lit("-")), path
+
+
+def _bad_day_spike_facts(found: pl.DataFrame, window: tuple[int, int]) -> dict[str, Any]:
+    routes = []
+    for method, route, error_code in BAD_DAY_SPIKE:
+        mine = found.filter(
+            (pl.col("method") == method) & (pl.col("route") == route) & _in_window(*window)
+        )
+        routes.append(
+            {
+                "method": method,
+                "route": route,
+                "error_code": error_code,
+                "window_requests": mine.height,
+                "window_conflicts": mine.filter(CONFLICT).height,
+            }
+        )
+    return {
+        "start": iso(window[0]),
+        "end": iso(window[1]),
+        "factor": SPIKE_FACTOR,
+        "routes": routes,
+    }
+
+
+def _bad_day_document_facts(
+    found: pl.DataFrame, path: str, window: tuple[int, int]
+) -> dict[str, Any]:
+    mine = found.filter((pl.col("path") == path) & (pl.col("method") == "PATCH"))
+    return {
+        "method": "PATCH",
+        "route": "/api/v2/documents/{hex}",
+        "resource": path.rsplit("/", 1)[1],
+        "path": path,
+        "start": iso(window[0]),
+        "end": iso(window[1]),
+        "requests": mine.height,
+        "conflicts": mine.filter(CONFLICT).height,
+        "conflicts_by_code": _code_counts(mine),
+        "clients": int(mine["client"].n_unique()),
+    }
+
+
+def _bad_day_storm_facts(found: pl.DataFrame, path: str) -> dict[str, Any]:
+    # everyday traffic may touch the same user now and then: only the looping client's tries
+    mine = found.filter(
+        (pl.col("path") == path) & (pl.col("method") == "PUT") & (pl.col("client") == RETRY_CLIENT)
+    ).sort("ts")
+    stamps = mine["ts"].dt.epoch("us").to_numpy()
+    return {
+        "client": RETRY_CLIENT,
+        "user_agent": RETRY_AGENT,
+        "method": "PUT",
+        "route": "/api/v1/users/{id}",
+        "resource": path.rsplit("/", 1)[1],
+        "path": path,
+        "error_code": "VERSION_MISMATCH",
+        "count": mine.height,
+        "start": iso(int(stamps[0])),
+        "end": iso(int(stamps[-1])),
+        "median_interval_ms": round(float(np.median(np.diff(stamps))) / 1000.0, 3),
+    }

@@ -194,6 +194,14 @@ SELECT any_value(client) AS client, any_value(method) AS method, any_value(route
        median(gap_ms) FILTER (WHERE n > 1) AS median_interval_ms,
        median(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_ms,
        median(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_ms,
+       coalesce(sum(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2), 0)
+           AS first_half_span_ms,
+       count(gap_ms) FILTER (WHERE n > 1 AND n <= (tries + 1) // 2) AS first_half_gaps,
+       coalesce(sum(gap_ms) FILTER (WHERE n > (tries + 1) // 2), 0) AS second_half_span_ms,
+       count(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_gaps,
+       CASE WHEN bool_and(ts = date_trunc('second', ts)) THEN 1000.0
+            WHEN bool_and(ts = date_trunc('millisecond', ts)) THEN 1.0
+            ELSE 0.001 END::DOUBLE AS resolution_ms,
        mode(error_code ORDER BY ts, event) AS error_code,
        mode(user_agent ORDER BY ts, event) AS user_agent
 FROM numbered

@@ -92,6 +92,7 @@ def test_scenario_names_are_the_agreed_ones():
         "order-states",
         "retry-storm",
         "deploy-spike",
+        "bad-day",
     }
 
 

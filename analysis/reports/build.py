@@ -59,6 +59,7 @@ STORM_FIELDS = (
     "start",
     "end",
     "median_interval_ms",
+    "resolution_ms",
     "error_code",
     "user_agent",
 )

@@ -23,7 +23,13 @@ def cell(kind: str, value: Any, tz: str) -> str:
     return _PLAIN[kind](value)
 
 
-_PLAIN = {"text": fmt.text, "count": fmt.count, "ratio": fmt.ratio, "decimal": fmt.decimal}
+_PLAIN = {
+    "text": fmt.text,
+    "count": fmt.count,
+    "ratio": fmt.ratio,
+    "decimal": fmt.decimal,
+    "resolution": fmt.resolution,
+}
 
 
 def _clusters_text(value: Any) -> str:
@@ -85,7 +91,8 @@ STORM_COLUMNS: tuple[Column, ...] = (
     ("count", "tries", "count", "num"),
     ("start", "start", "time", "time"),
     ("end", "end", "time", "time"),
-    ("median_interval_ms", "median gap ms", "decimal", "num"),
+    ("median_interval_ms", "interval ms", "decimal", "num"),
+    ("resolution_ms", "stamped to", "resolution", "num"),
     ("user_agent", "user agent", "text", "code"),
 )
 INCIDENT_COLUMNS: tuple[Column, ...] = (

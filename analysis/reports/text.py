@@ -27,6 +27,12 @@ def decimal(value: Any) -> str:
     return f"{value:,.1f}" if isinstance(value, int | float) else NONE
 
 
+def resolution(value: Any) -> str:
+    """A timestamp resolution in milliseconds as a unit: 1 s, 1 ms, 1 µs."""
+    units = {1000.0: "1 s", 1.0: "1 ms", 0.001: "1 \u00b5s"}
+    return units.get(float(value), f"{value:g} ms") if isinstance(value, int | float) else NONE
+
+
 def change(value: Any) -> str:
     """+12.5 %, minus 3.0 %, ±0 %, or NONE when there is nothing to compare with."""
     if not isinstance(value, int | float):

@@ -66,6 +66,7 @@ def storms() -> None:
             "start",
             "end",
             "median_interval_ms",
+            "resolution_ms",
             "user_agent",
         ),
         hide_index=True,
