@@ -24,12 +24,15 @@ demo: $(BIN)/conflictlens
 	rm -f $(DEMO)/conflictlens.duckdb $(DEMO)/conflictlens.duckdb.wal
 	@# The demo's config (one alert rule) is copied once: the Alerts page saves rules into it.
 	test -f $(DEMO)/conflictlens.toml || cp sample_logs/demo.toml $(DEMO)/conflictlens.toml
-	$(BIN)/conflictlens sample --format nginx-extended --scenario deploy-spike --lines 300000 --out $(DEMO)/access.log
+	@# Eight days of history, so that baselines, growth and incidents have something to compare
+	@# with; the last day holds a deploy spike, a fought-over document and a retry storm.
+	$(BIN)/conflictlens sample --format nginx-extended --scenario bad-day --hours 192 --lines 1600000 --out $(DEMO)/access.log
 	$(BIN)/conflictlens ingest --db $(DEMO)/conflictlens.duckdb $(DEMO)/access.log
 	$(BIN)/conflictlens clusters --db $(DEMO)/conflictlens.duckdb --limit 10
 	$(BIN)/conflictlens incidents --db $(DEMO)/conflictlens.duckdb
+	$(BIN)/conflictlens storms --db $(DEMO)/conflictlens.duckdb
 	@echo
-	@echo "Starting serve with the dashboard: open http://127.0.0.1:8501/hotspots (the planted spike); Ctrl-C stops it."
+	@echo "Starting serve with the dashboard: open http://127.0.0.1:8501/hotspots (the planted deploy spike, document fight and retry storm on the last day); Ctrl-C stops it."
 	@# Open a browser when there is a desktop to open it on.
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
 		(sleep 5; $(BIN)/python -m webbrowser -t http://127.0.0.1:8501/hotspots >/dev/null 2>&1) & fi

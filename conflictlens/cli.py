@@ -335,7 +335,8 @@ def _followers(config: Config, con: Any) -> list[Any]:
     default="steady",
     show_default=True,
     help="Planted conflicts: steady (none), none-planted, hot-document, signup-surge, "
-    "order-states, retry-storm, deploy-spike.",
+    "order-states, retry-storm, deploy-spike, bad-day (a spike, a document fight and a "
+    "retry storm on the log's last day).",
 )
 @click.option("--lines", default=100_000, show_default=True, help="How many lines to write.")
 @click.option(
