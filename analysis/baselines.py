@@ -78,54 +78,85 @@ def plan_baseline(width: dt.timedelta, history: dt.timedelta) -> BaselinePlan:
 
 _WINDOW = "(epoch_us($until::TIMESTAMP) - epoch_us({column}) - 1) // $width_us"
 
-_EVENT_WINDOWS = f"""
-    SELECT service, method, route, error_code, kind, j, sum(n)::BIGINT AS conflicts
-    FROM (
-        SELECT service, method, route, error_code, kind, {_WINDOW.format(column="slot")} AS j,
-               conflicts AS n
+# Counts come back keyed by integers (cid: the cluster, rid: its route), the names apart, once
+# per cluster: a month of 5-minute windows is half a million rows, and strings on each of them
+# cost three times the rest of the query.
+_CID = "hash(service, method, route, error_code, kind)"
+_RID = "hash(service, method, route)"
+
+_EVENT_SOURCES = f"""
+        SELECT service, method, route, error_code, kind, {{window}} AS j, conflicts AS n
         FROM conflict_hours
         WHERE {HOUR_EVENT_FILTER} AND ({{hours}})
         UNION ALL
-        SELECT service, method, route, error_code, kind, {_WINDOW.format(column="slot")},
-               conflicts
+        SELECT service, method, route, error_code, kind, {{window}}, conflicts
         FROM conflict_slots
         WHERE {HOUR_EVENT_FILTER} AND ({{slots}})
         UNION ALL
-        SELECT service, method, route, error_code, kind, {_WINDOW.format(column="ts")}, 1
+        SELECT service, method, route, error_code, kind, {{raw_window}}, 1
         FROM conflict_events
         WHERE {EVENT_FILTER} AND ({{raw}})
-    )
-    GROUP BY ALL
 """  # noqa: S608 - fixed fragments only; every value is bound
 
+_EVENT_WINDOWS = f"""
+    SELECT {_CID} AS cid, {_RID} AS rid, j, sum(n)::BIGINT AS conflicts
+    FROM ({_EVENT_SOURCES})
+    GROUP BY ALL
+"""  # noqa: S608
+
+_CLUSTER_NAMES = f"""
+    SELECT DISTINCT service, method, route, error_code, kind, {_CID} AS cid, {_RID} AS rid
+    FROM ({_EVENT_SOURCES})
+"""  # noqa: S608
+
 _REQUEST_WINDOWS = f"""
-    SELECT service, method, route, j, sum(n)::BIGINT AS requests
+    SELECT {_RID} AS rid, j, sum(n)::BIGINT AS requests
     FROM (
-        SELECT service, method, route, {_WINDOW.format(column="slot")} AS j, requests AS n
+        SELECT service, method, route, {{window}} AS j, requests AS n
         FROM request_hours
         WHERE {HOUR_REQUEST_FILTER} AND ({{hours}})
         UNION ALL
-        SELECT service, method, route, {_WINDOW.format(column="slot")}, requests
+        SELECT service, method, route, {{window}}, requests
         FROM request_slots
         WHERE {HOUR_REQUEST_FILTER} AND ({{slots}})
         UNION ALL
-        SELECT service, method, route, {_WINDOW.format(column="minute")}, requests
+        SELECT service, method, route, {{minute_window}}, requests
         FROM request_rollups
         WHERE {ROLLUP_FILTER} AND ({{raw}})
     )
     GROUP BY ALL
 """  # noqa: S608
 
+_ROUTE_NAMES = f"""
+    SELECT DISTINCT service, method, route, {_RID} AS rid FROM (
+        SELECT service, method, route FROM request_hours
+        WHERE {HOUR_REQUEST_FILTER} AND ({{hours}})
+        UNION ALL
+        SELECT service, method, route FROM request_slots
+        WHERE {HOUR_REQUEST_FILTER} AND ({{slots}})
+        UNION ALL
+        SELECT service, method, route FROM request_rollups
+        WHERE {ROLLUP_FILTER} AND ({{raw}})
+    )
+"""  # noqa: S608
 
-def window_counts(
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """Conflicts per (cid, j) and requests per (rid, j), and the names behind cid."""
+
+    conflicts: pl.DataFrame  # cid, rid, j, conflicts
+    requests: pl.DataFrame  # rid, j, requests
+    clusters: pl.DataFrame  # CLUSTER_KEYS, cid, rid
+
+
+def _window_numbers(
     con: duckdb.DuckDBPyConnection,
     until: dt.datetime,
     width: dt.timedelta,
     windows: list[int],
     filters: Filters,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Conflicts per cluster and requests per route in each of ``windows``: whole hours and
-    5-minute slots from the summaries, the rest from the raw tables (see analysis.spans)."""
+) -> tuple[WindowCounts, dict[str, object], dict[str, str]]:
     each = [(until - (j + 1) * width, until - j * width) for j in sorted(set(windows))]
     # The summaries know no client: a client filter reads everything raw.
     watermark = summarised_before(con) if filters.client is None else EPOCH
@@ -142,10 +173,43 @@ def window_counts(
     parts = {
         "hours": spans.clause("slot", "hours", hours),
         "slots": spans.clause("slot", "slots", slots),
+        "window": _WINDOW.format(column="slot"),
     }
-    events = _EVENT_WINDOWS.format(**parts, raw=spans.clause("ts", "raw", raw))
-    requests = _REQUEST_WINDOWS.format(**parts, raw=spans.clause("minute", "raw", raw))
-    return fetch(con, events, bound), fetch(con, requests, bound)
+    events = _EVENT_WINDOWS.format(
+        **parts, raw=spans.clause("ts", "raw", raw), raw_window=_WINDOW.format(column="ts")
+    )
+    names = _CLUSTER_NAMES.format(
+        **parts, raw=spans.clause("ts", "raw", raw), raw_window=_WINDOW.format(column="ts")
+    )
+    requests = _REQUEST_WINDOWS.format(
+        **parts,
+        raw=spans.clause("minute", "raw", raw),
+        minute_window=_WINDOW.format(column="minute"),
+    )
+    counts = WindowCounts(
+        fetch(con, events, bound), fetch(con, requests, bound), fetch(con, names, bound)
+    )
+    route_names = _ROUTE_NAMES.format(**parts, raw=spans.clause("minute", "raw", raw))
+    return counts, bound, {"routes": route_names}
+
+
+def window_counts(
+    con: duckdb.DuckDBPyConnection,
+    until: dt.datetime,
+    width: dt.timedelta,
+    windows: list[int],
+    filters: Filters,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Conflicts per cluster and requests per route in each of ``windows``: whole hours and
+    5-minute slots from the summaries, the rest from the raw tables (see analysis.spans)."""
+    counts, bound, sql = _window_numbers(con, until, width, windows, filters)
+    keys = list(CLUSTER_KEYS)
+    events = counts.conflicts.join(counts.clusters.drop("rid"), on="cid").select(
+        *keys, "j", "conflicts"
+    )
+    routes = fetch(con, sql["routes"], bound)
+    requests = counts.requests.join(routes, on="rid").select(*ROUTE_KEYS, "j", "requests")
+    return events, requests
 
 
 def series_baselines(
@@ -156,12 +220,15 @@ def series_baselines(
     *,
     min_conflicts: int = 5,
     min_trailing: int = MIN_SAMPLES,
+    at_least: int = 0,
 ) -> pl.DataFrame:
     """Every cluster with conflicts in the closed ``time_range``, per window of ``width``
     (window 0 ends at until), with its observed conflicts, requests and ratio, and the
     baseline of each: median, MAD, the method used, the sample count, a sparse flag and a
     robust score (how many spreads above the median). A trailing baseline needs
-    ``min_trailing`` samples (a few windows of a fresh store are a rough median)."""
+    ``min_trailing`` samples (a few windows of a fresh store are a rough median). With
+    ``at_least``, only the windows with at least that many conflicts are kept (and scored):
+    what anomaly detection needs of a month of 5-minute windows."""
     since, until = time_range.params()["since"], time_range.params()["until"]
     assert since is not None and until is not None, "series_baselines needs a closed range"
     observed = max(1, -(-(until - since) // width))
@@ -171,57 +238,38 @@ def series_baselines(
     offsets = np.array(sorted({0, *(o for plan in plans for o in plan.offsets)}))
     needed = np.unique((np.arange(observed)[:, None] + offsets[None, :]).ravel())
     needed = needed[(needed < covered) | (needed < observed)]
-    events, requests = window_counts(con, until, width, needed.tolist(), filters)
-    current = events.filter(pl.col("j") < observed)
+    counts = _window_numbers(con, until, width, needed.tolist(), filters)[0]
+    events, requests = counts.conflicts, counts.requests
+    current = events.filter(pl.col("j") < observed).select("cid").unique()
     if current.height == 0:
         return empty_series()
-    needs = {plan.method: MIN_SAMPLES for plan in plans} | {"trailing": min_trailing}
-    return _score(
-        current, events, requests, plans, needs, observed, covered, until, width, min_conflicts
-    )
-
-
-def _score(
-    current: pl.DataFrame,
-    events: pl.DataFrame,
-    requests: pl.DataFrame,
-    plans: tuple[BaselinePlan, ...],
-    needs: dict[str, int],
-    observed: int,
-    covered: int,
-    until: dt.datetime,
-    width: dt.timedelta,
-    min_conflicts: int,
-) -> pl.DataFrame:
-    """Observed counts and baselines, computed on dense cluster x window matrices: the
-    samples of window j are columns j + offset, so medians are one numpy call each."""
     keys = list(CLUSTER_KEYS)
-    clusters = current.select(keys).unique(maintain_order=True).with_row_index("k")
+    clusters = counts.clusters.join(current, on="cid", how="semi").sort(keys, nulls_last=True)
     conflicts, asked = _matrices(clusters, events, requests, observed)
-    windows = np.arange(observed)
-    stats, methods = _chosen_stats(conflicts, asked, windows, plans, needs, covered)
-    frame = clusters.join(pl.DataFrame({"j": windows}, schema={"j": pl.Int64}), how="cross")
+    clusters = clusters.drop("cid", "rid")
+    if at_least > 0:
+        k, j = np.nonzero(conflicts[:, :observed] >= at_least)
+    else:  # every cluster x window, cluster by cluster
+        k = np.repeat(np.arange(clusters.height), observed)
+        j = np.tile(np.arange(observed), clusters.height)
+    needs = {plan.method: MIN_SAMPLES for plan in plans} | {"trailing": min_trailing}
+    stats, methods = _chosen_stats(conflicts, asked, k, j, plans, needs, covered)
     ratio = np.divide(
-        conflicts[:, :observed],
-        asked[:, :observed],
-        where=asked[:, :observed] > 0,
-        out=np.full((clusters.height, observed), np.nan),
+        conflicts[k, j], asked[k, j], where=asked[k, j] > 0, out=np.full(k.size, np.nan)
     )
-    frame = frame.with_columns(
-        conflicts=pl.Series(conflicts[:, :observed].ravel()).cast(pl.Int64),
-        requests=pl.Series(asked[:, :observed].ravel()).cast(pl.Int64),
-        ratio=pl.Series(ratio.ravel()).fill_nan(None),
-        **{
-            name: pl.Series(values.ravel()).fill_nan(None)
-            for name, values in stats.items()
-            if name != "samples"
-        },
-        samples=pl.Series(
-            np.broadcast_to(stats["samples"], (clusters.height, observed)).ravel()
-        ).cast(pl.UInt32),
-        baseline_method=pl.Series(np.tile(methods, clusters.height), dtype=pl.String),
-        start=pl.lit(until) - (pl.col("j") + 1) * pl.lit(width),
-    ).drop("k")
+    frame = (
+        clusters[k]
+        .with_columns(
+            j=pl.Series(j, dtype=pl.Int64),
+            conflicts=pl.Series(conflicts[k, j]).cast(pl.Int64),
+            requests=pl.Series(asked[k, j]).cast(pl.Int64),
+            ratio=pl.Series(ratio).fill_nan(None),
+            **{name: pl.Series(stats[name]).fill_nan(None) for name in _STAT_COLUMNS},
+            samples=pl.Series(stats["samples"]).cast(pl.UInt32),
+            baseline_method=pl.Series(methods, dtype=pl.String),
+        )
+        .with_columns(start=pl.lit(until) - (pl.col("j") + 1) * pl.lit(width))
+    )
     return with_scores(frame, min_conflicts).sort([*keys, "j"], nulls_last=True)
 
 
@@ -252,27 +300,29 @@ _STAT_COLUMNS = ("baseline", "baseline_mad", "baseline_ratio", "baseline_ratio_m
 def _chosen_stats(
     conflicts: np.ndarray,
     asked: np.ndarray,
-    windows: np.ndarray,
+    k: np.ndarray,
+    j: np.ndarray,
     plans: tuple[BaselinePlan, ...],
     needs: dict[str, int],
     covered: int,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per window, the statistics of the first plan with as many samples as it ``needs``
-    that the store covers (NaN and method "none" where no plan has), and each window's
-    method."""
-    shape = (conflicts.shape[0], windows.size)
-    chosen = {**{name: np.full(shape, np.nan) for name in _STAT_COLUMNS}}
-    samples = np.zeros(windows.size, dtype=np.int64)
-    methods = np.full(windows.size, "none", dtype=object)
-    open_ = np.ones(windows.size, dtype=bool)  # no plan chosen yet
+    """For each cell (cluster k, window j), the statistics of the first plan with as many
+    samples as it ``needs`` that the store covers (NaN and method "none" where no plan has),
+    and the method each cell used. Which plan a window uses depends only on the window."""
+    chosen = {name: np.full(k.size, np.nan) for name in _STAT_COLUMNS}
+    samples = np.zeros(k.size, dtype=np.int64)
+    methods = np.full(k.size, "none", dtype=object)
+    open_ = np.ones(k.size, dtype=bool)  # no plan chosen yet
     for plan in plans:
-        stats = _sample_stats(conflicts, asked, windows, plan.offsets, covered)
-        take = open_ & (stats["samples"] >= max(MIN_SAMPLES, needs[plan.method]))
+        offsets = np.array(plan.offsets)
+        valid = (j[:, None] + offsets[None, :]) < covered
+        take = open_ & (valid.sum(axis=1) >= max(MIN_SAMPLES, needs[plan.method]))
         if not take.any():
             continue
+        stats = _sample_stats(conflicts, asked, k[take], j[take], offsets, covered)
         for name in _STAT_COLUMNS:
-            chosen[name][:, take] = stats[name][:, take]
-        samples[take] = stats["samples"][take]
+            chosen[name][take] = stats[name]
+        samples[take] = stats["samples"]
         methods[take] = plan.method
         open_ &= ~take
     return {**chosen, "samples": samples}, methods
@@ -282,14 +332,19 @@ def _matrices(
     clusters: pl.DataFrame, events: pl.DataFrame, requests: pl.DataFrame, observed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Conflicts and requests as (cluster, window) matrices, at least ``observed`` windows
-    wide; absent is zero."""
+    wide; absent is zero. Rows are placed by their integer keys (cid, rid)."""
     windows = pl.concat([events["j"], requests["j"]])
     size = max(observed, 1 + int(windows.max() or 0))  # type: ignore[arg-type]
     conflicts = np.zeros((clusters.height, size))
     asked = np.zeros((clusters.height, size))
-    found = events.join(clusters, on=list(CLUSTER_KEYS), nulls_equal=True)
-    conflicts[found["k"].to_numpy(), found["j"].to_numpy()] = found["conflicts"].to_numpy()
-    routed = clusters.join(requests, on=list(ROUTE_KEYS), nulls_equal=True)
+    cids = clusters["cid"].to_numpy()
+    order = np.argsort(cids)
+    found = np.searchsorted(cids[order], events["cid"].to_numpy()).clip(0, cids.size - 1)
+    known = cids[order][found] == events["cid"].to_numpy()
+    rows = order[found[known]]
+    conflicts[rows, events["j"].to_numpy()[known]] = events["conflicts"].to_numpy()[known]
+    # a route's requests go to every cluster on it
+    routed = clusters.select("rid").with_row_index("k").join(requests, on="rid")
     asked[routed["k"].to_numpy(), routed["j"].to_numpy()] = routed["requests"].to_numpy()
     return conflicts, asked
 
@@ -297,21 +352,19 @@ def _matrices(
 def _sample_stats(
     conflicts: np.ndarray,
     asked: np.ndarray,
-    windows: np.ndarray,
-    offsets: tuple[int, ...],
+    k: np.ndarray,
+    j: np.ndarray,
+    offsets: np.ndarray,
     covered: int,
 ) -> dict[str, np.ndarray]:
-    """Median and MAD of conflicts and of ratio over each window's samples that the store
-    covers (NaN where there are none), and how many samples each window has."""
-    shape = (conflicts.shape[0], windows.size)
-    if not offsets:
-        nothing = np.full(shape, np.nan)
-        return {**dict.fromkeys(_STAT_COLUMNS, nothing), "samples": np.zeros(windows.size)}
-    at = windows[:, None] + np.array(offsets)[None, :]
+    """Median and MAD of conflicts and of ratio over each cell's samples (window j +
+    offset of cluster k) that the store covers, and how many samples each cell has."""
+    at = j[:, None] + offsets[None, :]
     valid = at < covered
     at = np.minimum(at, conflicts.shape[1] - 1)
-    counts = np.where(valid, conflicts[:, at], np.nan)
-    requests = asked[:, at]
+    rows = k[:, None]
+    counts = np.where(valid, conflicts[rows, at], np.nan)
+    requests = asked[rows, at]
     ratios = np.where(
         valid & (requests > 0),
         np.divide(counts, requests, where=requests > 0, out=np.full(counts.shape, np.nan)),

@@ -101,8 +101,13 @@ def _peaks(
     (from history, else from the range's own buckets), with the range's own per-bucket
     median and MAD."""
     since, until = closed.params()["since"], closed.params()["until"]
-    assert since is not None and until is not None and closed.span is not None
-    width = next((w for w in PEAK_BUCKETS if closed.span >= MIN_PEAK_BUCKETS * w), PEAK_BUCKETS[-1])
+    assert since is not None and until is not None
+    # Only the part of the range the store covers: buckets before its data are not zeros.
+    since = max(since, data_start(con) or since)
+    if until <= since:
+        return pl.DataFrame()
+    span = until - since
+    width = next((w for w in PEAK_BUCKETS if span >= MIN_PEAK_BUCKETS * w), PEAK_BUCKETS[-1])
     aligned = TimeRange(floor_to(since, width), ceil_to(until, width))
     cells = series_baselines(con, aligned, width, filters, min_conflicts=min_conflicts)
     if cells.height == 0:

@@ -91,7 +91,13 @@ def _detected(
     if wide.span is None or wide.span <= dt.timedelta(0):
         return _no_cells(), closed
     cells = series_baselines(
-        con, wide, width, filters, min_conflicts=min_conflicts, min_trailing=MIN_TRAILING
+        con,
+        wide,
+        width,
+        filters,
+        min_conflicts=min_conflicts,
+        min_trailing=MIN_TRAILING,
+        at_least=min_conflicts,  # a window with fewer is never anomalous
     )
     lifted = pl.col("baseline_ratio").is_null() | (
         pl.col("ratio") >= RATIO_LIFT * pl.col("baseline_ratio")

@@ -2,8 +2,9 @@
 
 Run by ``make bench`` as ``.venv/bin/python bench/bench_analysis.py``. The bar (a benchmark,
 not a timed test): with 30 days of data (50M requests in rollups, 2M conflict events), every
-catalog query for a 24 h or 7 d range answers in under 300 ms at p95, measured side by side
-with the same query on raw events, and the ratio printed.
+catalog query for a 24 h or 7 d range answers in under 300 ms at p95, and incidents for 30 d
+in under 1 s (``EXTRA_RANGES``), measured side by side with the same query on raw events, and
+the ratio printed.
 
 It builds (or reuses, see ``bench/analysis_store.py``) two DuckDB files under ``--workdir``:
 
@@ -76,6 +77,11 @@ from store.db import connect  # noqa: E402
 
 BAR_MS = 300.0
 RANGES = (("24h", dt.timedelta(hours=24)), ("7d", dt.timedelta(days=7)))
+# Ranges beyond those, per query, with their own p95 bar in ms: incidents are detected at the
+# same 5-minute resolution whatever the range, so a month of them is timed too.
+EXTRA_RANGES: dict[str, tuple[tuple[str, dt.timedelta, float], ...]] = {
+    "incidents": (("30d", dt.timedelta(days=30), 1000.0),),
+}
 CONFLICT_STATUSES = "(409, 412, 423, 428)"
 
 # Arguments a query is timed with beyond the range, as its callers ask it (the rest: defaults).
@@ -370,7 +376,7 @@ def print_table(rows: list[Row], bar_ms: float) -> None:
             f"{ms(peer.p50_ms if peer and not peer.error else None):>10}"
             f"{ms(peer.p95_ms if peer and not peer.error else None):>10}"
             f"{(f'{ratio:.1f}x' if ratio else '-'):>8}  {row.same:<8}{busy:>5}  "
-            f"{'PASS' if row.ok else 'FAIL'}"
+            f"{'PASS' if row.ok else 'FAIL'}{'' if row.bar_ms == bar_ms else f' (bar {row.bar_ms:.0f})'}"
         )
         if peer and peer.error:
             print(f"{'':<18}  peer ERROR {peer.error}")
@@ -509,12 +515,13 @@ def main(argv: list[str] | None = None) -> int:
     until = spec.end_time
     rows: list[Row] = []
     for name in names:
-        for label, span in RANGES:
+        ranges = [(label, span, args.bar_ms) for label, span in RANGES]
+        for label, span, bar_ms in (*ranges, *EXTRA_RANGES.get(name, ())):
             since = until - span
             print(f"timing {name} {label} ...", flush=True)
             before = cpu_sample()
             ours = measure(open_store(store), run_ours(name, since, until), args.warmup, args.runs)
-            row = Row(name, label, ours, args.bar_ms)
+            row = Row(name, label, ours, bar_ms)
             if raw is not None and name in PEER_SQL:
                 sql = PEER_SQL[name]
                 row.peer = measure(
@@ -539,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, extra in QUERY_ARGS.items():
         if name in names:
             print(f"{name} timed with {', '.join(f'{k}={v!r}' for k, v in extra.items())}")
-    print(f"{passed} of {len(rows)} under {args.bar_ms:.0f} ms at p95")
+    print(f"{passed} of {len(rows)} under their bar at p95 ({args.bar_ms:.0f} ms unless named)")
     results["rows"] = [
         {
             "query": row.query,
@@ -555,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": round(row.ratio, 2) if row.ratio else None,
             "answer": row.same,
             "other_cpu_share": None if row.busy is None else round(row.busy, 3),
+            "bar_ms": row.bar_ms,
             "pass": row.ok,
         }
         for row in rows
