@@ -52,10 +52,6 @@ DETECTION_BUCKET = "5m"
 # A trailing baseline needs an hour of 5-minute buckets: a few buckets of a fresh store give a
 # median and MAD too rough to call anything an incident.
 MIN_TRAILING = 12
-# An episode's busiest bucket must stand this many times the threshold above its baseline:
-# two neighbouring buckets just over the threshold are what bursty traffic does every few
-# days; an incident is clearly out of line at its peak.
-PEAK_FACTOR = 1.5
 NEAR = 6 * HOUR  # incidents this close to the range may merge with one in it
 
 
@@ -144,7 +140,7 @@ def incidents(
     if closed is None or cells.height == 0:
         return _no_incidents()
     width = dt.timedelta(seconds=int(cells["bucket_seconds"][0]))
-    episodes = _episodes(cells, width).filter(pl.col("peak_score") >= PEAK_FACTOR * threshold)
+    episodes = _episodes(cells, width)
     if episodes.height == 0:
         return _no_incidents()
     since, until = closed.params()["since"], closed.params()["until"]

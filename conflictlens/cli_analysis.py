@@ -142,7 +142,8 @@ def hotspots(**options: Any) -> None:
     """The clusters that matter: growing against their baseline, busiest, worst ratio, or new.
 
     The range defaults to the last 24 hours of data. The baseline is the same period in
-    past weeks (median and MAD) when two weeks of history exist, else the periods before it.
+    past weeks (median and MAD) when three weeks of history exist, else the periods before
+    it, else the range's own buckets; the score is the period's or its busiest bucket's.
 
     Example:
 

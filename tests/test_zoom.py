@@ -210,12 +210,16 @@ def test_growth_ranks_the_planted_clusters_first_on_the_bad_day(
 ) -> None:
     name, (db, planted, style) = store
     expected = _planted_clusters(planted, style)
+    for days in RANGES_DAYS:
+        rows = cli_json(
+            run_cli("hotspots", "--db", db, *_range(days), "--sort", "growth", "--json")
+        )
+        top = rows[: len(expected)]
+        assert {_cluster_key(r, style) for r in top} == expected, (name, days, top)
+        assert all(r["score"] is not None and r["baseline"] is not None for r in top), name
+        rest = [r["score"] for r in rows[len(expected) :] if r["score"] is not None]
+        assert min(r["score"] for r in top) > max(rest, default=0), (name, days)
     rows = cli_json(run_cli("hotspots", "--db", db, *_range(1), "--sort", "growth", "--json"))
-    top = rows[: len(expected)]
-    assert {_cluster_key(r, style) for r in top} == expected, (name, top)
-    assert all(r["score"] is not None and r["baseline"] is not None for r in top), name
-    rest = [r["score"] for r in rows[len(expected) :] if r["score"] is not None]
-    assert min(r["score"] for r in top) > max(rest, default=0), name
     # Before the bad day, 0 or 2 days are too few to compare a day with: the day's own hours
     # are; 16 days hold a week of days just before it.
     expected_method = "trailing" if STORES[name][0] == 17 else "within-range"
@@ -257,3 +261,57 @@ def test_the_report_tells_what_the_cli_tells(
         assert [(r["route"], r["resource"]) for r in report["hot_resources"]] == [
             (r["route"], r["resource"]) for r in resources[: len(report["hot_resources"])]
         ]
+
+
+def test_an_incident_cut_by_the_range_is_shown_whole(
+    stores: dict[str, Store], tmp_path_factory: pytest.TempPathFactory, run_cli: RunCli
+) -> None:
+    """A range that begins or ends inside the deploy spike shows the same incident, whole."""
+    db, planted, _ = _store(stores, "3d-combined", tmp_path_factory.mktemp("3d-combined"))
+    begin = _at(planted["deploy_spike"]["start"])
+    whole = cli_json(run_cli("incidents", "--db", db, *_range(1), "--json"))
+    spike = [i for i in whole if _which_event(i, planted) == "deploy_spike"]
+    assert len(spike) == 1
+    for since, until in (
+        (begin + dt.timedelta(minutes=20), END),  # the range starts 20 minutes in
+        (begin - dt.timedelta(hours=2), begin + dt.timedelta(minutes=15)),  # ends 15 minutes in
+        (begin + dt.timedelta(minutes=10), begin + dt.timedelta(minutes=20)),  # inside it
+    ):
+        span = ["--since", since.isoformat(), "--until", until.isoformat()]
+        found = cli_json(run_cli("incidents", "--db", db, *span, "--json"))
+        assert [{k: v for k, v in i.items() if k != "incident"} for i in found] == [
+            {k: v for k, v in spike[0].items() if k != "incident"}
+        ], (since, until)
+
+
+def test_a_quieter_clusters_late_episode_is_the_same_incident(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """One deploy, two routes: /a's conflicts jump at 14:00, /b's creep up at first and only
+    stand out on their own from 14:20. That is one incident (with both routes), not two."""
+    import numpy as np
+
+    from tests.helpers import clf_line, clf_ts, write_lines
+
+    rng = np.random.default_rng(5)
+    day = dt.datetime(2026, 11, 19, tzinfo=dt.UTC)
+    spike, late, over = (day + dt.timedelta(hours=14, minutes=m) for m in (0, 20, 45))
+    lines = []
+    for minute in range(24 * 60):
+        moment = day + dt.timedelta(minutes=minute)
+        rate_a = 0.5 if spike <= moment < over else 0.05
+        rate_b = 0.6 if late <= moment < over else 0.15 if spike <= moment < over else 0.05
+        for route, per_minute, rate in (("a", 40, rate_a), ("b", 10, rate_b)):
+            for second in np.sort(rng.integers(0, 60, per_minute)):
+                status = 409 if rng.random() < rate else 200
+                stamp = clf_ts(moment + dt.timedelta(seconds=int(second)))
+                lines.append(clf_line(f"/api/{route}/7", status=status, ts=stamp))
+    log = tmp_path / "two.log"
+    write_lines(log, lines)
+    db = tmp_path / "two.duckdb"
+    assert run_cli("ingest", "--db", db, "--format", "nginx-combined", log).exit_code == 0
+    found = cli_json(run_cli("incidents", "--db", db, "--json"))
+    assert len(found) == 1, found
+    assert {c["route"] for c in found[0]["clusters"]} == {"/api/a/{id}", "/api/b/{id}"}
+    assert abs(_at(found[0]["start"]) - spike) <= BUCKET
+    assert abs(_at(found[0]["end"]) - over) <= BUCKET

@@ -3,7 +3,7 @@
 Live evaluation asks for one end (``floor_minute(now)``), the backtest for thousands; both go
 through ``observe`` and the same arithmetic on the same integer window sums (see counts).
 
-Anomaly baselines follow analysis.baselines: the same window in past weeks once two weeks of
+Anomaly baselines follow analysis.baselines: the same window in past weeks once three weeks of
 history exist, else up to 24 windows before (``plan_baseline``); the median of those samples
 and their MAD. The samples are windows of the rule's window grid (counted from the epoch)
 before the grid window that holds the end, so a baseline changes once per window, not at
