@@ -26,10 +26,12 @@ from analysis.params import (
     EVENT_FILTER,
     HOUR_EVENT_FILTER,
     HOUR_REQUEST_FILTER,
+    MAX_WINDOWS,
     ROLLUP_FILTER,
     WEEK,
     Filters,
     TimeRange,
+    check_buckets,
     data_start,
     fetch,
 )
@@ -231,6 +233,7 @@ def series_baselines(
     what anomaly detection needs of a month of 5-minute windows."""
     since, until = time_range.params()["since"], time_range.params()["until"]
     assert since is not None and until is not None, "series_baselines needs a closed range"
+    check_buckets(until - since, width, MAX_WINDOWS)
     observed = max(1, -(-(until - since) // width))
     start = data_start(con) or since
     covered = max(0, int((until - start) / width))  # windows with j < covered hold data

@@ -15,7 +15,14 @@ import polars as pl
 
 from analysis.hotspots import SORTS, hot_spots
 from analysis.incidents import anomalous_buckets, incidents
-from analysis.params import EVENT_FILTER, FILTERS, ROLLUP_FILTER, Filters, TimeRange
+from analysis.params import (
+    EVENT_FILTER,
+    FILTERS,
+    ROLLUP_FILTER,
+    Filters,
+    TimeRange,
+    check_param,
+)
 from analysis.resources import RESOURCE_SORTS, hot_resources, resource_timeline
 from analysis.storms import retry_storms
 from analysis.timeline import clusters_over_time
@@ -289,6 +296,8 @@ def run_query(
     unknown = set(values) - set(query.params) - {"since", "until"}
     if unknown:
         raise TypeError(f"query {name!r} takes no parameter(s) {', '.join(sorted(unknown))}")
+    for key, value in values.items():
+        check_param(key, value)
     if isinstance(query, Analysis):
         given = {k: v for k, v in values.items() if v is not None}
         filters = Filters.pop_from(given)

@@ -8,6 +8,7 @@ switches itself off.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import Any
@@ -33,6 +34,49 @@ _AUTO_BUCKETS = ((2 * HOUR, "minute"), (36 * HOUR, "5m"), (31 * DAY, "hour"))
 
 class AnalysisError(ValueError):
     """A question that cannot be asked as given (an unknown bucket or sort, say)."""
+
+
+# No question may reach before or after what the store can hold (ingest rejects timestamps
+# outside this window): a range from year 1 is cut to it, not turned into millions of buckets.
+EARLIEST = dt.datetime(2000, 1, 1)
+LATEST = dt.datetime(2100, 1, 1)
+# The most time buckets one answer may have (a chart has a few thousand points at most), and
+# the most windows an analysis may score (a year and a half of 5-minute buckets).
+MAX_BUCKETS = 20_000
+MAX_WINDOWS = 160_000
+# Bounds of the numeric parameters any caller may give (the API, the CLI, the dashboard).
+PARAM_BOUNDS: dict[str, tuple[float, float]] = {
+    "limit": (0, 1_000_000),
+    "offset": (0, 1_000_000_000),
+    "width_minutes": (1, 60 * 24 * 366),
+    "per_route": (0, 100_000),
+    "min_count": (2, 1_000_000),
+    "min_conflicts": (1, 1_000_000),
+    "min_requests": (0, 1_000_000_000),
+    "max_gap_s": (0.001, 7 * 24 * 3600),
+    "backoff_factor": (1.0, 1000.0),
+    "threshold": (0.0, 1000.0),
+}
+
+
+def check_param(name: str, value: Any) -> None:
+    """A numeric parameter inside its bounds and finite; an AnalysisError naming it if not."""
+    bounds = PARAM_BOUNDS.get(name)
+    if bounds is None or not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high = bounds
+    if not math.isfinite(value) or not low <= value <= high:
+        raise AnalysisError(f"{name} must be between {low:g} and {high:g}, not {value!r}")
+
+
+def check_buckets(span: dt.timedelta, width: dt.timedelta, limit: int = MAX_BUCKETS) -> None:
+    """Refuse an answer of more than ``limit`` buckets, naming the limit."""
+    count = span // width if width > dt.timedelta(0) else 0
+    if count > limit:
+        raise AnalysisError(
+            f"the range holds {count:,} buckets of {width}; at most {limit:,} per answer: "
+            "ask for a shorter range or a wider bucket"
+        )
 
 
 @dataclass(frozen=True)
@@ -164,14 +208,19 @@ def closed_range(
     con: duckdb.DuckDBPyConnection, time_range: TimeRange, default_span: dt.timedelta | None
 ) -> TimeRange:
     """Fill open ends: until defaults to the end of the data, since to ``default_span``
-    before until (or the start of the data when no default span is given)."""
-    until = naive_utc(time_range.until) or data_end(con)
-    since = naive_utc(time_range.since)
+    before until (or the start of the data when no default span is given). Both ends are
+    kept inside EARLIEST..LATEST."""
+    until = _clamped(naive_utc(time_range.until)) or data_end(con)
+    since = _clamped(naive_utc(time_range.since))
     if until is None:  # an empty store
         return TimeRange(since, until)
     if since is None:
         since = until - default_span if default_span is not None else data_start(con)
     return TimeRange(since, until)
+
+
+def _clamped(moment: dt.datetime | None) -> dt.datetime | None:
+    return None if moment is None else min(max(moment, EARLIEST), LATEST)
 
 
 def iso_z(value: dt.datetime) -> str:

@@ -24,6 +24,7 @@ from analysis.params import (
     Filters,
     TimeRange,
     bucket_width,
+    check_buckets,
     closed_range,
     fetch,
 )
@@ -267,6 +268,7 @@ def resource_timeline(
         resource = row["resource"]
         filters = replace(filters, method=row["method"], route=row["route"])
     width = bucket_width(bucket, closed.span) if closed.span is not None else DAY
+    check_buckets(closed.span or DAY, width)
     values = {**closed.params(), **filters.params(), "resource": resource, "width": width}
     return fetch(con, _RESOURCE_TIMELINE, values)
 

@@ -11,6 +11,7 @@ from analysis.params import (
     Filters,
     TimeRange,
     bucket_width,
+    check_buckets,
     closed_range,
     fetch,
 )
@@ -59,6 +60,7 @@ def clusters_over_time(
     if closed.span is None:
         return fetch(con, _TIMELINE, {**closed.params(), **filters.params(), "width": "1 day"})
     width = bucket_width(bucket, closed.span)
+    check_buckets(closed.span, width)
     values = {**closed.params(), **filters.params(), "width": width}
     return fetch(con, _TIMELINE, values).with_columns(
         bucket_seconds=pl.lit(int(width.total_seconds()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import io
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,10 @@ from store import SCHEMA_VERSION
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 StatusProvider = Callable[[], list[dict[str, Any]]]
 TIME_PARAMS = {"since", "until"}
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_BODY_BYTES = 1024 * 1024  # a rule or a silence is a few hundred bytes
+QUERY_SECONDS = 20.0  # the longest one named query may run before it is interrupted
 
 
 def create_app(
@@ -34,9 +39,19 @@ def create_app(
     db_path: str,
     token: str | None = None,
     source_status: StatusProvider = list,
+    hosts: frozenset[str] = LOOPBACK_HOSTS,
 ) -> FastAPI:
-    """The API over a store. ``cursor()`` gives a fresh cursor of serve's own connection."""
+    """The API over a store. ``cursor()`` gives a fresh cursor of serve's own connection.
+    ``hosts`` are the names it answers to (a DNS-rebinding page's Host is refused)."""
     app = FastAPI(title="conflictlens", version=__version__)
+    allowed = LOOPBACK_HOSTS | hosts
+
+    @app.middleware("http")
+    async def guard_requests(request: Request, call_next: Any) -> Any:
+        refusal = refuse(request, allowed)
+        if refusal is not None:
+            return JSONResponse({"detail": refusal[1]}, status_code=refusal[0])
+        return await call_next(request)
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:
@@ -80,7 +95,7 @@ def create_app(
         time_range, values = _typed_params(name, params)
         try:
             with cursor() as con:
-                frame = run_query(con, name, time_range, **values)
+                frame = _within_time_limit(con, lambda: run_query(con, name, time_range, **values))
         except AnalysisError as exc:
             raise HTTPException(400, str(exc)) from None
         if wants_arrow:
@@ -94,6 +109,58 @@ def create_app(
         return prometheus_text(frame, source_status())
 
     return app
+
+
+def refuse(request: Request, allowed: frozenset[str]) -> tuple[int, str] | None:
+    """Why a request is refused (status and reason), or None. Browsers on other sites can
+    reach a loopback address: a rebinding name is refused by its Host, a cross-site write by
+    its Origin or Sec-Fetch-Site, and a write must be JSON (which a page cannot send to
+    another origin without a preflight that serve never grants)."""
+    host = _hostname(request.headers.get("host", ""))
+    if host not in allowed and "*" not in allowed:
+        return 400, f"host {host!r} is not served here (allowed: {', '.join(sorted(allowed))})"
+    if request.method in SAFE_METHODS:
+        return None
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return 403, f"refused a {site} request that changes state"
+    origin = request.headers.get("origin")
+    if origin is not None and _hostname(origin.split("://", 1)[-1]) not in allowed:
+        return 403, f"refused a request from origin {origin!r} that changes state"
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        return 415, "a request that changes state must send Content-Type: application/json"
+    length = request.headers.get("content-length")
+    if length is None:
+        return 411, "a request that changes state must give its Content-Length"
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        return 413, f"request body over {MAX_BODY_BYTES:,} bytes"
+    return None
+
+
+def _hostname(host: str) -> str:
+    """``127.0.0.1:8409`` → ``127.0.0.1``, ``[::1]:80`` → ``::1``, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _within_time_limit(
+    con: duckdb.DuckDBPyConnection, run: Callable[[], pl.DataFrame]
+) -> pl.DataFrame:
+    """Run a query, interrupting it after QUERY_SECONDS: one request never holds serve."""
+    timer = threading.Timer(QUERY_SECONDS, con.interrupt)
+    timer.start()
+    try:
+        return run()
+    except duckdb.InterruptException:
+        raise AnalysisError(
+            f"the query ran longer than {QUERY_SECONDS:g} s, serve's limit per request: "
+            "ask for a shorter range"
+        ) from None
+    finally:
+        timer.cancel()
 
 
 def _file_size(path: str) -> int:

@@ -285,7 +285,10 @@ def report(
         target = Path(out)
         if not target.parent.is_dir():
             raise UserError(f"--out: folder {target.parent} does not exist")
-        write_atomic(target, data)
+        try:
+            write_atomic(target, data)
+        except OSError as exc:
+            raise UserError(f"--out: cannot write {target}: {exc.strerror or exc}") from None
         click.echo(f"wrote {target} ({output}, {len(data):,} bytes) for {chosen.label}")
     else:
         sys.stdout.buffer.write(data)

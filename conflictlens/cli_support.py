@@ -16,7 +16,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UserError(click.ClickException):
-    """A problem the user can fix: printed as one line, exit status 1."""
+    """A problem the user can fix: printed as one line, exit status 1. The message may hold
+    log-derived text (a path, a line's start): its control characters are escaped."""
+
+    def __init__(self, message: str) -> None:
+        from analysis.reports.text import printable
+
+        super().__init__(printable(message.splitlines()[0] if message else message))
 
 
 def friendly_errors(func: F) -> F:

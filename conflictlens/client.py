@@ -1,13 +1,15 @@
 """Finding a running ``conflictlens serve`` and asking it, instead of opening its database.
 
 serve writes ``<db>.serve`` beside the database (its pid and address) and removes it on exit;
-a stale file (dead pid, no answer) is ignored.
+a stale file (dead pid, no answer) is ignored, and so is one that is not trustworthy: a link,
+another user's, writable by others, or naming a process that is not a conflictlens serve.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,14 +43,47 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _trusted(path: Path) -> bool:
+    """A discovery file another user could have written, or one behind a link, may point the
+    CLI (and its token) at any port: only our own plain file, writable by us alone, counts."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def _is_serve(pid: int) -> bool:
+    """The pid is a running ``conflictlens serve`` (where /proc tells; elsewhere: alive), or
+    this very process (an embedded server)."""
+    if pid == os.getpid():
+        return True
+    if not _alive(pid):
+        return False
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc on this system: trust the pid
+    except OSError:
+        return False
+    return b"serve" in words and any(b"conflictlens" in word for word in words)
+
+
 def find_server(db: Path) -> str | None:
     """The URL of the serve that owns ``db``, or None when there is none."""
+    path = discovery_file(db)
+    if not _trusted(path):
+        return None
     try:
-        info = json.loads(discovery_file(db).read_text())
+        info = json.loads(path.read_text())
         url, pid = str(info["url"]), int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _alive(pid):
+    if not _is_serve(pid):
         return None
     try:
         get_json(url, "/api/health", token=None, timeout=2.0)

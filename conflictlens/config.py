@@ -6,6 +6,7 @@ exists. Every invalid value is refused with the exact key and the reason.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import tomllib
@@ -106,7 +107,7 @@ def find_config(explicit: str | None) -> Path | None:
 def load_config(explicit: str | None = None) -> Config:
     path = find_config(explicit)
     if path is None:
-        return Config()
+        return parse_config({})  # no file: the environment ($CONFLICTLENS_TOKEN) still counts
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -115,6 +116,8 @@ def load_config(explicit: str | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     return parse_config(data, path)
 
 
@@ -228,8 +231,13 @@ def _serve(section: Any, where: str) -> ServeConfig:
         raise ConfigError(f"{where}: serve.host: expected an address")
     if not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"{where}: serve.port: expected a port number")
-    if token is not None and (not isinstance(token, str) or len(token) < 16):
-        raise ConfigError(f"{where}: serve.token: expected a string of at least 16 characters")
+    if token is not None and (
+        not isinstance(token, str) or len(token) < 16 or any(c.isspace() for c in token)
+    ):
+        raise ConfigError(
+            f"{where}: serve.token: expected at least 16 characters without spaces "
+            "(from the config or CONFLICTLENS_TOKEN)"
+        )
     if not isinstance(flush_ms, int) or flush_ms < 10:
         raise ConfigError(f"{where}: serve.flush_ms: expected milliseconds (at least 10)")
     return ServeConfig(host, port, token, flush_ms)
@@ -262,6 +270,8 @@ def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
         "max_line_bytes",
         "service",
         "json_fields",
+        "earliest",
+        "latest",
     }
     for key in section:
         if key not in known:
@@ -289,14 +299,32 @@ def _ingest_options(data: dict[str, Any], where: str) -> IngestOptions:
     service = section.get("service")
     if service is not None and not isinstance(service, str):
         raise ConfigError(f"{where}: ingest.service: expected a string")
+    earliest = _day(section, "earliest", IngestOptions.earliest, where)
+    latest = _day(section, "latest", IngestOptions.latest, where)
+    if latest <= earliest:
+        raise ConfigError(f"{where}: ingest.latest: must be after ingest.earliest")
     return IngestOptions(
         capture_statuses=frozenset(statuses),
         max_line_bytes=max_line,
         service=service,
         route_rules=_route_rules(data.get("routes", []), where),
         kind_rules=_kind_rules(data.get("kinds", []), where),
-        **flags,
+        keep_all=flags["keep_all"],
+        keep_query=flags["keep_query"],
+        anonymize_clients=flags["anonymize_clients"],
+        earliest=earliest,
+        latest=latest,
     )
+
+
+def _day(section: dict[str, Any], key: str, default: dt.datetime, where: str) -> dt.datetime:
+    """A TOML date (or date-time, UTC) bounding the timestamps an import accepts."""
+    value = section.get(key, default)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    raise ConfigError(f"{where}: ingest.{key}: expected a date such as 2000-01-01")
 
 
 def _route_rules(rules: Any, where: str) -> tuple[RouteRule, ...]:

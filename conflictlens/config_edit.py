@@ -127,7 +127,9 @@ def _write(path: Path, document: tomlkit.TOMLDocument) -> Config:
 
 
 def _replace(path: Path, data: bytes) -> None:
-    """Write beside the file, then rename over it, keeping its permission bits."""
+    """Write beside the file, then rename over it, keeping its permission bits. A symlinked
+    config is written through its link: the real file changes, the link stays a link."""
+    path = path.resolve()
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

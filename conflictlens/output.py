@@ -102,7 +102,7 @@ def print_import_summary(summary: ImportSummary) -> None:
     from rich.text import Text
 
     rate = summary.lines / summary.seconds if summary.seconds > 0 else 0
-    head = Text(f"{summary.path}")
+    head = Text(printable(summary.path))
     if summary.lines == 0:
         already = (
             f" (already imported up to byte {summary.resumed_at})" if summary.resumed_at else ""
@@ -174,11 +174,11 @@ def print_clusters(frame: pl.DataFrame) -> None:
     for row in frame.iter_rows(named=True):
         ratio = row["ratio"]
         table.add_row(
-            Text(row["method"] or "-"),
-            Text(row["route"] or "-"),
+            Text(text(row["method"])),
+            Text(text(row["route"])),
             Text(str(row["status"])),
-            Text(row["error_code"] or "-"),
-            Text(row["kind"] or "-"),
+            Text(text(row["error_code"])),
+            Text(text(row["kind"])),
             Text(f"{row['conflicts']:,}"),
             Text(f"{row['requests']:,}"),
             Text(f"{ratio:.2%}" if ratio is not None else "-"),
@@ -201,8 +201,16 @@ def decimal(value: Any) -> str:
     return f"{value:.1f}" if value is not None else "-"
 
 
+def printable(value: str) -> str:
+    """Log-derived text with its control characters escaped (analysis.reports.text, imported
+    when first needed: `conflictlens ingest` starts without the analysis package)."""
+    from analysis.reports.text import printable as escaped
+
+    return escaped(value)
+
+
 def text(value: Any) -> str:
-    return "-" if value is None or value == "" else str(value)
+    return "-" if value is None or value == "" else printable(str(value))
 
 
 def when(value: Any) -> str:

@@ -218,7 +218,9 @@ def serve(
             status.append({"config_error": reloader.last_error})
         return status
 
-    app = create_app(con.cursor, db_path=str(db), token=token, source_status=following)
+    # Bound to every address, serve cannot know its names: the token (required there) guards it.
+    hosts = frozenset({"*"} if host in ("0.0.0.0", "::", "") else {host.lower()})
+    app = create_app(con.cursor, db_path=str(db), token=token, source_status=following, hosts=hosts)
     for router in routers or []:
         app.include_router(router)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")

@@ -16,7 +16,10 @@ def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     relative = _RELATIVE.match(value)
     if relative:
         amount, unit = int(relative.group(1)), relative.group(2)
-        return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(**{_UNITS[unit]: amount})
+        try:
+            return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(**{_UNITS[unit]: amount})
+        except OverflowError:
+            raise ValueError(f"invalid time {text!r}: reaches back before year 1") from None
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value)

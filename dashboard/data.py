@@ -171,6 +171,13 @@ def _parse(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+def spreadsheet_csv(frame: pl.DataFrame) -> str:
+    """``frame`` as CSV in which no cell from a log (a route, a user agent) is a formula."""
+    from analysis.reports.render_csv import formula_safe
+
+    return formula_safe(frame).write_csv()
+
+
 def serve_status() -> dict[str, Any] | None:
     """serve's /api/status (sources with lag and rate), or None when serve is not running."""
     store = current_store()

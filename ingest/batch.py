@@ -11,6 +11,7 @@ import datetime as dt
 import polars as pl
 
 from ingest.formats import LogFormat, scan
+from ingest.formats.fields import EMPTY_LINE
 from ingest.kinds import classify
 from ingest.lines import REJECT_SAMPLE_BYTES, Chunk, SplitLines, split_lines
 from ingest.options import IngestOptions
@@ -23,15 +24,7 @@ def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id:
     parsed = fmt.parse(
         split.lines, detail_statuses=None if options.keep_all else options.capture_statuses
     )
-    limit = options.max_line_bytes
-    parsed = parsed.with_columns(
-        reject=pl.when(
-            pl.col("line").str.len_bytes() - pl.col("line").str.ends_with("\n").cast(pl.UInt32)
-            > limit
-        )
-        .then(pl.lit(f"line longer than {limit} bytes"))
-        .otherwise(pl.col("reject"))
-    )
+    parsed = parsed.with_columns(reject=_boundary_rejects(options))
     good = parsed.filter(pl.col("reject").is_null())
     if options.service is not None:
         good = good.with_columns(service=pl.lit(options.service))
@@ -44,7 +37,32 @@ def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id:
     rejects = build_rejects(parsed.filter(pl.col("reject").is_not_null()), split, chunk, source_id)
     lines = split.lines.height + len(split.invalid_offsets) + len(chunk.overlong)
     rollups = build_rollups(good, options)
-    return Batch(source_id, chunk.start, chunk.end, lines, events, rollups, rejects)
+    skipped = parsed.height - good.height - rejects.height + len(split.invalid_offsets)
+    skipped += len(chunk.overlong)
+    return Batch(source_id, chunk.start, chunk.end, lines, events, rollups, rejects, skipped)
+
+
+def _boundary_rejects(options: IngestOptions) -> pl.Expr:
+    """The format's reject reason, then the values no later step may see: an over-long line,
+    a timestamp outside the accepted window, a latency that is not a finite number."""
+    limit = options.max_line_bytes
+    ts = pl.col("ts")
+    latency = pl.col("latency_ms")
+    window = f"{options.earliest:%Y-%m-%d}..{options.latest:%Y-%m-%d}"
+    return (
+        pl.when(
+            pl.col("line").str.len_bytes() - pl.col("line").str.ends_with("\n").cast(pl.UInt32)
+            > limit
+        )
+        .then(pl.lit(f"line longer than {limit} bytes"))
+        .when(pl.col("reject").is_not_null())
+        .then(pl.col("reject"))
+        .when((ts < options.earliest) | (ts >= options.latest))
+        .then(pl.lit(f"timestamp outside {window}"))
+        .when(latency.is_not_null() & ~latency.is_finite())
+        .then(pl.lit("latency is not a finite number"))
+        .otherwise(pl.lit(None, pl.String))
+    )
 
 
 def anonymize(client: pl.Expr) -> pl.Expr:
@@ -113,9 +131,10 @@ def _count(lines: pl.DataFrame, by: str) -> pl.DataFrame:
 def build_rejects(
     bad: pl.DataFrame, split: SplitLines, chunk: Chunk, source_id: int
 ) -> pl.DataFrame:
-    """Every line that did not become a row, with its offset, reason and first bytes."""
+    """Every line that did not become a row, with its offset, reason and first bytes; empty
+    lines are skipped, not stored (a file of newlines would otherwise be a file of rejects)."""
     frames = [
-        bad.select(
+        bad.filter(pl.col("reject") != EMPTY_LINE).select(
             pl.col("offset"),
             pl.col("reject").alias("reason"),
             pl.col("line")

@@ -13,6 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISBLK, S_ISCHR, S_ISFIFO, S_ISSOCK
 from typing import Any, BinaryIO, cast
 
 FINGERPRINT_BYTES = 1024
@@ -74,17 +75,14 @@ def open_source(name: str) -> tuple[BinaryIO, FileIdentity, int | None]:
     content size when it is known without reading (plain files only).
     """
     if name == STDIN:
-        raw = sys.stdin.buffer
-        head = raw.read(FINGERPRINT_BYTES)
-        if head[:2] == b"\x1f\x8b":
-            stream: BinaryIO = gzip.GzipFile(fileobj=PeekableStream(head, raw))  # type: ignore[assignment]
-            head = stream.read(FINGERPRINT_BYTES)
-            stream = PeekableStream(head, stream)  # type: ignore[assignment]
-        else:
-            stream = PeekableStream(head, raw)  # type: ignore[assignment]
-        return stream, FileIdentity(0, 0, head), None
+        return _stream(sys.stdin.buffer)
     path = Path(name)
     stat = path.stat()
+    if S_ISFIFO(stat.st_mode):  # read once, as a stream: a FIFO's bytes cannot be read twice
+        return _stream(path.open("rb"))
+    if S_ISCHR(stat.st_mode) or S_ISBLK(stat.st_mode) or S_ISSOCK(stat.st_mode):
+        # /dev/zero and its like never end and hold no log: refused, not read forever
+        raise NotALogFile(f"{name}: a device or socket, not a log file")
     if is_gzip(path):
         gz = gzip.GzipFile(path, "rb")  # closed by the caller, like the plain handle below
         head = gz.read(FINGERPRINT_BYTES)
@@ -94,6 +92,22 @@ def open_source(name: str) -> tuple[BinaryIO, FileIdentity, int | None]:
     head = handle.read(FINGERPRINT_BYTES)
     handle.seek(0)
     return handle, FileIdentity(stat.st_dev, stat.st_ino, head), stat.st_size
+
+
+class NotALogFile(OSError):
+    """A path that is a device or a socket: nothing to import from."""
+
+
+def _stream(raw: BinaryIO) -> tuple[BinaryIO, FileIdentity, int | None]:
+    """A pipe (stdin or a FIFO), gzip'd or not, read from its start exactly once."""
+    head = raw.read(FINGERPRINT_BYTES)
+    if head[:2] == b"\x1f\x8b":
+        stream: BinaryIO = gzip.GzipFile(fileobj=PeekableStream(head, raw))  # type: ignore[assignment]
+        head = stream.read(FINGERPRINT_BYTES)
+        stream = PeekableStream(head, stream)  # type: ignore[assignment]
+    else:
+        stream = PeekableStream(head, raw)  # type: ignore[assignment]
+    return stream, FileIdentity(0, 0, head), None
 
 
 def skip_to(stream: BinaryIO, offset: int) -> bool:

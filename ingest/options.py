@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from ingest.kinds import KindRule
@@ -9,6 +10,10 @@ from ingest.lines import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES
 from ingest.routes import RouteRule
 
 CONFLICT_STATUSES = frozenset({409, 412, 423, 428})
+# Timestamps outside this window are rejects: a year-0 or year-10000 stamp is a broken line,
+# and stored it would break every question whose range the store's span decides.
+EARLIEST = dt.datetime(2000, 1, 1)
+LATEST = dt.datetime(2100, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -23,3 +28,5 @@ class IngestOptions:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     workers: int = 2
+    earliest: dt.datetime = EARLIEST  # naive UTC, inclusive
+    latest: dt.datetime = LATEST  # naive UTC, exclusive

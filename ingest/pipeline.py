@@ -17,7 +17,7 @@ from itertools import chain
 
 from ingest.batch import parse_chunk
 from ingest.formats import FormatError, LogFormat, detect_format, get_format
-from ingest.identity import FINGERPRINT_BYTES, open_source, skip_to
+from ingest.identity import FINGERPRINT_BYTES, NotALogFile, open_source, skip_to
 from ingest.lines import Chunk, read_chunks, split_lines
 from ingest.options import IngestOptions
 from store.writer import Batch, Writer
@@ -107,6 +107,8 @@ def import_source(
         raise IngestError(f"{name}: is a directory") from None
     except PermissionError:
         raise IngestError(f"{name}: permission denied") from None
+    except NotALogFile as exc:
+        raise IngestError(str(exc)) from None
     except OSError as exc:
         raise IngestError(f"{name}: cannot read ({exc.strerror or exc})") from None
     with closing(stream):

@@ -35,11 +35,12 @@ class Batch:
     events: pl.DataFrame
     rollups: pl.DataFrame
     rejects: pl.DataFrame
+    skipped: int = 0  # empty lines: counted in lines, neither rows nor rejects
 
     @property
     def parsed(self) -> int:
         """Lines that became rows (events or rollups)."""
-        return self.lines - self.rejects.height
+        return self.lines - self.rejects.height - self.skipped
 
     @classmethod
     def joined(cls, batches: Sequence[Batch]) -> Batch:
@@ -55,7 +56,11 @@ class Batch:
             pl.concat([b.events for b in batches], how="vertical_relaxed"),
             pl.concat([b.rollups for b in batches], how="vertical_relaxed"),
             pl.concat([b.rejects for b in batches], how="vertical_relaxed"),
+            sum(b.skipped for b in batches),
         )
+
+
+MAX_REJECTS_PER_SOURCE = 10_000
 
 
 def _now() -> dt.datetime:
@@ -234,7 +239,7 @@ class Writer:
             moved = con.execute(
                 'UPDATE sources SET "offset" = ?, lines = lines + ?, rejects = rejects + ?, '
                 'conflicts = conflicts + ?, updated_at = ? WHERE source_id = ? AND "offset" = ? '
-                "RETURNING source_id",
+                "RETURNING rejects",
                 [
                     batch.end,
                     batch.lines,
@@ -250,9 +255,11 @@ class Writer:
                     f"source {batch.source_id} is no longer at offset {batch.start}; "
                     "another writer imported it meanwhile"
                 )
-            for table, frame in zip(
-                _INSERTS, (batch.events, batch.rollups, batch.rejects), strict=True
-            ):
+            # Every reject is counted; only the first MAX_REJECTS_PER_SOURCE are kept, with
+            # their samples: a file of garbage must not grow the store by its own size.
+            kept_before = int(moved[0][0]) - batch.rejects.height
+            rejects = batch.rejects.head(max(0, MAX_REJECTS_PER_SOURCE - kept_before))
+            for table, frame in zip(_INSERTS, (batch.events, batch.rollups, rejects), strict=True):
                 if frame.height:
                     self._insert(table, frame, routes)
             self._invalidate_summarised_hours(batch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -49,13 +50,24 @@ SILENCE_KEYS = {"matchers", "starts_at", "ends_at", "comment"}
 
 
 def _shown(value: Any) -> str:
-    return json.dumps(value, default=str)
+    """A value as JSON for an error message, cut short: the message stays one short line."""
+    shown = json.dumps(value, default=str)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+# A rule is a few hundred bytes: these bound what an edit through the API may store.
+MAX_DURATION = dt.timedelta(days=366)
+MAX_NAME = 200  # characters of a rule name
+MAX_TEXT = 1_000  # characters of a label, match or annotation value
+MAX_ENTRIES = 50  # labels, annotations or match keys of one rule
 
 
 def parse_duration(value: Any, at: str) -> dt.timedelta:
-    if not isinstance(value, str) or not _DURATION.match(value.strip()):
+    if not isinstance(value, str) or len(value) > 40 or not _DURATION.match(value.strip()):
         raise ValueError(f"{at}: {_shown(value)} is not a duration (e.g. 30s, 5m, 2h)")
     seconds = sum(int(n) * _UNIT[u] for n, u in _PART.findall(value))
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{at}: {_shown(value)} is longer than {MAX_DURATION.days} days")
     return dt.timedelta(seconds=seconds)
 
 
@@ -120,9 +132,15 @@ def _channels(table: Any, parse_channels: ChannelParser | None) -> Mapping[str, 
 def _strings(value: Any, at: str, *, keys: re.Pattern[str] | None = None) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ValueError(f"{at}: expected a table of strings")
+    if len(value) > MAX_ENTRIES:
+        raise ValueError(f"{at}: {len(value):,} entries; at most {MAX_ENTRIES}")
     for key, text in value.items():
         if not isinstance(text, str) or not text:
             raise ValueError(f"{at}.{key}: expected a non-empty string")
+        if len(key) > MAX_NAME or len(text) > MAX_TEXT:
+            raise ValueError(
+                f"{at}.{_shown(key)}: longer than {MAX_NAME} characters (key) or {MAX_TEXT} (value)"
+            )
         if keys is not None and not keys.match(key):
             raise ValueError(f"{at}.{key}: not a label name (letters, digits, _)")
     return dict(value)
@@ -131,6 +149,8 @@ def _strings(value: Any, at: str, *, keys: re.Pattern[str] | None = None) -> dic
 def _number(value: Any, at: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{at}: {_shown(value)} is not a number")
+    if not math.isfinite(value):  # `above = nan` is a rule that can never fire
+        raise ValueError(f"{at}: {_shown(value)} is not a finite number")
     return float(value)
 
 
@@ -139,7 +159,7 @@ def _rule(entry: Any, at: str, channels: Mapping[str, Any]) -> AlertRule:
         raise ValueError(f"{at}: expected a table")
     _known(entry, RULE_KEYS, at)
     name = entry.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or len(name) > MAX_NAME or not _NAME.match(name):
         raise ValueError(
             f"{at}.name: {_shown(name)} is not a rule name (letters, digits, and _ . : - inside)"
         )

@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -209,13 +210,15 @@ class Archive:
     def listed_file(self, name: str) -> tuple[Path, str] | None:
         """The path and format of report file ``name``, or None unless the index lists it.
         Only index names are served, never a path a client makes up; a listed name that is
-        not a plain file name (a hand-edited index) is refused too."""
+        not a plain file name (a hand-edited index) is refused too, and so is a listed name
+        that is a link (to the config and its token, say) or anything but a regular file."""
         if not name or name != Path(name).name or name.startswith("."):
             return None
         for entry in self.load()["reports"]:
             for f in entry.get("files", []):
                 if f.get("name") == name:
-                    return self.directory / name, str(f.get("format"))
+                    path = self.directory / name
+                    return (path, str(f.get("format"))) if _plain_file(path) else None
         return None
 
     def load_report(self, entry: Mapping[str, Any]) -> Report:
@@ -259,3 +262,11 @@ class Archive:
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < stale:
                     path.unlink()
+
+
+def _plain_file(path: Path) -> bool:
+    """A regular file, not reached through a link."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False

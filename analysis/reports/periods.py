@@ -118,10 +118,31 @@ def day_period(day: dt.date, tz: str) -> Period:
     return Period(start, end, tz, day)
 
 
+# A report compares its period with the one before and the week before: a period must leave
+# room for those inside the years the store can hold, and be at most about a year long.
+EARLIEST = dt.datetime(2000, 1, 15, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+MAX_PERIOD = dt.timedelta(days=400)
+
+
 def parse_period(spec: str, tz: str, now: dt.datetime) -> Period:
     """``yesterday`` (the day before ``now``'s day in ``tz``), ``last-24h``/``last-7d``
     (ending at ``now``, to the minute), a date (that day in ``tz``), or ``FROM..TO`` (TO
     exclusive; each a date or date-time, read in ``tz`` unless it carries an offset)."""
+    try:
+        period = _parse_period(spec, tz, now)
+    except OverflowError:
+        raise ValueError(f"period {spec!r}: outside the years a report can cover") from None
+    if period.since < EARLIEST or period.until > LATEST:
+        raise ValueError(
+            f"period {spec!r}: must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+        )
+    if period.until - period.since > MAX_PERIOD:
+        raise ValueError(f"period {spec!r}: longer than {MAX_PERIOD.days} days")
+    return period
+
+
+def _parse_period(spec: str, tz: str, now: dt.datetime) -> Period:
     local = zone(tz)
     text = spec.strip()
     if text == "yesterday":

@@ -22,6 +22,7 @@ from analysis.params import (
     ROLLUP_FILTER,
     Filters,
     TimeRange,
+    check_buckets,
     closed_range,
     fetch,
     naive_utc,
@@ -128,6 +129,7 @@ def ratio_trend(
             }
         )
     width = MINUTE * width_minutes if width_minutes else trend_width(closed.span)
+    check_buckets(closed.span, width)
     values = {**closed.params(), **filters.params(), "width": width}
     return fetch(con, _TREND, values).with_columns(
         bucket_seconds=pl.lit(int(width.total_seconds()), pl.Int64)

@@ -14,6 +14,8 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
+import polars as pl
+
 from analysis.reports.build import Report
 
 COLUMNS = (
@@ -41,6 +43,19 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA):
         return "'" + value
     return "" if value is None else value
+
+
+def formula_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text column of ``frame`` as safe_cell writes it, vectorized: for CSV downloads."""
+    starts = "^[" + "".join(_FORMULA).replace("-", "\\-") + "]"
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(starts))
+        .then("'" + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
 
 
 def render_csv(report: Report) -> str:

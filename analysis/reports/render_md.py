@@ -21,7 +21,7 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
 
 def md(value: str) -> str:
     """Plain text as inert Markdown: HTML entities, then backslash escapes."""
-    return _MARKDOWN.sub(r"\\\1", html.escape(value, quote=False))
+    return _MARKDOWN.sub(r"\\\1", html.escape(fmt.printable(value), quote=False))
 
 
 def render_md(report: Report) -> str:

@@ -4,6 +4,7 @@ one-line summary that messages carry. Plain text only; each renderer escapes for
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,22 @@ from analysis.reports.periods import zone
 MAX_LABEL = 120  # characters of a log-derived name shown in a table cell or chart label
 NONE = "\u2013"  # an en dash: no value
 MINUS = "\u2212"  # a minus sign, the width of a plus
+
+
+# C0 and C1 control characters, DEL, and the bidirectional overrides that reorder what a
+# terminal or an editor shows: a log line's ESC[2J or OSC title sequence is shown, not sent.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: str) -> str:
+    """``value`` with every control character written as an escape (``\\x1b``): log-derived
+    text never drives the terminal or the viewer it is printed to."""
+    return _UNPRINTABLE.sub(_escaped, value)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def count(value: Any) -> str:

@@ -7,7 +7,7 @@ import io
 import streamlit as st
 
 from dashboard import page
-from dashboard.data import ask
+from dashboard.data import ask, spreadsheet_csv
 
 view = page.start("Explore")
 PAGE_SIZE = 100
@@ -43,7 +43,7 @@ def download(total: int) -> None:
     parquet = io.BytesIO()
     everything.write_parquet(parquet)
     left, right = st.columns(2)
-    left.download_button("CSV", flat.write_csv(), "conflicts.csv", "text/csv", key="csv")
+    left.download_button("CSV", spreadsheet_csv(flat), "conflicts.csv", "text/csv", key="csv")
     right.download_button(
         "Parquet",
         parquet.getvalue(),

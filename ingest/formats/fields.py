@@ -411,11 +411,14 @@ def present(frame: pl.DataFrame, raw: set[str]) -> set[str]:
     return {n for n in raw if n not in columns or frame[n].null_count() < frame.height}
 
 
+EMPTY_LINE = "empty line"
+
+
 def reject_reason(matched: pl.Expr, format_name: str) -> pl.Expr:
     """The first reason a line cannot become an event, or null when it can."""
     return (
         pl.when((pl.col("line").str.len_bytes() <= 2) & pl.col("line").str.contains(r"^\r?\n?$"))
-        .then(pl.lit("empty line"))
+        .then(pl.lit(EMPTY_LINE))
         .when(~matched)
         .then(pl.lit(f"does not match the {format_name} format"))
         .when(pl.col("ts").is_null())
