@@ -132,8 +132,11 @@ def alerts_router(
             last = parse_time(until) if until else None
         except ValueError as exc:
             raise HTTPException(400, str(exc).splitlines()[0]) from None
-        with cursor() as con:
-            episodes = backtest(con, config, first, last, (rule,) if rule else ())
+        try:
+            with cursor() as con:
+                episodes = backtest(con, config, first, last, (rule,) if rule else ())
+        except ValueError as exc:  # AnalysisError: a budget exceeded
+            raise HTTPException(400, str(exc).splitlines()[0]) from None
         return [e.to_json() for e in episodes]
 
     @router.get("/silences")
@@ -188,8 +191,11 @@ def alerts_router(
             last = parse_time(request.until) if request.until else None
         except ValueError as exc:
             raise HTTPException(400, str(exc).splitlines()[0]) from None
-        with cursor() as con:
-            return preview(con, rule, config.evaluation_interval, first, last)
+        try:
+            with cursor() as con:
+                return preview(con, rule, config.evaluation_interval, first, last)
+        except ValueError as exc:  # AnalysisError: a budget exceeded
+            raise HTTPException(400, str(exc).splitlines()[0]) from None
 
     @router.put("/rules/{name}")
     def put_rule(name: str, request: RuleRequest) -> dict[str, Any]:

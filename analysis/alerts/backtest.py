@@ -20,7 +20,9 @@ from analysis.alerts.engine import observation
 from analysis.alerts.rules import AlertRule, AlertsConfig, iso
 from analysis.alerts.series import Series, floor_minute, observe
 from analysis.alerts.state import FIRING, PENDING, RESOLVED, AlertState, step
-from analysis.params import data_end, data_start, naive_utc
+from analysis.params import check_buckets, data_end, data_start, naive_utc
+
+MAX_STEPS = 500_000  # evaluation steps of one backtest (a year at one a minute)
 
 EPOCH = dt.datetime(1970, 1, 1)
 
@@ -62,11 +64,16 @@ def backtest(
     rules: tuple[str, ...] = (),
 ) -> list[Episode]:
     """Episodes of every rule (or the named ones) in [since, until), default the stored data."""
-    start = data_start(con)
+    start, end = data_start(con), data_end(con)
     since = naive_utc(since) or start
-    until = naive_utc(until) or data_end(con)
-    if since is None or until is None or until <= since:
+    until = naive_utc(until) or end
+    if since is None or until is None or start is None or end is None:
         return []
+    # Only where there is data to replay: a range from year 1 is not a billion steps.
+    since, until = max(since, start), min(until, end + alerts.evaluation_interval)
+    if until <= since:
+        return []
+    check_buckets(until - since, alerts.evaluation_interval, MAX_STEPS)
     times = evaluation_times(since, until, alerts.evaluation_interval)
     episodes: list[Episode] = []
     for rule in alerts.rules:
@@ -147,9 +154,13 @@ def preview(
     highest, up to ``groups`` of them."""
     alone = AlertsConfig(evaluation_interval=interval, rules=(rule,))
     episodes = backtest(con, alone, since, until)
-    start = data_start(con)
+    start, end = data_start(con), data_end(con)
     first = naive_utc(since) or start
-    last = naive_utc(until) or data_end(con)
+    last = naive_utc(until) or end
+    if first is not None and start is not None:
+        first = max(first, start)
+    if last is not None and end is not None:
+        last = min(last, end)
     rows: list[dict[str, Any]] = []
     if first is not None and last is not None and last > first:
         ends = _chart_ends(first, last, interval, points)

@@ -24,9 +24,10 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
     """The IANA zone ``name``; ValueError naming it when it is unknown."""
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
+        shown = name if len(name) <= 60 else name[:57] + "..."
         raise ValueError(
-            f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
+            f"unknown time zone {shown!r} (use an IANA name such as Europe/Berlin)"
         ) from None
 
 

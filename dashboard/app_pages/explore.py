@@ -40,16 +40,20 @@ def download(total: int) -> None:
         return
     everything = ask("events", view.since, view.until, limit=wanted, **view.filters)
     flat = everything.with_columns(everything["resource_ids"].list.join("/"))
-    parquet = io.BytesIO()
-    everything.write_parquet(parquet)
+
+    def parquet() -> bytes:
+        out = io.BytesIO()
+        everything.write_parquet(out)
+        return out.getvalue()
+
+    # Deferred: a file is made only when this session clicks, not served to whoever learns
+    # a URL from the page.
     left, right = st.columns(2)
-    left.download_button("CSV", spreadsheet_csv(flat), "conflicts.csv", "text/csv", key="csv")
+    left.download_button(
+        "CSV", lambda: spreadsheet_csv(flat), "conflicts.csv", "text/csv", key="csv"
+    )
     right.download_button(
-        "Parquet",
-        parquet.getvalue(),
-        "conflicts.parquet",
-        "application/octet-stream",
-        key="parquet",
+        "Parquet", parquet, "conflicts.parquet", "application/octet-stream", key="parquet"
     )
 
 
