@@ -7,7 +7,9 @@ on its own. Everything here is Polars expressions over the whole chunk.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
+import duckdb
 import polars as pl
 
 from ingest.formats import LogFormat, scan
@@ -174,4 +176,75 @@ def _reject_frame(offsets: list[int], reasons: list[str], samples: list[bytes]) 
             "reason": pl.Series(reasons, dtype=pl.String),
             "sample": pl.Series(samples, dtype=pl.Binary),
         }
+    )
+
+
+# Errors of the data rather than of the store: a line that no check foresaw breaks a later
+# step (a conversion, an overflow). Such a line must become a reject, never a stuck file.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    ArithmeticError,
+    ValueError,
+    pl.exceptions.PolarsError,
+    duckdb.ConversionException,
+    duckdb.InvalidInputException,
+    duckdb.OutOfRangeException,
+)
+Commit = Callable[[Batch], None]
+
+
+def store_chunk(
+    chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int, commit: Commit
+) -> list[Batch]:
+    """Parse and commit a chunk. When its data breaks a step, the chunk is cut in halves
+    until the lines that do are alone, and each of those is committed as a reject with the
+    error as its reason: the good lines around it are stored, the offset moves on."""
+    try:
+        batch = parse_chunk(chunk, fmt, options, source_id)
+        commit(batch)
+        return [batch]
+    except DATA_ERRORS as exc:
+        error = exc
+    halves = _halves(chunk)
+    if halves is None:
+        lone = _unstorable(chunk, fmt, options, source_id, error)
+        commit(lone)
+        return [lone]
+    return [b for half in halves for b in store_chunk(half, fmt, options, source_id, commit)]
+
+
+def _halves(chunk: Chunk) -> tuple[Chunk, Chunk] | None:
+    """The chunk cut at the line boundary nearest its middle, or None for a single line."""
+    data = bytes(chunk.data)
+    body = data[:-1] if data.endswith(b"\n") else data
+    cut = body.find(b"\n", len(body) // 2) + 1 or body.rfind(b"\n") + 1
+    if cut <= 0:
+        return None
+    at = chunk.data_start + cut
+    first = Chunk(data[:cut], chunk.start, at, chunk.data_start, chunk.overlong)
+    return first, Chunk(data[cut:], at, chunk.end, at)
+
+
+def _unstorable(
+    chunk: Chunk,
+    fmt: LogFormat,
+    options: IngestOptions,
+    source_id: int,
+    error: BaseException,
+) -> Batch:
+    """A one-line chunk whose line breaks a step, as a batch holding it as a reject."""
+    empty = parse_chunk(
+        Chunk(b"", chunk.start, chunk.end, chunk.end, chunk.overlong), fmt, options, source_id
+    )
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    line = _reject_frame(
+        [chunk.data_start],
+        [f"cannot be stored: {reason}"[:200]],
+        [bytes(chunk.data).rstrip(b"\r\n")[:REJECT_SAMPLE_BYTES]],
+    ).with_columns(
+        pl.lit(source_id, pl.Int32).alias("source_id"),
+        pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None), pl.Datetime("us")).alias("seen_at"),
+    )
+    rejects = pl.concat([line, empty.rejects], how="vertical_relaxed")
+    return Batch(
+        source_id, chunk.start, chunk.end, empty.lines + 1, empty.events, empty.rollups, rejects
     )

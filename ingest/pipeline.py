@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import chain
 
-from ingest.batch import parse_chunk
+from ingest.batch import DATA_ERRORS, parse_chunk, store_chunk
 from ingest.formats import FormatError, LogFormat, detect_format, get_format
 from ingest.identity import FINGERPRINT_BYTES, NotALogFile, open_source, skip_to
 from ingest.lines import Chunk, read_chunks, split_lines
@@ -157,23 +157,27 @@ def import_source(
             at_line_start = skip_to(stream, source.offset)
             chunks = chunks_from(source.offset, not at_line_start)
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
-            pending: deque[Future[Batch]] = deque()
-            ready: list[Batch] = []  # parsed, in order, not yet committed
+            pending: deque[tuple[Chunk, Future[Batch | None]]] = deque()
+            ready: list[tuple[Chunk, Batch | None]] = []  # parsed, in order, not committed
             for chunk in chunks:
                 if fmt is None:
                     fmt = _detected(chunk, guess if chunk is first else None)
                 if summary.format == "":
                     summary.format = fmt.name
                     store.set_format(source.source_id, fmt.name, log_format)
-                pending.append(pool.submit(parse_chunk, chunk, fmt, options, source.source_id))
+                job = pool.submit(_parsed, chunk, fmt, options, source.source_id)
+                pending.append((chunk, job))
                 if len(pending) > options.workers:
-                    ready.append(pending.popleft().result())
-                    if sum(batch.lines for batch in ready) >= COMMIT_LINES:
-                        _commit(store, ready, summary, progress)
+                    done, job = pending.popleft()
+                    ready.append((done, job.result()))
+                    if sum(b.lines if b else 0 for _, b in ready) >= COMMIT_LINES:
+                        _commit(store, ready, summary, progress, (fmt, options, source.source_id))
             while pending:
-                ready.append(pending.popleft().result())
+                done, job = pending.popleft()
+                ready.append((done, job.result()))
             if ready:
-                _commit(store, ready, summary, progress)
+                assert fmt is not None
+                _commit(store, ready, summary, progress, (fmt, options, source.source_id))
     summary.format = summary.format or (fmt.name if fmt else source.format or "")
     summary.seconds = time.perf_counter() - started
     return summary
@@ -198,13 +202,42 @@ def _head(chunk: Chunk) -> Chunk:
     return Chunk(chunk.data[:cut], chunk.start, chunk.data_start + cut, chunk.data_start)
 
 
+def _parsed(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int) -> Batch | None:
+    """The chunk's rows, or None when its data breaks the parse (see _commit)."""
+    try:
+        return parse_chunk(chunk, fmt, options, source_id)
+    except DATA_ERRORS:
+        return None
+
+
 def _commit(
-    writer: Writer, ready: list[Batch], summary: ImportSummary, progress: ProgressCallback | None
+    writer: Writer,
+    ready: list[tuple[Chunk, Batch | None]],
+    summary: ImportSummary,
+    progress: ProgressCallback | None,
+    how: tuple[LogFormat, IngestOptions, int],
 ) -> None:
-    """Commit the ready batches as one transaction (and empty the list)."""
-    batch = Batch.joined(ready)
+    """Commit the ready batches as one transaction (and empty the list). When a chunk's data
+    broke its parse or breaks the commit, the chunks are stored one by one instead, the lines
+    that break a step as rejects (ingest.batch.store_chunk)."""
+    pairs = list(ready)
     ready.clear()
-    writer.commit(batch)
+    batches = [batch for _, batch in pairs if batch is not None]
+    if len(batches) == len(pairs):
+        joined = Batch.joined(batches)
+        try:
+            writer.commit(joined)
+        except DATA_ERRORS:
+            pass
+        else:
+            _counted(summary, progress, joined)
+            return
+    for chunk, _ in pairs:
+        for batch in store_chunk(chunk, *how, writer.commit):
+            _counted(summary, progress, batch)
+
+
+def _counted(summary: ImportSummary, progress: ProgressCallback | None, batch: Batch) -> None:
     summary.add(batch)
     if progress is not None:
         progress(batch.end - batch.start)

@@ -9,7 +9,7 @@ A ``Follower`` owns one writable connection to the store and one thread. Each cy
 2. checks every followed file through its open handle (grown, truncated, rewritten,
    deleted), reads its new complete lines (``read_chunks(eof_ends_line=False)``: a last line
    without its newline waits, also across a restart), and
-3. parses and commits them (``parse_chunk`` → ``Writer.commit``: rows and the new offset in
+3. parses and commits them (``store_chunk`` → ``Writer.commit``: rows and the new offset in
    one transaction) every ``flush_lines`` lines or ``flush_ms`` milliseconds.
 
 watchdog (inotify) events only wake the thread early; the periodic stat poll alone would
@@ -57,7 +57,7 @@ import duckdb
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ingest.batch import parse_chunk
+from ingest.batch import store_chunk
 from ingest.follow import (
     GZIP_ERRORS,
     FollowedFile,
@@ -699,9 +699,12 @@ class Follower:
                 f.format_blocked_at = f.size
                 self._rewind(f)
                 return
-            for chunk in chunks:
-                parsed = parse_chunk(chunk, fmt, options, f.source_id)
-                self._writer.commit(parsed)
+            committed = [
+                batch
+                for chunk in chunks
+                for batch in store_chunk(chunk, fmt, options, f.source_id, self._writer.commit)
+            ]
+            for parsed in committed:
                 f.offset = parsed.end
                 f.lines += parsed.lines
                 f.conflicts += parsed.events.height

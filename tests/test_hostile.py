@@ -536,3 +536,50 @@ def test_no_traceback_reaches_the_user(tmp_path: Path) -> None:
         result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
         assert result.returncode != 0 and "Traceback" not in result.stderr, args
         assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+
+
+class PickyWriter:
+    """The real Writer, made to fail on any batch holding one marked line: a step no check
+    foresaw that breaks on that line's data (as year 0 once broke the commit)."""
+
+    MARK = "/api/v1/cursed/1"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        from store.writer import Writer
+
+        self.writer = Writer(con)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.writer, name)
+
+    def commit(self, batch: Any) -> None:
+        if batch.events.height and (batch.events["path"] == self.MARK).any():
+            raise ValueError("year 0 is out of range")
+        self.writer.commit(batch)
+
+
+def test_a_line_that_breaks_a_later_step_is_a_reject_not_a_stuck_file(tmp_path: Path) -> None:
+    """2. Whatever step a line breaks, it becomes a reject with the error as its reason and
+    every good line around it is stored: the file never sticks."""
+    from ingest import IngestOptions, import_source
+    from store import connect
+
+    good = [
+        clf_line(f"/api/v1/users/{n}", ts=f"20/Nov/2026:10:{n // 60:02d}:{n % 60:02d} +0000")
+        for n in range(3000)
+    ]
+    cursed = clf_line(PickyWriter.MARK, ts="20/Nov/2026:11:00:00 +0000")
+    log = tmp_path / "a.log"
+    write_lines(log, [*good[:1234], cursed, *good[1234:]])
+    con = connect(tmp_path / "t.duckdb")
+    try:
+        options = IngestOptions(chunk_bytes=64 * 1024)
+        summary = import_source(str(log), PickyWriter(con), options, format_name="nginx-combined")
+        stored = con.sql("SELECT count(*) FROM conflict_events").fetchall()[0][0]
+        rejects = con.sql("SELECT reason, sample FROM rejects").fetchall()
+        offset = con.sql('SELECT "offset" FROM sources').fetchall()[0][0]
+    finally:
+        con.close()
+    assert (summary.lines, summary.parsed, summary.rejected) == (3001, 3000, 1)
+    assert stored == 3000 and offset == log.stat().st_size
+    assert rejects == [("cannot be stored: year 0 is out of range", cursed)]
