@@ -312,15 +312,17 @@ def stranger() -> Iterator[int]:
 
 @pytest.mark.parametrize("trap", ["writable by others", "a link", "not a serve"])
 def test_an_untrusted_discovery_file_is_ignored(
-    store: Path, tmp_path: Path, stranger: int, trap: str
+    store: Path, server: Serve, tmp_path: Path, stranger: int, trap: str
 ) -> None:
-    """8. The CLI reads the file itself and sends its token nowhere."""
+    """8. The CLI reads the file itself and sends its token nowhere. The file names a live
+    conflictlens serve (another one) unless the trap is the pid itself."""
     db = tmp_path / "t.duckdb"
     db.write_bytes(store.read_bytes())
     discovery = db.with_name(db.name + ".serve")
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        info = {"pid": sleeper.pid, "url": f"http://127.0.0.1:{stranger}"}
+        pid = sleeper.pid if trap == "not a serve" else server.proc.pid
+        info = {"pid": pid, "url": f"http://127.0.0.1:{stranger}"}
         if trap == "a link":
             real = tmp_path / "elsewhere.json"
             real.write_text(json.dumps(info))
