@@ -138,19 +138,12 @@ def _hot_document(rng: np.random.Generator, lines: int, start_us: int, span_us: 
     editors = rng.choice(len(CLIENTS), size=int(rng.integers(6, 11)), replace=False)
     agents = rng.integers(0, len(BROWSER_AGENTS), size=len(editors))
     who = rng.integers(0, len(editors), size=n)
-    status, codes = _codes(
-        rng, method, route, n, [(200, 0.35), ("VERSION_MISMATCH", 0.5), ("ETAG_MISMATCH", 0.15)]
-    )
-    rows = requests(
-        rng,
-        endpoint(method, route),
-        ts,
-        status,
-        codes,
-        path=pl.Series([path] * n),
-        client=pl.Series([CLIENTS[i] for i in editors[who]]),
-        user_agent=pl.Series([BROWSER_AGENTS[i] for i in agents[who]]),
-    )
+    mix: list[tuple[int | str, float]] = [
+        (200, 0.35),
+        ("VERSION_MISMATCH", 0.5),
+        ("ETAG_MISMATCH", 0.15),
+    ]
+    rows = _edits(rng, method, route, ts, mix, path, editors[who], agents[who])
 
     def collect(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.filter(pl.col("path") == path).select(
@@ -483,20 +476,39 @@ def _fought_over_document(
     who = np.concatenate([np.arange(BAD_DAY_EDITORS), rng.integers(0, BAD_DAY_EDITORS, n)])[:n]
     rng.shuffle(who)
     agents = rng.integers(0, len(BROWSER_AGENTS), size=BAD_DAY_EDITORS)
-    status, codes = _codes(
-        rng, method, route, n, [(200, 0.3), ("VERSION_MISMATCH", 0.5), ("ETAG_MISMATCH", 0.2)]
-    )
-    rows = requests(
+    mix: list[tuple[int | str, float]] = [
+        (200, 0.3),
+        ("VERSION_MISMATCH", 0.5),
+        ("ETAG_MISMATCH", 0.2),
+    ]
+    rows = _edits(rng, method, route, ts, mix, path, editors[who], agents[who])
+    return decorate(rows, rng), path
+
+
+def _edits(
+    rng: np.random.Generator,
+    method: str,
+    route: str,
+    ts: np.ndarray,
+    mix: list[tuple[int | str, float]],
+    path: str,
+    clients: np.ndarray,
+    agents: np.ndarray,
+) -> pl.DataFrame:
+    """Saves of one document by the given clients (indexes into CLIENTS) with their browsers
+    (indexes into BROWSER_AGENTS), answered as ``mix`` draws (see _codes)."""
+    n = len(ts)
+    status, codes = _codes(rng, method, route, n, mix)
+    return requests(
         rng,
         endpoint(method, route),
         ts,
         status,
         codes,
         path=pl.Series([path] * n),
-        client=pl.Series([CLIENTS[i] for i in editors[who]]),
-        user_agent=pl.Series([BROWSER_AGENTS[i] for i in agents[who]]),
+        client=pl.Series([CLIENTS[i] for i in clients]),
+        user_agent=pl.Series([BROWSER_AGENTS[i] for i in agents]),
     )
-    return decorate(rows, rng), path
 
 
 def _tight_retry_loop(rng: np.random.Generator, first: int) -> tuple[pl.DataFrame, str]:
