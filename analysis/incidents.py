@@ -22,6 +22,7 @@ shown: those that overlap it, whole.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -30,7 +31,6 @@ import polars as pl
 from analysis.baselines import CLUSTER_KEYS, empty_series, series_baselines
 from analysis.params import (
     DAY,
-    HOUR,
     Filters,
     TimeRange,
     bucket_width,
@@ -52,7 +52,6 @@ DETECTION_BUCKET = "5m"
 # A trailing baseline needs an hour of 5-minute buckets: a few buckets of a fresh store give a
 # median and MAD too rough to call anything an incident.
 MIN_TRAILING = 12
-NEAR = 6 * HOUR  # incidents this close to the range may merge with one in it
 
 
 def incident_bucket(name: str | None) -> dt.timedelta:
@@ -145,15 +144,36 @@ def incidents(
         return _no_incidents()
     since, until = closed.params()["since"], closed.params()["until"]
     assert since is not None and until is not None
-    # Joiners and merging only for incidents near the range: they decide what is shown.
-    near = [g for g in _group(episodes, width) if _overlaps(g, since - NEAR, until + NEAR)]
-    for members in near:
-        members.extend(_joiners(con, members, filters, min_conflicts))
-    shown = [g for g in _merged(near) if _overlaps(g, since, until)]
+    # Joiners and merging only for the incidents that decide what is shown: those in the
+    # range, and those that overlap them (only an overlapping one can be folded in or host).
+    near = _touching(_group(episodes, width), since, until)
+    joined = _merged(near, lambda members: _joiners(con, members, filters, min_conflicts))
+    shown = [g for g in joined if _overlaps(g, since, until)]
     if not shown:
         return _no_incidents()
     rows = [_incident(number, members) for number, members in enumerate(shown, 1)]
     return pl.DataFrame(rows).sort("start", descending=True)
+
+
+def _touching(
+    groups: list[list[dict[str, Any]]], since: dt.datetime, until: dt.datetime
+) -> list[list[dict[str, Any]]]:
+    """The groups that overlap the range, and, again and again, those overlapping them."""
+    spans = [_span(g) for g in groups]
+    keep = [_overlaps(g, since, until) for g in groups]
+    grown = True
+    while grown:
+        grown = False
+        for i, (start, end) in enumerate(spans):
+            if not keep[i] and any(
+                keep[k] and start < spans[k][1] and spans[k][0] < end for k in range(len(spans))
+            ):
+                keep[i] = grown = True
+    return [g for g, kept in zip(groups, keep, strict=True) if kept]
+
+
+def _span(members: list[dict[str, Any]]) -> tuple[dt.datetime, dt.datetime]:
+    return min(m["start"] for m in members), max(m["end"] for m in members)
 
 
 def _overlaps(members: list[dict[str, Any]], since: dt.datetime, until: dt.datetime) -> bool:
@@ -162,10 +182,14 @@ def _overlaps(members: list[dict[str, Any]], since: dt.datetime, until: dt.datet
     return start < until and end > since
 
 
-def _merged(groups: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
-    """A later group whose clusters all belong to an earlier incident that is still going on
-    when it begins is that incident, seen again once a quieter cluster of it stood out on its
-    own (its episode began late): it is folded in, extending the incident's end."""
+def _merged(
+    groups: list[list[dict[str, Any]]],
+    joiners: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+) -> list[list[dict[str, Any]]]:
+    """The groups as incidents, each with its ``joiners``. A later group whose clusters all
+    belong to an earlier incident (joiners included) that is still going on when it begins is
+    that incident, seen again once a quieter cluster of it stood out on its own (its episode
+    began late): it is folded in, extending the incident's end."""
     out: list[list[dict[str, Any]]] = []
     for members in groups:
         clusters = {_cluster(m) for m in members}
@@ -179,7 +203,7 @@ def _merged(groups: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
             None,
         )
         if host is None:
-            out.append(members)
+            out.append([*members, *joiners(members)])
             continue
         end = max(m["end"] for m in members)
         for member in host:
