@@ -287,19 +287,20 @@ def test_an_incident_cut_by_the_range_is_shown_whole(
 def test_a_quieter_clusters_late_episode_is_the_same_incident(
     tmp_path: Path, run_cli: RunCli
 ) -> None:
-    """One deploy, two routes: /a's conflicts jump at 14:00, /b's creep up at first and only
-    stand out on their own from 14:20. That is one incident (with both routes), not two."""
+    """One deploy, two routes: /a's conflicts jump from 14:00 to 14:25, /b's creep up at first
+    and only stand out on their own from 14:20 to 14:45. That is one incident (with both
+    routes), not two, and it is the same incident when the range starts after /a calmed."""
     import numpy as np
 
     from tests.helpers import clf_line, clf_ts, write_lines
 
     rng = np.random.default_rng(5)
     day = dt.datetime(2026, 11, 19, tzinfo=dt.UTC)
-    spike, late, over = (day + dt.timedelta(hours=14, minutes=m) for m in (0, 20, 45))
+    spike, late, calm, over = (day + dt.timedelta(hours=14, minutes=m) for m in (0, 20, 25, 45))
     lines = []
     for minute in range(24 * 60):
         moment = day + dt.timedelta(minutes=minute)
-        rate_a = 0.5 if spike <= moment < over else 0.05
+        rate_a = 0.5 if spike <= moment < calm else 0.05
         rate_b = 0.6 if late <= moment < over else 0.15 if spike <= moment < over else 0.05
         for route, per_minute, rate in (("a", 40, rate_a), ("b", 10, rate_b)):
             for second in np.sort(rng.integers(0, 60, per_minute)):
@@ -315,3 +316,5 @@ def test_a_quieter_clusters_late_episode_is_the_same_incident(
     assert {c["route"] for c in found[0]["clusters"]} == {"/api/a/{id}", "/api/b/{id}"}
     assert abs(_at(found[0]["start"]) - spike) <= BUCKET
     assert abs(_at(found[0]["end"]) - over) <= BUCKET
+    after = ["--since", (calm + dt.timedelta(minutes=5)).isoformat(), "--until", over.isoformat()]
+    assert cli_json(run_cli("incidents", "--db", db, *after, "--json")) == found
