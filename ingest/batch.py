@@ -41,7 +41,14 @@ def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id:
     rollups = build_rollups(good, options)
     skipped = parsed.height - good.height - rejects.height + len(split.invalid_offsets)
     skipped += len(chunk.overlong)
-    return Batch(source_id, chunk.start, chunk.end, lines, events, rollups, rejects, skipped)
+    conflicts = (
+        events.filter(pl.col("status").is_in(options.capture_statuses)).height
+        if options.keep_all
+        else events.height
+    )
+    return Batch(
+        source_id, chunk.start, chunk.end, lines, events, rollups, rejects, skipped, conflicts
+    )
 
 
 def _boundary_rejects(options: IngestOptions) -> pl.Expr:

@@ -46,7 +46,7 @@ class ImportSummary:
         self.lines += chunk.lines
         self.parsed += chunk.parsed
         self.rejected += chunk.rejects.height
-        self.conflicts += chunk.events.height
+        self.conflicts += chunk.conflicts
         self.bytes += chunk.end - chunk.start
         if chunk.rejects.height:
             self.reject_reasons.update(dict(chunk.rejects["reason"].value_counts().iter_rows()))

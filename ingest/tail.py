@@ -707,7 +707,7 @@ class Follower:
             for parsed in committed:
                 f.offset = parsed.end
                 f.lines += parsed.lines
-                f.conflicts += parsed.events.height
+                f.conflicts += parsed.conflicts
                 if parsed.rejects.height:
                     f.rejects += parsed.rejects.height
                     last = parsed.rejects.sort("offset").row(-1, named=True)

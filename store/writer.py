@@ -36,6 +36,12 @@ class Batch:
     rollups: pl.DataFrame
     rejects: pl.DataFrame
     skipped: int = 0  # empty lines: counted in lines, neither rows nor rejects
+    # conflict-family responses among the events (with keep_all, events are every request)
+    captured: int | None = None
+
+    @property
+    def conflicts(self) -> int:
+        return self.events.height if self.captured is None else self.captured
 
     @property
     def parsed(self) -> int:
@@ -57,6 +63,7 @@ class Batch:
             pl.concat([b.rollups for b in batches], how="vertical_relaxed"),
             pl.concat([b.rejects for b in batches], how="vertical_relaxed"),
             sum(b.skipped for b in batches),
+            sum(b.conflicts for b in batches),
         )
 
 
@@ -244,7 +251,7 @@ class Writer:
                     batch.end,
                     batch.lines,
                     batch.rejects.height,
-                    batch.events.height,
+                    batch.conflicts,
                     _now(),
                     batch.source_id,
                     batch.start,

@@ -17,7 +17,7 @@ import pytest
 from conflictlens.cli import LAZY_COMMANDS, cli
 from conflictlens.timeparse import parse_time
 from store import connect
-from tests.helpers import clf_line, clf_ts, cli_json, store_counts, write_lines
+from tests.helpers import clf_line, clf_ts, cli_json, query, store_counts, write_lines
 
 COMMANDS = cli.list_commands(click.Context(cli))
 
@@ -427,7 +427,8 @@ def test_local_config_file_db_is_relative_to_the_config(run_cli, tmp_path, small
     )
     (tmp_path / "data").mkdir()
     summary = cli_json(run_cli("ingest", "--json", small_log))
-    assert summary["conflicts"] == 2  # keep_all: the 200 is stored as an event too
+    # keep_all: the 200 is stored as an event too, but it is no conflict
+    assert summary["conflicts"] == 1
     assert store_counts(tmp_path / "data" / "store.duckdb")["events"] == 2
     assert not (tmp_path / "conflictlens.duckdb").exists()
 
@@ -524,3 +525,15 @@ def test_ingest_help_names_every_registered_format():
     text = " ".join(CliRunner().invoke(cli, ["ingest", "--help"]).output.split()).replace("- ", "-")
     missing = [name for name in FORMATS if name not in text]
     assert not missing, missing
+
+
+def test_keep_all_counts_conflicts_not_requests(run_cli, tmp_path, extended_log):
+    """With keep_all every request is an event; the summary and the source still count the
+    conflict-family responses, as the generator's truth does."""
+    log, truth = extended_log
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    summary = cli_json(run_cli("ingest", "--json", log))
+    assert summary["conflicts"] == truth["conflicts"] < truth["lines"]
+    db = tmp_path / "conflictlens.duckdb"
+    assert store_counts(db)["events"] == truth["lines"]
+    assert query(db, "SELECT conflicts FROM sources") == [(truth["conflicts"],)]
