@@ -9,6 +9,7 @@ from typing import Protocol
 import polars as pl
 
 from ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
+from ingest.formats.fields import RECOGNISED_REJECTS
 from ingest.formats.gateways import GATEWAY_FORMATS
 from ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
 
@@ -76,7 +77,8 @@ def json_mapping_format(mapping_text: str | None) -> LogFormat:
 
 
 def detect_format(sample: pl.DataFrame) -> LogFormat:
-    """Pick the format that parses most of the first non-empty lines without a reject.
+    """Pick the format that parses most of the first non-empty lines without a reject (or
+    with a reject that says the line is the format's own, without a request: RECOGNISED_REJECTS).
 
     On a tie the earlier format wins, so the first format that parses every line is the
     answer and the rest are not tried. Lines that are mostly JSON objects are only tried
@@ -90,7 +92,8 @@ def detect_format(sample: pl.DataFrame) -> LogFormat:
     best: tuple[float, LogFormat] | None = None
     for fmt in candidates:
         parsed = fmt.parse(lines)
-        share = float(parsed["reject"].is_null().sum()) / parsed.height
+        recognised = pl.col("reject").is_null() | pl.col("reject").is_in(RECOGNISED_REJECTS)
+        share = float(parsed.select(recognised.sum()).item()) / parsed.height
         if best is None or share > best[0]:
             best = (share, fmt)
         if share == 1.0:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from ingest.formats.clf import ClfFormat
+from ingest.formats.fields import TCP_LISTENER
 
 ALB_FORMAT = (
     "type time elb client:port target:port request_processing_time target_processing_time "
@@ -79,6 +80,8 @@ CLASSIC_ELB_QUOTES_REGEX = (
     + r'"(?P<request>.*?)"(?: "(?P<user_agent>.*)" [^\s"]+ [^\s"]+)?\r?\n?$'
 )
 
+TCP_ENTRY = '"- - - "'
+
 AWS_FIELDS = ("time_iso", "client_hostport", "upstream", "status", "bytes", "request", "user_agent")
 
 
@@ -91,7 +94,18 @@ class AwsLoadBalancerFormat(ClfFormat):
         times = [pl.col(t).cast(pl.Float64, strict=False) for t in ("t1", "t2", "t3")]
         dispatched = pl.all_horizontal([t >= 0 for t in times])
         total_ms = pl.sum_horizontal(times) * 1000.0
-        return frame.with_columns(latency_ms=pl.when(dispatched).then(total_ms))
+        # A TCP or SSL listener logs connections, not requests: no status, "- - - " as the
+        # request. It is no HTTP response at all (an HTTP listener's malformed request, also
+        # "- - -", has the 400 it was answered with, and stays).
+        listener = (pl.col("status").fill_null(0) == 0) & pl.col("line").str.contains(
+            TCP_ENTRY, literal=True
+        )
+        return frame.with_columns(
+            latency_ms=pl.when(dispatched).then(total_ms),
+            reject=pl.when(pl.col("reject").is_null() & listener)
+            .then(pl.lit(TCP_LISTENER))
+            .otherwise(pl.col("reject")),
+        )
 
 
 AWS_ALB = AwsLoadBalancerFormat(

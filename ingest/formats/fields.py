@@ -412,6 +412,10 @@ def present(frame: pl.DataFrame, raw: set[str]) -> set[str]:
 
 
 EMPTY_LINE = "empty line"
+# Reasons for a line that is the format's own, but holds no HTTP request: detection counts
+# such lines as recognised (a TCP listener's log is still a classic ELB log).
+TCP_LISTENER = "TCP/SSL listener entry, no HTTP request"
+RECOGNISED_REJECTS = (TCP_LISTENER,)
 
 
 def reject_reason(matched: pl.Expr, format_name: str) -> pl.Expr:
