@@ -31,3 +31,25 @@ def test_classic_elb_tcp_and_ssl_listener_entries_are_rejects_with_a_reason(
     for line in log.read_bytes().splitlines(keepends=True)[:-1]:
         starts.append(starts[-1] + len(line))
     assert query(db, 'SELECT "offset" FROM rejects ORDER BY 1') == [(s,) for s in starts]
+
+
+def test_istio_default_lines_take_the_client_from_the_downstream_address(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Istio's default format: X-Forwarded-For is "-", %DOWNSTREAM_REMOTE_ADDRESS% (the 4th
+    field after the upstream host) names the client; every field read off the lines."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    log = REAL / "istio_default.log"
+    summary = json.loads(run_cli("ingest", log, "--json").output)
+    assert summary["files"][0]["format"] == "envoy-text"
+    assert (summary["parsed"], summary["rejected"], summary["conflicts"]) == (2, 0, 0)
+    rows = query(
+        tmp_path / "conflictlens.duckdb",
+        "SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S.%g'), method, path, status, bytes, latency_ms,"
+        ' client, user_agent, upstream FROM conflict_events ORDER BY "offset"',
+    )
+    common = ("2020-11-25T21:26:18.409", "GET", "/status/418", 418, 135)
+    assert rows == [
+        (*common, 4.0, "10.44.1.23", "curl/7.73.0-DEV", "10.44.1.27:80"),
+        (*common, 3.0, "10.44.1.23", "curl/7.73.0-DEV", "127.0.0.1:80"),
+    ]

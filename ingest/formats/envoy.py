@@ -8,6 +8,8 @@
 Accepted around it, in one pass:
 
 * an ``ACCESS `` prefix (Ambassador, Emissary);
+* Istio's trailing fields, whose ``%DOWNSTREAM_REMOTE_ADDRESS%`` is the client where
+  ``X-Forwarded-For`` is ``-`` (brackets and port removed);
 * Istio's fields between the response flags and the byte counts: ``"%DYNAMIC_METADATA(...)%"``
   (Istio 1.1-1.5) or ``%RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS%
   "%UPSTREAM_TRANSPORT_FAILURE_REASON%"`` (Istio 1.9+), and Istio's unquoted fields after the
@@ -41,9 +43,12 @@ _COUNTS = (
     + r")?"
     + r'[0-9]+ (?P<bytes>[0-9]+) (?P<latency_ms>[0-9]+) [^\s"]+ '
 )
-# After the upstream host: the error-code field, unquoted trailing fields or nothing. The
-# match ends there: the trailing fields are not even scanned.
-_END = r'(?: (?:"(?P<error_code>[^"\r\n]*)")?|\r?\n?$)'
+# After the upstream host: the error-code field; or Istio's six unquoted fields (upstream
+# cluster, upstream local address, downstream local address, downstream remote address,
+# requested server name, route), of which the downstream remote address is the client when
+# X-Forwarded-For is "-"; or other unquoted fields; or nothing. The match ends there.
+_ISTIO_TAIL = r'(?:[^\s"]+ ){3}(?P<client_hostport>[^\s"]+) [^\s"]+ [^\s"]+\r?\n?$'
+_END = r'(?: (?:"(?P<error_code>[^"\r\n]*)"|' + _ISTIO_TAIL + r")?|\r?\n?$)"
 
 ENVOY_REGEX = (
     _START
@@ -78,6 +83,7 @@ ENVOY_FIELDS = (
     "host",
     "upstream",
     "error_code",
+    "client_hostport",
 )
 
 # Envoy writes header values verbatim: nothing to unescape.
