@@ -2,7 +2,10 @@
 
 Gateways on Docker or Kubernetes often reach us through the container runtime's log files:
 - Docker's json-file driver: ``{"log":"<line>\\n","stream":"stdout","time":"..."}``;
-- CRI (containerd, CRI-O, Kubernetes /var/log/containers): ``<RFC3339 time> stdout F <line>``.
+- CRI (containerd, CRI-O, Kubernetes /var/log/containers): ``<RFC3339 time> stdout F <line>``;
+- ``docker compose logs``: ``<service>-<n>  | <line>`` (``<service>_<n>`` with docker-compose
+  v1), the names padded to one width;
+- ``kubectl logs --prefix``: ``[pod/<pod>/<container>] <line>``.
 
 A chunk is unwrapped only when its first line has such an envelope (a file is written by one
 runtime), and only the lines that have one; offsets stay those of the wrapped lines.
@@ -14,15 +17,18 @@ import polars as pl
 
 DOCKER_PREFIX = '{"log":'
 CRI_LINE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+ (?:stdout|stderr) [FP] "
+COMPOSE_LINE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*[-_][0-9]+ *\| "
+KUBECTL_LINE = r"^\[pod/[^\]\s/]+/[^\]\s/]+\] "
+# Prefixes removed by a regex: the envelope's name and the pattern of its prefix.
+PREFIXES = {"cri": CRI_LINE, "compose": COMPOSE_LINE, "kubectl": KUBECTL_LINE}
 
 
 def envelope_of(first_line: str) -> str | None:
-    """Which envelope a file's first line has: "docker", "cri" or None."""
+    """Which envelope a file's first line has: "docker", a name in PREFIXES, or None."""
     if first_line.startswith(DOCKER_PREFIX):
         return "docker"
-    if pl.Series([first_line]).str.contains(CRI_LINE).item():
-        return "cri"
-    return None
+    line = pl.Series([first_line])
+    return next((name for name, rx in PREFIXES.items() if line.str.contains(rx).item()), None)
 
 
 def unwrap(lines: pl.DataFrame) -> pl.DataFrame:
@@ -33,9 +39,9 @@ def unwrap(lines: pl.DataFrame) -> pl.DataFrame:
     if kind == "docker":
         wrapped = pl.col("line").str.starts_with(DOCKER_PREFIX)
         inner = pl.col("line").str.json_path_match("$.log")
-    elif kind == "cri":
-        wrapped = pl.col("line").str.contains(CRI_LINE)
-        inner = pl.col("line").str.replace(CRI_LINE, "")
+    elif kind in PREFIXES:
+        wrapped = pl.col("line").str.contains(PREFIXES[kind])
+        inner = pl.col("line").str.replace(PREFIXES[kind], "")
     else:
         return lines
     # A wrapped line that does not decode stays as it is, and is rejected by the format.

@@ -26,6 +26,16 @@ def cri(line: str) -> str:
     return f"2026-11-19T10:00:00.123456789Z stdout F {line}"
 
 
+def compose(line: str) -> str:
+    """As `docker compose logs` prints a service's line (names padded to the longest)."""
+    return f"gateway-1  | {line}"
+
+
+def kubectl(line: str) -> str:
+    """As `kubectl logs --prefix` prints a container's line."""
+    return f"[pod/gateway-7c9f5d6b8-x2x9p/proxy] {line}"
+
+
 def clusters_of(tmp_path, name: str, lines: list[str]) -> tuple[object, list[dict[str, object]]]:
     log = tmp_path / name
     log.write_text("\n".join(lines) + "\n")
@@ -36,7 +46,9 @@ def clusters_of(tmp_path, name: str, lines: list[str]) -> tuple[object, list[dic
 
 
 @pytest.mark.parametrize("style", ["nginx-extended", "kong-json", "envoy-text"])
-@pytest.mark.parametrize("wrap", [docker, cri], ids=["docker", "cri"])
+@pytest.mark.parametrize(
+    "wrap", [docker, cri, compose, kubectl], ids=["docker", "cri", "compose", "kubectl"]
+)
 def test_wrapped_logs_give_the_same_clusters_as_bare_ones(tmp_path, style, wrap):
     lines = bare_lines(style)
     bare_summary, bare = clusters_of(tmp_path, "bare.log", lines)
@@ -51,3 +63,19 @@ def test_a_broken_envelope_is_a_reject_and_the_rest_goes_on(tmp_path):
     summary, rows = clusters_of(tmp_path, "broken.log", lines)
     assert (summary.lines, summary.rejected, summary.parsed) == (21, 1, 20)
     assert sum(int(r["conflicts"]) for r in rows) == summary.conflicts
+
+
+def test_compose_logs_with_the_gateways_own_messages_import_the_access_lines(tmp_path):
+    """`docker compose logs caddy` mixes Caddy's own JSON messages with its access lines:
+    the access lines are stored, the rest are rejects, and the format is still detected."""
+    access = bare_lines("caddy-json", 40)
+    own = [
+        '{"level":"info","ts":1763200000.1,"msg":"using config from file","file":"/etc/caddy/Caddyfile"}',
+        '{"level":"info","ts":1763200000.2,"logger":"tls","msg":"cleaning storage unit"}',
+    ]
+    lines = [f"caddy-1  | {line}" for line in [*own, *access[:20], own[0], *access[20:]]]
+    summary, rows = clusters_of(tmp_path, "compose.log", lines)
+    assert summary.format == "caddy-json"
+    assert (summary.lines, summary.parsed, summary.rejected) == (43, 40, 3)
+    bare_summary, bare = clusters_of(tmp_path, "bare.log", access)
+    assert rows == bare and bare_summary.rejected == 0
