@@ -150,6 +150,7 @@ class WindowCounts:
     conflicts: pl.DataFrame  # cid, rid, j, conflicts
     requests: pl.DataFrame  # rid, j, requests
     clusters: pl.DataFrame  # CLUSTER_KEYS, cid, rid
+    routes: pl.DataFrame | None = None  # ROUTE_KEYS, rid: only when asked for
 
 
 def _window_numbers(
@@ -158,7 +159,9 @@ def _window_numbers(
     width: dt.timedelta,
     windows: list[int],
     filters: Filters,
-) -> tuple[WindowCounts, dict[str, object], dict[str, str]]:
+    *,
+    with_routes: bool = False,
+) -> WindowCounts:
     each = [(until - (j + 1) * width, until - j * width) for j in sorted(set(windows))]
     # The summaries know no client: a client filter reads everything raw.
     watermark = summarised_before(con) if filters.client is None else EPOCH
@@ -188,11 +191,13 @@ def _window_numbers(
         raw=spans.clause("minute", "raw", raw),
         minute_window=_WINDOW.format(column="minute"),
     )
-    counts = WindowCounts(
-        fetch(con, events, bound), fetch(con, requests, bound), fetch(con, names, bound)
+    routes = _ROUTE_NAMES.format(**parts, raw=spans.clause("minute", "raw", raw))
+    return WindowCounts(
+        fetch(con, events, bound),
+        fetch(con, requests, bound),
+        fetch(con, names, bound),
+        fetch(con, routes, bound) if with_routes else None,
     )
-    route_names = _ROUTE_NAMES.format(**parts, raw=spans.clause("minute", "raw", raw))
-    return counts, bound, {"routes": route_names}
 
 
 def window_counts(
@@ -204,13 +209,13 @@ def window_counts(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Conflicts per cluster and requests per route in each of ``windows``: whole hours and
     5-minute slots from the summaries, the rest from the raw tables (see analysis.spans)."""
-    counts, bound, sql = _window_numbers(con, until, width, windows, filters)
+    counts = _window_numbers(con, until, width, windows, filters, with_routes=True)
+    assert counts.routes is not None
     keys = list(CLUSTER_KEYS)
     events = counts.conflicts.join(counts.clusters.drop("rid"), on="cid").select(
         *keys, "j", "conflicts"
     )
-    routes = fetch(con, sql["routes"], bound)
-    requests = counts.requests.join(routes, on="rid").select(*ROUTE_KEYS, "j", "requests")
+    requests = counts.requests.join(counts.routes, on="rid").select(*ROUTE_KEYS, "j", "requests")
     return events, requests
 
 
@@ -241,7 +246,7 @@ def series_baselines(
     offsets = np.array(sorted({0, *(o for plan in plans for o in plan.offsets)}))
     needed = np.unique((np.arange(observed)[:, None] + offsets[None, :]).ravel())
     needed = needed[(needed < covered) | (needed < observed)]
-    counts = _window_numbers(con, until, width, needed.tolist(), filters)[0]
+    counts = _window_numbers(con, until, width, needed.tolist(), filters)
     events, requests = counts.conflicts, counts.requests
     current = events.filter(pl.col("j") < observed).select("cid").unique()
     if current.height == 0:
