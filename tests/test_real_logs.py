@@ -114,3 +114,24 @@ def test_envoy_gateway_default_json_keeps_its_path_and_headers(
             63,
         )
     ]
+
+
+def test_traefik_common_lines_with_dropped_fields_are_traefiks(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Traefik writes "-" for every field it drops (count, router, server URL unquoted or
+    quoted, even the time): the file is still Traefik's, its lines read field by field."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    log = REAL / "traefik_common_dropped.log"
+    summary = json.loads(run_cli("ingest", log, "--json").output)
+    assert summary["files"][0]["format"] == "traefik-clf"
+    assert summary["reject_reasons"] == {"invalid timestamp": 2}  # "[-]": no time logged
+    db = tmp_path / "conflictlens.duckdb"
+    rows = query(
+        db,
+        "SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S'), method, path, status, bytes, latency_ms,"
+        ' client, user_agent, service, upstream FROM conflict_events ORDER BY "offset"',
+    )
+    line = ("2016-04-13T14:14:19", "POST", "testpath", 123, 12, 1.0)  # -0700 → UTC
+    tail = ("testUserAgent", "testRouter", "http://127.0.0.1/testService")
+    assert rows == [(*line, "TestHost", *tail), (*line, None, *tail)]

@@ -3,7 +3,8 @@
     <client> - <user> [<time>] "<method> <path> <protocol>" <status> <size> "<referer>" "<user agent>" <count> "<router>" "<server URL>" <duration>ms
 
 Old Traefik versions write a bare ``-`` referrer and ``- -`` for status and size when Traefik
-answered itself, and no version before 2026 escapes quotes inside quoted fields, so a ``"`` in
+answered itself; a field Traefik has no value for (or drops by its field rules) is ``-``, the
+time included, and no version before 2026 escapes quotes inside quoted fields, so a ``"`` in
 a User-Agent is common: the fixed tail (``<count> "<router>" "<url>" <n>ms``) is what anchors a
 line. The main regex is one-pass; the rare line with a raw quote is re-parsed on its own.
 """
@@ -24,7 +25,12 @@ TRAEFIK_COMMON = (
 )
 
 _HEAD = r"^(?P<client>\S+) \S+ \S+ \[(?P<time_clf>[^\]]*)\] "
-_TAIL = r' [0-9]+ "(?P<service>[^"]*)" "(?P<upstream>[^"]*)" (?P<latency_ms>[0-9]+)ms\r?\n?$'
+# The request count, router and server URL are "-" (the count unquoted, the others quoted or
+# not, by version) when Traefik has none to log.
+_TAIL = (
+    r' (?:[0-9]+|-) (?:"(?P<service>[^"]*)"|-) (?:"(?P<upstream>[^"]*)"|-) '
+    r"(?P<latency_ms>[0-9]+)ms\r?\n?$"
+)
 
 # One pass: every field stops at a byte that cannot occur inside it.
 TRAEFIK_REGEX = (
