@@ -92,10 +92,27 @@ def import_totals(summaries: Sequence[ImportSummary]) -> dict[str, Any]:
                 "conflicts": s.conflicts,
                 "resumed_at": s.resumed_at,
                 "seconds": round(s.seconds, 3),
+                **({"detection": _detection(s)} if s.detection is not None else {}),
             }
             for s in summaries
         ],
     }
+
+
+def _detection(summary: ImportSummary) -> dict[str, Any]:
+    """How the format was chosen: how many of the sampled lines it recognised, and the
+    formats that recognised as many (the first one named wins such a tie)."""
+    found = summary.detection
+    assert found is not None
+    return {"matched": found.matched, "sampled": found.sampled, "ties": list(found.ties)}
+
+
+def _detected_text(summary: ImportSummary) -> str:
+    found = summary.detection
+    if found is None:
+        return ""
+    tie = f"; {' and '.join(found.ties)} read them alike" if found.ties else ""
+    return f" (detected: {found.matched:,} of {found.sampled:,} sampled lines{tie})"
 
 
 def print_import_summary(summary: ImportSummary) -> None:
@@ -113,7 +130,7 @@ def print_import_summary(summary: ImportSummary) -> None:
     _print(
         head
         + Text(
-            f": {summary.format}{resumed}: {summary.lines:,} lines, {summary.parsed:,} parsed, "
+            f": {summary.format}{_detected_text(summary)}{resumed}: {summary.lines:,} lines, {summary.parsed:,} parsed, "
             f"{summary.rejected:,} rejected, {summary.conflicts:,} conflicts captured "
             f"in {summary.seconds:.2f} s ({rate:,.0f} lines/s)"
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from ingest.batch import DATA_ERRORS, parse_chunk, store_chunk
-from ingest.formats import FormatError, LogFormat, detect_format, get_format
+from ingest.formats import Detection, FormatError, LogFormat, detect, get_format
 from ingest.identity import FINGERPRINT_BYTES, NotALogFile, open_source, skip_to
 from ingest.lines import Chunk, read_chunks, split_lines
 from ingest.options import IngestOptions
@@ -39,6 +39,7 @@ class ImportSummary:
     conflicts: int = 0
     bytes: int = 0
     resumed_at: int = 0
+    detection: Detection | None = None  # when the format was detected from the lines
     seconds: float = 0.0
     reject_reasons: Counter[str] = field(default_factory=Counter)
 
@@ -128,10 +129,10 @@ def import_source(
         # not seen is: most are. The store then says where it really starts.
         early = chunks_from(0, False) if callable(writer) and size is not None else None
         first = next(early, None) if early is not None else None
-        guess: LogFormat | FormatError | None = None  # the first chunk's format, detected early
+        guess: Detection | FormatError | None = None  # the first chunk's, detected early
         if first is not None and format_name == "auto" and not log_format:
             try:
-                guess = detect_format(split_lines(_head(first)).lines)
+                guess = detect(split_lines(_head(first)).lines)
             except FormatError as exc:  # raised where it would have been, if it matters
                 guess = exc
         store = writer() if callable(writer) else writer
@@ -161,7 +162,8 @@ def import_source(
             ready: list[tuple[Chunk, Batch | None]] = []  # parsed, in order, not committed
             for chunk in chunks:
                 if fmt is None:
-                    fmt = _detected(chunk, guess if chunk is first else None)
+                    summary.detection = _detected(chunk, guess if chunk is first else None)
+                    fmt = summary.detection.format
                 if summary.format == "":
                     summary.format = fmt.name
                     store.set_format(source.source_id, fmt.name, log_format)
@@ -186,11 +188,11 @@ def import_source(
 DETECT_BYTES = 1024 * 1024
 
 
-def _detected(chunk: Chunk, early: LogFormat | FormatError | None) -> LogFormat:
+def _detected(chunk: Chunk, early: Detection | FormatError | None) -> Detection:
     """The chunk's format: as detected early, or detected now."""
     if isinstance(early, FormatError):
         raise early
-    return early if early is not None else detect_format(split_lines(_head(chunk)).lines)
+    return early if early is not None else detect(split_lines(_head(chunk)).lines)
 
 
 def _head(chunk: Chunk) -> Chunk:

@@ -135,3 +135,41 @@ def test_traefik_common_lines_with_dropped_fields_are_traefiks(
     line = ("2016-04-13T14:14:19", "POST", "testpath", 123, 12, 1.0)  # -0700 → UTC
     tail = ("testUserAgent", "testRouter", "http://127.0.0.1/testService")
     assert rows == [(*line, "TestHost", *tail), (*line, None, *tail)]
+
+
+def test_a_mostly_combined_file_is_combined_and_keeps_its_common_lines(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Four combined lines and two common ones of an Apache log (one with "-" for its bytes,
+    which nginx never writes): detection names Apache's combined format, with how many
+    sampled lines it read; the common lines are stored too, without a user agent."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    log = REAL / "apache_common_and_combined.log"
+    summary = json.loads(run_cli("ingest", log, "--json").output)
+    found = summary["files"][0]
+    assert found["format"] == "apache-combined"
+    assert found["detection"] == {"matched": 6, "sampled": 6, "ties": []}
+    assert (summary["parsed"], summary["rejected"]) == (6, 0)
+    rows = query(
+        tmp_path / "conflictlens.duckdb",
+        'SELECT status, client, user_agent IS NOT NULL FROM conflict_events ORDER BY "offset"',
+    )
+    assert rows == [
+        (404, "::1", False),
+        (404, "192.168.33.1", True),
+        (408, "::1", False),
+        (404, "172.17.0.1", True),
+        (200, "monitoring-server", True),
+        (408, "127.0.0.1", False),  # a user agent of "-" is none
+    ]
+    text = run_cli("ingest", "--db", tmp_path / "again.duckdb", log).output
+    assert "apache-combined (detected: 6 of 6 sampled lines)" in text
+
+
+def test_formats_that_read_a_file_alike_are_both_named(tmp_path: Path, run_cli: RunCli) -> None:
+    """nginx's and Apache's combined formats read a plain combined log alike: a tie, and
+    the summary says so (the first in the registry's order is used)."""
+    sample = Path(__file__).parents[1] / "sample_logs" / "nginx-combined.log"
+    found = json.loads(run_cli("ingest", sample, "--json").output)["files"][0]
+    assert found["format"] == "nginx-combined"
+    assert found["detection"] == {"matched": 200, "sampled": 200, "ties": ["apache-combined"]}

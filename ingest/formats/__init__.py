@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Protocol
 
 import polars as pl
 
 from ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
-from ingest.formats.fields import RECOGNISED_REJECTS
+from ingest.formats.fields import PARSED_COLUMNS, RECOGNISED_REJECTS
 from ingest.formats.gateways import GATEWAY_FORMATS
 from ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
 
@@ -76,43 +77,67 @@ def json_mapping_format(mapping_text: str | None) -> LogFormat:
         raise FormatError(f"invalid JSON field mapping: {exc}") from None
 
 
-def detect_format(sample: pl.DataFrame) -> LogFormat:
-    """Pick the format that parses most of the first non-empty lines without a reject (or
-    with a reject that says the line is the format's own, without a request: RECOGNISED_REJECTS).
+@dataclass(frozen=True)
+class Detection:
+    """What detection found: the format, how many of the sampled lines it recognised, and
+    the other formats that recognised exactly as many (a tie: the first listed wins)."""
 
-    On a tie the earlier format wins, so the first format that parses every line is the
-    answer and the rest are not tried. Lines that are mostly JSON objects are only tried
-    with the JSON formats, and the others only with the text formats.
-    """
+    format: LogFormat
+    matched: int
+    sampled: int
+    ties: tuple[str, ...] = ()
+
+
+def detect(sample: pl.DataFrame) -> Detection:
+    """The format that recognises most of the first non-empty lines: parses them without a
+    reject, or with a reject that says the line is the format's own without a request
+    (RECOGNISED_REJECTS). Lines that are mostly JSON objects are only tried with the JSON
+    formats, and the others only with the text formats. Of formats that recognise as many,
+    the one that reads the most values wins (see _score); on a full tie the earlier one in
+    FORMATS, and the others are named."""
     lines = sample.filter(pl.col("line").str.strip_chars_end("\r\n") != "").head(DETECT_LINES)
     if lines.height == 0:
         raise UnknownFormat("no lines to detect the format from")
     json_share = int(lines["line"].str.starts_with("{").sum()) / lines.height
     candidates = [f for name, f in FORMATS.items() if (name in JSON_FORMATS) == (json_share > 0.5)]
-    best: tuple[float, LogFormat] | None = None
-    for fmt in candidates:
-        parsed = fmt.parse(lines)
-        recognised = pl.col("reject").is_null() | pl.col("reject").is_in(RECOGNISED_REJECTS)
-        share = float(parsed.select(recognised.sum()).item()) / parsed.height
-        if best is None or share > best[0]:
-            best = (share, fmt)
-        if share == 1.0:
-            break
-    if best is None or best[0] < DETECT_MIN_SHARE:
+    scores = [(_score(f.parse(lines), f), f) for f in candidates]
+    best = max(score for score, _ in scores)
+    if best[0] < DETECT_MIN_SHARE * lines.height:
         raise UnknownFormat(
             f"cannot recognise the log format (tried {', '.join(f.name for f in candidates)}); "
             "pass --format or --log-format"
         )
-    return best[1]
+    winners = [f for score, f in scores if score == best]
+    return Detection(winners[0], best[0], lines.height, tuple(f.name for f in winners[1:]))
+
+
+def _score(parsed: pl.DataFrame, fmt: LogFormat) -> tuple[int, int, int]:
+    """How many lines a format recognised, then how many values it read from them, then how
+    few fields it declares: of two formats that recognise every line, the one that reads more
+    (a user agent, a latency) is the more specific (combined over common for combined lines),
+    and of two that read as much, the one that says no more than the lines hold (common
+    over combined for common lines)."""
+    recognised = pl.col("reject").is_null() | pl.col("reject").is_in(RECOGNISED_REJECTS)
+    good = parsed.filter(pl.col("reject").is_null())
+    values = sum(good.height - good[c].null_count() for c in PARSED_COLUMNS if c in good.columns)
+    declared = len(getattr(fmt, "fields", ()))
+    return int(parsed.select(recognised.sum()).item()), values, -declared
+
+
+def detect_format(sample: pl.DataFrame) -> LogFormat:
+    """The format detect() picks."""
+    return detect(sample).format
 
 
 __all__ = [
     "FORMATS",
     "ClfFormat",
+    "Detection",
     "FormatError",
     "LogFormat",
     "UnknownFormat",
     "compile_log_format",
+    "detect",
     "detect_format",
     "format_names",
     "get_format",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -115,6 +115,9 @@ class ClfFormat:
     # "host:port", quoted or unquoted address lists), as operators often prepend.
     fallback: str | None = None
     unescape: tuple[str, ...] = ("request", "target", "path", "user_agent", "error_code")
+    # For lines still missed: a shorter format the same server writes beside this one (a
+    # common line in a combined log: a vhost or a module that logs without the headers).
+    shorter: str | None = None
 
     # The compiled scanner's program for the same format (None: the regex does it all).
     program: scan.Program | None = field(default=None, compare=False, repr=False)
@@ -127,6 +130,8 @@ class ClfFormat:
         frame = frame.with_columns(pl.col(self.fields[0]).is_not_null().alias("_matched"))
         if self.fallback is not None:
             frame = self._retry_with_prefix(frame, self.fallback)
+        if self.shorter is not None:
+            frame = self._retry_with_prefix(frame, self.shorter)
         frame = convert(frame, set(self.fields), list(self.unescape))
         return frame.with_columns(reject=reject_reason(pl.col("_matched"), self.name))
 
@@ -334,12 +339,19 @@ APACHE_COMMON = '%h %l %u %t "%r" %>s %b'
 # combined + $request_time + the error-code header: a common way to log why a 409 happened.
 NGINX_EXTENDED = NGINX_COMBINED + ' $request_time "$sent_http_x_error_code"'
 
+
+def _preset(fmt: str, name: str, shorter: str | None = None) -> ClfFormat:
+    """A preset: extra trailing fields accepted, and the lines of ``shorter`` too."""
+    preset = compile_log_format(fmt, name=name, lenient_tail=True)
+    if shorter is None:
+        return preset
+    return replace(preset, shorter=compile_log_format(shorter, name=name).regex)
+
+
 PRESETS: dict[str, ClfFormat] = {
-    "nginx-extended": compile_log_format(NGINX_EXTENDED, name="nginx-extended", lenient_tail=True),
-    "nginx-combined": compile_log_format(NGINX_COMBINED, name="nginx-combined", lenient_tail=True),
-    "apache-combined": compile_log_format(
-        APACHE_COMBINED, name="apache-combined", lenient_tail=True
-    ),
-    "nginx-common": compile_log_format(NGINX_COMMON, name="nginx-common", lenient_tail=True),
-    "apache-common": compile_log_format(APACHE_COMMON, name="apache-common", lenient_tail=True),
+    "nginx-extended": _preset(NGINX_EXTENDED, "nginx-extended"),
+    "nginx-combined": _preset(NGINX_COMBINED, "nginx-combined", NGINX_COMMON),
+    "apache-combined": _preset(APACHE_COMBINED, "apache-combined", APACHE_COMMON),
+    "nginx-common": _preset(NGINX_COMMON, "nginx-common"),
+    "apache-common": _preset(APACHE_COMMON, "apache-common"),
 }
