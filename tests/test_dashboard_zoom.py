@@ -47,15 +47,21 @@ def _planted_clusters(planted: dict[str, Any]) -> set[tuple[str, str, str]]:
     }
 
 
+def _open(app: AppTest, page: str, preset: str, section: str | None = None) -> None:
+    """Open a page at a range preset (and a tab), as a shared link does; no exception."""
+    app.query_params["range"] = preset
+    if section is not None:
+        app.query_params["section"] = section
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_hot_spots_rank_the_planted_clusters_first(
     app: AppTest, bad_day: tuple[Path, dict[str, Any]], preset: str
 ) -> None:
     expected = _planted_clusters(bad_day[1])
-    app.query_params["range"] = preset
-    app.query_params["section"] = "Heatmap and ranking"
-    app.switch_page("app_pages/hotspots.py").run()
-    assert not app.exception, [e.value for e in app.exception]
+    _open(app, "app_pages/hotspots.py", preset, "Heatmap and ranking")
     ranked = app.dataframe[0].value  # the ranking, then the new and growing
     top = ranked.head(len(expected))
     assert set(zip(top["method"], top["route"], top["error_code"], strict=True)) == expected
@@ -71,10 +77,7 @@ def test_incidents_tab_lists_the_planted_incidents(
     app: AppTest, bad_day: tuple[Path, dict[str, Any]], preset: str
 ) -> None:
     planted = bad_day[1]
-    app.query_params["range"] = preset
-    app.query_params["section"] = "Incidents"
-    app.switch_page("app_pages/hotspots.py").run()
-    assert not app.exception, [e.value for e in app.exception]
+    _open(app, "app_pages/hotspots.py", preset, "Incidents")
     table = app.dataframe[0].value
     starts = [dt.datetime.fromisoformat(str(s)).replace(tzinfo=dt.UTC) for s in table["start"]]
     for event, routes in (
@@ -95,9 +98,7 @@ def test_overview_ranks_the_planted_clusters_first(
     app: AppTest, bad_day: tuple[Path, dict[str, Any]], preset: str
 ) -> None:
     expected = _planted_clusters(bad_day[1])
-    app.query_params["range"] = preset
-    app.switch_page("app_pages/overview.py").run()
-    assert not app.exception, [e.value for e in app.exception]
+    _open(app, "app_pages/overview.py", preset)
     bars = app.get("plotly_chart")[-1]  # the page ends with the top hot spots
     figure = json.loads(bars.proto.spec)
     labels = [data[0] for data in figure["data"][0]["customdata"]]
