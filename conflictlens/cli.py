@@ -81,9 +81,9 @@ def cli() -> None:
     default="auto",
     show_default=True,
     help="auto (detected per file), or one of: nginx-extended, nginx-combined, nginx-common, "
-    "apache-combined, apache-common, nginx-json, traefik-clf, traefik-json, envoy-text, "
-    "envoy-json, kong-json, caddy-json, haproxy-httplog, aws-alb, aws-elb-classic, "
-    "apipark-json, json (with a field mapping in --log-format).",
+    "apache-combined, apache-common, nginx-json, traefik-clf, traefik-json, istio-text, "
+    "envoy-text, envoy-gateway-json, envoy-json, kong-json, caddy-json, haproxy-httplog, "
+    "aws-alb, aws-elb-classic, apipark-json, json (with a field mapping in --log-format).",
 )
 @click.option("--log-format", help="Your nginx log_format or Apache LogFormat string.")
 @click.option(
@@ -328,7 +328,8 @@ def _followers(config: Config, con: Any) -> list[Any]:
     show_default=True,
     help="Log format to write: nginx-extended, nginx-combined, nginx-common, apache-combined, "
     "apache-common, nginx-json, traefik-clf, traefik-json, envoy-text, envoy-json, kong-json, "
-    "caddy-json, haproxy-httplog, aws-alb, aws-elb-classic, apipark-json.",
+    "caddy-json, haproxy-httplog, aws-alb, aws-elb-classic, apipark-json, istio-text, "
+    "envoy-gateway-json.",
 )
 @click.option(
     "--scenario",

@@ -493,6 +493,100 @@ def envoy_json(frame: pl.DataFrame, tz: str) -> pl.Series:
     )
 
 
+def istio_text(frame: pl.DataFrame, tz: str) -> pl.Series:
+    """Istio's default text format (1.9+): X-Forwarded-For "-", the client in
+    %DOWNSTREAM_REMOTE_ADDRESS% with its port."""
+    return lines(
+        frame,
+        [
+            lit("["),
+            ENVOY_START,
+            lit('] "'),
+            C("method"),
+            lit(" "),
+            TARGET,
+            lit(" "),
+            http_version("HTTP/2"),
+            lit('" '),
+            s(C("status")),
+            lit(' - via_upstream - "-" '),
+            s(C("req_bytes")),
+            lit(" "),
+            s(C("bytes")),
+            lit(" "),
+            s(MS),
+            lit(" "),
+            s(C("upstream_ms")),
+            lit(' "-" "'),
+            C("user_agent"),
+            lit('" "'),
+            request_id_uuid(),
+            lit('" "'),
+            HOST,
+            lit('" "'),
+            C("upstream"),
+            lit('" '),
+            UPSTREAM_CLUSTER,
+            lit(" 10.44.1.23:37652 10.44.1.27:80 "),
+            C("client"),
+            lit(":"),
+            s(C("client_port")),
+            lit(" - default"),
+        ],
+    )
+
+
+def envoy_gateway_json(frame: pl.DataFrame, tz: str) -> pl.Series:
+    """Envoy Gateway's default JSON access log (its key names and order; numbers as Envoy's
+    JSON formatter writes them)."""
+    esc_ua, esc_target = dirty(frame, "user_agent"), dirty(frame, "path", "query")
+    return lines(
+        frame,
+        [
+            lit('{"start_time":"'),
+            ENVOY_START,
+            lit('","method":"'),
+            C("method"),
+            lit('","x-envoy-origin-path":'),
+            js(TARGET, esc_target),
+            lit(',"protocol":"'),
+            http_version("HTTP/2"),
+            lit('","response_code":'),
+            s(C("status")),
+            lit(',"response_flags":"-","response_code_details":"via_upstream",'),
+            lit('"connection_termination_details":null,"upstream_transport_failure_reason":null,'),
+            lit('"bytes_received":'),
+            s(C("req_bytes")),
+            lit(',"bytes_sent":'),
+            s(C("bytes")),
+            lit(',"duration":'),
+            s(MS),
+            lit(',"x-envoy-upstream-service-time":"'),
+            s(C("upstream_ms")),
+            lit('","x-forwarded-for":"'),
+            C("client"),
+            lit('","user-agent":'),
+            js(C("user_agent"), esc_ua),
+            lit(',"x-request-id":"'),
+            request_id_uuid(),
+            lit('",":authority":"'),
+            HOST,
+            lit('","upstream_host":"'),
+            C("upstream"),
+            lit('","upstream_cluster":"httproute/default/'),
+            SERVICE_NAME,
+            lit('/rule/0","upstream_local_address":"10.244.0.30:48658",'),
+            lit('"downstream_local_address":"10.244.0.30:10080","downstream_remote_address":"'),
+            C("client"),
+            lit(":"),
+            s(C("client_port")),
+            lit('","requested_server_name":null,"route_name":"httproute/default/'),
+            SERVICE_NAME,
+            lit('/rule/0/match/0/*"}'),
+        ],
+    )
+
+
 # --- Kong --------------------------------------------------------------------------------------
 
 
@@ -995,6 +1089,15 @@ FORMATS: dict[str, Format] = {
             True,
             apipark_json,
             "APIPark/Apinto JSON; code in x-error-code header or body",
+        ),
+        # (added last: a sample's seed is its place in this list)
+        Format("istio-text", False, False, istio_text, "Istio's default text format (1.9+)"),
+        Format(
+            "envoy-gateway-json",
+            False,
+            False,
+            envoy_gateway_json,
+            "Envoy Gateway's default JSON access log",
         ),
     )
 }

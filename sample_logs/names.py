@@ -18,6 +18,8 @@ FORMAT_NAMES = (
     "aws-alb",
     "aws-elb-classic",
     "apipark-json",
+    "istio-text",
+    "envoy-gateway-json",
 )
 SCENARIO_NAMES = (
     "steady",

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from ingest.formats import FormatError, compile_log_format, detect_format, get_format
+from ingest.formats.fields import NO_RESPONSE
 from ingest.lines import Chunk, split_lines
 from tests.peer_fixtures import FIXTURES, check_line, expectations, line_cases
 
@@ -188,10 +189,20 @@ def test_apache_escaped_backslash_is_not_unescaped_twice():
 
 
 @pytest.mark.parametrize(
-    "client", ["2001:db8::1", "::1", "fe80::1ff:fe23:4567:890a", "2a02:cf40:10ff:f00f:0:0:0:8000"]
+    ("logged", "client"),
+    [
+        ("2001:db8::1", "2001:db8::1"),
+        ("::1", "::1"),
+        ("fe80::1ff:fe23:4567:890a", "fe80::1ff:fe23:4567:890a"),
+        ("2a02:cf40:10ff:f00f:0:0:0:8000", "2a02:cf40:10ff:f00f::8000"),  # one spelling
+        ("2001:DB8::A", "2001:db8::a"),
+        ("[2001:db8::1]", "2001:db8::1"),  # bracketed, as some proxies write X-Forwarded-For
+        ("[2001:db8::1]:4711", "2001:db8::1"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),  # a dual-stack listener's IPv4 client
+    ],
 )
-def test_ipv6_clients(client):
-    [row] = parse(NGINX_EXTENDED, extended(client=client))
+def test_ipv6_clients(logged, client):
+    [row] = parse(NGINX_EXTENDED, extended(client=logged))
     assert row["reject"] is None
     assert row["client"] == client
     assert row["status"] == 409
@@ -315,11 +326,11 @@ def test_detect_format_refuses_unknown_lines():
         detect_format(frame)
 
 
-def test_missing_status_is_a_request_without_response():
-    """Apache logs "-" when no response was sent; such a line is an event with status 0."""
+def test_missing_status_is_a_reject_that_says_no_response_was_sent():
+    """Apache logs "-" when no response was sent: no status to count or classify."""
     line = '83.149.9.216 - a.user [11/Jan/2020:23:05:27 +0100] "OPTIONS /remote.php/ HTTP/1.1" - 7908 "-" "x"'
     row = parse_one(get_format("apache-combined"), line)
-    assert (row["reject"], row["status"], row["method"]) == (None, 0, "OPTIONS")
+    assert row["reject"] == NO_RESPONSE
 
 
 @pytest.mark.parametrize(
@@ -330,7 +341,9 @@ def test_missing_status_is_a_request_without_response():
         ("example.com 10.0.0.2, 10.0.0.1, 85.181.35.98", "85.181.35.98"),  # vhost prefix
         ("example.com:8080 172.17.0.1", "172.17.0.1"),  # host:port prefix
         ('"10.5.102.222, 175.16.199.1, 204.246.1.1" 10.2.1.185', "175.16.199.1"),
-        ("unix:", "unix:"),
+        ("unix:", None),  # no address: nothing invented
+        ("monitoring-server", None),
+        ("[fd00:ec2::254], 10.0.0.1", "fd00:ec2::254"),
     ],
 )
 def test_client_is_picked_from_address_lists_and_prefixes(prefix, client):

@@ -71,6 +71,8 @@ def test_format_names_are_the_agreed_ones():
         "aws-alb",
         "aws-elb-classic",
         "apipark-json",
+        "istio-text",
+        "envoy-gateway-json",
     }
     assert set(NO_CODE_STYLES) == {
         "nginx-combined",
@@ -80,6 +82,8 @@ def test_format_names_are_the_agreed_ones():
         "traefik-clf",
         "aws-alb",
         "aws-elb-classic",
+        "istio-text",  # the defaults log no error code
+        "envoy-gateway-json",
     }
 
 

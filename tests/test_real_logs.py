@@ -41,7 +41,8 @@ def test_istio_default_lines_take_the_client_from_the_downstream_address(
     (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
     log = REAL / "istio_default.log"
     summary = json.loads(run_cli("ingest", log, "--json").output)
-    assert summary["files"][0]["format"] == "envoy-text"
+    assert summary["files"][0]["format"] == "istio-text"
+    assert summary["files"][0]["detection"] == {"matched": 2, "sampled": 2, "ties": []}
     assert (summary["parsed"], summary["rejected"], summary["conflicts"]) == (2, 0, 0)
     rows = query(
         tmp_path / "conflictlens.duckdb",
@@ -95,7 +96,8 @@ def test_envoy_gateway_default_json_keeps_its_path_and_headers(
     log = tmp_path / "eg.log"
     log.write_text(json.dumps(ENVOY_GATEWAY_DEFAULT) + "\n")
     summary = json.loads(run_cli("ingest", log, "--json").output)
-    assert summary["files"][0]["format"] == "envoy-json"
+    assert summary["files"][0]["format"] == "envoy-gateway-json"
+    assert summary["files"][0]["detection"] == {"matched": 1, "sampled": 1, "ties": []}
     rows = query(
         tmp_path / "conflictlens.duckdb",
         "SELECT method, path, route, status, client, user_agent, request_id, latency_ms, bytes"
@@ -134,7 +136,7 @@ def test_traefik_common_lines_with_dropped_fields_are_traefiks(
     )
     line = ("2016-04-13T14:14:19", "POST", "testpath", 123, 12, 1.0)  # -0700 → UTC
     tail = ("testUserAgent", "testRouter", "http://127.0.0.1/testService")
-    assert rows == [(*line, "TestHost", *tail), (*line, None, *tail)]
+    assert rows == [(*line, None, *tail)] * 2  # "TestHost" names no address: no client
 
 
 def test_a_mostly_combined_file_is_combined_and_keeps_its_common_lines(
@@ -159,7 +161,7 @@ def test_a_mostly_combined_file_is_combined_and_keeps_its_common_lines(
         (404, "192.168.33.1", True),
         (408, "::1", False),
         (404, "172.17.0.1", True),
-        (200, "monitoring-server", True),
+        (200, None, True),  # "monitoring-server": a host name, not an address
         (408, "127.0.0.1", False),  # a user agent of "-" is none
     ]
     text = run_cli("ingest", "--db", tmp_path / "again.duckdb", log).output

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from ingest.formats.clf import ClfFormat
-from ingest.formats.fields import TCP_LISTENER
+from ingest.formats.fields import NO_REQUEST, NO_RESPONSE, TCP_LISTENER
 
 ALB_FORMAT = (
     "type time elb client:port target:port request_processing_time target_processing_time "
@@ -102,7 +102,7 @@ class AwsLoadBalancerFormat(ClfFormat):
         )
         return frame.with_columns(
             latency_ms=pl.when(dispatched).then(total_ms),
-            reject=pl.when(pl.col("reject").is_null() & listener)
+            reject=pl.when(listener & pl.col("reject").is_in([NO_RESPONSE, NO_REQUEST]))
             .then(pl.lit(TCP_LISTENER))
             .otherwise(pl.col("reject")),
         )

@@ -1,4 +1,5 @@
-"""Envoy's default text access-log format, with the Istio variants and an error-code field.
+"""Envoy's default text access-log format, with the Istio variants and an error-code field;
+Istio's default as a format of its own (istio-text, at the end).
 
     [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%"
     %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
@@ -50,26 +51,26 @@ _COUNTS = (
 _ISTIO_TAIL = r'(?:[^\s"]+ ){3}(?P<client_hostport>[^\s"]+) [^\s"]+ [^\s"]+\r?\n?$'
 _END = r'(?: (?:"(?P<error_code>[^"\r\n]*)"|' + _ISTIO_TAIL + r")?|\r?\n?$)"
 
-ENVOY_REGEX = (
+_MAIN = (
     _START
     + r'"(?P<request>[^"]*)" (?P<status>[0-9]+) '
     + _COUNTS
     + r'"(?P<forwarded_for>[^"]*)" "(?P<user_agent>[^"]*)" "(?P<request_id>[^"]*)" '
     + r'"(?P<host>[^"]*)" "(?P<upstream>[^"]*)"'
-    + _END
 )
 # Only for the lines the main regex missed: raw quotes in the request, X-Forwarded-For or
 # user agent (the user agent takes the most; the request id, authority and upstream host
 # cannot hold quotes).
-ENVOY_QUOTES_REGEX = (
+_QUOTES = (
     _START
     + r'"(?P<request>.*?)" (?P<status>[0-9]+) '
     + r'[^\s"]+ (?:".*?" |[^\s"0-9][^\s"]* [^\s"]+ ".*?" )?'
     + r'[0-9]+ (?P<bytes>[0-9]+) (?P<latency_ms>[0-9]+) [^\s"]+ '
     + r'"(?P<forwarded_for>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" '
     + r'"(?P<host>[^"]*)" "(?P<upstream>[^"]*)"'
-    + _END
 )
+ENVOY_REGEX = _MAIN + _END
+ENVOY_QUOTES_REGEX = _QUOTES + _END
 
 ENVOY_FIELDS = (
     "time_iso",
@@ -93,5 +94,26 @@ ENVOY_TEXT = ClfFormat(
     regex=ENVOY_REGEX,
     fields=ENVOY_FIELDS,
     fallback=ENVOY_QUOTES_REGEX,
+    unescape=(),
+)
+
+# Istio's default (meshConfig.accessLogEncoding TEXT): Envoy's fields with Istio's in the middle
+# and its six after the upstream host, all required, so that detection names Istio for its
+# files (envoy-text reads them as well, declaring one field more: the error code).
+ISTIO_DEFAULT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "
+    '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
+    '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% '
+    "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% "
+    "%REQUESTED_SERVER_NAME% %ROUTE_NAME%"
+)
+ISTIO_TEXT = ClfFormat(
+    name="istio-text",
+    source=ISTIO_DEFAULT,
+    regex=_MAIN + " " + _ISTIO_TAIL,
+    fields=tuple(f for f in ENVOY_FIELDS if f != "error_code"),
+    fallback=_QUOTES + " " + _ISTIO_TAIL,
     unescape=(),
 )

@@ -73,9 +73,12 @@ PARSED_COLUMNS: dict[str, pl.DataType] = {
 # A request line split only at its outer spaces: targets may contain spaces, and a line may
 # hold no request at all ("", "-", "hello", TLS bytes), which is not a reason to drop it.
 METHOD = r"^[A-Za-z][A-Za-z0-9_-]*$"
-PROTOCOL = r"^[A-Za-z]+/[0-9.]+$"
-# The slower fallback for the rare target with spaces in it (ALB "SpaceInUri").
-REQUEST_LINE_SPACES = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>.+?)(?: [A-Za-z]+/[0-9.]+)?$"
+# HTTP/1.1, and the bare scheme some proxies write instead (Traefik: "GET /foo http").
+_PROTOCOL = r"(?:[A-Za-z]+/[0-9.]+|(?i:https?))"
+PROTOCOL = rf"^{_PROTOCOL}$"
+# The slower fallback for the rare target with spaces in it (ALB "SpaceInUri"), and for a
+# protocol the compiled scanner does not take (it reads NAME/VERSION only).
+REQUEST_LINE_SPACES = rf"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>.+?)(?: {_PROTOCOL})?$"
 ABSOLUTE_URI_PREFIX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*"
 
 # One pass over both dialects, so that an escaped backslash is never read as the start of
@@ -255,8 +258,9 @@ def client_hosts(frame: pl.DataFrame, raw: set[str]) -> pl.DataFrame:
 
 
 def strip_port(address: pl.Expr) -> pl.Expr:
-    """``1.2.3.4:5678`` → ``1.2.3.4``, ``[::1]:80`` → ``::1``; a bare IPv6 address is kept."""
-    bracketed = address.str.replace(r"^\[([^\]]*)\](?::\d+)?$", "$1")
+    """``1.2.3.4:5678`` → ``1.2.3.4``, ``[::1]:80`` → ``[::1]``: the brackets stay, so that
+    normalise_clients knows the port is gone (an unbracketed IPv6 address keeps its port)."""
+    bracketed = address.str.replace(r"^(\[[^\]]*\])(?::\d+)?$", "$1")
     return bracketed.str.replace(r"^([^:\[\]]+):\d+$", "$1")
 
 
@@ -288,6 +292,65 @@ def pick_client(text: str) -> str | None:
     if addresses:
         return str(addresses[0])
     return tokens[-1] if tokens else None
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# A plain IPv4 address, as most clients are: such values are kept without a Python call.
+_IPV4 = rf"^(?:{_OCTET}\.){{3}}{_OCTET}$"
+_PORT = re.compile(r"^[0-9]{1,5}$")
+
+
+def ip_address_of(text: str, with_port: bool = False) -> str | None:
+    """The IP address ``text`` names, normalised (``[::1]:80`` → ``::1``, ``1.2.3.4:80`` →
+    ``1.2.3.4``), or None when it names none (a host name, ``unix:``, ``-``): nothing invented.
+
+    ``with_port``: the field always carries a port (ALB's and HAProxy's unbracketed
+    ``2001:db8::1:54321``), so a last ``:digits`` is a port even where the whole would read
+    as an IPv6 address too.
+    """
+    text = text.strip()
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::[0-9]{1,5})?", text)
+    candidates = [bracketed.group(1)] if bracketed else []
+    if not bracketed:
+        head, colon, port = text.rpartition(":")
+        split = [head] if colon and _PORT.match(port) else []
+        candidates = [*split, text] if with_port else [text, *split]
+    for candidate in candidates:
+        try:
+            address = ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+        # (a dual-stack listener logs an IPv4 client as ::ffff:a.b.c.d: the same client)
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        return str(mapped or address)
+    return None
+
+
+def normalise_addresses(column: pl.Series, with_port: bool = False) -> pl.Series:
+    """Each value as ip_address_of gives it; plain IPv4 values (nearly all) stay as they are
+    and the rest are looked up once per distinct value."""
+    odd = column.is_not_null() & ~column.str.contains(_IPV4)
+    if not odd.any():
+        return column
+    rows = odd.arg_true()
+    values = column.gather(rows)
+    unique = values.unique().to_list()
+    mapping = pl.DataFrame(
+        {"value": unique, "ip": [ip_address_of(v, with_port) for v in unique]},
+        schema={"value": pl.String, "ip": pl.String},
+    )
+    fixed = values.to_frame("value").join(mapping, on="value", how="left", maintain_order="left")
+    return column.scatter(rows, fixed["ip"])
+
+
+def normalise_clients(frame: pl.DataFrame, raw: set[str]) -> pl.DataFrame:
+    """Every client source holds a bare, valid IP address or null (see ip_address_of), so that
+    the coalesce in _client passes over an X-Forwarded-For without an address."""
+    names = [n for n in ("forwarded_for", "client") if n in raw and n in frame.columns]
+    columns = [normalise_addresses(frame[n]) for n in names]
+    if "_client_host" in frame.columns:
+        columns.append(normalise_addresses(frame["_client_host"], with_port=True))
+    return frame.with_columns(columns) if columns else frame
 
 
 def pick_clients(frame: pl.DataFrame, raw: set[str]) -> pl.DataFrame:
@@ -333,7 +396,7 @@ def convert(frame: pl.DataFrame, raw: set[str], unescape: list[str]) -> pl.DataF
         pl.coalesce(_text(raw, "path"), pl.col("_target_path")).alias("_path")
     )
     frame = decode_paths(_relative_paths(frame))
-    frame = client_hosts(pick_clients(frame, raw), raw)
+    frame = normalise_clients(client_hosts(pick_clients(frame, raw), raw), raw)
     if "time_iso" in raw:
         frame = frame.with_columns(iso_times(frame["time_iso"]).alias("_time_iso"))
     if "time_clf" in raw:
@@ -366,7 +429,8 @@ def _parsed_columns(raw: frozenset[str]) -> dict[str, pl.Expr]:
         method = pl.coalesce(method, pl.col("_rq_method"))
     path = pl.col("_path")
     query = pl.coalesce(_text(raw, "query").str.strip_prefix("?"), pl.col("_target_query"))
-    # "-" means no response was sent (Apache, aborted requests): status 0, as Envoy logs it.
+    # "-" means no response was sent (Apache, aborted requests): 0, as Envoy logs it, which
+    # reject_reason turns into a reject that says so.
     status = (
         pl.when(pl.col("status") == "-")
         .then(pl.lit(0, pl.Int16))
@@ -415,7 +479,11 @@ EMPTY_LINE = "empty line"
 # Reasons for a line that is the format's own, but holds no HTTP request: detection counts
 # such lines as recognised (a TCP listener's log is still a classic ELB log).
 TCP_LISTENER = "TCP/SSL listener entry, no HTTP request"
-RECOGNISED_REJECTS = (TCP_LISTENER,)
+# Status "-" (Apache, Traefik, ALB), 0 (Envoy) or -1 (HAProxy): the connection ended before
+# any response was sent, so there is no status to count or classify.
+NO_RESPONSE = "no response status: the connection ended before a response was sent"
+NO_REQUEST = "connection entry without an HTTP request or response"
+RECOGNISED_REJECTS = (TCP_LISTENER, NO_RESPONSE, NO_REQUEST)
 
 
 def reject_reason(matched: pl.Expr, format_name: str) -> pl.Expr:
@@ -427,11 +495,11 @@ def reject_reason(matched: pl.Expr, format_name: str) -> pl.Expr:
         .then(pl.lit(f"does not match the {format_name} format"))
         .when(pl.col("ts").is_null())
         .then(pl.lit("invalid timestamp"))
-        .when(
-            pl.col("status").is_null()
-            | ((pl.col("status") < 100) & (pl.col("status") != 0))
-            | (pl.col("status") > 599)
-        )
+        .when((pl.col("status") == 0) & pl.col("method").is_null())
+        .then(pl.lit(NO_REQUEST))
+        .when(pl.col("status") == 0)
+        .then(pl.lit(NO_RESPONSE))
+        .when(pl.col("status").is_null() | (pl.col("status") < 100) | (pl.col("status") > 599))
         .then(pl.lit("invalid status"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )

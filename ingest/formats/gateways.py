@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ingest.formats.aws import AWS_ALB, AWS_ELB_CLASSIC
-from ingest.formats.envoy import ENVOY_TEXT
+from ingest.formats.envoy import ENVOY_TEXT, ISTIO_TEXT
 from ingest.formats.haproxy import HAPROXY_HTTPLOG_FORMAT
 from ingest.formats.traefik import TRAEFIK_CLF
 
@@ -19,5 +19,12 @@ if TYPE_CHECKING:
 
 GATEWAY_FORMATS: dict[str, LogFormat] = {
     fmt.name: fmt
-    for fmt in (TRAEFIK_CLF, ENVOY_TEXT, HAPROXY_HTTPLOG_FORMAT, AWS_ALB, AWS_ELB_CLASSIC)
+    for fmt in (
+        TRAEFIK_CLF,
+        ISTIO_TEXT,
+        ENVOY_TEXT,
+        HAPROXY_HTTPLOG_FORMAT,
+        AWS_ALB,
+        AWS_ELB_CLASSIC,
+    )
 }

@@ -175,6 +175,12 @@ class JsonFormat:
         ):
             object.__setattr__(self, name, Extraction.of(part, scanner=self.scanner))
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The JSON paths it reads (detection: of two formats that read as much, the one that
+        declares fewer says no more than the lines hold)."""
+        return tuple(p for paths in self.paths.values() for p in paths)
+
     def parse(
         self, lines: pl.DataFrame, *, detail_statuses: Collection[int] | None = None
     ) -> pl.DataFrame:
@@ -337,6 +343,29 @@ ENVOY_JSON = JsonFormat(
     required=("status", "time_iso"),
 )
 
+# Envoy Gateway's default JSON access log: Envoy's fields under Envoy Gateway's key names (the
+# path only as x-envoy-origin-path, headers by their names). envoy-json reads these keys too;
+# this format names them alone, so that detection names Envoy Gateway for its files.
+ENVOY_GATEWAY_JSON = JsonFormat(
+    "envoy-gateway-json",
+    {
+        "time_iso": _p("$.start_time"),
+        "method": _p("$.method"),
+        "target": _p('$."x-envoy-origin-path"'),
+        "status": _p("$.response_code"),
+        "bytes": _p("$.bytes_sent"),
+        "latency_ms": _p("$.duration"),
+        "forwarded_for": _p('$."x-forwarded-for"'),
+        "client_hostport": _p("$.downstream_remote_address"),
+        "user_agent": _p('$."user-agent"'),
+        "request_id": _p('$."x-request-id"'),
+        "host": _p('$.":authority"'),
+        "upstream": _p("$.upstream_host"),
+        "service": _p("$.upstream_cluster"),
+    },
+    required=("status", "time_iso", "target"),
+)
+
 KONG_JSON = JsonFormat(
     "kong-json",
     {
@@ -405,7 +434,16 @@ APIPARK_JSON = JsonFormat(
 )
 
 JSON_FORMATS: dict[str, JsonFormat] = {
-    f.name: f for f in (TRAEFIK_JSON, ENVOY_JSON, KONG_JSON, CADDY_JSON, APIPARK_JSON, NGINX_JSON)
+    f.name: f
+    for f in (
+        TRAEFIK_JSON,
+        ENVOY_GATEWAY_JSON,
+        ENVOY_JSON,
+        KONG_JSON,
+        CADDY_JSON,
+        APIPARK_JSON,
+        NGINX_JSON,
+    )
 }
 
 
