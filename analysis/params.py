@@ -38,7 +38,7 @@ class AnalysisError(ValueError):
 
 # No question may reach before or after what the store can hold (ingest rejects timestamps
 # outside this window): a range from year 1 is cut to it, not turned into millions of buckets.
-EARLIEST = dt.datetime(2000, 1, 1)
+EARLIEST = dt.datetime(1991, 1, 1)  # the first year of the web: older times are corrupt
 LATEST = dt.datetime(2100, 1, 1)
 # The most time buckets one answer may have (a chart has a few thousand points at most), and
 # the most windows an analysis may score (a year and a half of 5-minute buckets).

@@ -204,8 +204,10 @@ INCIDENTS = (
 def kind_of(status: int, code: str | None) -> tuple[str, str]:
     """The kind and kind_rule conflictlens's classifier gives (its built-in rules)."""
     if code is not None:
+        padded = f"_{code}_"
         for word, kind in CODE_WORDS:
-            if word in code:
+            whole = word.startswith("_") and word.endswith("_")
+            if code == word[1:] if word.startswith("=") else word in (padded if whole else code):
                 return kind, f"word:{word}"
     if status in STATUS_KINDS:
         return STATUS_KINDS[status], f"status:{status}"

@@ -80,10 +80,11 @@ def cli() -> None:
     "format_name",
     default="auto",
     show_default=True,
-    help="auto (detected per file), or one of: nginx-extended, nginx-combined, nginx-common, "
-    "apache-combined, apache-common, nginx-json, traefik-clf, traefik-json, istio-text, "
-    "envoy-text, envoy-gateway-json, envoy-json, kong-json, caddy-json, haproxy-httplog, "
-    "aws-alb, aws-elb-classic, apipark-json, json (with a field mapping in --log-format).",
+    help="auto (detected per file), or one of: nginx-extended, nginx-main, nginx-combined, "
+    "nginx-common, apache-combined, apache-common, nginx-json, ingress-nginx, traefik-clf, "
+    "traefik-json, istio-text, envoy-text, envoy-gateway-json, envoy-json, kong-json, "
+    "caddy-json, haproxy-httplog, aws-alb, aws-elb-classic, apipark-json, json (with a field "
+    "mapping in --log-format).",
 )
 @click.option("--log-format", help="Your nginx log_format or Apache LogFormat string.")
 @click.option(
@@ -113,8 +114,8 @@ def ingest(
     """
     import dataclasses
 
-    from ingest import import_source
-    from ingest.formats import get_format
+    from ingest import IngestError, import_source
+    from ingest.formats import UnknownFormat, get_format
     from store import refresh_summaries
 
     config, db = resolve_config(config_file, db_path)
@@ -132,6 +133,9 @@ def ingest(
             raise UserError(f"{name}: no such file")
     store = _OpeningStore(db)
     summaries = []
+    # A file that cannot be imported (not recognised, unreadable) does not stop the others;
+    # the command still fails at the end, naming it.
+    failed: list[tuple[str, str]] = []
     try:
         with output.progress(paths, enabled=not as_json) as advance:
             for name in paths:
@@ -148,6 +152,12 @@ def ingest(
                     raise UserError(
                         f"interrupted while importing {name}; what was committed stays, run again to resume"
                     ) from None
+                except (IngestError, UnknownFormat) as exc:
+                    message = str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
+                    failed.append((name, message))
+                    if not as_json and len(paths) > 1:
+                        output.warn(message)
+                    continue
                 summaries.append(summary)
                 if not as_json:
                     output.print_import_summary(summary)
@@ -156,10 +166,18 @@ def ingest(
         store.close()
     total = output.import_totals(summaries)
     if as_json:
+        total["failed"] = [{"path": name, "error": message} for name, message in failed]
         click.echo(json.dumps(total))
     elif len(summaries) > 1:
         output.print_totals(total)
     _finished_cleanly.set()
+    if failed:
+        raise UserError(
+            failed[0][1]
+            if len(paths) == 1
+            else f"{len(failed)} of {len(paths)} files not imported: "
+            + "; ".join(message for _, message in failed)
+        )
 
 
 @cli.command(name="serve")

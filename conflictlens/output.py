@@ -37,6 +37,11 @@ def _print(renderable: Any) -> None:
     _console(stderr=False).print(renderable)
 
 
+def warn(message: str) -> None:
+    """One line on stderr about a file that was skipped; the command goes on."""
+    _console(stderr=True).print(f"skipped: {printable(message)}", markup=False)
+
+
 def _input_size(paths: Sequence[str]) -> int | None:
     total = 0
     for name in paths:
@@ -111,6 +116,8 @@ def _detected_text(summary: ImportSummary) -> str:
     found = summary.detection
     if found is None:
         return ""
+    if found.matched == 0:
+        return f" (no known format takes any of the {found.sampled:,} sampled lines: pass --format or --log-format)"
     tie = f"; {' and '.join(found.ties)} read them alike" if found.ties else ""
     return f" (detected: {found.matched:,} of {found.sampled:,} sampled lines{tie})"
 

@@ -13,7 +13,7 @@ import duckdb
 import polars as pl
 
 from ingest.formats import LogFormat, scan
-from ingest.formats.fields import EMPTY_LINE
+from ingest.formats.fields import EMPTY_LINE, named_rejects
 from ingest.kinds import classify
 from ingest.lines import REJECT_SAMPLE_BYTES, Chunk, SplitLines, split_lines
 from ingest.options import IngestOptions
@@ -36,7 +36,8 @@ def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id:
         good if options.keep_all else good.filter(pl.col("status").is_in(options.capture_statuses))
     )
     events = build_events(captured, options, source_id)
-    rejects = build_rejects(parsed.filter(pl.col("reject").is_not_null()), split, chunk, source_id)
+    bad = named_rejects(parsed.filter(pl.col("reject").is_not_null()))
+    rejects = build_rejects(bad, split, chunk, source_id)
     lines = split.lines.height + len(split.invalid_offsets) + len(chunk.overlong)
     rollups = build_rollups(good, options)
     skipped = parsed.height - good.height - rejects.height + len(split.invalid_offsets)

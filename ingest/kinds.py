@@ -33,6 +33,7 @@ CODE_WORDS: tuple[tuple[str, str], ...] = (
     ("TAKEN", "uniqueness"),
     ("UNIQUE", "uniqueness"),
     ("ALREADY_REGISTERED", "uniqueness"),
+    ("_LEASE_", "lock"),  # a lease is a lock held for a time (Azure Storage)
     ("ALREADY_", "state"),
     ("INVALID_STATE", "state"),
     ("TRANSITION", "state"),
@@ -42,6 +43,11 @@ CODE_WORDS: tuple[tuple[str, str], ...] = (
     ("DEPENDEN", "dependency"),
     ("CHILD", "dependency"),
     ("LOCK", "lock"),
+    ("PRECONDITION", "precondition"),
+    ("CONDITION_NOT_MET", "precondition"),
+    # A code that is only "conflict" is most often an optimistic-concurrency clash (CouchDB's
+    # document update conflict, Kubernetes' "the object has been modified").
+    ("=CONFLICT", "version"),
 )
 STATUS_KINDS = {423: "lock", 412: "precondition", 428: "precondition"}
 
@@ -107,15 +113,23 @@ def classify(frame: pl.DataFrame, rules: tuple[KindRule, ...] = ()) -> pl.DataFr
     )
 
 
+def _has_word(code: pl.Expr, word: str) -> pl.Expr:
+    """Does the normalised code hold ``word``: anywhere; as a whole word when it is written
+    ``_WORD_`` (so that LEASE is not found in RELEASE); as the whole code when ``=WORD``."""
+    if word.startswith("="):
+        return code == word[1:]
+    if word.startswith("_") and word.endswith("_"):
+        return pl.concat_str(pl.lit("_"), code, pl.lit("_")).str.contains(word, literal=True)
+    return code.str.contains(word, literal=True)
+
+
 def _decide(frame: pl.DataFrame, rules: tuple[KindRule, ...]) -> pl.DataFrame:
     """``kind`` and ``kind_rule`` by the rule chain, row by row of ``frame``."""
     frame = frame.with_columns(normalised_code(pl.col("error_code")).alias("_code"))
     code, raw = pl.col("_code"), pl.col("error_code")
     decisions: list[tuple[pl.Expr, str, str]] = []
     decisions += [(raw.str.contains(r.pattern), r.kind, f"rule:{r.pattern}") for r in rules]
-    decisions += [
-        (code.str.contains(word, literal=True), kind, f"word:{word}") for word, kind in CODE_WORDS
-    ]
+    decisions += [(_has_word(code, word), kind, f"word:{word}") for word, kind in CODE_WORDS]
     decisions.append((pl.col("if_match").is_not_null(), "version", "evidence:if-match"))
     decisions += [(pl.col("status") == s, kind, f"status:{s}") for s, kind in STATUS_KINDS.items()]
     kind: pl.Expr = pl.lit("unknown")

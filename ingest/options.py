@@ -12,7 +12,7 @@ from ingest.routes import RouteRule
 CONFLICT_STATUSES = frozenset({409, 412, 423, 428})
 # Timestamps outside this window are rejects: a year-0 or year-10000 stamp is a broken line,
 # and stored it would break every question whose range the store's span decides.
-EARLIEST = dt.datetime(2000, 1, 1)
+EARLIEST = dt.datetime(1991, 1, 1)  # the first year of the web: older times are corrupt
 LATEST = dt.datetime(2100, 1, 1)
 
 

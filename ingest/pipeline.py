@@ -7,6 +7,7 @@ import resumes exactly where the last commit ended.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -16,7 +17,15 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from ingest.batch import DATA_ERRORS, parse_chunk, store_chunk
-from ingest.formats import Detection, FormatError, LogFormat, detect, get_format
+from ingest.formats import (
+    UNRECOGNISED,
+    Detection,
+    FormatError,
+    LogFormat,
+    UnknownFormat,
+    detect,
+    get_format,
+)
 from ingest.identity import FINGERPRINT_BYTES, NotALogFile, open_source, skip_to
 from ingest.lines import Chunk, read_chunks, split_lines
 from ingest.options import IngestOptions
@@ -149,6 +158,11 @@ def import_source(
                 "imported from it; it was truncated (use serve to follow copytruncate rotation)"
             )
         fmt = choose_format(format_name, log_format, source.format, source.log_format)
+        if source.format is None and source.offset > 0:
+            # Read before without recognising its format: every line was a reject. Read it
+            # again from the start, in place of those rejects.
+            store.restart_source(source.source_id)
+            source = dataclasses.replace(source, offset=0, lines=0)
         summary.resumed_at = source.offset
         if early is not None and source.offset == 0:
             chunks: Iterator[Chunk] = early if first is None else chain([first], early)
@@ -166,7 +180,8 @@ def import_source(
                     fmt = summary.detection.format
                 if summary.format == "":
                     summary.format = fmt.name
-                    store.set_format(source.source_id, fmt.name, log_format)
+                    if fmt is not UNRECOGNISED:
+                        store.set_format(source.source_id, fmt.name, log_format)
                 job = pool.submit(_parsed, chunk, fmt, options, source.source_id)
                 pending.append((chunk, job))
                 if len(pending) > options.workers:
@@ -189,10 +204,18 @@ DETECT_BYTES = 1024 * 1024
 
 
 def _detected(chunk: Chunk, early: Detection | FormatError | None) -> Detection:
-    """The chunk's format: as detected early, or detected now."""
+    """The chunk's format: as detected early, or detected now; a chunk no format recognises
+    is UNRECOGNISED (its lines become rejects that say so)."""
+    if isinstance(early, UnknownFormat):
+        return Detection(UNRECOGNISED, 0, early.sampled)
     if isinstance(early, FormatError):
         raise early
-    return early if early is not None else detect(split_lines(_head(chunk)).lines)
+    if early is not None:
+        return early
+    try:
+        return detect(split_lines(_head(chunk)).lines)
+    except UnknownFormat as exc:
+        return Detection(UNRECOGNISED, 0, exc.sampled)
 
 
 def _head(chunk: Chunk) -> Chunk:

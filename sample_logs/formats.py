@@ -229,8 +229,9 @@ def clf(style: str) -> Formatter:
         size = s(C("bytes"))
         if apache:  # Apache's %b writes "-" for an empty body
             size = pl.when(C("bytes") == 0).then(lit("-")).otherwise(size)
+        # nginx "main" sits behind a proxy: remote_addr is the proxy, X-Forwarded-For the client
         parts = [
-            C("client"),
+            lit(PROXY) if style == "nginx-main" else C("client"),
             lit(" - - ["),
             clf_time(tz),
             lit('] "'),
@@ -252,9 +253,56 @@ def clf(style: str) -> Formatter:
                 C("error_code").fill_null("-"),
                 lit('"'),
             ]
+        if style == "nginx-main":
+            parts += [lit(' "'), C("client"), lit('"')]
         return lines(frame, parts)
 
     return render
+
+
+PROXY = "172.31.0.2"
+
+
+def ingress_nginx(frame: pl.DataFrame, tz: str) -> pl.Series:
+    """The ingress-nginx controller's default upstreaminfo format."""
+    return lines(
+        frame,
+        [
+            C("client"),
+            lit(" - - ["),
+            clf_time(tz),
+            lit('] "'),
+            C("method"),
+            lit(" "),
+            TARGET,
+            lit(" "),
+            http_version("HTTP/2.0"),
+            lit('" '),
+            s(C("status")),
+            lit(" "),
+            s(C("bytes")),
+            lit(' "'),
+            C("referer"),
+            lit('" "'),
+            C("user_agent"),
+            lit('" '),
+            s(C("req_bytes") + 300),
+            lit(" "),
+            seconds3(MS),
+            lit(" [default-"),
+            SERVICE_NAME,
+            lit("-8080] [] "),
+            C("upstream"),
+            lit(" "),
+            s(C("bytes")),
+            lit(" "),
+            seconds3(C("upstream_ms")),
+            lit(" "),
+            s(C("status")),
+            lit(" "),
+            C("request_id"),
+        ],
+    )
 
 
 def nginx_json(frame: pl.DataFrame, tz: str) -> pl.Series:
@@ -1099,5 +1147,13 @@ FORMATS: dict[str, Format] = {
             envoy_gateway_json,
             "Envoy Gateway's default JSON access log",
         ),
+        Format(
+            "nginx-main",
+            False,
+            False,
+            clf("nginx-main"),
+            "nginx.conf's main: combined + X-Forwarded-For",
+        ),
+        Format("ingress-nginx", False, False, ingress_nginx, "ingress-nginx upstreaminfo"),
     )
 }

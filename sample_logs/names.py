@@ -20,6 +20,8 @@ FORMAT_NAMES = (
     "apipark-json",
     "istio-text",
     "envoy-gateway-json",
+    "nginx-main",
+    "ingress-nginx",
 )
 SCENARIO_NAMES = (
     "steady",

@@ -233,6 +233,23 @@ class Writer:
             [name, log_format, source_id],
         )
 
+    def restart_source(self, source_id: int) -> None:
+        """Forget what was read of a source whose format was never recognised (its lines are
+        all rejects), so that it is read again from its start: one transaction."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM rejects WHERE source_id = ?", [source_id])
+            con.execute(
+                'UPDATE sources SET "offset" = 0, lines = 0, rejects = 0, conflicts = 0, '
+                "updated_at = ? WHERE source_id = ?",
+                [_now(), source_id],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
     def commit(self, batch: Batch) -> None:
         """Insert the batch's rows and move the source offset, all or nothing.
 

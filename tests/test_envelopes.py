@@ -36,6 +36,16 @@ def kubectl(line: str) -> str:
     return f"[pod/gateway-7c9f5d6b8-x2x9p/proxy] {line}"
 
 
+def compose_timed(line: str) -> str:
+    """As `docker compose logs -t` prints it: the time docker received the line comes first."""
+    return f"gateway-1  | 2026-11-19T10:00:00.670998585Z {line}"
+
+
+def stern(line: str) -> str:
+    """As stern prints a pod's line: pod and container names first."""
+    return f"gateway-7c9f5d6b8-x2x9p envoy {line}"
+
+
 def clusters_of(tmp_path, name: str, lines: list[str]) -> tuple[object, list[dict[str, object]]]:
     log = tmp_path / name
     log.write_text("\n".join(lines) + "\n")
@@ -47,7 +57,9 @@ def clusters_of(tmp_path, name: str, lines: list[str]) -> tuple[object, list[dic
 
 @pytest.mark.parametrize("style", ["nginx-extended", "kong-json", "envoy-text"])
 @pytest.mark.parametrize(
-    "wrap", [docker, cri, compose, kubectl], ids=["docker", "cri", "compose", "kubectl"]
+    "wrap",
+    [docker, cri, compose, compose_timed, kubectl],
+    ids=["docker", "cri", "compose", "compose-t", "kubectl"],
 )
 def test_wrapped_logs_give_the_same_clusters_as_bare_ones(tmp_path, style, wrap):
     lines = bare_lines(style)
@@ -79,3 +91,14 @@ def test_compose_logs_with_the_gateways_own_messages_import_the_access_lines(tmp
     assert (summary.lines, summary.parsed, summary.rejected) == (43, 40, 3)
     bare_summary, bare = clusters_of(tmp_path, "bare.log", access)
     assert rows == bare and bare_summary.rejected == 0
+
+
+@pytest.mark.parametrize("style", ["kong-json", "envoy-gateway-json"])
+def test_stern_prefixed_json_lines_give_the_same_clusters_as_bare_ones(tmp_path, style):
+    """stern's prefix is removed before JSON lines only (before a text line, two words could
+    be the line's own fields)."""
+    lines = bare_lines(style)
+    bare_summary, bare = clusters_of(tmp_path, "bare.log", lines)
+    wrapped_summary, wrapped = clusters_of(tmp_path, "stern.log", [stern(line) for line in lines])
+    assert (wrapped_summary.format, wrapped_summary.rejected) == (bare_summary.format, 0)
+    assert wrapped == bare and bare

@@ -216,8 +216,8 @@ def test_ipv6_clients(logged, client):
         ("/bare/path", None, None),  # not a request line: kept, but no method or path
         ("hello", None, None),
         ("GET /bare/path", "GET", "/bare/path"),  # HTTP/0.9 style: no protocol
-        ("get /lower HTTP/1.0", "GET", "/lower"),
-        ("pAtCh /mixed HTTP/1.1", "PATCH", "/mixed"),
+        ("get /lower HTTP/1.0", "get", "/lower"),  # methods stay as logged (case-sensitive)
+        ("pAtCh /mixed HTTP/1.1", "pAtCh", "/mixed"),
         ("GET http://example.com/x/y?z=1 HTTP/1.1", "GET", "/x/y"),
         ("GET /with space/in it HTTP/1.1", "GET", "/with space/in it"),
     ],

@@ -140,8 +140,16 @@ ISTIO_LINE = (
 # envoy-text reads Istio's lines too (as it did before istio-text was named); detection
 # prefers istio-text, which declares no error-code field.
 READS_TOO = {("envoy-text", "istio-text")}
+# ingress-nginx's upstreaminfo, shaped as the first line of Filebeat's ingress_controller test
+# log (tests/fixtures/real/corpus/part-A/ingress-nginx), with this module's request and status.
+INGRESS_NGINX_LINE = (
+    '192.168.64.1 - - [07/Feb/2020:11:48:51 +0000] "PUT /api/v1/users/1 HTTP/1.1" 409 59 "-" '
+    '"curl/7.54.0" 89 0.001 [default-web-8080] [] 172.17.0.5:8080 59 0.000 409 '
+    "529a007902362a5f51385a5fa7049884"
+)
 GATEWAY_LINES = {
     "traefik-clf": TRAEFIK_LINE,
+    "ingress-nginx": INGRESS_NGINX_LINE,
     "istio-text": ISTIO_LINE,
     "envoy-text": ENVOY_LINE,
     "haproxy-httplog": HAPROXY_LINE,
@@ -220,7 +228,10 @@ def test_sample_logs_are_detected_as_their_own_format(path: Path):
 def test_traefik_409_maps_router_server_and_duration():
     row = event("traefik-clf", TRAEFIK_LINE)
     assert row["ts"] == dt.datetime(2026, 11, 20, 10, 0, 0)
-    assert (row["service"], row["upstream"]) == ("users@docker", "http://172.19.0.3:8080")
+    assert (row["service"], row["upstream"]) == (
+        "users@docker",
+        "172.19.0.3:8080",
+    )  # the server URL's address
     assert row["latency_ms"] == pytest.approx(7.0)
     assert (row["client"], row["bytes"], row["user_agent"]) == ("10.0.0.1", 12, "curl/8.5.0")
     assert row["error_code"] is None
@@ -237,7 +248,7 @@ def test_traefik_unescaped_quote_in_user_agent():
     assert (row["status"], row["bytes"], row["path"]) == (200, 659, "/")
     assert (row["service"], row["upstream"], row["latency_ms"]) == (
         "example@file",
-        "http://127.0.0.1:3001",
+        "127.0.0.1:3001",
         1.0,
     )
 

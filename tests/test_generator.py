@@ -73,6 +73,8 @@ def test_format_names_are_the_agreed_ones():
         "apipark-json",
         "istio-text",
         "envoy-gateway-json",
+        "nginx-main",
+        "ingress-nginx",
     }
     assert set(NO_CODE_STYLES) == {
         "nginx-combined",
@@ -84,6 +86,8 @@ def test_format_names_are_the_agreed_ones():
         "aws-elb-classic",
         "istio-text",  # the defaults log no error code
         "envoy-gateway-json",
+        "nginx-main",
+        "ingress-nginx",
     }
 
 

@@ -69,3 +69,21 @@ def test_the_decision_order():
     built_in = classify(frame).select("kind", "kind_rule").rows()
     assert built_in[1] == ("uniqueness", "word:TAKEN")
     assert built_in[2] == ("uniqueness", "word:TAKEN")  # camelCase is normalised first
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("LeaseIdMissing", "lock"),  # Azure Storage: a lease is a lock
+        ("RELEASE_PENDING", "unknown"),  # LEASE only as a whole word
+        ("conflict", "version"),  # CouchDB's document update conflict
+        ("Conflict", "version"),  # Kubernetes' Status reason
+        ("IDEMPOTENCY_CONFLICT", "unknown"),  # "conflict" alone, not within a code
+        ("ConditionNotMet", "precondition"),
+    ],
+)
+def test_whole_word_and_whole_code_words(code: str, kind: str) -> None:
+    frame = pl.DataFrame(
+        {"error_code": [code], "status": pl.Series([409], dtype=pl.Int16), "if_match": [None]}
+    )
+    assert classify(frame).item(0, "kind") == kind

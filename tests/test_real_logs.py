@@ -18,13 +18,14 @@ def test_classic_elb_tcp_and_ssl_listener_entries_are_rejects_with_a_reason(
     """A TCP or SSL listener logs connections ("- - - ", no status): no HTTP request, so a
     reject that says so, never a stored request with status 0 (even with keep_all)."""
     (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
-    log = REAL / "aws_elb_classic_tcp.log"
+    # (a TCP listener's entries from a goaccess issue: see corpus/part-C/SOURCES.md)
+    log = REAL / "corpus" / "part-C" / "aws-elb-classic" / "goaccess_issue952_tcp.log"
     result = run_cli("ingest", "--format", "auto", log, "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["files"][0]["format"] == "aws-elb-classic"
-    assert (summary["lines"], summary["parsed"], summary["rejected"]) == (4, 0, 4)
-    assert summary["reject_reasons"] == {"TCP/SSL listener entry, no HTTP request": 4}
+    assert (summary["lines"], summary["parsed"], summary["rejected"]) == (9, 0, 9)
+    assert summary["reject_reasons"] == {"TCP/SSL listener entry, no HTTP request": 9}
     db = tmp_path / "conflictlens.duckdb"
     assert query(db, "SELECT count(*) FROM conflict_events") == [(0,)]
     starts = [0]
@@ -135,7 +136,7 @@ def test_traefik_common_lines_with_dropped_fields_are_traefiks(
         ' client, user_agent, service, upstream FROM conflict_events ORDER BY "offset"',
     )
     line = ("2016-04-13T14:14:19", "POST", "testpath", 123, 12, 1.0)  # -0700 → UTC
-    tail = ("testUserAgent", "testRouter", "http://127.0.0.1/testService")
+    tail = ("testUserAgent", "testRouter", "127.0.0.1")  # the server URL's host
     assert rows == [(*line, None, *tail)] * 2  # "TestHost" names no address: no client
 
 
@@ -175,3 +176,45 @@ def test_formats_that_read_a_file_alike_are_both_named(tmp_path: Path, run_cli: 
     found = json.loads(run_cli("ingest", sample, "--json").output)["files"][0]
     assert found["format"] == "nginx-combined"
     assert found["detection"] == {"matched": 200, "sampled": 200, "ties": ["apache-combined"]}
+
+
+def test_a_file_no_format_takes_is_imported_as_rejects_and_read_again_with_its_format(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Every line of a file no format recognises is a reject that says so (the import does
+    not fail); once the user names its format, the file is read again from its start in
+    place of those rejects."""
+    log = tmp_path / "odd.log"
+    lines = [
+        "203.0.113.9 [20/Nov/2026:10:00:00 +0000] PUT /api/v1/users/7 409",
+        "203.0.113.9 [20/Nov/2026:10:00:01 +0000] GET /api/v1/users/7 200",
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    db = tmp_path / "t.duckdb"
+    first = json.loads(run_cli("ingest", "--db", db, log, "--json").output)
+    assert first["files"][0]["format"] == "unrecognised"
+    assert (first["parsed"], first["rejected"], first["failed"]) == (0, 2, [])
+    reason = "not an access-log entry of any known format (pass --format or --log-format)"
+    assert first["reject_reasons"] == {reason: 2}
+    fmt = "$remote_addr [$time_local] $request_method $uri $status"
+    again = json.loads(run_cli("ingest", "--db", db, "--log-format", fmt, log, "--json").output)
+    assert (again["files"][0]["resumed_at"], again["parsed"], again["rejected"]) == (0, 2, 0)
+    assert query(db, "SELECT count(*) FROM rejects") == [(0,)]
+    assert query(db, "SELECT lines, rejects, format FROM sources") == [(2, 0, "custom")]
+    assert query(db, "SELECT method, path, status FROM conflict_events") == [
+        ("PUT", "/api/v1/users/7", 409)
+    ]
+
+
+def test_one_file_that_cannot_be_read_does_not_stop_the_others(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    good = REAL / "istio_default.log"
+    db = tmp_path / "t.duckdb"
+    result = run_cli("ingest", "--db", db, "/dev/null", good, "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert [f["path"] for f in summary["failed"]] == ["/dev/null"]
+    assert summary["parsed"] == 2
+    assert "1 of 2 files not imported: /dev/null:" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

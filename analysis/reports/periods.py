@@ -121,7 +121,7 @@ def day_period(day: dt.date, tz: str) -> Period:
 
 # A report compares its period with the one before and the week before: a period must leave
 # room for those inside the years the store can hold, and be at most about a year long.
-EARLIEST = dt.datetime(2000, 1, 15, tzinfo=dt.UTC)
+EARLIEST = dt.datetime(1991, 1, 15, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 MAX_PERIOD = dt.timedelta(days=400)
 

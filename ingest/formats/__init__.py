@@ -10,7 +10,7 @@ from typing import Protocol
 import polars as pl
 
 from ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
-from ingest.formats.fields import PARSED_COLUMNS, RECOGNISED_REJECTS
+from ingest.formats.fields import NOT_RECOGNISED, PARSED_COLUMNS, RECOGNISED_REJECTS
 from ingest.formats.gateways import GATEWAY_FORMATS
 from ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
 
@@ -37,11 +37,32 @@ class LogFormat(Protocol):
 FORMATS: dict[str, LogFormat] = {**JSON_FORMATS, **GATEWAY_FORMATS, **PRESETS}
 
 DETECT_LINES = 200
-DETECT_MIN_SHARE = 0.5
 
 
 class UnknownFormat(FormatError):
-    """No registered format matches a file's first lines."""
+    """No registered format matches a file's first lines (``sampled`` of them were tried)."""
+
+    def __init__(self, message: str, sampled: int = 0) -> None:
+        super().__init__(message)
+        self.sampled = sampled
+
+
+@dataclass(frozen=True)
+class Unrecognised:
+    """The format of a file no registered format recognises: every line is a reject that
+    says so, and the source keeps no format, so that a later import with --format (or after
+    detection learns it) reads the file again from its start."""
+
+    name: str = "unrecognised"
+
+    def parse(
+        self, lines: pl.DataFrame, *, detail_statuses: Collection[int] | None = None
+    ) -> pl.DataFrame:
+        nulls = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in PARSED_COLUMNS.items()]
+        return lines.with_columns(*nulls, reject=pl.lit(NOT_RECOGNISED))
+
+
+UNRECOGNISED = Unrecognised()
 
 
 def format_names() -> list[str]:
@@ -94,34 +115,58 @@ def detect(sample: pl.DataFrame) -> Detection:
     (RECOGNISED_REJECTS). Lines that are mostly JSON objects are only tried with the JSON
     formats, and the others only with the text formats. Of formats that recognise as many,
     the one that reads the most values wins (see _score); on a full tie the earlier one in
-    FORMATS, and the others are named."""
-    lines = sample.filter(pl.col("line").str.strip_chars_end("\r\n") != "").head(DETECT_LINES)
+    FORMATS, and the others are named.
+
+    A file may begin with lines no format takes (a gateway's startup messages, another
+    container's output): when the first DETECT_LINES recognise nothing, every line of the
+    sample is tried, and one recognised line is enough to name the format (the others
+    become rejects with their reasons)."""
+    lines = sample.filter(pl.col("line").str.strip_chars_end("\r\n") != "")
     if lines.height == 0:
         raise UnknownFormat("no lines to detect the format from")
+    found = _best(lines.head(DETECT_LINES))
+    if found is None and lines.height > DETECT_LINES:
+        found = _best(lines)
+    if found is None:
+        raise UnknownFormat(
+            f"cannot recognise the log format: no known format takes any of the {lines.height} "
+            "lines read; pass --format or --log-format",
+            lines.height,
+        )
+    return found
+
+
+def _best(lines: pl.DataFrame) -> Detection | None:
     json_share = int(lines["line"].str.starts_with("{").sum()) / lines.height
     candidates = [f for name, f in FORMATS.items() if (name in JSON_FORMATS) == (json_share > 0.5)]
     scores = [(_score(f.parse(lines), f), f) for f in candidates]
     best = max(score for score, _ in scores)
-    if best[0] < DETECT_MIN_SHARE * lines.height:
-        raise UnknownFormat(
-            f"cannot recognise the log format (tried {', '.join(f.name for f in candidates)}); "
-            "pass --format or --log-format"
-        )
+    if best[0] == 0:
+        return None
     winners = [f for score, f in scores if score == best]
     return Detection(winners[0], best[0], lines.height, tuple(f.name for f in winners[1:]))
 
 
-def _score(parsed: pl.DataFrame, fmt: LogFormat) -> tuple[int, int, int]:
-    """How many lines a format recognised, then how many values it read from them, then how
-    few fields it declares: of two formats that recognise every line, the one that reads more
-    (a user agent, a latency) is the more specific (combined over common for combined lines),
-    and of two that read as much, the one that says no more than the lines hold (common
-    over combined for common lines)."""
+# Read values that count beyond the parsed columns: an X-Forwarded-For address (nginx's "main"
+# over combined), although the client it names fills the same column.
+_EXTRA_VALUES = ("forwarded_for",)
+
+
+def _score(parsed: pl.DataFrame, fmt: LogFormat) -> tuple[int, int, int, int]:
+    """How many lines a format recognised, then how many values it read from them, then
+    whether it is a gateway's own format, then how few fields it declares: of two formats that
+    recognise every line, the one that reads more (a user agent, a latency) is the more
+    specific (combined over common for combined lines); of two that read as much, a gateway's
+    format, which reads the whole line, over a preset that accepts any trailing fields
+    (Traefik's CLF over nginx-extended); and then the one that says no more than the lines
+    hold (common over combined for common lines)."""
     recognised = pl.col("reject").is_null() | pl.col("reject").is_in(RECOGNISED_REJECTS)
     good = parsed.filter(pl.col("reject").is_null())
-    values = sum(good.height - good[c].null_count() for c in PARSED_COLUMNS if c in good.columns)
+    columns = [*PARSED_COLUMNS, *_EXTRA_VALUES]
+    values = sum(good.height - good[c].null_count() for c in columns if c in good.columns)
+    gateway = int(fmt.name in GATEWAY_FORMATS or fmt.name in JSON_FORMATS)
     declared = len(getattr(fmt, "fields", ()))
-    return int(parsed.select(recognised.sum()).item()), values, -declared
+    return int(parsed.select(recognised.sum()).item()), values, gateway, -declared
 
 
 def detect_format(sample: pl.DataFrame) -> LogFormat:
@@ -131,6 +176,7 @@ def detect_format(sample: pl.DataFrame) -> LogFormat:
 
 __all__ = [
     "FORMATS",
+    "UNRECOGNISED",
     "ClfFormat",
     "Detection",
     "FormatError",

@@ -17,8 +17,8 @@ Classic ELB:
   (``SpaceInUri``), and is ``"- http://host:80- -"`` when the request was not parsable.
 * Processing times are seconds, ``-1`` when the request was never dispatched or timed out;
   latency is their sum when none is ``-1``.
-* status = the load balancer's status to the client; target → upstream. These logs cannot hold
-  an error code.
+* status = the load balancer's status to the client; target → upstream; the ALB's trace id
+  (``Root=1-...``) → request id. These logs cannot hold an error code.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ _STATUS_BYTES = r"(?P<status>[0-9]+|-) \S+ (?:[0-9]+|-) (?P<bytes>[0-9]+|-) "
 _AFTER = r"\S+ (?P<client_hostport>\S+) (?P<upstream>\S+) " + _TIMES + _STATUS_BYTES
 _ISO_TIME = r"(?P<time_iso>[0-9]{4}-[0-9][0-9]-[0-9][0-9]T[^\s]*)"
 
+# ssl_cipher ssl_protocol target_group_arn "trace_id": the X-Amzn-Trace-Id the load balancer
+# gave the request, its request id. The match ends there: later fields are not scanned.
+_TRACE = r'(?: \S+ \S+ \S+ "(?P<request_id>[^"]*)")?(?: |\r?\n?$)'
+
 # The type's alternatives differ from their first byte on (one pass). The match ends after
 # the user agent: the fields after it are not needed, and are not even scanned.
 ALB_REGEX = (
@@ -54,10 +58,11 @@ ALB_REGEX = (
     + _ISO_TIME
     + " "
     + _AFTER
-    + r'"(?P<request>[^"]*)" "(?P<user_agent>[^"]*)"(?: |\r?\n?$)'
+    + r'"(?P<request>[^"]*)" "(?P<user_agent>[^"]*)"'
+    + _TRACE
 )
 CLASSIC_ELB_REGEX = (
-    "^"
+    "^ *"
     + _ISO_TIME
     + " "
     + _AFTER
@@ -70,10 +75,11 @@ ALB_QUOTES_REGEX = (
     + _ISO_TIME
     + " "
     + _AFTER
-    + r'"(?P<request>.*?)" "(?P<user_agent>.*?)" [^\s"]+ [^\s"]+(?: [^\r\n]*)?\r?\n?$'
+    + r'"(?P<request>.*?)" "(?P<user_agent>.*?)" [^\s"]+ [^\s"]+'
+    + r'(?: \S+ "(?P<request_id>[^"]*)")?(?: [^\r\n]*)?\r?\n?$'
 )
 CLASSIC_ELB_QUOTES_REGEX = (
-    "^"
+    "^ *"
     + _ISO_TIME
     + " "
     + _AFTER
@@ -83,6 +89,7 @@ CLASSIC_ELB_QUOTES_REGEX = (
 TCP_ENTRY = '"- - - "'
 
 AWS_FIELDS = ("time_iso", "client_hostport", "upstream", "status", "bytes", "request", "user_agent")
+ALB_FIELDS = (*AWS_FIELDS, "request_id")
 
 
 @dataclass(frozen=True)
@@ -112,9 +119,9 @@ AWS_ALB = AwsLoadBalancerFormat(
     name="aws-alb",
     source=ALB_FORMAT,
     regex=ALB_REGEX,
-    fields=AWS_FIELDS,
+    fields=ALB_FIELDS,
     fallback=ALB_QUOTES_REGEX,
-    unescape=(),
+    unescape=("request", "user_agent"),  # a quote in a user agent is written \"
 )
 AWS_ELB_CLASSIC = AwsLoadBalancerFormat(
     name="aws-elb-classic",
@@ -122,5 +129,5 @@ AWS_ELB_CLASSIC = AwsLoadBalancerFormat(
     regex=CLASSIC_ELB_REGEX,
     fields=AWS_FIELDS,
     fallback=CLASSIC_ELB_QUOTES_REGEX,
-    unescape=(),
+    unescape=("request", "user_agent"),
 )

@@ -338,6 +338,8 @@ APACHE_COMMON = '%h %l %u %t "%r" %>s %b'
 
 # combined + $request_time + the error-code header: a common way to log why a 409 happened.
 NGINX_EXTENDED = NGINX_COMBINED + ' $request_time "$sent_http_x_error_code"'
+# The log_format "main" of nginx's own default nginx.conf (and of its Docker image).
+NGINX_MAIN = NGINX_COMBINED + ' "$http_x_forwarded_for"'
 
 
 def _preset(fmt: str, name: str, shorter: str | None = None) -> ClfFormat:
@@ -345,11 +347,12 @@ def _preset(fmt: str, name: str, shorter: str | None = None) -> ClfFormat:
     preset = compile_log_format(fmt, name=name, lenient_tail=True)
     if shorter is None:
         return preset
-    return replace(preset, shorter=compile_log_format(shorter, name=name).regex)
+    return replace(preset, shorter=compile_log_format(shorter, name=name, lenient_tail=True).regex)
 
 
 PRESETS: dict[str, ClfFormat] = {
     "nginx-extended": _preset(NGINX_EXTENDED, "nginx-extended"),
+    "nginx-main": _preset(NGINX_MAIN, "nginx-main", NGINX_COMBINED),
     "nginx-combined": _preset(NGINX_COMBINED, "nginx-combined", NGINX_COMMON),
     "apache-combined": _preset(APACHE_COMBINED, "apache-combined", APACHE_COMMON),
     "nginx-common": _preset(NGINX_COMMON, "nginx-common"),

@@ -38,18 +38,27 @@ _START = r"^(?:ACCESS )?\[(?P<time_iso>[^\]\s]*)\] "
 # fields and a quoted one (Istio 1.9+; response code details never start with a digit), then
 # bytes received, bytes sent, duration, upstream service time.
 _ISTIO_1_9 = r'[^\s"0-9][^\s"]* [^\s"]+ "[^"]*" '
+# Or %RESPONSE_CODE_DETAILS% alone, which operators add after the flags.
+_DETAILS = r'[^\s"0-9][^\s"]* '
 _COUNTS = (
     r'[^\s"]+ (?:"[^"]*" |'
     + _ISTIO_1_9
+    + "|"
+    + _DETAILS
     + r")?"
     + r'[0-9]+ (?P<bytes>[0-9]+) (?P<latency_ms>[0-9]+) [^\s"]+ '
 )
 # After the upstream host: the error-code field; or Istio's six unquoted fields (upstream
 # cluster, upstream local address, downstream local address, downstream remote address,
-# requested server name, route), of which the downstream remote address is the client when
-# X-Forwarded-For is "-"; or other unquoted fields; or nothing. The match ends there.
-_ISTIO_TAIL = r'(?:[^\s"]+ ){3}(?P<client_hostport>[^\s"]+) [^\s"]+ [^\s"]+\r?\n?$'
-_END = r'(?: (?:"(?P<error_code>[^"\r\n]*)"|' + _ISTIO_TAIL + r")?|\r?\n?$)"
+# requested server name, route; Istio 1.1 has no route), of which the downstream remote address is the client when
+# X-Forwarded-For is "-"; or other unquoted fields; or nothing. Anything else after them (a
+# quote) is not Envoy's.
+_ISTIO_TAIL = r'(?:[^\s"]+ ){3}(?P<client_hostport>[^\s"]+) [^\s"]+(?: [^\s"]+)?\r?\n?$'
+_END = (
+    r'(?: (?:"(?P<error_code>[^"\r\n]*)"(?: [^"\r\n]*)?\r?\n?$|'
+    + _ISTIO_TAIL
+    + r'|[^"\r\n]*\r?\n?$)|\r?\n?$)'
+)
 
 _MAIN = (
     _START
@@ -64,7 +73,7 @@ _MAIN = (
 _QUOTES = (
     _START
     + r'"(?P<request>.*?)" (?P<status>[0-9]+) '
-    + r'[^\s"]+ (?:".*?" |[^\s"0-9][^\s"]* [^\s"]+ ".*?" )?'
+    + r'[^\s"]+ (?:".*?" |[^\s"0-9][^\s"]* [^\s"]+ ".*?" |[^\s"0-9][^\s"]* )?'
     + r'[0-9]+ (?P<bytes>[0-9]+) (?P<latency_ms>[0-9]+) [^\s"]+ '
     + r'"(?P<forwarded_for>[^"]*)" "(?P<user_agent>.*?)" "(?P<request_id>[^"]*)" '
     + r'"(?P<host>[^"]*)" "(?P<upstream>[^"]*)"'

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ingest.formats.aws import AWS_ALB, AWS_ELB_CLASSIC
 from ingest.formats.envoy import ENVOY_TEXT, ISTIO_TEXT
 from ingest.formats.haproxy import HAPROXY_HTTPLOG_FORMAT
+from ingest.formats.ingress_nginx import INGRESS_NGINX
 from ingest.formats.traefik import TRAEFIK_CLF
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ GATEWAY_FORMATS: dict[str, LogFormat] = {
     fmt.name: fmt
     for fmt in (
         TRAEFIK_CLF,
+        INGRESS_NGINX,
         ISTIO_TEXT,
         ENVOY_TEXT,
         HAPROXY_HTTPLOG_FORMAT,

@@ -17,7 +17,7 @@
   request is ``"<BADREQ>"``, and a request line cut at HAProxy's length limit has no closing
   quote.
 
-backend → service, server → upstream (``<NOSRV>`` → none).
+backend → service, server → upstream (``<NOSRV>``, ``<STATS>`` and the like → none).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from ingest.formats.clf import ClfFormat
-from ingest.formats.fields import convert, reject_reason
+from ingest.formats.fields import NO_REQUEST, convert, reject_reason
 
 HAPROXY_HTTPLOG = (
     "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "
@@ -53,6 +53,14 @@ HAPROXY_REGEX = (
     # The request line, maybe cut at the length limit (no closing quote). What follows the
     # closing quote (TLS fields) is not needed: the match ends there.
     r'"(?P<request>[^"\r\n]*)(?:"|\r?\n?$)'
+)
+
+# ``option tcplog`` (a TCP-mode proxy): timers Tw/Tc/Tt, bytes, termination state, counts and
+# queues, and no request: the proxy's own entry, without an HTTP request to store.
+HAPROXY_TCPLOG_REGEX = (
+    r"^\S+ \[[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9:.]+\] \S+ [^\s/]*/\S+ "
+    r"-?[0-9]+/-?[0-9]+/\+?-?[0-9]+ \+?[0-9]+ \S\S [0-9]+/[0-9]+/[0-9]+/[0-9]+/\+?[0-9]+ "
+    r"[0-9]+/[0-9]+\s*$"
 )
 
 HAPROXY_FIELDS = (
@@ -108,7 +116,10 @@ class HaproxyFormat(ClfFormat):
             .str.strip_prefix("[")
             .str.strip_suffix("]")
             .alias("client"),
-            pl.when(pl.col("upstream") != "<NOSRV>").then(pl.col("upstream")).alias("upstream"),
+            # <NOSRV>, <STATS>, <lua.x>: HAProxy answered itself, no server did
+            pl.when(~pl.col("upstream").str.starts_with("<"))
+            .then(pl.col("upstream"))
+            .alias("upstream"),
             # A lower bound ("+") or a phase never reached ("-1") is no latency.
             pl.when(ta.str.contains(r"^[0-9]+$")).then(ta).alias("latency_ms"),
             # -1: no response was sent, like "-" elsewhere (status 0)
@@ -118,7 +129,12 @@ class HaproxyFormat(ClfFormat):
         )
         frame = unescape_hash_columns(frame, ["request", "error_code"])
         frame = convert(frame, set(self.fields), [])
-        return frame.with_columns(reject=reject_reason(pl.col("_matched"), self.name))
+        tcp = ~pl.col("_matched") & body.str.contains(HAPROXY_TCPLOG_REGEX).fill_null(False)
+        return frame.with_columns(
+            reject=pl.when(tcp)
+            .then(pl.lit(NO_REQUEST))
+            .otherwise(reject_reason(pl.col("_matched"), self.name))
+        )
 
 
 HAPROXY_HTTPLOG_FORMAT = HaproxyFormat(

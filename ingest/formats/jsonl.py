@@ -9,9 +9,10 @@ the store's. Both give the same values. An invalid JSON line is a reject, never 
 batch.
 
 Error codes come from a logged response header, a JSON field, or, where the format logs the
-response body (Kong, APIPark), from the body itself: ``error.code``, ``code``, ``errorCode``,
-``error_code``, or an RFC 9457 problem ``type``/``title``, read from at most the first
-BODY_LIMIT bytes and never stored.
+response body (Kong, APIPark), from the body itself: ``error.code``, ``code`` (not a repeated
+HTTP status), ``errorCode``, ``error_code``, an RFC 9457 problem ``type``/``title``, ``error``,
+Kubernetes' ``reason``, or an XML ``<Code>``, read from at most the first BODY_LIMIT bytes and
+never stored.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ BODY_CODE_PATHS = (
     "$.type",
     "$.title",
     "$.error",
+    "$.reason",  # Kubernetes' Status ("AlreadyExists"), whose code is the HTTP status
 )
+# An XML error body (Azure Storage, S3): <Error><Code>ContainerAlreadyExists</Code>...
+XML_CODE = r"<(?:Code|code|ErrorCode|errorCode)>\s*([^<\s][^<]{0,127}?)\s*</"
 
 # One parse per line; try() turns invalid JSON into NULL instead of failing the batch.
 _local = threading.local()
@@ -248,18 +252,33 @@ def with_body_codes(frame: pl.DataFrame, *, scanner: bool = True) -> pl.DataFram
     if not wanted.any():
         return frame
     rows = wanted.arg_true()
-    values = _BODY[scanner].run(frame["_body"].gather(rows))
-    # A value that is itself an object ({"error": {...}} without a code) is not a code; a
-    # problem type URI names its code in its last segment (.../email-taken → EMAIL_TAKEN).
+    bodies = frame["_body"].gather(rows)
+    values = _BODY[scanner].run(bodies)
+    # A value that is itself an object ({"error": {...}} without a code) is not a code, nor is
+    # an HTTP status repeated in the body ({"code": 409}); a problem type URI names its code
+    # in its last segment (.../email-taken → EMAIL_TAKEN).
     found = [f"_c{i}" for i in range(len(BODY_CODE_PATHS))]
-    code = pl.coalesce([pl.when(~pl.col(c).str.starts_with("{")).then(pl.col(c)) for c in found])
-    codes = values.select(
-        pl.when(code.str.contains("^[A-Za-z][A-Za-z0-9+.-]*:"))
-        .then(
-            code.str.replace(r"^.*/([^/]+)/?$", "$1").str.replace_all("-", "_").str.to_uppercase()
+    code = pl.coalesce(
+        [
+            pl.when(
+                ~pl.col(c).str.starts_with("{") & ~pl.col(c).str.contains(r"^[1-5][0-9]{2}$")
+            ).then(pl.col(c))
+            for c in found
+        ]
+    )
+    codes = (
+        values.with_columns(_xml=bodies.str.extract(XML_CODE))
+        .select(
+            pl.when(code.str.contains("^[A-Za-z][A-Za-z0-9+.-]*:"))
+            .then(
+                code.str.replace(r"^.*/([^/]+)/?$", "$1")
+                .str.replace_all("-", "_")
+                .str.to_uppercase()
+            )
+            .otherwise(pl.coalesce(code, pl.col("_xml")))
         )
-        .otherwise(code)
-    ).to_series()
+        .to_series()
+    )
     return frame.with_columns(frame["error_code"].scatter(rows, codes))
 
 
@@ -272,21 +291,22 @@ NGINX_JSON = JsonFormat(
     {
         "time_iso": _p("$.time_iso8601", "$.time", "$.timestamp", '$."@timestamp"'),
         "time_clf": _p("$.time_local"),
-        "time_epoch": _p("$.msec"),
-        "client": _p("$.remote_addr", "$.client_ip", "$.client"),
+        # (a "timestamp" that is a number: $msec under another name)
+        "time_epoch": _p("$.msec", "$.timestamp"),
+        "client": _p("$.remote_addr", "$.client_ip", "$.client", "$.clientip"),
         "forwarded_for": _p("$.http_x_forwarded_for"),
         "request": _p("$.request"),
         "method": _p("$.request_method", "$.method"),
-        "target": _p("$.request_uri"),
+        "target": _p("$.request_uri", "$.url"),
         "path": _p("$.uri"),
         "query": _p("$.args", "$.query_string"),
         "status": _p("$.status"),
-        "bytes": _p("$.body_bytes_sent", "$.bytes_sent"),
-        "latency_s": _p("$.request_time"),
+        "bytes": _p("$.body_bytes_sent", "$.bytes_sent", "$.size"),
+        "latency_s": _p("$.request_time", "$.resp_time"),
         "user_agent": _p("$.http_user_agent", "$.user_agent"),
         "request_id": _p("$.request_id", "$.http_x_request_id"),
         "upstream": _p("$.upstream_addr"),
-        "host": _p("$.host", "$.server_name"),
+        "host": _p("$.host", "$.server_name", "$.http_host"),
         "error_code": _p(
             "$.sent_http_x_error_code",
             "$.upstream_http_x_error_code",

@@ -71,7 +71,8 @@ TRAEFIK_FIELDS = (
 
 @dataclass(frozen=True)
 class TraefikClfFormat(ClfFormat):
-    """Traefik ``common``: router name → service, server URL → upstream, duration → latency."""
+    """Traefik ``common``: router name → service, the server URL's host and port → upstream,
+    duration → latency."""
 
     plain: str = PLAIN_CLF_REGEX
     # Plain CLF lines are events only when Traefik's own lines are at least this share of the
@@ -87,6 +88,10 @@ class TraefikClfFormat(ClfFormat):
         if self.fallback is not None:
             frame = self._retry_with_prefix(frame, self.fallback)
         frame = self._plain_lines(frame)
+        # The server URL's address is the upstream: http://10.0.0.2:80/x → 10.0.0.2:80
+        frame = frame.with_columns(
+            pl.col("upstream").str.replace(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*).*$", "$1")
+        )
         frame = convert(frame, set(self.fields), list(self.unescape))
         return frame.with_columns(reject=reject_reason(pl.col("_matched"), self.name))
 
