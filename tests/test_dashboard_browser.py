@@ -8,17 +8,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dashboard.passwords import hash_password
 from sample_logs.generator import write_log
+from tests.needs import chrome, needs_browser
 from tests.test_serve import CLI, free_port, run
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "dashboard"
@@ -38,10 +39,7 @@ TREEMAP = ".js-plotly-plot .treemaplayer .trace"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not (shutil.which("chromium") and shutil.which("chromedriver")),
-        reason="needs Debian's chromium and chromium-driver (make system-deps)",
-    ),
+    needs_browser,
 ]
 
 
@@ -98,19 +96,7 @@ def _wait_for(url: str, seconds: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver: Any = chrome("--window-size=1400,1000")
     try:
         yield driver
     finally:

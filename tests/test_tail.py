@@ -8,18 +8,21 @@ follower (stopped, killed with SIGKILL at random moments).
 
 from __future__ import annotations
 
+import grp
 import gzip
 import json
 import os
+import pwd
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,9 +35,9 @@ from ingest.tail import Follower, SourceSpec
 from store import connect
 from store.schema import current_version
 from tests.helpers import clf_line
+from tests.needs import INSTALL, LOGROTATE, SETPRIV, needs_logrotate, require
 
 ROOT = Path(__file__).resolve().parent.parent
-LOGROTATE = "/usr/sbin/logrotate"
 
 
 # -- lines with sequence numbers ------------------------------------------------------------
@@ -521,25 +524,59 @@ def test_bad_files_are_reported_and_the_others_go_on(tmp_path, db_path):
     assert_exactly_once(stored_in(db_path), {"a": 20, "d": 20})
 
 
-@pytest.mark.skipif(
-    os.geteuid() == 0,
-    reason="running as root, who may read any file: a permission-denied log cannot be made "
-    "(the FIFO and directory cases of the test above take the same reporting path)",
-)
-def test_permission_denied_is_reported(tmp_path, db_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    (logs / "good.log").write_bytes(seq_lines("a", range(3)))
-    secret = logs / "secret.log"
-    secret.write_bytes(seq_lines("s", range(3)))
-    secret.chmod(0)
-    with following(db_path, logs / "*.log") as follower:
-        wait_for(lambda: event_count(follower) == 3, 10, "the readable file")
-        wait_for(
-            lambda: any(s.last_error == "permission denied" for s in follower.statuses()),
-            5,
-            "the report",
-        )
+def unprivileged() -> list[str]:
+    """The command prefix that runs a process as a user who cannot read another's 0-mode file:
+    as root (who may read any file, and CI runs as root), setpriv to nobody; else nothing."""
+    if os.geteuid() != 0:
+        return []
+    require(SETPRIV, f"needs setpriv (util-linux) to read as an unprivileged user ({INSTALL})")
+    return [str(SETPRIV), "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@contextmanager
+def folder_for(prefix: list[str]) -> Iterator[Path]:
+    """A fresh folder the user of ``prefix`` may write (pytest's own are closed to others)."""
+    folder = Path(tempfile.mkdtemp(prefix="conflictlens-unprivileged-"))
+    try:
+        if prefix:
+            os.chown(folder, pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_permission_denied_is_reported(tmp_path):
+    """The follower process runs as an unprivileged user (root reads any file): a log it may
+    not read is reported, and the readable one beside it is stored."""
+    prefix = unprivileged()
+    with folder_for(prefix) as folder:
+        logs = folder / "logs"
+        logs.mkdir()
+        good = logs / "good.log"
+        good.write_bytes(seq_lines("a", range(3)))
+        secret = logs / "secret.log"
+        secret.write_bytes(seq_lines("s", range(3)))
+        secret.chmod(0)
+        db = folder / "t.duckdb"
+        tail = TailProcess(db, logs / "*.log", prefix=prefix)
+        try:
+
+            def reported() -> bool:
+                sources = {s["path"]: s for s in (tail.last or {}).get("sources", [])}
+                return sources.get(str(secret), {}).get(
+                    "last_error"
+                ) == "permission denied" and tail.caught_up_with([good])
+
+            wait_for(lambda: reported() or tail.proc.poll() is not None, 60, "the report")
+            assert reported(), tail.stderr()
+            tail.terminate()
+        finally:
+            if tail.proc.poll() is None:
+                tail.kill()
+        assert tail.proc.returncode == 0, tail.stderr()
+        if prefix:  # the store was written by the unprivileged user
+            assert db.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+        assert_exactly_once(stored_in(db), {"a": 3})
 
 
 # -- logrotate while a writer appends -------------------------------------------------------
@@ -553,17 +590,13 @@ def logrotate_config(log: Path, *directives: str) -> str:
 def run_logrotate(folder: Path, config: str) -> None:
     conf = folder / "logrotate.conf"
     conf.write_text(config)
+    assert LOGROTATE is not None  # the tests that rotate are marked needs_logrotate
     subprocess.run(
         [LOGROTATE, "-f", "-s", str(folder / "logrotate.state"), str(conf)],
         check=True,
         capture_output=True,
         timeout=30,
     )
-
-
-needs_logrotate = pytest.mark.skipif(
-    not os.access(LOGROTATE, os.X_OK), reason=f"{LOGROTATE} is not installed"
-)
 
 
 @needs_logrotate
@@ -650,9 +683,10 @@ def test_logrotate_copytruncate_while_writing_stores_every_line_once(tmp_path, d
 class TailProcess:
     """``python -m ingest.tail`` with its JSON status lines read on a thread."""
 
-    def __init__(self, db: Path, pattern: Path, *extra: str) -> None:
+    def __init__(self, db: Path, pattern: Path, *extra: str, prefix: Sequence[str] = ()) -> None:
         self.proc = subprocess.Popen(
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "ingest.tail",
