@@ -6,6 +6,7 @@ the events, and a screenshot of each page is kept in test-artifacts/dashboard/."
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -80,6 +81,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 @pytest.fixture(scope="module")
 def dashboard_url(served: tuple[str, Path]) -> str:
     return served[0]
+
+
+@pytest.fixture(scope="module")
+def truth(served: tuple[str, Path]) -> dict[str, Any]:
+    """The generator's ground truth of the served store's log (6 hours: inside the 24 h range)."""
+    text = (served[1].parent / "access.log.truth.json").read_text(encoding="utf-8")
+    found: dict[str, Any] = json.loads(text)
+    return found
 
 
 def _wait_for(url: str, seconds: float = 60) -> None:
@@ -227,7 +236,29 @@ def _health_checks(driver: object) -> list[str]:
     )
 
 
-def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) -> None:
+def test_overview_shows_the_planted_totals(
+    browser: Any, dashboard_url: str, truth: dict[str, Any]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{dashboard_url}/?range=24h")
+    _settled(browser, "Overview")
+    shown = {
+        metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text.strip(): (
+            metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text.strip()
+        )
+        for metric in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')
+    }
+    assert shown == {
+        "Conflicts": f"{truth['conflicts']:,}",
+        "Requests": f"{truth['lines']:,}",
+        "Conflict ratio": f"{truth['conflicts'] / truth['lines']:.2%}",
+    }
+
+
+def test_a_filter_click_narrows_the_events(
+    browser: object, dashboard_url: str, truth: dict[str, Any]
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -247,7 +278,9 @@ def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) 
     next(o for o in options if o.text.strip() == "PATCH").click()
     WebDriverWait(browser, 30).until(lambda d: _event_count(d) not in (None, before))
     after = _event_count(browser)
-    assert after is not None and before is not None and 0 < after < before
+    patch = sum(c["conflicts"] for c in truth["conflicts_by_cluster"] if c["method"] == "PATCH")
+    assert (before, after) == (truth["conflicts"], patch)  # the generator's counts
+    assert 0 < patch < truth["conflicts"]
     assert "method=PATCH" in browser.current_url  # the view is a link
     assert "Filters (1 set)" in browser.find_element(By.CSS_SELECTOR, ".st-key-filters").text
     browser.save_screenshot(str(ARTIFACTS / "explore-filtered.png"))
