@@ -111,11 +111,20 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def read_up_to(follower: Follower, path: Path) -> int:
-    """How far the follower has read ``path``, lines committed or waiting for their flush.
-    Private state: no status tells buffered lines, and "nothing stored yet" only means
-    something once the follower is known to have read the lines."""
+    """How far the follower has read ``path``, lines committed or waiting for their flush."""
     followed = list(follower._files.values())  # a snapshot; the thread may change the dict
     return max((f.read_offset for f in followed if f.path == str(path)), default=-1)
+
+
+def wait_read(follower: Follower, path: Path, timeout: float = 30) -> None:
+    """Wait until the follower has read ``path`` to its end and finished the cycle that read
+    it (which flushes, when a flush is due). Private state: no status tells buffered lines,
+    and "nothing stored yet" only means something once the lines are known to be read."""
+    size = path.stat().st_size
+    wait_for(lambda: read_up_to(follower, path) == size, timeout, f"{path.name} read")
+    asked = time.monotonic()
+    # _caught_up_at is when the last finished cycle began: one begun now follows the reading.
+    wait_for(lambda: follower._caught_up_at >= asked, timeout, "the cycle that read it to end")
 
 
 def let_go_and_caught_up(follower: Follower, timeout: float = 60) -> None:
@@ -278,12 +287,12 @@ def test_flush_every_n_lines_or_t_ms_and_at_stop(tmp_path, db_path):
     log.write_bytes(b"")
     with following(db_path, log, flush_ms=60_000, flush_lines=50) as follower:
         append(log, seq_lines("a", range(10)))
-        wait_for(lambda: read_up_to(follower, log) == log.stat().st_size, 30, "10 lines read")
+        wait_read(follower, log)
         assert event_count(follower) == 0  # 10 lines: neither 50 lines nor 60 s yet
         append(log, seq_lines("a", range(10, 70)))
         wait_for(lambda: event_count(follower) == 70, 30, "a flush at 50 lines")
         append(log, seq_lines("a", range(70, 75)))
-        wait_for(lambda: read_up_to(follower, log) == log.stat().st_size, 30, "5 more read")
+        wait_read(follower, log)
         assert event_count(follower) == 70
     assert_exactly_once(stored_in(db_path), {"a": 75})  # committed on stop
 
