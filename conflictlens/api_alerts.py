@@ -4,6 +4,7 @@ scheduler runs. While serve owns the database, the ``alerts`` commands go throug
 GET /api/alerts                       rules, their groups' states, silences
 GET /api/alerts/backtest              episodes over stored history (since, until, rule)
 GET /api/alerts/silences              every silence
+GET /api/alerts/delivery              the outbox's delivery thread: rounds, last run, channels
 POST /api/alerts/silences             {"matchers": {...}, "duration": "2h" | "ends_at": ISO,
                                        "starts_at": ISO (default now), "comment": "..."}
 POST /api/alerts/silences/{id}/expire end a silence now
@@ -68,20 +69,28 @@ class RuleRequest(BaseModel):
 
 
 def evaluation_job(
-    cursor: Cursor, alerts: Callable[[], AlertsConfig], clock: Clock = utc_now
+    cursor: Cursor,
+    alerts: Callable[[], AlertsConfig],
+    clock: Clock = utc_now,
+    outbox_written: Callable[[], None] = lambda: None,
 ) -> Callable[[], None]:
     """The scheduler's job: evaluate every rule now, on a cursor of serve's connection. It
-    keeps the baselines between runs (they change once per window)."""
+    keeps the baselines between runs (they change once per window). ``outbox_written`` is
+    called after notifications were queued (serve wakes its delivery thread with it)."""
     cache: BaselineCache = {}
 
     def job() -> None:
         config = alerts()
         if not config.rules:
             return
+        queued = False
         with cursor() as con:
             for change in evaluate_all(con, config, clock(), cache=cache):
                 if change.notification:
+                    queued = True
                     log.warning("alert %s %s: %s", change.rule, change.notification, change.labels)
+        if queued:
+            outbox_written()
 
     return job
 
@@ -110,9 +119,12 @@ def alerts_router(
     alerts: Callable[[], AlertsConfig],
     clock: Clock = utc_now,
     config_path: Callable[[], Path | None] = lambda: None,
+    outbox_written: Callable[[], None] = lambda: None,
+    delivery_status: Callable[[], dict[str, Any] | None] = lambda: None,
 ) -> APIRouter:
     """``alerts()`` gives the config in force (serve swaps it on reload), ``config_path()``
-    the file it came from (rules are saved there)."""
+    the file it came from (rules are saved there); ``outbox_written()`` wakes the delivery
+    thread, whose ``delivery_status()`` is None where there is none."""
     router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
     @router.get("")
@@ -180,7 +192,15 @@ def alerts_router(
         with cursor() as con:
             rows = test_notifications_for(con, config, rule, now)
             ids = alert_store.enqueue(con, rows, _naive(now))
+        outbox_written()
         return {"rule": rule, "channels": [r.channel for r in rows], "outbox_ids": ids}
+
+    @router.get("/delivery")
+    def delivery() -> dict[str, Any]:
+        status = delivery_status()
+        if status is None:
+            raise HTTPException(404, "no delivery thread runs here")
+        return status
 
     @router.post("/preview")
     def preview_rule(request: RuleRequest) -> dict[str, Any]:

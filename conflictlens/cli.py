@@ -212,7 +212,7 @@ def serve_command(
     """
     from conflictlens.client import find_server
     from conflictlens.dashboard_process import start_dashboard, stop_dashboard
-    from conflictlens.jobs import Live, serve_jobs, serve_routers, serve_services
+    from conflictlens.jobs import Live, serve_delivery, serve_jobs, serve_routers
     from conflictlens.serve import ServeError, is_loopback, serve
     from store import connect
 
@@ -227,6 +227,7 @@ def serve_command(
         raise UserError(f"{_NO_LOGIN.format(bind=bind)}, or pass --no-dashboard")
     con = connect(db)
     live = Live(config)
+    delivery = serve_delivery(live, con.cursor)
     started: list[Any] = []
 
     def ready(url: str) -> None:
@@ -255,9 +256,9 @@ def serve_command(
             on_ready=ready,
             config_path=config.path,
             reload_followers=lambda: _reloaded_followers(config.path, con, live),
-            jobs=serve_jobs(live, con.cursor),
-            routers=serve_routers(live, con.cursor),
-            services=serve_services(live, con.cursor),
+            jobs=serve_jobs(live, con.cursor, delivery),
+            routers=serve_routers(live, con.cursor, delivery),
+            services=[delivery],
         )
     except ServeError as exc:
         raise UserError(str(exc)) from None

@@ -1,6 +1,6 @@
 """What serve runs besides its followers, from the config: periodic jobs (summaries, learned
-routes, alert evaluation, nightly reports), the alert delivery thread, and the alerts and
-reports APIs.
+routes, alert evaluation, nightly reports), the alert delivery thread (woken whenever serve
+writes to the outbox), and the alerts and reports APIs.
 
 The config in force lives in a ``Live`` holder: a reload of the config file swaps it, and
 every part reads it when it runs, so new rules and channels take effect without a restart.
@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from conflictlens.config import Config
 from conflictlens.serve import Job
+
+if TYPE_CHECKING:
+    from notify import Deliverer
 
 log = logging.getLogger("conflictlens.jobs")
 
@@ -49,11 +52,12 @@ def learn_routes(con: duckdb.DuckDBPyConnection) -> None:
         log.info("learned routes: %s", summary)
 
 
-def serve_jobs(live: Live, cursor: Cursor) -> list[Job]:
-    """Every periodic job serve runs."""
+def serve_jobs(live: Live, cursor: Cursor, delivery: Deliverer) -> list[Job]:
+    """Every periodic job serve runs; notifications queued by an evaluation wake
+    ``delivery`` at once rather than at its next tick."""
     from conflictlens.api_alerts import evaluation_job
 
-    evaluate = evaluation_job(cursor, lambda: live.config.alerts)
+    evaluate = evaluation_job(cursor, lambda: live.config.alerts, outbox_written=delivery.wake)
     interval = live.config.alerts.evaluation_interval.total_seconds()
     return [
         Job("summaries", SUMMARIES_EVERY, refresh_summaries, first_after=1.0),
@@ -84,18 +88,25 @@ def _reports_job(live: Live) -> Callable[[duckdb.DuckDBPyConnection], None]:
     return run
 
 
-def serve_services(live: Live, cursor: Cursor) -> list[Any]:
-    """Threads serve starts and stops: the alert outbox's delivery."""
+def serve_delivery(live: Live, cursor: Cursor) -> Deliverer:
+    """The thread that delivers the alert outbox (serve starts and stops it): every
+    DELIVER_EVERY seconds, and at once when woken after serve wrote to the outbox."""
     from notify import Deliverer
 
-    return [Deliverer(cursor, lambda: live.config.alerts.channels, interval=DELIVER_EVERY)]
+    return Deliverer(cursor, lambda: live.config.alerts.channels, interval=DELIVER_EVERY)
 
 
-def serve_routers(live: Live, cursor: Cursor) -> list[Any]:
+def serve_routers(live: Live, cursor: Cursor, delivery: Deliverer) -> list[Any]:
     from conflictlens.api_alerts import alerts_router
     from conflictlens.api_reports import reports_router
 
     return [
-        alerts_router(cursor, lambda: live.config.alerts, config_path=lambda: live.config.path),
+        alerts_router(
+            cursor,
+            lambda: live.config.alerts,
+            config_path=lambda: live.config.path,
+            outbox_written=delivery.wake,
+            delivery_status=delivery.status,
+        ),
         reports_router(cursor, lambda: live.config.reports),
     ]

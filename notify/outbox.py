@@ -368,6 +368,9 @@ class Deliverer:
 
     def _run(self) -> None:
         while not self._exit.is_set():
+            # Cleared before the round, not after the wait: a wake that comes during the
+            # round (rows written after it read the due ones) brings another round at once.
+            self._wake.clear()
             try:
                 self.run_once()
             except Exception as exc:
@@ -377,4 +380,3 @@ class Deliverer:
                     log.error("alert delivery round failed: %s", reason)
                 self.last_error = reason
             self._wake.wait(self.interval)
-            self._wake.clear()

@@ -12,6 +12,19 @@ from click.testing import CliRunner, Result
 
 from conflictlens.cli import cli
 from sample_logs.generator import write_log
+from tests.needs import check_needs
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs(present, reason): a program or fixture the test needs (tests/needs.py): "
+        "a skip when missing, a failure in CI",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check_needs(item)
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,11 @@ def clf_line(
     ).encode()
 
 
+# A request that is no conflict: a file holding it shows in a follower's status once a scan
+# has found it (an empty file is not followed), and it adds no conflict event.
+MARKER = clf_line("/marker", status=200, method="GET") + b"\n"
+
+
 def clf_ts(moment: dt.datetime) -> str:
     """A CLF ``$time_local`` value for an aware datetime, in that datetime's own offset."""
     return moment.strftime("%d/%b/%Y:%H:%M:%S %z")

@@ -17,11 +17,18 @@ import pytest
 from ingest.formats import FormatError, detect_format
 from ingest.formats.fields import NO_RESPONSE
 from ingest.lines import Chunk, split_lines
+from tests.needs import needs, require
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 MISSING = (
     f"peer fixtures not found at {FIXTURES} (expected beside the project as ../shared/fixtures)"
 )
+# A mark for the tests that read the fixtures: a skip without them, a failure in CI.
+needs_fixtures = needs(FIXTURES.is_dir(), MISSING)
+
+
+def require_fixtures() -> None:
+    require(FIXTURES.is_dir(), MISSING)
 
 
 def fixture_names(folders: Iterable[str]) -> list[str]:
@@ -55,7 +62,7 @@ def expectations(name: str) -> tuple[dict[str, Any], ...]:
 def line_cases(folders: Iterable[str], known_failures: dict[tuple[str, int], str]) -> list[Any]:
     """One case per fixture line; a known failure is a strict xfail with its reason."""
     if not FIXTURES.is_dir():
-        return [pytest.param("", 0, marks=pytest.mark.skip(reason=MISSING), id="fixtures-missing")]
+        return [pytest.param("", 0, marks=needs_fixtures, id="fixtures-missing")]
     cases = []
     for name in fixture_names(folders):
         for expected in expectations(name):
@@ -69,7 +76,7 @@ def line_cases(folders: Iterable[str], known_failures: dict[tuple[str, int], str
 
 def file_cases(folders: Iterable[str]) -> list[Any]:
     if not FIXTURES.is_dir():
-        return [pytest.param("", marks=pytest.mark.skip(reason=MISSING), id="fixtures-missing")]
+        return [pytest.param("", marks=needs_fixtures, id="fixtures-missing")]
     return [pytest.param(name, id=name) for name in fixture_names(folders)]
 
 

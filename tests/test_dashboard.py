@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -27,6 +28,7 @@ from dashboard.passwords import hash_password, is_password_hash, verify_password
 from dashboard.reports_data import report_file
 from sample_logs.generator import write_log
 from tests.conftest import RunCli, hot_document_store
+from tests.helpers import conflicts_by_cluster, truth_requests
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
@@ -41,14 +43,17 @@ PAGES = {
 REPORTS_PAGE = "app_pages/reports.py"
 
 
+Store = tuple[Path, dict[str, Any]]
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
-    db, truth = hot_document_store(tmp_path_factory.mktemp("dashboard"))
-    return db, truth["planted"]
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """The store and the generator's ground truth (6 hours: all inside the 24 h range)."""
+    return hot_document_store(tmp_path_factory.mktemp("dashboard"))
 
 
 @pytest.fixture
-def app(store: tuple[Path, dict[str, object]], monkeypatch: pytest.MonkeyPatch) -> AppTest:
+def app(store: Store, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("CONFLICTLENS_DB", str(store[0]))
     return AppTest.from_file(APP, default_timeout=60)
 
@@ -60,6 +65,62 @@ def test_every_page_renders_its_parts(app: AppTest, page: str) -> None:
     assert not app.error, [e.value for e in app.error]
     for element, at_least in PAGES[page].items():
         assert len(app.get(element)) >= at_least, (page, element)
+
+
+# --- the numbers shown are the generator's ----------------------------------------------------
+
+
+def test_overview_shows_the_planted_totals(app: AppTest, store: Store) -> None:
+    truth = store[1]
+    app.query_params["range"] = "24h"  # the 6 hours of the log, all of it
+    app.switch_page("app_pages/overview.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    shown = {m.label: m.value for m in app.metric}
+    assert shown == {
+        "Conflicts": f"{truth['conflicts']:,}",
+        "Requests": f"{truth['lines']:,}",
+        "Conflict ratio": f"{truth['conflicts'] / truth['lines']:.2%}",
+    }
+
+
+def test_hot_spots_ranks_the_planted_clusters_with_their_counts(app: AppTest, store: Store) -> None:
+    truth = store[1]
+    conflicts: dict[tuple[str, str, str | None], int] = {}
+    for (method, route, _status, code), n in conflicts_by_cluster(
+        truth["conflicts_by_cluster"]
+    ).items():  # the page's clusters are (method, route, error code): statuses summed
+        conflicts[(method, route, code)] = conflicts.get((method, route, code), 0) + n
+    requests = truth_requests(truth)
+    app.switch_page("app_pages/hotspots.py").run()
+    table = app.dataframe[0].value
+    shown = {
+        (row["method"], row["route"], row["error_code"]): (row["conflicts"], row["requests"])
+        for row in table.to_dict("records")
+    }
+    assert shown == {key: (n, requests[key[:2]]) for key, n in conflicts.items()}
+
+
+def test_explore_counts_the_planted_events_and_a_filter_narrows_them(
+    app: AppTest, store: Store
+) -> None:
+    truth = store[1]
+    patch = sum(c["conflicts"] for c in truth["conflicts_by_cluster"] if c["method"] == "PATCH")
+    app.switch_page("app_pages/explore.py").run()
+    assert f"; {truth['conflicts']:,} events)" in app.number_input[0].label
+    app.selectbox(key="method").set_value("PATCH").run()
+    assert 0 < patch < truth["conflicts"]
+    assert f"; {patch:,} events)" in app.number_input[0].label
+
+
+def test_ingest_shows_the_lines_and_conflicts_of_the_source(app: AppTest, store: Store) -> None:
+    truth = store[1]
+    app.switch_page("app_pages/ingest.py").run()
+    [source] = app.dataframe[0].value.to_dict("records")
+    assert (source["lines"], source["conflicts"], source["rejects"]) == (
+        truth["lines"],
+        truth["conflicts"],
+        0,
+    )
 
 
 def test_a_filter_narrows_the_events(app: AppTest) -> None:
@@ -82,10 +143,8 @@ def test_the_view_comes_from_the_url(app: AppTest) -> None:
     assert set(app.dataframe[0].value["method"]) <= {"PUT"}
 
 
-def test_hot_spots_page_shows_the_planted_document(
-    app: AppTest, store: tuple[Path, dict[str, object]]
-) -> None:
-    _, planted = store
+def test_hot_spots_page_shows_the_planted_document(app: AppTest, store: Store) -> None:
+    planted = store[1]["planted"]
     app.switch_page("app_pages/resources.py").run()
     table = app.dataframe[0].value
     top = table[table["route"] == planted["route"]].iloc[0]

@@ -6,19 +6,21 @@ the events, and a screenshot of each page is kept in test-artifacts/dashboard/."
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dashboard.passwords import hash_password
 from sample_logs.generator import write_log
+from tests.needs import chrome, needs_browser
 from tests.test_serve import CLI, free_port, run
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "dashboard"
@@ -38,10 +40,7 @@ TREEMAP = ".js-plotly-plot .treemaplayer .trace"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not (shutil.which("chromium") and shutil.which("chromedriver")),
-        reason="needs Debian's chromium and chromium-driver (make system-deps)",
-    ),
+    needs_browser,
 ]
 
 
@@ -84,6 +83,14 @@ def dashboard_url(served: tuple[str, Path]) -> str:
     return served[0]
 
 
+@pytest.fixture(scope="module")
+def truth(served: tuple[str, Path]) -> dict[str, Any]:
+    """The generator's ground truth of the served store's log (6 hours: inside the 24 h range)."""
+    text = (served[1].parent / "access.log.truth.json").read_text(encoding="utf-8")
+    found: dict[str, Any] = json.loads(text)
+    return found
+
+
 def _wait_for(url: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -98,19 +105,7 @@ def _wait_for(url: str, seconds: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver: Any = chrome("--window-size=1400,1000")
     try:
         yield driver
     finally:
@@ -241,7 +236,29 @@ def _health_checks(driver: object) -> list[str]:
     )
 
 
-def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) -> None:
+def test_overview_shows_the_planted_totals(
+    browser: Any, dashboard_url: str, truth: dict[str, Any]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{dashboard_url}/?range=24h")
+    _settled(browser, "Overview")
+    shown = {
+        metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text.strip(): (
+            metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text.strip()
+        )
+        for metric in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')
+    }
+    assert shown == {
+        "Conflicts": f"{truth['conflicts']:,}",
+        "Requests": f"{truth['lines']:,}",
+        "Conflict ratio": f"{truth['conflicts'] / truth['lines']:.2%}",
+    }
+
+
+def test_a_filter_click_narrows_the_events(
+    browser: object, dashboard_url: str, truth: dict[str, Any]
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -261,7 +278,9 @@ def test_a_filter_click_narrows_the_events(browser: object, dashboard_url: str) 
     next(o for o in options if o.text.strip() == "PATCH").click()
     WebDriverWait(browser, 30).until(lambda d: _event_count(d) not in (None, before))
     after = _event_count(browser)
-    assert after is not None and before is not None and 0 < after < before
+    patch = sum(c["conflicts"] for c in truth["conflicts_by_cluster"] if c["method"] == "PATCH")
+    assert (before, after) == (truth["conflicts"], patch)  # the generator's counts
+    assert 0 < patch < truth["conflicts"]
     assert "method=PATCH" in browser.current_url  # the view is a link
     assert "Filters (1 set)" in browser.find_element(By.CSS_SELECTOR, ".st-key-filters").text
     browser.save_screenshot(str(ARTIFACTS / "explore-filtered.png"))

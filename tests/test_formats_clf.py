@@ -11,7 +11,13 @@ import pytest
 from ingest.formats import FormatError, compile_log_format, detect_format, get_format
 from ingest.formats.fields import NO_RESPONSE
 from ingest.lines import Chunk, split_lines
-from tests.peer_fixtures import FIXTURES, check_line, expectations, line_cases
+from tests.peer_fixtures import (
+    FIXTURES,
+    check_line,
+    expectations,
+    line_cases,
+    require_fixtures,
+)
 
 # --- (a) peer fixtures in ../shared/fixtures ---------------------------------------------------
 
@@ -22,8 +28,7 @@ KNOWN_FAILURES: dict[tuple[str, int], str] = {}
 
 
 def test_fixture_line_counts_match_their_expectations():
-    if not FIXTURES.is_dir():
-        pytest.skip(f"peer fixtures not found at {FIXTURES}")
+    require_fixtures()
     for folder in FIXTURE_FORMATS:
         for log in sorted((FIXTURES / folder).glob("*.log")):
             name = f"{folder}/{log.stem}"

@@ -12,6 +12,7 @@ import datetime as dt
 import gzip
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,49 @@ def test_truth_from_write_log_is_truth_of_the_traffic_frame(tmp_path):
     computed = ground_truth(traffic(3_000, seed=8, scenario="order-states"), "envoy-json")
     for key in computed:
         assert written[key] == computed[key], key
+
+
+EXTENDED_REQUEST = re.compile(r'"([A-Z]+) \S+ HTTP/[\d.]+" (\d{3}) .* "([^"]*)"$')
+
+
+def counted_in_file(path: Path, style: str) -> tuple[Counter[tuple[Any, ...]], Counter[str]]:
+    """Conflict lines per (method, status, error code) and lines per method, counted in the
+    written file with json.loads or a regular expression: no generator code, no parser."""
+    conflicts: Counter[tuple[Any, ...]] = Counter()
+    methods: Counter[str] = Counter()
+    for line in read_lines(path):
+        if style == "envoy-json":
+            record = json.loads(line)
+            method, status, code = record["method"], record["response_code"], record["x_error_code"]
+        else:
+            found = EXTENDED_REQUEST.search(line)
+            assert found, line
+            method, status, code = found[1], int(found[2]), found[3]
+            code = None if code == "-" else code
+        methods[method] += 1
+        if status in CONFLICT_STATUSES:
+            conflicts[(method, status, code)] += 1
+    return conflicts, methods
+
+
+@pytest.mark.parametrize("style", ["envoy-json", "nginx-extended"])
+def test_truth_counts_what_the_written_file_holds(tmp_path, style):
+    """The truth against the lines themselves, counted apart from the generator."""
+    out = tmp_path / "x.log"
+    truth = write_log(out, 3_000, style=style, seed=8, scenario="order-states")
+    conflicts, methods = counted_in_file(out, style)
+    expected: Counter[tuple[Any, ...]] = Counter()
+    for cluster in truth["conflicts_by_cluster"]:
+        expected[(cluster["method"], cluster["status"], cluster["error_code"])] += cluster[
+            "conflicts"
+        ]
+    assert conflicts == expected
+    assert sum(conflicts.values()) == truth["conflicts"] > 0
+    requests: Counter[str] = Counter()
+    for route in truth["requests_by_route"]:
+        requests[route["method"]] += route["requests"]
+    assert methods == requests
+    assert sum(methods.values()) == truth["lines"] == 3_000
 
 
 # --- the lines: each gateway's layout, and the error code wherever the format can hold it ---------

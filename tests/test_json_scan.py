@@ -28,7 +28,7 @@ from ingest.formats.jsonl import (
     with_body_codes,
 )
 from tests.mutations import mutations, truncations
-from tests.peer_fixtures import FIXTURES, MISSING
+from tests.peer_fixtures import FIXTURES, require_fixtures
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs"
 
@@ -76,8 +76,7 @@ def base_lines() -> list[str]:
     for name in JSON_FORMATS:
         with (SAMPLE_DIR / f"{name}.log").open(encoding="utf-8") as log:
             lines += [next(log) for _ in range(150)]
-    if not FIXTURES.exists():
-        pytest.fail(MISSING)
+    require_fixtures()
     for path in sorted(FIXTURES.glob("*/*.expected.jsonl")):
         lines += path.read_text(encoding="utf-8").splitlines(keepends=True)
     return lines

@@ -722,17 +722,18 @@ def test_failed_row_waits_its_backoff_then_is_retried(con, receiver):
     receiver.answers = [(503, b"busy", {})]
     parsed = parse_channels({"hook": {"type": "webhook", "url": receiver.url()}})
     row = add_row(con, "hook")
+    assert row == 1  # the wait below is this row's: its jitter comes from "1-<fingerprint>"
 
     deliver_due(con, parsed, T0)
     state = outbox(con)[row]
-    wait = backoff(0, f"{row}-{FINGERPRINT}")
+    # The first failure waits 5 s jittered into [2.5 s, 5 s): for this row, as a number.
+    wait = dt.timedelta(seconds=4.168675)
     assert state["attempts"] == 1 and state["delivered_at"] is None
     assert (
         state["last_error"]
         == f"POST http://127.0.0.1:{receiver.port}/…: HTTP 503 Service Unavailable: busy"
     )
     assert state["next_attempt_at"] == T0 + wait
-    assert dt.timedelta(seconds=2.5) <= wait < dt.timedelta(seconds=5)
 
     early = T0 + wait - dt.timedelta(microseconds=1)
     assert deliver_due(con, parsed, early).delivered == 0  # not due yet: not tried
@@ -748,8 +749,11 @@ def test_backoff_doubles_from_5_seconds_and_stays_under_10_minutes_with_stable_j
         waits = {backoff(attempts, f"{n}-fp").total_seconds() for n in range(50)}
         assert all(base / 2 <= w < base for w in waits)
         assert len(waits) > 40  # rows that failed together do not retry together
-    assert backoff(3, "7-fp") == backoff(3, "7-fp")
-    assert backoff(40, "7-fp") < dt.timedelta(minutes=10)
+    # The waits of one row after each failure, as numbers (5 s doubling, each jittered into
+    # [b/2, b), 10 minutes at most): the same row always waits the same.
+    attempts = (0, 1, 2, 3, 7, 8, 40)
+    expected = (2.793709, 7.605959, 16.124932, 34.788313, 462.624738, 470.43903, 509.145441)
+    assert [backoff(n, "7-fp") for n in attempts] == [dt.timedelta(seconds=s) for s in expected]
 
 
 def test_receiver_down_then_back_every_row_arrives_exactly_once_across_a_restart(

@@ -8,7 +8,6 @@ import email
 import email.policy
 import json
 import logging
-import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from notify import deliver_due, parse_channels
+from tests.needs import INSTALL, OPENSSL, require
 from tests.test_notify import FINGERPRINT, T0, add_row, free_port, open_outbox, outbox
 
 PASSWORD = "correct horse battery staple"
@@ -29,13 +29,12 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (its own CA) and its key."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make the test certificate")
+    require(OPENSSL, f"needs openssl to make the test certificate ({INSTALL})")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            str(OPENSSL), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
             "-addext", "subjectAltName=IP:127.0.0.1",
         ],

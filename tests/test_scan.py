@@ -20,7 +20,7 @@ from ingest.formats import PRESETS, ClfFormat, compile_log_format, scan
 from ingest.formats.fields import PARSED_COLUMNS
 from sample_logs.generator import EXTENDED_LOG_FORMAT
 from tests.mutations import mutations, truncations
-from tests.peer_fixtures import FIXTURES, MISSING
+from tests.peer_fixtures import FIXTURES, require_fixtures
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs"
 SAMPLES = ["nginx-combined", "nginx-common", "nginx-extended", "apache-combined", "apache-common"]
@@ -39,8 +39,7 @@ def base_lines() -> list[str]:
     for name in SAMPLES:
         with (SAMPLE_DIR / f"{name}.log").open(encoding="utf-8") as log:
             lines += [next(log) for _ in range(200)]
-    if not FIXTURES.exists():
-        pytest.fail(MISSING)
+    require_fixtures()
     for folder in ("nginx", "apache"):
         for path in sorted((FIXTURES / folder).glob("*.log")):
             lines += path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
