@@ -361,3 +361,28 @@ def test_percent_encoded_paths_are_decoded():
     line = '1.2.3.4 - - [07/Dec/2016:11:05:07 +0100] "GET /A%20Beka/x%40y.com?q=%20 HTTP/1.1" 200 5 "-" "ua"'
     row = parse_one(get_format("nginx-combined"), line)
     assert (row["path"], row["query"]) == ("/A Beka/x@y.com", "q=%20")
+
+
+@pytest.mark.parametrize(
+    ("preset", "line", "path", "user_agent"),
+    [
+        (  # Apache before 2.0.46 did not escape quotes in the request
+            "apache-combined",
+            '1.2.3.4 - - [25/Apr/2021:06:15:33 +0000] "GET /a?x=<script>alert("t")</script> '
+            'HTTP/1.0" 404 1164 "-" "curl/8"',
+            "/a",
+            "curl/8",
+        ),
+        (
+            "apache-common",
+            '1.2.3.4 - - [25/Apr/2021:06:15:33 +0000] "GET /$%7B("a"+"b")%7D/x HTTP/1.0" 409 -',
+            '/${("a"+"b")}/x',
+            None,
+        ),
+    ],
+)
+def test_raw_quotes_in_the_request_run_to_the_last_quote_before_the_status(
+    preset, line, path, user_agent
+):
+    row = parse_one(get_format(preset), line)
+    assert (row["reject"], row["path"], row["user_agent"]) == (None, path, user_agent)

@@ -42,6 +42,7 @@ ALSO_DETECTED = {
     "nginx-combined": {"apache-combined", "nginx-main"},  # nginx-main: a trailing XFF field
     "istio-text": {"envoy-text"},  # Istio 1.0 wrote Envoy's own layout
     "traefik-clf": {"nginx-combined"},  # a U+201C quote breaks Traefik's tail (see README)
+    "ingress-nginx": {"apache-common"},  # an operator's own layout, not the controller's
 }
 
 

@@ -137,14 +137,17 @@ def detect(sample: pl.DataFrame) -> Detection:
 
 
 def _best(lines: pl.DataFrame) -> Detection | None:
+    """The best of the JSON formats or of the text formats, the family most lines look like
+    first (then the other: a JSON access log behind as many lines of other output)."""
     json_share = int(lines["line"].str.starts_with("{").sum()) / lines.height
-    candidates = [f for name, f in FORMATS.items() if (name in JSON_FORMATS) == (json_share > 0.5)]
-    scores = [(_score(f.parse(lines), f), f) for f in candidates]
-    best = max(score for score, _ in scores)
-    if best[0] == 0:
-        return None
-    winners = [f for score, f in scores if score == best]
-    return Detection(winners[0], best[0], lines.height, tuple(f.name for f in winners[1:]))
+    for json_family in (json_share > 0.5, json_share <= 0.5):
+        candidates = [f for name, f in FORMATS.items() if (name in JSON_FORMATS) == json_family]
+        scores = [(_score(f.parse(lines), f), f) for f in candidates]
+        best = max(score for score, _ in scores)
+        if best[0] > 0:
+            winners = [f for score, f in scores if score == best]
+            return Detection(winners[0], best[0], lines.height, tuple(f.name for f in winners[1:]))
+    return None
 
 
 # Read values that count beyond the parsed columns: an X-Forwarded-For address (nginx's "main"

@@ -118,6 +118,10 @@ class ClfFormat:
     # For lines still missed: a shorter format the same server writes beside this one (a
     # common line in a combined log: a vhost or a module that logs without the headers).
     shorter: str | None = None
+    # For lines still missed: raw quotes inside the request (Apache before 2.0.46 did not
+    # escape them, and proxies in front of nginx log what they saw): the request runs to the
+    # last quote before the status.
+    quotes: str | None = None
 
     # The compiled scanner's program for the same format (None: the regex does it all).
     program: scan.Program | None = field(default=None, compare=False, repr=False)
@@ -132,6 +136,8 @@ class ClfFormat:
             frame = self._retry_with_prefix(frame, self.fallback)
         if self.shorter is not None:
             frame = self._retry_with_prefix(frame, self.shorter)
+        if self.quotes is not None:
+            frame = self._retry_with_prefix(frame, self.quotes)
         frame = convert(frame, set(self.fields), list(self.unescape))
         return frame.with_columns(reject=reject_reason(pl.col("_matched"), self.name))
 
@@ -342,12 +348,27 @@ NGINX_EXTENDED = NGINX_COMBINED + ' $request_time "$sent_http_x_error_code"'
 NGINX_MAIN = NGINX_COMBINED + ' "$http_x_forwarded_for"'
 
 
+def quotes_regex(*, user_agent: bool, dash_bytes: bool) -> str:
+    """A CLF line whose request holds raw quotes, with or without the referrer and user agent;
+    bytes as the dialect writes them (Apache's %b may be "-", nginx's $body_bytes_sent not)."""
+    size = "[0-9]+|-" if dash_bytes else "[0-9]+"
+    head = (
+        r'^(?P<client>\S+) \S+ \S+ \[(?P<time_clf>[^\]]+)\] "(?P<request>.*)" '
+        rf"(?P<status>[0-9]{{3}}) (?P<bytes>{size})"
+    )
+    tail = r'(?: "[^"]*" "(?P<user_agent>[^"]*)")?' if user_agent else ""
+    return head + tail + r"(?:\s.*)?$"
+
+
 def _preset(fmt: str, name: str, shorter: str | None = None) -> ClfFormat:
-    """A preset: extra trailing fields accepted, and the lines of ``shorter`` too."""
+    """A preset: extra trailing fields accepted, the lines of ``shorter`` too, and lines with
+    raw quotes in the request."""
     preset = compile_log_format(fmt, name=name, lenient_tail=True)
+    quotes = quotes_regex(user_agent="user_agent" in preset.fields, dash_bytes="$" not in fmt)
     if shorter is None:
-        return preset
-    return replace(preset, shorter=compile_log_format(shorter, name=name, lenient_tail=True).regex)
+        return replace(preset, quotes=quotes)
+    shorter_regex = compile_log_format(shorter, name=name, lenient_tail=True).regex
+    return replace(preset, shorter=shorter_regex, quotes=quotes)
 
 
 PRESETS: dict[str, ClfFormat] = {

@@ -79,6 +79,7 @@ PROTOCOL = rf"^{_PROTOCOL}$"
 # The slower fallback for the rare target with spaces in it (ALB "SpaceInUri"), and for a
 # protocol the compiled scanner does not take (it reads NAME/VERSION only).
 REQUEST_LINE_SPACES = rf"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>.+?)(?: {_PROTOCOL})?$"
+PROXY_PROTOCOL = r"^PROXY (?:TCP4|TCP6|UNKNOWN)(?: |$)"
 ABSOLUTE_URI_PREFIX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*"
 
 # One pass over both dialects, so that an escaped backslash is never read as the start of
@@ -151,8 +152,12 @@ def _split_request_lines(frame: pl.DataFrame) -> pl.DataFrame:
         pl.when(well_formed).then(method).alias("_rq_method"),
         pl.when(well_formed).then(target).alias("_rq_target"),
     )
-    retry = frame["_rq_method"].is_null() & frame["request"].str.contains(
-        " ", literal=True
+    # (a PROXY protocol header logged as the request, "PROXY TCP4 a b c d", is no request)
+    request = frame["request"]
+    retry = (
+        frame["_rq_method"].is_null()
+        & request.str.contains(" ", literal=True)
+        & ~request.str.contains(PROXY_PROTOCOL)
     ).fill_null(False)
     if retry.any():
         rows = retry.arg_true()

@@ -6,7 +6,8 @@
     $upstream_response_time $upstream_status $req_id
 
 Also read: the layouts of releases before 0.20, with ``$the_real_ip - [$the_real_ip] -`` in
-front, without the alternative upstream, or without the request id. Each upstream field is a
+front, without the alternative upstream or the proxy upstream name (2016), or without the
+request id. Each upstream field is a
 list when nginx tried more than one upstream (``a, b``; `` : `` after an internal
 redirect): the upstream is the last one tried, the one whose answer the client got. The
 proxy upstream name (namespace-service-port) is the service.
@@ -34,7 +35,7 @@ INGRESS_NGINX_REGEX = (
     r'"(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\S+) (?P<bytes>[0-9]+) '
     + _QUOTED
     + r' "(?P<user_agent>[^"\\]*(?:\\.[^"\\]*)*)" '
-    + r"(?:[0-9]+|-) (?P<latency_s>[0-9.]+|-) \[(?P<service>[^\]]*)\](?: \[[^\]]*\])? "
+    + r"(?:[0-9]+|-) (?P<latency_s>[0-9.]+|-) (?:\[(?P<service>[^\]]*)\] (?:\[[^\]]*\] )?)?"
     + rf"(?P<upstream>{_LIST}) {_LIST} {_LIST} {_LIST}(?: (?P<request_id>\S+))?\s*$"
 )
 

@@ -343,7 +343,7 @@ TRAEFIK_JSON = JsonFormat(
 ENVOY_JSON = JsonFormat(
     "envoy-json",
     {
-        "time_iso": _p("$.start_time"),
+        "time_iso": _p("$.start_time", '$."@timestamp"'),  # (Contour's name for it)
         "method": _p("$.method"),
         # Envoy Gateway's default names the path (and the headers below) by the header
         "target": _p("$.path", '$."x-envoy-origin-path"'),
