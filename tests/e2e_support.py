@@ -130,7 +130,7 @@ class ServeProcess:
             self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # reported by the test that waits on it
+        except subprocess.TimeoutExpired:  # a serve that ignores SIGTERM is a failure
             self.proc.kill()
             self.proc.wait(timeout=10)
             raise AssertionError(f"serve did not stop on SIGTERM:\n{self.log()}") from None
