@@ -548,7 +548,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, extra in QUERY_ARGS.items():
         if name in names:
             print(f"{name} timed with {', '.join(f'{k}={v!r}' for k, v in extra.items())}")
-    print(f"{passed} of {len(rows)} under their bar at p95 ({args.bar_ms:.0f} ms unless named)")
+    print(
+        f"{passed} of {len(rows)} pass: under their bar at p95 ({args.bar_ms:.0f} ms unless named), "
+        "and the same answer as their peer"
+    )
     results["rows"] = [
         {
             "query": row.query,

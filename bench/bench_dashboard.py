@@ -6,7 +6,7 @@ benchmark's 30-day store (50M requests, 2M conflicts; built by bench/analysis_st
 missing), following ``logs/*.log`` beside the copy, with the demo's alert rule. A view counts
 as open when its script run has finished, its title is drawn, nothing is left loading, and
 every chart and table of the view holds data: each chart has a trace with points (in the data
-Plotly drew, and marks in its SVG), each table has rows, and the view shows at least the
+Plotly drew, and marks in its SVG), each table a row with a value in it, and the view shows at least the
 charts and tables it shows on this data (``VIEWS``): a view that lost its chart to a "No
 conflicts" note does not count as open. Checked inside the page on each change, not polled
 from the driver. Three phases, in this order:
@@ -241,10 +241,12 @@ function chartHoldsData(plot) {
   // and drawn: marks in the SVG (a scatter or bar trace, a treemap slice, a heatmap image)
   return plot.querySelector('.main-svg .trace, .main-svg .slice, .main-svg .hm image') !== null;
 }
-function tableRows(table) {
-  const grid = table.querySelector('[role="grid"]');
-  const rows = grid ? Number(grid.getAttribute('aria-rowcount')) - 1 : 0;  // less the header
-  return table.querySelector('canvas') ? rows : 0;
+function tableHoldsRows(table) {
+  // The grid draws on a canvas; its accessible copy holds the cells' text. An empty frame
+  // still shows one row, of empty cells.
+  if (!table.querySelector('canvas')) return false;
+  const rows = table.querySelectorAll('[role="grid"] tbody tr');
+  return [...rows].some(row => [...row.querySelectorAll('td')].some(td => td.textContent.trim()));
 }
 function missing(title, charts, tables) {
   const app = document.querySelector('[data-testid="stApp"]');
@@ -260,7 +262,7 @@ function missing(title, charts, tables) {
     return `${drawn} of ${Math.max(plots.length, charts)} charts hold data`;
   }
   const grids = [...document.querySelectorAll('[data-testid="stDataFrame"]')];
-  const filled = grids.filter(table => tableRows(table) > 0).length;
+  const filled = grids.filter(tableHoldsRows).length;
   if (filled < grids.length || filled < tables) {
     return `${filled} of ${Math.max(grids.length, tables)} tables hold rows`;
   }
