@@ -576,6 +576,13 @@ def check_line_count(counted: int | None, expected: int) -> list[dict[str, Any]]
     return [{"run": "wc -l", "key": "lines", "got": counted, "expected": expected, "ok": ok}]
 
 
+def parsed_counts(counts: list[int | None]) -> str:
+    """'2,000,000 in each of 3 runs', or each run's count when they differ."""
+    if len(set(counts)) == 1 and counts[0] is not None:
+        return f"{counts[0]:,} in each of {len(counts)} runs"
+    return ", ".join(f"{n:,}" if n is not None else "none" for n in counts)
+
+
 def main_summary(
     args: argparse.Namespace, cl: Timing, ga: Timing, checks: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -604,7 +611,7 @@ def main_summary(
             "",
             "= line count",
             all(c["ok"] for c in parsed),
-            peer=", ".join(f"{c['got']:,}" if c["got"] is not None else "none" for c in parsed),
+            peer=parsed_counts([c["got"] for c in parsed]),
         ),
         summary_row(
             "ingest counts vs ground truth, every run",
