@@ -50,12 +50,19 @@ test: $(BIN)/conflictlens system-deps
 test-fast: $(BIN)/conflictlens
 	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
 
+# Every benchmark runs even when one before it misses a bar or fails; then one table of every
+# bar from the JSON they wrote (bench/summary.py), and the target fails if any was missed. Old
+# results are removed first, so that a benchmark that writes none cannot pass on them.
+BENCHMARKS := bench_ingest bench_tail bench_analysis bench_report bench_dashboard
+
 bench: $(BIN)/conflictlens system-deps
-	$(BIN)/python bench/bench_ingest.py
-	$(BIN)/python bench/bench_tail.py
-	$(BIN)/python bench/bench_analysis.py
-	$(BIN)/python bench/bench_report.py
-	$(BIN)/python bench/bench_dashboard.py
+	@mkdir -p bench/out && rm -f $(BENCHMARKS:%=bench/out/%.json)
+	@failed=""; \
+	for name in $(BENCHMARKS); do \
+		echo "== bench/$$name.py"; \
+		$(BIN)/python bench/$$name.py || failed="$$failed $$name"; \
+	done; \
+	$(BIN)/python bench/summary.py --failed "$$failed"
 
 lint: $(BIN)/conflictlens
 	$(BIN)/ruff check .

@@ -24,8 +24,8 @@ then ``--runs`` timed runs of ``run_query`` (the Polars frame included); p50 and
 rank) in ms, and "first", the first run on the fresh connection (a CLI call's cost, the
 connection itself excluded: its median is printed once). Where ``PEER_SQL`` has an entry for
 the query, the same is done with that SQL on the raw table, the ratio peer p95 / ours p95 is
-printed, and the two answers are compared (``same`` when equal row for row). Queries without
-a peer show ``-``. The share of the machine's CPU that other processes used while timing is
+printed, and the two answers are compared (``same`` when equal row for row; an answer that
+differs fails its row). Queries without a peer show ``-``. The share of the machine's CPU that other processes used while timing is
 printed too: on a shared machine it explains a noisy run.
 
 Flags:
@@ -41,9 +41,9 @@ Flags:
   --rebuild          build both files again even if cached ones match
   --workdir DIR      where the files and results go (default bench/out)
 
-Figures go to the terminal and to ``<workdir>/bench_analysis.json``. A query missing the bar
-is reported, not fatal (exit 0), with a summary line "N of M under 300 ms at p95"; a build
-that fails ends the run (exit 1).
+Figures go to the terminal and to ``<workdir>/bench_analysis.json``, with the rows of ``make
+bench``'s table (per range the slowest query, and every row that fails). Exit status 1 when a
+query misses its bar, fails, or answers differently from its peer, or when a build fails.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from analysis import QUERIES, TimeRange, run_query  # noqa: E402
 from bench.analysis_store import Spec, ensure_raw, ensure_store, meta_path  # noqa: E402
-from bench.common import BenchError  # noqa: E402
+from bench.common import BenchError, summary_row  # noqa: E402
 from store import summarised_before  # noqa: E402
 from store.db import connect  # noqa: E402
 
@@ -187,7 +187,9 @@ class Row:
 
     @property
     def ok(self) -> bool:
-        return self.ours.error is None and self.ours.p95_ms < self.bar_ms
+        """Within the bar, and the same answer as the peer where there is one."""
+        fast = self.ours.error is None and self.ours.p95_ms < self.bar_ms
+        return fast and self.same in ("same", "-")
 
     @property
     def ratio(self) -> float | None:
@@ -546,7 +548,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, extra in QUERY_ARGS.items():
         if name in names:
             print(f"{name} timed with {', '.join(f'{k}={v!r}' for k, v in extra.items())}")
-    print(f"{passed} of {len(rows)} under their bar at p95 ({args.bar_ms:.0f} ms unless named)")
+    print(
+        f"{passed} of {len(rows)} pass: under their bar at p95 ({args.bar_ms:.0f} ms unless named), "
+        "and the same answer as their peer"
+    )
     results["rows"] = [
         {
             "query": row.query,
@@ -567,11 +572,43 @@ def main(argv: list[str] | None = None) -> int:
         }
         for row in rows
     ]
-    results["summary"] = {"passed": passed, "timed": len(rows), "bar_ms": args.bar_ms}
+    results["passed"] = {"passed": passed, "timed": len(rows), "bar_ms": args.bar_ms}
+    results["summary"] = summary_rows(rows)
     out = args.workdir / "bench_analysis.json"
     out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"figures written to {out}")
-    return 0
+    return 0 if passed == len(rows) else 1
+
+
+def summary_rows(rows: list[Row]) -> list[dict[str, Any]]:
+    """Per range the slowest query (its row passes when every query of the range does), then
+    each other row that failed: ``make bench``'s table stays short."""
+    summary, shown = [], []
+    for label in dict.fromkeys(row.range for row in rows):
+        in_range = [row for row in rows if row.range == label]
+        slowest = max(in_range, key=lambda row: row.ours.p95_ms if row.ours.timed else math.inf)
+        shown.append(slowest)
+        passed = sum(row.ok for row in in_range)
+        metric = f"query p95, {label}: slowest of {len(in_range)} ({slowest.query}); {passed} pass"
+        summary.append(row_summary(metric, slowest, all(row.ok for row in in_range)))
+    for row in rows:
+        if not row.ok and all(row is not other for other in shown):  # (Row == compares frames)
+            summary.append(row_summary(f"query p95, {row.range}: {row.query}", row, False))
+    return summary
+
+
+def row_summary(metric: str, row: Row, passed: bool) -> dict[str, Any]:
+    peer = row.peer.p95_ms if row.peer and row.peer.timed and not row.peer.error else None
+    ours = f"ERROR {row.ours.error}" if row.ours.error else f"{ms(row.ours.p95_ms)} ms"
+    answer = "" if row.same in ("same", "-") else f" (answer {row.same})"
+    return summary_row(
+        metric,
+        ours + answer,
+        f"< {row.bar_ms:.0f} ms",
+        passed,
+        peer=f"{ms(peer)} ms" if peer is not None else "",
+        ratio=f"{row.ratio:.1f}x" if row.ratio else "",
+    )
 
 
 if __name__ == "__main__":

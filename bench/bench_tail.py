@@ -18,9 +18,9 @@ with their rows, so queryable; ``GET /api/status`` once a second for the followe
   1 % of the rate per second, the lag over the last second of writing is more than 2 s of
   input, or the file is not stored in full within 60 s of the last write.
 
-Figures go to the terminal and to ``bench/out/bench_tail.json``. Missing a bar is reported,
-not fatal (exit 0); serve failing to start or dying, or a request that keeps failing, ends the
-run (exit 1).
+Figures go to the terminal and to ``bench/out/bench_tail.json``, with the rows of ``make
+bench``'s table. Exit status 1 when the latency bar is missed, or when serve fails to start or
+dies, or a request keeps failing (the run ends there).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import BenchError, child_env, conflictlens_exe  # noqa: E402
+from bench.common import BenchError, child_env, conflictlens_exe, summary_row  # noqa: E402
 from sample_logs.generator import format_lines, traffic  # noqa: E402
 
 STYLE = "nginx-combined"
@@ -876,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         print(f"conflictlens serve on 127.0.0.1:{server.port}, store {server.db}", flush=True)
         results["latency"] = latency_run(server, pool, args)
+        if not results["latency"]["bar_met"]:
+            code = 1
         if args.max_steps:
             results["sustained"] = step_runs(server, pool, args)
     except BenchError as exc:
@@ -892,8 +894,37 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for path in (server.db, Path(f"{server.db}.wal")):
                 path.unlink(missing_ok=True)
+    results["summary"] = summary_rows(results, args)
     print(f"\nfigures written to {write_results(args.out, results)}")
     return code
+
+
+def summary_rows(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The latency bar and the highest steady rate, for ``make bench``'s table."""
+    rows = []
+    latency = results.get("latency")
+    if latency is not None:
+        p99 = latency["latency"]["p99_s"]
+        rows.append(
+            summary_row(
+                f"tail: appended to queryable, p99 at {args.rate:,} lines/s for {args.seconds:g} s",
+                f"{secs(p99)} s",
+                f"<= {LATENCY_BAR_S:g} s",
+                latency["bar_met"],
+            )
+        )
+    sustained = results.get("sustained")
+    if sustained is not None:
+        best = sustained["max_sustained_rate"]
+        rows.append(
+            summary_row(
+                f"tail: highest rate without growing lag, steps of {args.step_seconds:g} s",
+                f"{best:,} lines/s" if best else "none",
+                "none",
+                None,
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":

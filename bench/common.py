@@ -1,4 +1,5 @@
-"""What both benchmarks share: the error they stop on, and how they run conflictlens."""
+"""What the benchmarks share: the error they stop on, how they run conflictlens, and the
+rows of `make bench`'s closing table."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import compileall
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGES = ("conflictlens", "ingest", "store", "analysis", "dashboard")
@@ -34,3 +36,24 @@ def compile_bytecode() -> None:
     source at each start, about 0.1 s of each timed run."""
     for package in PACKAGES:
         compileall.compile_dir(PROJECT / package, quiet=1)
+
+
+def summary_row(
+    metric: str,
+    ours: str,
+    bar: str,
+    passed: bool | None,
+    *,
+    peer: str = "",
+    ratio: str = "",
+) -> dict[str, Any]:
+    """One line of ``make bench``'s closing table (bench/summary.py), as the script that
+    measured it words it; ``passed`` is None for a figure that has no bar."""
+    return {
+        "metric": metric,
+        "ours": ours,
+        "peer": peer,
+        "ratio": ratio,
+        "bar": bar,
+        "pass": passed,
+    }
