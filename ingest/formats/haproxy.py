@@ -75,6 +75,9 @@ HAPROXY_FIELDS = (
     "error_code",
 )
 
+# A request id, not an error code: a UUID or a long hex string.
+_AN_ID = r"^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{16,})$"
+
 _HEX_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 
 
@@ -125,7 +128,12 @@ class HaproxyFormat(ClfFormat):
             # -1: no response was sent, like "-" elsewhere (status 0)
             pl.when(status == "-1").then(pl.lit("-")).otherwise(status).alias("status"),
             pl.col("bytes").str.strip_prefix("+"),
-            pl.col("captures_2").str.split("|").list.first().alias("error_code"),
+            # (the header is a guess from the capture's position: an id is not a code)
+            pl.col("captures_2")
+            .str.split("|")
+            .list.first()
+            .pipe(lambda code: pl.when(~code.str.contains(_AN_ID)).then(code))
+            .alias("error_code"),
         )
         frame = unescape_hash_columns(frame, ["request", "error_code"])
         frame = convert(frame, set(self.fields), [])

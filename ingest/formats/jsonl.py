@@ -289,7 +289,8 @@ def _p(*paths: str) -> tuple[str, ...]:
 NGINX_JSON = JsonFormat(
     "nginx-json",
     {
-        "time_iso": _p("$.time_iso8601", "$.time", "$.timestamp", '$."@timestamp"'),
+        # (a time_local that is ISO-8601: the operator's own name for $time_iso8601)
+        "time_iso": _p("$.time_iso8601", "$.time", "$.timestamp", '$."@timestamp"', "$.time_local"),
         "time_clf": _p("$.time_local"),
         # (a "timestamp" that is a number: $msec under another name)
         "time_epoch": _p("$.msec", "$.timestamp"),

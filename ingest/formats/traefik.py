@@ -88,9 +88,11 @@ class TraefikClfFormat(ClfFormat):
         if self.fallback is not None:
             frame = self._retry_with_prefix(frame, self.fallback)
         frame = self._plain_lines(frame)
-        # The server URL's address is the upstream: http://10.0.0.2:80/x → 10.0.0.2:80
+        # The server URL's address is the upstream: http://10.0.0.2:80/x → 10.0.0.2:80; a size
+        # of "-" is one Traefik did not log (not Apache's "no bytes").
         frame = frame.with_columns(
-            pl.col("upstream").str.replace(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*).*$", "$1")
+            pl.col("upstream").str.replace(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*).*$", "$1"),
+            pl.when(pl.col("bytes") != "-").then(pl.col("bytes")).alias("bytes"),
         )
         frame = convert(frame, set(self.fields), list(self.unescape))
         return frame.with_columns(reject=reject_reason(pl.col("_matched"), self.name))
