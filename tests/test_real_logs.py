@@ -218,3 +218,12 @@ def test_one_file_that_cannot_be_read_does_not_stop_the_others(
     assert summary["parsed"] == 2
     assert "1 of 2 files not imported: /dev/null:" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unrecognised_lines_from_stdin_are_rejects_too(tmp_path: Path, run_cli: RunCli) -> None:
+    """Standard input is detected chunk by chunk (no early look): the same outcome."""
+    lines = "203.0.113.9 [20/Nov/2026:10:00:00 +0000] PUT /api/v1/users/7 409\n" * 3
+    result = run_cli("ingest", "--db", tmp_path / "t.duckdb", "-", "--json", input=lines)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["files"][0]["format"], summary["rejected"]) == ("unrecognised", 3)
