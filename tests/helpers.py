@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -143,3 +145,15 @@ def assert_store_matches_truth(
     assert requests_by_route_from_store(db) == expected_requests
     for record in clusters:
         assert record["ratio"] == record["conflicts"] / record["requests"]
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, every: float = 0.2
+) -> None:
+    """Wait for a positive signal; ``timeout`` is a generous ceiling, never a speed check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

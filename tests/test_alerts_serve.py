@@ -7,9 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,23 +20,13 @@ from conflictlens import jobs
 from conflictlens.api import create_app
 from conflictlens.config import load_config
 from store import connect
-from tests.helpers import clf_line, clf_ts, write_lines
+from tests.helpers import clf_line, clf_ts, wait_for, write_lines
 from tests.test_notify import Receiver
 from tests.test_serve import Serve, free_port, run
 
 pytestmark = pytest.mark.slow
 
 RULE = "cart-conflicts"
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    """Wait for a positive signal; ``timeout`` is a generous ceiling, never a speed check."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def planted_store(folder: Path) -> Path:

@@ -11,7 +11,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pyarrow.ipc
 import pytest
 
 from sample_logs.generator import write_log
-from tests.helpers import MARKER, conflicts_by_cluster
+from tests.helpers import MARKER, conflicts_by_cluster, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -104,16 +103,6 @@ class Serve:
         marker = folder / "zz-marker.log"
         marker.write_bytes(MARKER)
         wait_for(lambda: self.settled(marker), timeout, "a scan after that")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Wait for a positive signal; ``timeout`` is a generous ceiling, never a speed check."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_clusters_through_serve_equal_clusters_from_the_file(store):

@@ -35,6 +35,7 @@ from ingest.tail import Follower, SourceSpec
 from store import connect
 from store.schema import current_version
 from tests.helpers import MARKER, clf_line
+from tests.helpers import wait_for as waiting_for
 from tests.needs import INSTALL, LOGROTATE, SETPRIV, needs_logrotate, require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,14 +101,9 @@ def lines_on_disk(folder: Path, pattern: str = "*") -> Counter[tuple[str, int]]:
     return found
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Wait for a positive signal; ``timeout`` is a generous ceiling, never a speed check."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """helpers.wait_for, looking more often: the follower's steps are a few ms apart."""
+    waiting_for(predicate, timeout, what, every=0.05)
 
 
 def read_up_to(follower: Follower, path: Path) -> int:
