@@ -6,7 +6,7 @@ DEMO := demo
 
 .PHONY: demo test test-fast bench lint system-deps samples clean
 
-$(BIN)/conflictlens: pyproject.toml setup.py ingest/formats/_scan.c ingest/formats/_json.c ingest/formats/_times.c ingest/formats/_views.h ingest/_routes.c
+$(BIN)/conflictlens: pyproject.toml setup.py ingest/formats/_scan.c ingest/formats/_json.c ingest/formats/_times.c ingest/formats/_views.h ingest/_routes.c ingest/_otlp.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -19,6 +19,7 @@ from conflictlens.config import Config
 from conflictlens.serve import Job
 
 if TYPE_CHECKING:
+    from ingest.otlp import OtlpIntake
     from notify import Deliverer
 
 log = logging.getLogger("conflictlens.jobs")
@@ -96,11 +97,22 @@ def serve_delivery(live: Live, cursor: Cursor) -> Deliverer:
     return Deliverer(cursor, lambda: live.config.alerts.channels, interval=DELIVER_EVERY)
 
 
-def serve_routers(live: Live, cursor: Cursor, delivery: Deliverer) -> list[Any]:
+def serve_intake(live: Live, cursor: Cursor) -> OtlpIntake:
+    """OTLP log intake (``POST /v1/logs``), with the [ingest] options in force."""
+    from ingest.otlp import OtlpIntake
+
+    return OtlpIntake(cursor, lambda: live.config.ingest)
+
+
+def serve_routers(
+    live: Live, cursor: Cursor, delivery: Deliverer, intake: OtlpIntake | None = None
+) -> list[Any]:
     from conflictlens.api_alerts import alerts_router
+    from conflictlens.api_otlp import otlp_router
     from conflictlens.api_reports import reports_router
 
     return [
+        otlp_router(intake or serve_intake(live, cursor)),
         alerts_router(
             cursor,
             lambda: live.config.alerts,
