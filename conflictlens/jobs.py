@@ -57,14 +57,18 @@ def serve_jobs(live: Live, cursor: Cursor, delivery: Deliverer) -> list[Job]:
     """Every periodic job serve runs; notifications queued by an evaluation wake
     ``delivery`` at once rather than at its next tick."""
     from conflictlens.api_alerts import evaluation_job
+    from notify.resend import TICK_SECONDS, Resender
 
     evaluate = evaluation_job(cursor, lambda: live.config.alerts, outbox_written=delivery.wake)
     interval = live.config.alerts.evaluation_interval.total_seconds()
+    resender = Resender(lambda: live.config.alerts.channels)
     return [
         Job("summaries", SUMMARIES_EVERY, refresh_summaries, first_after=1.0),
         Job("learn-routes", LEARN_ROUTES_EVERY, learn_routes, first_after=30.0),
         Job("alerts", interval, lambda _con: evaluate(), first_after=interval),
         Job("reports", REPORTS_EVERY, _reports_job(live), first_after=5.0),
+        # Firing alerts pushed to Alertmanager again before they end there by themselves.
+        Job("alertmanager-resend", TICK_SECONDS, resender.run, first_after=TICK_SECONDS),
     ]
 
 

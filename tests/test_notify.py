@@ -630,7 +630,8 @@ def test_email_headers_cannot_be_injected_and_html_is_escaped():
 def test_each_http_channel_posts_its_message_with_the_idempotency_key(con, receiver):
     table = {
         "hook": {"type": "webhook", "url": receiver.url("/hook"), "headers": {"X-Team": "docs"}},
-        "am": {"type": "alertmanager", "url": receiver.url("/am")},
+        "am": {"type": "webhook", "format": "alertmanager-v4", "url": receiver.url("/am")},
+        "api": {"type": "alertmanager", "url": receiver.url("/prefix/")},
         "slack": {"type": "slack", "url": receiver.url("/services/T/B/x")},
     }
     stored = {name: json.dumps(make_payload(summary=f"for {name}")) for name in table}
@@ -638,10 +639,11 @@ def test_each_http_channel_posts_its_message_with_the_idempotency_key(con, recei
 
     summary = deliver_due(con, parse_channels(table), T0)
 
-    assert (summary.delivered, summary.failed) == (3, 0)
+    assert (summary.delivered, summary.failed) == (4, 0)
     got = {r.path: r for r in receiver.requests}
-    assert set(got) == {"/hook", "/am", "/services/T/B/x"}
-    for name, path in (("hook", "/hook"), ("am", "/am"), ("slack", "/services/T/B/x")):
+    assert set(got) == {"/hook", "/am", "/prefix/api/v2/alerts", "/services/T/B/x"}
+    paths = {"hook": "/hook", "am": "/am", "api": "/prefix/api/v2/alerts"}
+    for name, path in (*paths.items(), ("slack", "/services/T/B/x")):
         request = got[path]
         assert request.headers["idempotency-key"] == f"{ids[name]}-{FINGERPRINT}"
         assert request.headers["content-type"] == "application/json"
@@ -649,6 +651,9 @@ def test_each_http_channel_posts_its_message_with_the_idempotency_key(con, recei
     assert got["/hook"].headers["x-team"] == "docs"
     assert_alertmanager_v4(got["/am"].json())
     assert got["/am"].json()["receiver"] == "am"
+    (pushed,) = got["/prefix/api/v2/alerts"].json()  # PostableAlerts: a list, one alert here
+    assert pushed["labels"]["alertname"] == make_payload()["rule"]
+    assert pushed["annotations"]["summary"] == "for api"
     slack = got["/services/T/B/x"].json()
     assert "doc-version-spike" in slack["text"] and slack["blocks"][0]["type"] == "header"
     assert all(row["delivered_at"] == T0 and row["attempts"] == 1 for row in outbox(con).values())
@@ -867,7 +872,8 @@ def test_rows_of_an_unconfigured_channel_wait_and_leave_once_it_is_configured(co
 
 def test_a_resolved_never_overtakes_its_firing(con, receiver):
     receiver.answers = [(500, b"oops", {})]
-    parsed = parse_channels({"am": {"type": "alertmanager", "url": receiver.url()}})
+    am = {"type": "webhook", "format": "alertmanager-v4", "url": receiver.url()}
+    parsed = parse_channels({"am": am})
     firing = add_row(con, "am")
     resolved = add_row(
         con, "am", payload=make_payload(status="resolved", ends_at="2026-11-20T10:00:00+00:00")
