@@ -82,7 +82,8 @@ def _key_table() -> pl.DataFrame:
                 parts = path_keys(path)
                 if parts is not None:
                     rows.append((".".join(parts), field, len(rows)))
-    return pl.DataFrame(rows, schema={"key": pl.String, "field": pl.String, "rank": pl.Int32})
+    schema = {"key": pl.String, "field": pl.String, "rank": pl.Int32}
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 KEYS = _key_table()
