@@ -53,6 +53,7 @@ test-fast: $(BIN)/conflictlens
 bench: $(BIN)/conflictlens system-deps
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_tail.py
+	$(BIN)/python bench/bench_otlp.py
 	$(BIN)/python bench/bench_analysis.py
 	$(BIN)/python bench/bench_report.py
 	$(BIN)/python bench/bench_dashboard.py
