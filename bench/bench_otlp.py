@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stored = stored_requests(port)
     finally:
         serve.terminate()
-        serve.wait(60)
+        serve.communicate(timeout=60)
     if stored != len(records):
         raise BenchError(f"serve stored {stored:,} requests of {len(records):,} sent")
     log = work / "records.json.log"

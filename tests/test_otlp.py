@@ -106,6 +106,8 @@ def serve(tmp_path: Path) -> Any:
     for server in servers:
         if server.proc.poll() is None:
             server.stop()
+        else:
+            server.proc.communicate()  # a killed one: its pipes are closed all the same
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -360,7 +362,7 @@ def test_serve_killed_while_a_sender_sends_loses_nothing_it_accepted(serve, tmp_
         while len(accepted) < 1000 and sender.is_alive():
             stop.wait(0.01)
         server.proc.send_signal(signal.SIGKILL)  # while the sender is sending
-        server.proc.wait(30)
+        server.proc.communicate(timeout=30)  # waits, and closes the pipes
     finally:
         stop.set()
         sender.join(60)
