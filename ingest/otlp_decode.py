@@ -66,10 +66,13 @@ class Decoded:
         return self.records.height
 
 
+def compiled() -> bool:
+    """Whether the extension with ``otlp_walk`` was built."""
+    return scan.available() and hasattr(scan.library(), "otlp_walk")
+
+
 def decode_protobuf(data: bytes) -> Decoded:
-    if scan.available() and hasattr(scan.library(), "otlp_walk"):
-        return _compiled_walk(data)
-    return python_walk(data)
+    return _compiled_walk(data) if compiled() else python_walk(data)
 
 
 # --- protobuf, in Python ---------------------------------------------------------------------

@@ -32,8 +32,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from polars.testing import assert_frame_equal
 
-from ingest.formats import scan
-from ingest.otlp_decode import OtlpError, decode_json, python_walk
+from ingest.otlp_decode import OtlpError, compiled, decode_json, python_walk
 from tests.helpers import query
 from tests.test_serve import Serve
 
@@ -124,7 +123,7 @@ def mixed_request() -> bytes:
     return encode_logs(records).SerializeToString()
 
 
-@pytest.mark.skipif(not scan.available(), reason="the compiled extension is not built")
+@pytest.mark.skipif(not compiled(), reason="the compiled extension is not built")
 def test_the_compiled_walk_gives_what_the_python_walk_gives():
     from ingest.otlp_decode import _compiled_walk
 
