@@ -6,7 +6,7 @@ DEMO := demo
 
 .PHONY: demo test test-fast bench lint system-deps samples clean
 
-$(BIN)/conflictlens: pyproject.toml setup.py ingest/formats/_scan.c ingest/formats/_json.c ingest/formats/_times.c ingest/formats/_views.h ingest/_routes.c
+$(BIN)/conflictlens: pyproject.toml setup.py ingest/formats/_scan.c ingest/formats/_json.c ingest/formats/_times.c ingest/formats/_views.h ingest/_routes.c ingest/_otlp.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -53,7 +53,7 @@ test-fast: $(BIN)/conflictlens
 # Every benchmark runs even when one before it misses a bar or fails; then one table of every
 # bar from the JSON they wrote (bench/summary.py), and the target fails if any was missed. Old
 # results are removed first, so that a benchmark that writes none cannot pass on them.
-BENCHMARKS := bench_ingest bench_tail bench_analysis bench_report bench_dashboard
+BENCHMARKS := bench_ingest bench_tail bench_otlp bench_analysis bench_report bench_dashboard
 
 bench: $(BIN)/conflictlens system-deps
 	@mkdir -p bench/out && rm -f $(BENCHMARKS:%=bench/out/%.json)

@@ -22,7 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import summary_row
 
 # In the order `make bench` runs them.
-BENCHMARKS = ("bench_ingest", "bench_tail", "bench_analysis", "bench_report", "bench_dashboard")
+BENCHMARKS = (
+    "bench_ingest",
+    "bench_tail",
+    "bench_otlp",
+    "bench_analysis",
+    "bench_report",
+    "bench_dashboard",
+)
 COLUMNS = ("metric", "ours", "peer", "ratio", "bar", "pass")
 WIDEST = 100  # characters of a cell: an error's whole text is above the table and in the JSON
 

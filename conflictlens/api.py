@@ -30,6 +30,11 @@ TIME_PARAMS = {"since", "until"}
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY_BYTES = 1024 * 1024  # a rule or a silence is a few hundred bytes
+# OTLP/HTTP log intake (api_otlp): protobuf too, which no page of another site can send
+# without a preflight either, and batches of many records.
+OTLP_PATH = "/v1/logs"
+OTLP_TYPES = frozenset({"application/x-protobuf", "application/json"})
+MAX_OTLP_BYTES = 32 << 20
 QUERY_SECONDS = 20.0  # the longest one named query may run before it is interrupted
 
 
@@ -128,13 +133,20 @@ def refuse(request: Request, allowed: frozenset[str]) -> tuple[int, str] | None:
     if origin is not None and _hostname(origin.split("://", 1)[-1]) not in allowed:
         return 403, f"refused a request from origin {origin!r} that changes state"
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json":
+    otlp = request.url.path == OTLP_PATH
+    if otlp and kind not in OTLP_TYPES:
+        return (
+            415,
+            "an OTLP request must send Content-Type: application/x-protobuf or application/json",
+        )
+    if not otlp and kind != "application/json":
         return 415, "a request that changes state must send Content-Type: application/json"
     length = request.headers.get("content-length")
     if length is None:
         return 411, "a request that changes state must give its Content-Length"
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        return 413, f"request body over {MAX_BODY_BYTES:,} bytes"
+    limit = MAX_OTLP_BYTES if otlp else MAX_BODY_BYTES
+    if not length.isdigit() or int(length) > limit:
+        return 413, f"request body over {limit:,} bytes"
     return None
 
 

@@ -212,7 +212,7 @@ def serve_command(
     """
     from conflictlens.client import find_server
     from conflictlens.dashboard_process import start_dashboard, stop_dashboard
-    from conflictlens.jobs import Live, serve_delivery, serve_jobs, serve_routers
+    from conflictlens.jobs import Live, serve_delivery, serve_intake, serve_jobs, serve_routers
     from conflictlens.serve import ServeError, is_loopback, serve
     from store import connect
 
@@ -228,6 +228,7 @@ def serve_command(
     con = connect(db)
     live = Live(config)
     delivery = serve_delivery(live, con.cursor)
+    intake = serve_intake(live, con.cursor)
     started: list[Any] = []
 
     def ready(url: str) -> None:
@@ -257,8 +258,8 @@ def serve_command(
             config_path=config.path,
             reload_followers=lambda: _reloaded_followers(config.path, con, live),
             jobs=serve_jobs(live, con.cursor, delivery),
-            routers=serve_routers(live, con.cursor, delivery),
-            services=[delivery],
+            routers=serve_routers(live, con.cursor, delivery, intake),
+            services=[delivery, intake],
         )
     except ServeError as exc:
         raise UserError(str(exc)) from None

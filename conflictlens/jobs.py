@@ -19,6 +19,7 @@ from conflictlens.config import Config
 from conflictlens.serve import Job
 
 if TYPE_CHECKING:
+    from ingest.otlp import OtlpIntake
     from notify import Deliverer
 
 log = logging.getLogger("conflictlens.jobs")
@@ -56,14 +57,18 @@ def serve_jobs(live: Live, cursor: Cursor, delivery: Deliverer) -> list[Job]:
     """Every periodic job serve runs; notifications queued by an evaluation wake
     ``delivery`` at once rather than at its next tick."""
     from conflictlens.api_alerts import evaluation_job
+    from notify.resend import TICK_SECONDS, Resender
 
     evaluate = evaluation_job(cursor, lambda: live.config.alerts, outbox_written=delivery.wake)
     interval = live.config.alerts.evaluation_interval.total_seconds()
+    resender = Resender(lambda: live.config.alerts.channels)
     return [
         Job("summaries", SUMMARIES_EVERY, refresh_summaries, first_after=1.0),
         Job("learn-routes", LEARN_ROUTES_EVERY, learn_routes, first_after=30.0),
         Job("alerts", interval, lambda _con: evaluate(), first_after=interval),
         Job("reports", REPORTS_EVERY, _reports_job(live), first_after=5.0),
+        # Firing alerts pushed to Alertmanager again before they end there by themselves.
+        Job("alertmanager-resend", TICK_SECONDS, resender.run, first_after=TICK_SECONDS),
     ]
 
 
@@ -96,11 +101,22 @@ def serve_delivery(live: Live, cursor: Cursor) -> Deliverer:
     return Deliverer(cursor, lambda: live.config.alerts.channels, interval=DELIVER_EVERY)
 
 
-def serve_routers(live: Live, cursor: Cursor, delivery: Deliverer) -> list[Any]:
+def serve_intake(live: Live, cursor: Cursor) -> OtlpIntake:
+    """OTLP log intake (``POST /v1/logs``), with the [ingest] options in force."""
+    from ingest.otlp import OtlpIntake
+
+    return OtlpIntake(cursor, lambda: live.config.ingest)
+
+
+def serve_routers(
+    live: Live, cursor: Cursor, delivery: Deliverer, intake: OtlpIntake | None = None
+) -> list[Any]:
     from conflictlens.api_alerts import alerts_router
+    from conflictlens.api_otlp import otlp_router
     from conflictlens.api_reports import reports_router
 
     return [
+        otlp_router(intake or serve_intake(live, cursor)),
         alerts_router(
             cursor,
             lambda: live.config.alerts,

@@ -23,9 +23,29 @@ from store.writer import Batch
 
 def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int) -> Batch:
     split = split_lines(chunk)
-    parsed = fmt.parse(
-        split.lines, detail_statuses=None if options.keep_all else options.capture_statuses
+    parsed = fmt.parse(split.lines, detail_statuses=detail_statuses(options))
+    return batch_from_parsed(
+        parsed, options, source_id, chunk.start, chunk.end, unreadable_lines(split, chunk)
     )
+
+
+def detail_statuses(options: IngestOptions) -> frozenset[int] | None:
+    """The statuses whose lines become events (None: every line may)."""
+    return None if options.keep_all else options.capture_statuses
+
+
+def batch_from_parsed(
+    parsed: pl.DataFrame,
+    options: IngestOptions,
+    source_id: int,
+    start: int,
+    end: int,
+    unreadable: pl.DataFrame | None = None,
+) -> Batch:
+    """Parsed lines (a format's output: ``line``, ``offset``, the parsed columns and
+    ``reject``) of the source positions [start, end) → the batch to commit. ``unreadable``:
+    lines that never reached the format (offset, reason, sample), each a reject."""
+    unreadable = _reject_frame([], [], []) if unreadable is None else unreadable
     parsed = parsed.with_columns(reject=_boundary_rejects(options))
     good = parsed.filter(pl.col("reject").is_null())
     if options.service is not None:
@@ -37,19 +57,16 @@ def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id:
     )
     events = build_events(captured, options, source_id)
     bad = named_rejects(parsed.filter(pl.col("reject").is_not_null()))
-    rejects = build_rejects(bad, split, chunk, source_id)
-    lines = split.lines.height + len(split.invalid_offsets) + len(chunk.overlong)
+    rejects = build_rejects(bad, unreadable, source_id)
+    lines = parsed.height + unreadable.height
     rollups = build_rollups(good, options)
-    skipped = parsed.height - good.height - rejects.height + len(split.invalid_offsets)
-    skipped += len(chunk.overlong)
+    skipped = parsed.height - good.height - (rejects.height - unreadable.height)
     conflicts = (
         events.filter(pl.col("status").is_in(options.capture_statuses)).height
         if options.keep_all
         else events.height
     )
-    return Batch(
-        source_id, chunk.start, chunk.end, lines, events, rollups, rejects, skipped, conflicts
-    )
+    return Batch(source_id, start, end, lines, events, rollups, rejects, skipped, conflicts)
 
 
 def _boundary_rejects(options: IngestOptions) -> pl.Expr:
@@ -138,43 +155,33 @@ def _count(lines: pl.DataFrame, by: str) -> pl.DataFrame:
     )
 
 
-def build_rejects(
-    bad: pl.DataFrame, split: SplitLines, chunk: Chunk, source_id: int
-) -> pl.DataFrame:
+def build_rejects(bad: pl.DataFrame, unreadable: pl.DataFrame, source_id: int) -> pl.DataFrame:
     """Every line that did not become a row, with its offset, reason and first bytes; empty
     lines are skipped, not stored (a file of newlines would otherwise be a file of rejects)."""
-    frames = [
-        bad.filter(pl.col("reject") != EMPTY_LINE).select(
-            pl.col("offset"),
-            pl.col("reject").alias("reason"),
-            pl.col("line")
-            .str.strip_chars_end("\r\n")
-            .cast(pl.Binary)
-            .bin.slice(0, REJECT_SAMPLE_BYTES)
-            .alias("sample"),
-        )
-    ]
-    if len(split.invalid_offsets):
-        frames.append(
-            _reject_frame(
-                split.invalid_offsets.tolist(),
-                ["invalid UTF-8"] * len(split.invalid_offsets),
-                split.invalid_samples,
-            )
-        )
-    if chunk.overlong:
-        frames.append(
-            _reject_frame(
-                [o.offset for o in chunk.overlong],
-                [f"line longer than the chunk limit ({o.length} bytes)" for o in chunk.overlong],
-                [o.sample for o in chunk.overlong],
-            )
-        )
+    parsed = bad.filter(pl.col("reject") != EMPTY_LINE).select(
+        pl.col("offset"),
+        pl.col("reject").alias("reason"),
+        pl.col("line")
+        .str.strip_chars_end("\r\n")
+        .cast(pl.Binary)
+        .bin.slice(0, REJECT_SAMPLE_BYTES)
+        .alias("sample"),
+    )
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return pl.concat(frames).with_columns(
+    return pl.concat([parsed, unreadable]).with_columns(
         pl.lit(source_id, pl.Int32).alias("source_id"),
         pl.lit(now, pl.Datetime("us")).alias("seen_at"),
     )
+
+
+def unreadable_lines(split: SplitLines, chunk: Chunk) -> pl.DataFrame:
+    """The lines of a chunk no format sees: invalid UTF-8, and lines over the chunk limit."""
+    offsets = [*split.invalid_offsets.tolist(), *(o.offset for o in chunk.overlong)]
+    reasons = ["invalid UTF-8"] * len(split.invalid_offsets) + [
+        f"line longer than the chunk limit ({o.length} bytes)" for o in chunk.overlong
+    ]
+    samples = [*split.invalid_samples, *(o.sample for o in chunk.overlong)]
+    return _reject_frame(offsets, reasons, samples)
 
 
 def _reject_frame(offsets: list[int], reasons: list[str], samples: list[bytes]) -> pl.DataFrame:

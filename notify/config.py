@@ -26,6 +26,13 @@ DEFAULT_HTTP_TIMEOUT = 10.0
 DEFAULT_SMTP_TIMEOUT = 20.0
 DEFAULT_COMMAND_TIMEOUT = 30.0
 MAX_TIMEOUT = 300.0
+# What a webhook sends: the outbox payload itself, or the body Alertmanager's own webhook
+# receivers get (version 4), for receivers built for Alertmanager.
+WEBHOOK_FORMATS = ("conflictlens", "alertmanager-v4")
+# How often a firing alert is pushed again to Alertmanager; it ends by itself 4 of these after
+# the last push (Prometheus' rule), so a serve that stops is not firing there forever.
+DEFAULT_RESEND_SECONDS = 60.0
+ALERTMANAGER_API = "/api/v2/alerts"
 
 HttpType = Literal["webhook", "alertmanager", "slack"]
 Security = Literal["starttls", "tls", "none"]
@@ -96,7 +103,9 @@ def _url_secrets(url: str) -> list[str]:
 
 @dataclass(frozen=True)
 class HttpChannel:
-    """webhook, alertmanager or slack: a JSON POST to ``url``."""
+    """webhook, alertmanager or slack: a JSON POST to ``url``. An alertmanager channel's
+    ``url`` is Alertmanager's base URL, and ``more_urls`` the other members of an HA group:
+    each gets every alert at ``<url>/api/v2/alerts``."""
 
     name: str
     type: HttpType
@@ -104,11 +113,19 @@ class HttpChannel:
     headers: tuple[tuple[str, Secret], ...] = ()
     timeout: float = DEFAULT_HTTP_TIMEOUT
     secret_env: tuple[str, ...] = ()  # environment variables the secrets came from
+    format: str = "conflictlens"  # a webhook's body (WEBHOOK_FORMATS)
+    more_urls: tuple[Secret, ...] = ()
+    resend_seconds: float = DEFAULT_RESEND_SECONDS  # alertmanager: push firing alerts again
+
+    @property
+    def urls(self) -> tuple[Secret, ...]:
+        return (self.url, *self.more_urls)
 
     def secrets(self) -> list[str]:
         """Everything to scrub from a reason: a receiver may echo the path, a segment of it,
         or the query, without the rest of the URL."""
-        return [*_url_secrets(self.url.reveal()), *(value.reveal() for _, value in self.headers)]
+        found = [s for url in self.urls for s in _url_secrets(url.reveal())]
+        return [*found, *(value.reveal() for _, value in self.headers)]
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,11 @@ def describe_channel(channel: ChannelConfig) -> dict[str, Any]:
             "headers": [name for name, _ in channel.headers],
             "timeout": channel.timeout,
         }
+        if channel.type == "webhook":
+            view["format"] = channel.format
+        if channel.type == "alertmanager":
+            view["targets"] = [str(url) for url in channel.urls]
+            view["resend_seconds"] = channel.resend_seconds
     elif isinstance(channel, EmailChannel):
         view |= {
             "host": channel.host,
@@ -315,19 +337,12 @@ class _Reader:
 
 
 def _http(name: str, kind: HttpType, reader: _Reader) -> HttpChannel:
-    url, source = reader.secret("url", required=True, inline=True)
-    assert url is not None
-    try:
-        parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        valid = False
-    if not valid:
-        # The URL itself may be the secret: say what is wrong without repeating it.
-        raise reader.error(source, "expected an http:// or https:// URL with a host")
-    if any(c in url for c in "\r\n\t "):
-        raise reader.error(source, "a URL cannot contain spaces or line breaks")
+    if kind == "alertmanager" and reader.entry.get("urls") is not None:
+        urls = _alertmanager_urls(reader)
+    else:
+        url, source = reader.secret("url", required=True, inline=True)
+        assert url is not None
+        urls = [_checked_url(reader, source, url)]
     headers = reader.get("headers") or {}
     if not isinstance(headers, dict):
         raise reader.error("headers", 'expected a table of "Header-Name" = "value"')
@@ -340,14 +355,76 @@ def _http(name: str, kind: HttpType, reader: _Reader) -> HttpChannel:
         if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
             raise reader.error(f"headers.{header}", "expected a one-line string")
         pairs.append((header, Secret(value)))  # Authorization and the like: never shown
+    webhook_format = "conflictlens"
+    if kind == "webhook":
+        webhook_format = reader.get("format") or "conflictlens"
+        if webhook_format not in WEBHOOK_FORMATS:
+            raise reader.error(
+                "format", f"{json.dumps(webhook_format)} is not one of {', '.join(WEBHOOK_FORMATS)}"
+            )
+    resend = DEFAULT_RESEND_SECONDS
+    if kind == "alertmanager":
+        resend = _seconds(reader, "resend_interval", DEFAULT_RESEND_SECONDS)
     return HttpChannel(
         name=name,
         type=kind,
-        url=Secret(url, redact_url(url)),
+        url=urls[0],
         headers=tuple(pairs),
         timeout=reader.timeout(DEFAULT_HTTP_TIMEOUT),
         secret_env=tuple(reader.secret_env),
+        format=webhook_format,
+        more_urls=tuple(urls[1:]),
+        resend_seconds=resend,
     )
+
+
+def _checked_url(reader: _Reader, source: str, url: str) -> Secret:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        valid = False
+    if not valid:
+        # The URL itself may be the secret: say what is wrong without repeating it.
+        raise reader.error(source, "expected an http:// or https:// URL with a host")
+    if any(c in url for c in "\r\n\t "):
+        raise reader.error(source, "a URL cannot contain spaces or line breaks")
+    return Secret(url, redact_url(url))
+
+
+def _alertmanager_urls(reader: _Reader) -> list[Secret]:
+    """``urls = [...]``: every member of an Alertmanager HA group (not with ``url``)."""
+    for key in ("url", "url_env", "url_file"):
+        if reader.entry.get(key) is not None:
+            raise reader.error(key, "give url or urls, not both")
+    urls = reader.get("urls")
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+        raise reader.error("urls", "expected a list of Alertmanager base URLs")
+    checked = [_checked_url(reader, f"urls[{i}]", u) for i, u in enumerate(urls, start=1)]
+    if len({u.reveal().rstrip("/") for u in checked}) < len(checked):
+        raise reader.error("urls", "the same Alertmanager is listed twice")
+    return checked
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+
+
+def _seconds(reader: _Reader, key: str, default: float) -> float:
+    """A duration such as "30s", "1m" or a number of seconds, from 1 s to 1 h."""
+    value = reader.get(key)
+    if value is None:
+        return default
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif match is not None:
+        seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    else:
+        raise reader.error(key, "expected a duration such as 30s or 1m")
+    if not 1 <= seconds <= 3600:
+        raise reader.error(key, "expected a duration from 1s to 1h")
+    return seconds
 
 
 def _address(reader: _Reader, key: str, value: Any) -> str:

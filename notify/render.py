@@ -302,6 +302,46 @@ def command_environment(
     }
 
 
+# --- Alertmanager's API (POST /api/v2/alerts) ------------------------------------------------
+
+
+def render_postable_alerts(
+    alert: Alert, now: dt.datetime, lifetime: dt.timedelta
+) -> list[dict[str, Any]]:
+    """What Alertmanager accepts from a client such as Prometheus (``PostableAlerts``): one
+    alert with the rule's labels and the message as annotations. A firing alert ends by
+    itself ``lifetime`` after ``now`` unless pushed again; a resolved one ends when it did."""
+    labels = _am_labels(alert)
+    annotations = dict(alert.annotations)
+    annotations.setdefault("summary", alert.summary)
+    annotations.setdefault("description", _description(alert))
+    annotations.setdefault("value", measure_text(alert))
+    for key, name in (("top_resources", "resource"), ("top_clients", "client")):
+        annotations.setdefault(key, "; ".join(_top_lines(alert.top(key, name))))
+    if alert.dashboard_url:
+        annotations.setdefault("dashboard", alert.dashboard_url)
+    starts = alert.starts_at or now
+    ends = max(alert.ends_at or now, starts) if alert.status == "resolved" else now + lifetime
+    item: dict[str, Any] = {
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": rfc3339(starts),
+        "endsAt": rfc3339(ends),
+    }
+    if alert.dashboard_url:
+        item["generatorURL"] = alert.dashboard_url
+    return [item]
+
+
+def _am_labels(alert: Alert) -> dict[str, str]:
+    """The alert's labels as Prometheus names, with alertname and severity."""
+    labels = {_label_name(k): v for k, v in alert.labels.items()}
+    labels.setdefault("alertname", alert.rule)
+    if alert.severity:
+        labels.setdefault("severity", alert.severity)
+    return labels
+
+
 # --- Alertmanager webhook, version 4 ---------------------------------------------------------
 
 
@@ -329,11 +369,9 @@ def _origin(url: str | None) -> str:
 
 def render_alertmanager(alert: Alert, receiver: str) -> dict[str, Any]:
     """The body Alertmanager's webhook_config POSTs (version "4"), for one alert: receivers
-    built for Alertmanager (EDA, Alerta, karma, custom bridges) take it unchanged."""
-    labels = {_label_name(k): v for k, v in alert.labels.items()}
-    labels.setdefault("alertname", alert.rule)
-    if alert.severity:
-        labels.setdefault("severity", alert.severity)
+    built for Alertmanager (EDA, Alerta, karma, custom bridges) take it unchanged: a webhook
+    channel with ``format = "alertmanager-v4"``."""
+    labels = _am_labels(alert)
     annotations = dict(alert.annotations)
     annotations.setdefault("summary", alert.summary)
     annotations.setdefault("description", _description(alert))

@@ -28,13 +28,22 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import quote
 
-from notify.config import ChannelConfig, CommandChannel, EmailChannel, HttpChannel, redact_url
+from notify.config import (
+    ALERTMANAGER_API,
+    ChannelConfig,
+    CommandChannel,
+    EmailChannel,
+    HttpChannel,
+    Secret,
+    redact_url,
+)
 from notify.render import (
     Alert,
     EmailContent,
     command_environment,
     render_alertmanager,
     render_email,
+    render_postable_alerts,
     render_slack,
     render_webhook,
 )
@@ -105,11 +114,13 @@ def deliver(
     alert = Alert.parse(outgoing.payload)
     key = outgoing.idempotency_key
     try:
-        if isinstance(channel, HttpChannel):
-            if channel.type == "webhook":
-                body = render_webhook(outgoing.payload)
-            elif channel.type == "alertmanager":
+        if isinstance(channel, HttpChannel) and channel.type == "alertmanager":
+            push_alerts(channel, [alert], key)
+        elif isinstance(channel, HttpChannel):
+            if channel.type == "webhook" and channel.format == "alertmanager-v4":
                 body = _json(render_alertmanager(alert, channel.name))
+            elif channel.type == "webhook":
+                body = render_webhook(outgoing.payload)
             else:
                 body = _json(render_slack(alert))
             post_json(channel, body, key)
@@ -125,7 +136,7 @@ def deliver(
         raise DeliveryError(scrub(str(exc), channel.secrets())) from None
 
 
-def _json(message: dict[str, Any]) -> bytes:
+def _json(message: object) -> bytes:
     return json.dumps(message, ensure_ascii=False).encode("utf-8")
 
 
@@ -143,17 +154,49 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-def post_json(channel: HttpChannel, body: bytes, key: str) -> None:
-    shown = str(channel.url)
+def alertmanager_endpoint(base: str) -> str:
+    """``http://am:9093`` (or with a path prefix) → its ``/api/v2/alerts``; a URL that names
+    the endpoint already is taken as it is."""
+    base = base.rstrip("/")
+    return base if base.endswith(ALERTMANAGER_API) else base + ALERTMANAGER_API
+
+
+def push_alerts(
+    channel: HttpChannel, alerts: list[Alert], key: str, now: dt.datetime | None = None
+) -> list[str]:
+    """POST the alerts to every Alertmanager of the channel (an HA group gets each alert at
+    every member, as Prometheus sends them). Delivered when one took them: the others get
+    them again with the next push while the alert fires, and a failure is logged. Raises
+    DeliveryError when none took them; returns the failures otherwise."""
+    moment = now or dt.datetime.now(dt.UTC)
+    lifetime = dt.timedelta(seconds=4 * channel.resend_seconds)
+    body = _json([item for a in alerts for item in render_postable_alerts(a, moment, lifetime)])
+    failures = []
+    for url in channel.urls:
+        target = Secret(alertmanager_endpoint(url.reveal()), str(url))
+        try:
+            post_json(channel, body, key, url=target)
+        except DeliveryError as exc:
+            failures.append(str(exc))
+    if len(failures) == len(channel.urls):
+        raise DeliveryError("; ".join(failures))
+    for failure in failures:
+        log.warning(
+            "channel %s: %s (delivered to the other Alertmanager(s))", channel.name, failure
+        )
+    return failures
+
+
+def post_json(channel: HttpChannel, body: bytes, key: str, url: Secret | None = None) -> None:
+    target = url or channel.url
+    shown = str(target)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "Idempotency-Key": key,
         **{name: value.reveal() for name, value in channel.headers},
     }
-    request = urllib.request.Request(
-        channel.url.reveal(), data=body, headers=headers, method="POST"
-    )
+    request = urllib.request.Request(target.reveal(), data=body, headers=headers, method="POST")
     try:
         with _opener.open(request, timeout=channel.timeout) as response:
             response.read(1 << 16)  # drain a little so the connection closes cleanly

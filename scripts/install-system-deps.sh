@@ -2,7 +2,8 @@
 # Installs the Debian packages that the test suite and benchmarks use, when they are missing:
 # goaccess (the speed peer), logrotate (rotation tests), chromium + chromium-driver (browser
 # tests), openssl (the SMTP tests' certificate), util-linux's setpriv (the permission test
-# reads as an unprivileged user when run as root). In CI (CI=true) a test whose dependency is
+# reads as an unprivileged user when run as root), prometheus-alertmanager (the Alertmanager
+# channel's test pushes alerts into the real one). In CI (CI=true) a test whose dependency is
 # missing fails rather than skips (tests/needs.py), so everything a test needs is listed here.
 set -euo pipefail
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -14,6 +15,8 @@ command -v setpriv >/dev/null 2>&1 || needed+=(util-linux)
 # Debian's Chromium and its driver: the real browser for the dashboard and report tests.
 command -v chromium >/dev/null 2>&1 || needed+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || needed+=(chromium-driver)
+# Debian's Alertmanager (0.25): the real receiver of `type = "alertmanager"` channels.
+command -v prometheus-alertmanager >/dev/null 2>&1 || needed+=(prometheus-alertmanager)
 if [ ${#needed[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "missing system packages: ${needed[*]} (install them with your package manager)" >&2

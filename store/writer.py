@@ -250,47 +250,69 @@ class Writer:
             con.execute("ROLLBACK")
             raise
 
+    def stream_source(self, path: str) -> SourceRecord:
+        """The source of a stream that is not a file (``otlp:<service>``), found by its path,
+        or registered: device and inode 0, which no file has, and an empty fingerprint, which
+        no file's content lookup reads. Its offset counts the records committed."""
+        rows = self.con.execute(
+            'SELECT source_id, fingerprint, fingerprint_len, path, format, "offset", lines, log_format '
+            "FROM sources WHERE device = 0 AND inode = 0 AND path = ? ORDER BY source_id LIMIT 1",
+            [path],
+        ).fetchall()
+        if rows:
+            return _record(rows[0])
+        return self.register_source(device=0, inode=0, prefix=b"", path=path)
+
     def commit(self, batch: Batch) -> None:
         """Insert the batch's rows and move the source offset, all or nothing.
 
         The offset only moves forward from where this batch started, so a batch that was
         already committed (by a process that died before it could tell) is refused.
         """
+        self.commit_all([batch])
+
+    def commit_all(self, batches: Sequence[Batch]) -> None:
+        """Several batches (of different sources: one OTLP request) in one transaction."""
         con = self.con
         routes = self._route_resolver()
         con.execute("BEGIN TRANSACTION")
         try:
-            moved = con.execute(
-                'UPDATE sources SET "offset" = ?, lines = lines + ?, rejects = rejects + ?, '
-                'conflicts = conflicts + ?, updated_at = ? WHERE source_id = ? AND "offset" = ? '
-                "RETURNING rejects",
-                [
-                    batch.end,
-                    batch.lines,
-                    batch.rejects.height,
-                    batch.conflicts,
-                    _now(),
-                    batch.source_id,
-                    batch.start,
-                ],
-            ).fetchall()
-            if not moved:
-                raise RuntimeError(
-                    f"source {batch.source_id} is no longer at offset {batch.start}; "
-                    "another writer imported it meanwhile"
-                )
-            # Every reject is counted; only the first MAX_REJECTS_PER_SOURCE are kept, with
-            # their samples: a file of garbage must not grow the store by its own size.
-            kept_before = int(moved[0][0]) - batch.rejects.height
-            rejects = batch.rejects.head(max(0, MAX_REJECTS_PER_SOURCE - kept_before))
-            for table, frame in zip(_INSERTS, (batch.events, batch.rollups, rejects), strict=True):
-                if frame.height:
-                    self._insert(table, frame, routes)
-            self._invalidate_summarised_hours(batch)
+            for batch in batches:
+                self._commit_rows(batch, routes)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def _commit_rows(self, batch: Batch, routes: RouteResolver | None) -> None:
+        con = self.con
+        moved = con.execute(
+            'UPDATE sources SET "offset" = ?, lines = lines + ?, rejects = rejects + ?, '
+            'conflicts = conflicts + ?, updated_at = ? WHERE source_id = ? AND "offset" = ? '
+            "RETURNING rejects",
+            [
+                batch.end,
+                batch.lines,
+                batch.rejects.height,
+                batch.conflicts,
+                _now(),
+                batch.source_id,
+                batch.start,
+            ],
+        ).fetchall()
+        if not moved:
+            raise RuntimeError(
+                f"source {batch.source_id} is no longer at offset {batch.start}; "
+                "another writer imported it meanwhile"
+            )
+        # Every reject is counted; only the first MAX_REJECTS_PER_SOURCE are kept, with
+        # their samples: a file of garbage must not grow the store by its own size.
+        kept_before = int(moved[0][0]) - batch.rejects.height
+        rejects = batch.rejects.head(max(0, MAX_REJECTS_PER_SOURCE - kept_before))
+        for table, frame in zip(_INSERTS, (batch.events, batch.rollups, rejects), strict=True):
+            if frame.height:
+                self._insert(table, frame, routes)
+        self._invalidate_summarised_hours(batch)
 
     def _invalidate_summarised_hours(self, batch: Batch) -> None:
         """Lines for an hour already summarised (a late line, an older log) mark it stale."""

@@ -38,9 +38,12 @@ from notify import (
 from notify.render import (
     ZERO_TIME,
     Alert,
+    measure_text,
     render_alertmanager,
     render_email,
+    render_postable_alerts,
     render_slack,
+    rfc3339,
 )
 from notify.send import build_email
 
@@ -630,7 +633,8 @@ def test_email_headers_cannot_be_injected_and_html_is_escaped():
 def test_each_http_channel_posts_its_message_with_the_idempotency_key(con, receiver):
     table = {
         "hook": {"type": "webhook", "url": receiver.url("/hook"), "headers": {"X-Team": "docs"}},
-        "am": {"type": "alertmanager", "url": receiver.url("/am")},
+        "am": {"type": "webhook", "format": "alertmanager-v4", "url": receiver.url("/am")},
+        "api": {"type": "alertmanager", "url": receiver.url("/prefix/")},
         "slack": {"type": "slack", "url": receiver.url("/services/T/B/x")},
     }
     stored = {name: json.dumps(make_payload(summary=f"for {name}")) for name in table}
@@ -638,10 +642,11 @@ def test_each_http_channel_posts_its_message_with_the_idempotency_key(con, recei
 
     summary = deliver_due(con, parse_channels(table), T0)
 
-    assert (summary.delivered, summary.failed) == (3, 0)
+    assert (summary.delivered, summary.failed) == (4, 0)
     got = {r.path: r for r in receiver.requests}
-    assert set(got) == {"/hook", "/am", "/services/T/B/x"}
-    for name, path in (("hook", "/hook"), ("am", "/am"), ("slack", "/services/T/B/x")):
+    assert set(got) == {"/hook", "/am", "/prefix/api/v2/alerts", "/services/T/B/x"}
+    paths = {"hook": "/hook", "am": "/am", "api": "/prefix/api/v2/alerts"}
+    for name, path in (*paths.items(), ("slack", "/services/T/B/x")):
         request = got[path]
         assert request.headers["idempotency-key"] == f"{ids[name]}-{FINGERPRINT}"
         assert request.headers["content-type"] == "application/json"
@@ -649,6 +654,9 @@ def test_each_http_channel_posts_its_message_with_the_idempotency_key(con, recei
     assert got["/hook"].headers["x-team"] == "docs"
     assert_alertmanager_v4(got["/am"].json())
     assert got["/am"].json()["receiver"] == "am"
+    (pushed,) = got["/prefix/api/v2/alerts"].json()  # PostableAlerts: a list, one alert here
+    assert pushed["labels"]["alertname"] == make_payload()["rule"]
+    assert pushed["annotations"]["summary"] == "for api"
     slack = got["/services/T/B/x"].json()
     assert "doc-version-spike" in slack["text"] and slack["blocks"][0]["type"] == "header"
     assert all(row["delivered_at"] == T0 and row["attempts"] == 1 for row in outbox(con).values())
@@ -867,7 +875,8 @@ def test_rows_of_an_unconfigured_channel_wait_and_leave_once_it_is_configured(co
 
 def test_a_resolved_never_overtakes_its_firing(con, receiver):
     receiver.answers = [(500, b"oops", {})]
-    parsed = parse_channels({"am": {"type": "alertmanager", "url": receiver.url()}})
+    am = {"type": "webhook", "format": "alertmanager-v4", "url": receiver.url()}
+    parsed = parse_channels({"am": am})
     firing = add_row(con, "am")
     resolved = add_row(
         con, "am", payload=make_payload(status="resolved", ends_at="2026-11-20T10:00:00+00:00")
@@ -992,3 +1001,121 @@ def test_a_round_that_fails_is_reported_and_the_thread_goes_on(tmp_path):
     connection.close()
     assert alive
     assert deliverer.last_error is not None and "alert_outbox" in deliverer.last_error
+
+
+# --- Alertmanager's API ----------------------------------------------------------------------
+
+
+def test_alertmanager_channels_take_a_pair_of_urls_and_a_resend_interval():
+    parsed = parse_channels(
+        {
+            "pair": {
+                "type": "alertmanager",
+                "urls": ["http://am1:9093", "http://am2:9093/prefix"],
+                "resend_interval": "30s",
+            },
+            "one": {"type": "alertmanager", "url": "http://am:9093"},
+            "v4": {"type": "webhook", "format": "alertmanager-v4", "url": "http://bridge/in"},
+        }
+    )
+    pair, one, v4 = parsed["pair"], parsed["one"], parsed["v4"]
+    assert isinstance(pair, HttpChannel) and isinstance(one, HttpChannel)
+    assert [u.reveal() for u in pair.urls] == ["http://am1:9093", "http://am2:9093/prefix"]
+    assert (pair.resend_seconds, one.resend_seconds) == (30.0, 60.0)
+    assert isinstance(v4, HttpChannel) and v4.format == "alertmanager-v4"
+    refused = {
+        "alerts.channels.x.url: give url or urls, not both": {
+            "type": "alertmanager",
+            "url": "http://a",
+            "urls": ["http://b"],
+        },
+        "alerts.channels.x.urls: the same Alertmanager is listed twice": {
+            "type": "alertmanager",
+            "urls": ["http://a:9093", "http://a:9093/"],
+        },
+        "alerts.channels.x.urls[2]: expected an http:// or https:// URL": {
+            "type": "alertmanager",
+            "urls": ["http://a", "ftp://b"],
+        },
+        "alerts.channels.x.resend_interval: expected a duration from 1s to 1h": {
+            "type": "alertmanager",
+            "url": "http://a",
+            "resend_interval": "2h",
+        },
+        'alerts.channels.x.format: "v5" is not one of conflictlens, alertmanager-v4': {
+            "type": "webhook",
+            "url": "http://a",
+            "format": "v5",
+        },
+        "alerts.channels.x.format: unknown key": {
+            "type": "alertmanager",
+            "url": "http://a",
+            "format": "alertmanager-v4",
+        },
+    }
+    for message, table in refused.items():
+        with pytest.raises(ChannelConfigError) as caught:
+            parse_channels({"x": table})
+        assert str(caught.value).startswith(message)
+
+
+def test_an_alert_pushed_to_alertmanager_ends_by_itself_unless_pushed_again():
+    now = dt.datetime(2026, 11, 20, 10, 5, tzinfo=dt.UTC)
+    lifetime = dt.timedelta(minutes=4)
+    (firing,) = render_postable_alerts(Alert(make_payload()), now, lifetime)
+    assert firing["endsAt"] == "2026-11-20T10:09:00Z"
+    assert firing["startsAt"] == rfc3339(Alert(make_payload()).starts_at)
+    assert firing["generatorURL"] == make_payload()["dashboard_url"]
+    assert firing["labels"]["alertname"] == "doc-version-spike"
+    assert firing["annotations"]["value"] == measure_text(Alert(make_payload()))
+    assert firing["annotations"]["summary"] == make_payload()["summary"]
+    ended = make_payload(status="resolved", ends_at="2026-11-20T10:04:00+00:00")
+    (resolved,) = render_postable_alerts(Alert(ended), now, lifetime)
+    assert resolved["endsAt"] == "2026-11-20T10:04:00Z"  # when it resolved, not now
+
+
+def test_an_alertmanager_pair_with_one_member_down_still_gets_the_alert(con, receiver):
+    down = Receiver(status=503).start()
+    try:
+        pair = {"type": "alertmanager", "urls": [down.url("/"), receiver.url("/")]}
+        row = add_row(con, "am")
+        summary = deliver_due(con, parse_channels({"am": pair}), T0)
+        assert summary.delivered == 1 and outbox(con)[row]["delivered_at"] == T0
+        assert [r.path for r in receiver.requests] == ["/api/v2/alerts"]
+        assert [r.path for r in down.requests] == ["/api/v2/alerts"]  # tried as well
+        receiver.status = 503
+        add_row(con, "am", fingerprint="other")
+        both_down = deliver_due(con, parse_channels({"am": pair}), T0)
+        assert both_down.failed == 1 and "HTTP 503" in (both_down.channels["am"].error or "")
+    finally:
+        down.stop()
+
+
+def test_firing_alerts_are_pushed_again_until_they_resolve(con, receiver):
+    from notify.resend import Resender
+
+    channels = parse_channels(
+        {
+            "am": {"type": "alertmanager", "url": receiver.url("/"), "resend_interval": "10s"},
+            "hook": {"type": "webhook", "url": receiver.url("/hook")},
+        }
+    )
+    clock = [100.0]
+    resender = Resender(lambda: channels, clock=lambda: clock[0])
+    for channel in ("am", "hook"):
+        add_row(con, channel)
+    con.execute(
+        "INSERT INTO alert_state (rule, fingerprint, labels, state, updated_at) "
+        "VALUES ('doc-version-spike', ?, '{}', 'firing', ?)",
+        [FINGERPRINT, T0],
+    )
+    assert resender.run(con) == 0  # nothing delivered yet: the outbox sends it first
+    deliver_due(con, channels, T0)
+    receiver.requests.clear()
+    assert resender.run(con) == 0  # this channel's interval is not over yet
+    clock[0] += 10
+    assert resender.run(con) == 1
+    assert [r.path for r in receiver.requests] == ["/api/v2/alerts"]  # not the webhook
+    con.execute("UPDATE alert_state SET state = 'resolved'")
+    clock[0] += 10
+    assert resender.run(con) == 0

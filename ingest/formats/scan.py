@@ -108,6 +108,11 @@ def _load() -> Any:
     library.template_paths.argtypes = [pointer, size, pointer, ctypes.c_int32, *[pointer] * 6]
     library.template_paths.argtypes += [size]
     library.template_paths.restype = ctypes.c_int64
+    # _otlp.c (see ingest/otlp_decode.py); an extension built before it has none, and OTLP
+    # requests are then walked in Python
+    if hasattr(library, "otlp_walk"):
+        library.otlp_walk.argtypes = [pointer, size, *[pointer] * 12]
+        library.otlp_walk.restype = ctypes.c_int
     return library
 
 
