@@ -42,7 +42,7 @@ def create_app(
     cursor: Callable[[], duckdb.DuckDBPyConnection],
     *,
     db_path: str,
-    token: str | None = None,
+    token: str | Callable[[], str | None] | None = None,
     source_status: StatusProvider = list,
     hosts: frozenset[str] = LOOPBACK_HOSTS,
 ) -> FastAPI:
@@ -60,9 +60,11 @@ def create_app(
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:
-        if token is not None and request.url.path not in ("/api/health",):
+        # (a callable: the token of the config in force, which a reload may change)
+        wanted = token() if callable(token) else token
+        if wanted is not None and request.url.path not in ("/api/health",):
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), token.encode()):
+            if not hmac.compare_digest(given.encode(), wanted.encode()):
                 return JSONResponse({"detail": "missing or wrong token"}, status_code=401)
         return await call_next(request)
 

@@ -231,20 +231,26 @@ def serve_command(
     intake = serve_intake(live, con.cursor)
     started: list[Any] = []
 
+    def dashboard(token: str | None) -> Any:
+        return start_dashboard(
+            db, bind, dashboard_port, token=token, password_hash=password_hash, config=config.path
+        )
+
     def ready(url: str) -> None:
         click.echo(f"conflictlens serve: {db} at {url}", err=True)
         if not no_dashboard:
-            started.append(
-                start_dashboard(
-                    db,
-                    bind,
-                    dashboard_port,
-                    token=config.serve.token,
-                    password_hash=password_hash,
-                    config=config.path,
-                )
-            )
+            started.append(dashboard(config.serve.token))
             click.echo(f"dashboard: http://{bind}:{dashboard_port}", err=True)
+
+    def reload() -> list[Any]:
+        """The followers of the config as it is now; a new token is required from now on, and
+        the dashboard (which asks serve with it) is started again with it."""
+        before = live.config.serve.token
+        followers = _reloaded_followers(config.path, con, live, exposed=not is_loopback(bind))
+        if live.config.serve.token != before and started:
+            stop_dashboard(started.pop())
+            started.append(dashboard(live.config.serve.token))
+        return followers
 
     try:
         serve(
@@ -253,10 +259,11 @@ def serve_command(
             host=bind,
             port=port or config.serve.port,
             token=config.serve.token,
+            current_token=lambda: live.config.serve.token,
             followers=_followers(config, con),
             on_ready=ready,
             config_path=config.path,
-            reload_followers=lambda: _reloaded_followers(config.path, con, live),
+            reload_followers=reload,
             jobs=serve_jobs(live, con.cursor, delivery),
             routers=serve_routers(live, con.cursor, delivery, intake),
             services=[delivery, intake],
@@ -321,10 +328,15 @@ def _password_hash(config: Config) -> str | None:
     return os.environ.get("CONFLICTLENS_DASHBOARD_PASSWORD_HASH") or config.dashboard.password_hash
 
 
-def _reloaded_followers(path: Path | None, con: Any, live: Any) -> list[Any]:
+def _reloaded_followers(path: Path | None, con: Any, live: Any, *, exposed: bool) -> list[Any]:
     """Followers from the config file as it is now (its [[sources]], [ingest] and rules);
-    the alert rules, channels and reports of it are in force from now on too."""
+    the alert rules, channels, reports and token of it are in force from now on too. A
+    config without a token is refused while serve is bound beyond loopback."""
     config = load_config(str(path) if path else None)
+    if exposed and not config.serve.token:
+        raise UserError(
+            "serve.token removed while serve is bound beyond loopback: the running config stays"
+        )
     followers = _followers(config, con)
     live.config = config
     return followers

@@ -192,6 +192,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8409,
     token: str | None = None,
+    current_token: Callable[[], str | None] | None = None,
     followers: list[Follower] | None = None,
     on_ready: Callable[[str], None] | None = None,
     config_path: Path | None = None,
@@ -200,7 +201,10 @@ def serve(
     routers: list[Any] | None = None,
     services: list[Any] | None = None,
 ) -> None:
-    """Run until SIGTERM or Ctrl-C; then stop following, flush and close within seconds."""
+    """Run until SIGTERM or Ctrl-C; then stop following, flush and close within seconds.
+
+    ``token`` is the token at start; ``current_token``, when given, the one in force (a
+    config reload may add or change it), asked on every request."""
     if not is_loopback(host) and not token:
         raise ServeError(
             f"refusing to bind {host} without a token: set serve.token in the config or CONFLICTLENS_TOKEN"
@@ -220,7 +224,13 @@ def serve(
 
     # Bound to every address, serve cannot know its names: the token (required there) guards it.
     hosts = frozenset({"*"} if host in ("0.0.0.0", "::", "") else {host.lower()})
-    app = create_app(con.cursor, db_path=str(db), token=token, source_status=following, hosts=hosts)
+    app = create_app(
+        con.cursor,
+        db_path=str(db),
+        token=current_token or token,
+        source_status=following,
+        hosts=hosts,
+    )
     for router in routers or []:
         app.include_router(router)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")

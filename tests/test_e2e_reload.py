@@ -145,12 +145,6 @@ def directory(serve: ServeProcess) -> str:
     return shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serve reads [serve] token once at start: conflictlens/cli.py passes "
-    "config.serve.token to serve(), and create_app's require_token middleware closes over "
-    "it, so a token added (or changed) in the config is ignored until a restart",
-)
 def test_a_token_added_to_the_config_is_required(tmp_path: Path) -> None:
     """The reports directory changed in the same write shows that serve read it."""
     serve, config = started(tmp_path, reports(tmp_path / "first"))

@@ -389,3 +389,23 @@ def test_ingest_while_serve_owns_the_store_says_how(store, tmp_path):
         server.stop()
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "serve owns" in result.stderr and "[[sources]]" in result.stderr
+
+
+def test_a_reload_that_drops_the_token_is_refused_while_serve_is_exposed(tmp_path: Path) -> None:
+    """Bound beyond loopback, serve must keep a token: a config without one is refused (the
+    running config stays); on loopback the same config is taken."""
+    from conflictlens.cli import UserError, _reloaded_followers
+    from conflictlens.config import load_config
+    from conflictlens.jobs import Live
+    from store import connect
+
+    path = tmp_path / "conflictlens.toml"
+    path.write_text('[serve]\ntoken = "first-token-0123456789"\n')
+    live = Live(load_config(str(path)))
+    path.write_text("[alerts]\n")
+    with connect(tmp_path / "t.duckdb") as con:
+        with pytest.raises(UserError, match="serve.token removed"):
+            _reloaded_followers(path, con, live, exposed=True)
+        assert live.config.serve.token == "first-token-0123456789"
+        _reloaded_followers(path, con, live, exposed=False)
+    assert live.config.serve.token is None
