@@ -404,7 +404,7 @@ def test_a_reload_that_drops_the_token_is_refused_while_serve_is_exposed(tmp_pat
     live = Live(load_config(str(path)))
     path.write_text("[alerts]\n")
     with connect(tmp_path / "t.duckdb") as con:
-        with pytest.raises(UserError, match="serve.token removed"):
+        with pytest.raises(UserError, match=r"serve\.token removed"):
             _reloaded_followers(path, con, live, exposed=True)
         assert live.config.serve.token == "first-token-0123456789"
         _reloaded_followers(path, con, live, exposed=False)
