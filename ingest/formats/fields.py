@@ -220,7 +220,7 @@ def _epoch_micros(text: pl.Expr, digits: int) -> pl.Expr:
     point = text.str.find(".", literal=True)
     long = (text.str.len_bytes() - point - 1 > digits) & ~text.str.contains("e", literal=True)
     cut = pl.when(long.fill_null(False)).then(text.str.slice(0, point + 1 + digits))
-    number = pl.coalesce(cut, text).cast(pl.Float64, strict=False) * 10**digits
+    number: pl.Expr = pl.coalesce(cut, text).cast(pl.Float64, strict=False) * 10**digits
     return number.round().cast(pl.Int64, strict=False)
 
 
