@@ -164,6 +164,15 @@ class SmtpServer:
         )
 
 
+def hook_and_mail(receiver: Receiver, smtp: SmtpServer) -> str:
+    """The config's two channels the e2e tests deliver to: a webhook ``hook`` and mail
+    ``mail``."""
+    return (
+        f'[alerts.channels.hook]\ntype = "webhook"\nurl = "{receiver.url()}"\n'
+        f"[alerts.channels.mail]\n{smtp.channel()}"
+    )
+
+
 @contextlib.contextmanager
 def webhook_receiver() -> Iterator[Receiver]:
     receiver = Receiver().start()

@@ -29,6 +29,7 @@ from tests.e2e_support import (
     chromium,
     free_port,
     grid_rows,
+    hook_and_mail,
     metric_value,
     minute_lines,
     open_page,
@@ -64,12 +65,7 @@ window = "10m"
 above = 0.2
 min_requests = 20
 channels = ["hook", "mail"]
-[alerts.channels.hook]
-type = "webhook"
-url = "{receiver.url()}"
-[alerts.channels.mail]
-{smtp.channel()}
-"""
+{hook_and_mail(receiver, smtp)}"""
 
 
 def spike(route: str, now: dt.datetime) -> list[bytes]:

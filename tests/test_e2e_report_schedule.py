@@ -23,6 +23,7 @@ from tests.e2e_support import (
     ServeProcess,
     SmtpServer,
     append_lines,
+    hook_and_mail,
     wait_for,
     webhook_receiver,
 )
@@ -76,12 +77,7 @@ timezone = "UTC"
 period = "last-24h"
 formats = ["html", "json"]
 channels = ["hook", "mail"]
-[alerts.channels.hook]
-type = "webhook"
-url = "{receiver.url()}"
-[alerts.channels.mail]
-{smtp.channel()}
-"""
+{hook_and_mail(receiver, smtp)}"""
 
 
 def archive_previous_fire(db: Path, config: Path, fire: dt.datetime) -> None:
