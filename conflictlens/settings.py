@@ -1,0 +1,278 @@
+"""The config file's shape, declared once: each key with its type, default, check and the
+sentence that documents it. Loading (conflictlens.config), the errors that name the exact key,
+and the config reference (docs/config.md) are all derived from these models.
+
+[alerts] and [reports] are validated by their own parsers (analysis.alerts.config,
+analysis.reports.config, notify.config) and kept here as tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from dashboard.passwords import is_password_hash
+from ingest import CONFLICT_STATUSES, IngestOptions, KindRule, RouteRule
+
+
+class Section(BaseModel):
+    """A table of the config file: unknown keys are refused, values are not coerced (a port
+    written as "8409" is a mistake worth saying, not a number)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _token(value: str) -> str:
+    if len(value) < 16 or any(c.isspace() for c in value):
+        raise ValueError(
+            "expected at least 16 characters without spaces (from the config or CONFLICTLENS_TOKEN)"
+        )
+    return value
+
+
+def _password_hash(value: str) -> str:
+    if not is_password_hash(value):
+        raise ValueError(
+            "expected a hash from `conflictlens dashboard --hash-password`, not a password"
+        )
+    return value
+
+
+def _day(value: Any) -> dt.datetime:
+    """A TOML date (midnight UTC) or date-time (UTC; an offset is converted)."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    raise ValueError("expected a date such as 2000-01-01")
+
+
+NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+Day = Annotated[dt.datetime, BeforeValidator(_day)]
+Status = Annotated[int, Field(ge=100, le=599)]
+
+
+class SourceSettings(Section):
+    """One ``[[sources]]`` entry: files that ``serve`` follows."""
+
+    path: NonEmpty = Field(description="A file path or glob; relative to the config file's folder.")
+    format: str = Field("auto", description="The log format (see formats.md), or `auto`.")
+    log_format: str | None = Field(
+        None, description="An nginx `log_format` / Apache `LogFormat` string the files follow."
+    )
+    start: Literal["beginning", "end"] = Field(
+        "beginning",
+        description="Where to start in files present at the first start: `beginning` or `end`.",
+    )
+    service: str | None = Field(
+        None, description="The service name stored with these files' events."
+    )
+
+
+class ServeSettings(Section):
+    """``[serve]``: the process that owns the store and answers over HTTP."""
+
+    host: NonEmpty = Field("127.0.0.1", description="The address the API binds to.")
+    port: int = Field(8409, gt=0, lt=65536, description="The API's port.")
+    token: Annotated[str, AfterValidator(_token)] | None = Field(
+        None,
+        description="Bearer token every request must carry; required to bind beyond loopback. "
+        "`CONFLICTLENS_TOKEN` is used when this is not set.",
+    )
+    flush_ms: int = Field(
+        500, ge=10, description="Followed lines are committed at least this often (ms)."
+    )
+
+
+class DashboardSettings(Section):
+    """``[dashboard]``: the Streamlit dashboard serve starts."""
+
+    password_hash: Annotated[str, AfterValidator(_password_hash)] | None = Field(
+        None,
+        description="The login's password hash (`conflictlens dashboard --hash-password`); "
+        "required to show the dashboard beyond loopback. "
+        "`CONFLICTLENS_DASHBOARD_PASSWORD_HASH` overrides it.",
+    )
+
+
+class IngestSettings(Section):
+    """``[ingest]``: what an import keeps, for `ingest`, `serve` and OTLP intake alike."""
+
+    capture_statuses: list[Status] = Field(
+        default_factory=lambda: sorted(CONFLICT_STATUSES),
+        description="The statuses stored as events (the conflict family by default).",
+    )
+    keep_all: bool = Field(False, description="Store every request as an event.")
+    keep_query: bool = Field(
+        False, description="Keep query strings (dropped by default: they often carry tokens)."
+    )
+    anonymize_clients: bool = Field(
+        False, description="Store clients cut to their network (IPv4 /24, IPv6 /48)."
+    )
+    max_line_bytes: int = Field(
+        IngestOptions.max_line_bytes, ge=256, description="Longer lines are rejects."
+    )
+    service: str | None = Field(
+        None, description="The service stored with every event, over what the format logs."
+    )
+    json_fields: dict[str, Any] | None = Field(
+        None,
+        description='For `--format json`: a table of field = "$.json.path" (or a list of paths).',
+    )
+    earliest: Day = Field(
+        IngestOptions.earliest,
+        description="Times before this date are rejects (a broken clock, not a request).",
+    )
+    latest: Day = Field(IngestOptions.latest, description="Times from this date on are rejects.")
+
+
+class RouteRuleSettings(Section):
+    """One ``[[routes]]`` entry: paths matching `pattern` get the template `route`."""
+
+    pattern: NonEmpty = Field(description="A regex matched against the whole path.")
+    route: NonEmpty = Field(description="The route template those paths get.")
+
+
+class KindRuleSettings(Section):
+    """One ``[[kinds]]`` entry: error codes matching `pattern` are of `kind`."""
+
+    pattern: NonEmpty = Field(description="A regex searched in the error code.")
+    kind: NonEmpty = Field(description="The kind those codes get.")
+
+
+class ConfigFile(Section):
+    """``conflictlens.toml``: looked for at ``--config``, ``$CONFLICTLENS_CONFIG``, then
+    ``./conflictlens.toml``."""
+
+    db: str | None = Field(
+        None,
+        description="The store's file; relative to the config file. `CONFLICTLENS_DB` overrides it.",
+    )
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Import options.")
+    routes: list[RouteRuleSettings] = Field(
+        default_factory=list, description="Route templates beyond the built-in ones."
+    )
+    kinds: list[KindRuleSettings] = Field(
+        default_factory=list, description="Conflict kinds for error codes."
+    )
+    sources: list[SourceSettings] = Field(
+        default_factory=list, description="Log files `serve` follows."
+    )
+    serve: ServeSettings = Field(default_factory=ServeSettings, description="The API server.")
+    dashboard: DashboardSettings = Field(
+        default_factory=DashboardSettings, description="The dashboard."
+    )
+    alerts: dict[str, Any] | None = Field(
+        None, description="Spike alerts: rules, silences and channels (see the alerts section)."
+    )
+    reports: dict[str, Any] | None = Field(
+        None, description="Scheduled reports (see the reports section)."
+    )
+
+    def ingest_options(self) -> IngestOptions:
+        section = self.ingest
+        if section.latest <= section.earliest:
+            raise ValueError("ingest.latest: must be after ingest.earliest")
+        return IngestOptions(
+            capture_statuses=frozenset(section.capture_statuses),
+            max_line_bytes=section.max_line_bytes,
+            service=section.service,
+            route_rules=tuple(
+                _rule(RouteRule, "routes", n, r.pattern, r.route) for n, r in _numbered(self.routes)
+            ),
+            kind_rules=tuple(
+                _rule(KindRule, "kinds", n, r.pattern, r.kind) for n, r in _numbered(self.kinds)
+            ),
+            keep_all=section.keep_all,
+            keep_query=section.keep_query,
+            anonymize_clients=section.anonymize_clients,
+            earliest=section.earliest,
+            latest=section.latest,
+        )
+
+
+def _numbered(entries: list[Any]) -> list[tuple[int, Any]]:
+    return list(enumerate(entries, start=1))
+
+
+def _rule(cls: Any, table: str, number: int, pattern: str, target: str) -> Any:
+    try:
+        return cls(pattern, target)
+    except ValueError as exc:
+        field = "pattern" if "regex" in str(exc) else next(iter(_target_field(cls)))
+        raise ValueError(f"{table}[{number}].{field}: {exc}") from None
+
+
+def _target_field(cls: Any) -> list[str]:
+    return [name for name in cls.__dataclass_fields__ if name != "pattern"]
+
+
+# pydantic's error types, said as the config reference says them.
+_PLAIN = {
+    "bool_type": "expected true or false",
+    "int_type": "expected a whole number",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+    "missing": "required",
+}
+
+
+def first_error(exc: ValidationError, model: type[BaseModel]) -> str:
+    """The first problem of a validation as ``key.path: reason`` (list entries counted from 1,
+    as a reader of [[tables]] counts them)."""
+    error = exc.errors(include_url=False)[0]
+    loc = [part for part in error["loc"] if not _is_union_branch(part)]
+    key = _dotted(loc)
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(sorted(_fields_at(model, loc[:-1])))
+        if len(loc) == 1:
+            return f"unknown key {loc[0]!r} (known: {known})"
+        return f"{key}: unknown key (known: {known})"
+    if error["type"] == "literal_error":
+        return f"{key}: expected {error['ctx']['expected']}"
+    reason = _PLAIN.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {reason}" if key else reason
+
+
+def _is_union_branch(part: Any) -> bool:
+    # A union's error names the branch tried (``str``, ``function-after[...]``): not a key.
+    return isinstance(part, str) and (part in ("str", "int", "none") or "[" in part)
+
+
+def _dotted(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """The keys a table at ``loc`` takes."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return list(model.model_fields)
