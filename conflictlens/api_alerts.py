@@ -22,11 +22,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import duckdb
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from analysis.alerts import (
     AlertsConfig,
@@ -39,7 +39,9 @@ from analysis.alerts import (
 from analysis.alerts.engine import test_notifications_for
 from analysis.alerts.reads import overview, read_silences
 from analysis.alerts.series import BaselineCache
+from analysis.alerts.settings import RuleSettings
 from analysis.params import naive_utc
+from conflictlens._settings import inline_schema
 from conflictlens.config import ConfigError
 from conflictlens.config_edit import delete_rule, save_rule
 from conflictlens.timeparse import parse_time
@@ -62,8 +64,13 @@ class SilenceRequest(BaseModel):
     comment: str = ""
 
 
+# Taken as the table it is (it is saved into the config file as written) and checked by
+# parse_rule against the channels in force; its shape is RuleSettings'.
+RuleTable = Annotated[dict[str, Any], WithJsonSchema(inline_schema(RuleSettings))]
+
+
 class RuleRequest(BaseModel):
-    rule: dict[str, Any] = Field(description="a [[alerts.rules]] table, as in the config file")
+    rule: RuleTable = Field(description="a [[alerts.rules]] table, as in the config file")
     since: str | None = Field(None, description="preview range start, ISO-8601 or 7d")
     until: str | None = Field(None, description="preview range end")
 

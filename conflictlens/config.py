@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from conflictlens._settings import first_error
 from conflictlens.settings import (
     ConfigFile,
     DashboardSettings,
     ServeSettings,
     SourceSettings,
-    first_error,
 )
 from ingest import IngestOptions
 from store import default_db_path

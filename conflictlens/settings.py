@@ -11,24 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-)
+from pydantic import AfterValidator, BeforeValidator, Field
 
+from conflictlens._settings import Section
 from dashboard.passwords import is_password_hash
 from ingest import CONFLICT_STATUSES, IngestOptions, KindRule, RouteRule
-
-
-class Section(BaseModel):
-    """A table of the config file: unknown keys are refused, values are not coerced (a port
-    written as "8409" is a mistake worth saying, not a number)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _non_empty(value: str) -> str:
@@ -177,8 +164,12 @@ class ConfigFile(Section):
     dashboard: DashboardSettings = Field(
         default_factory=DashboardSettings, description="The dashboard."
     )
+    # [alerts] and [reports] are validated by their own loaders, after the channels they
+    # name; "declared_by" points the config reference at the models that declare them.
     alerts: dict[str, Any] | None = Field(
-        None, description="Spike alerts: rules, silences and channels (see the alerts section)."
+        None,
+        description="Spike alerts: rules, silences and channels.",
+        json_schema_extra={"declared_by": "analysis.alerts.settings:AlertsSettings"},
     )
     reports: dict[str, Any] | None = Field(
         None, description="Scheduled reports (see the reports section)."
@@ -220,59 +211,3 @@ def _rule(cls: Any, table: str, number: int, pattern: str, target: str) -> Any:
 
 def _target_field(cls: Any) -> list[str]:
     return [name for name in cls.__dataclass_fields__ if name != "pattern"]
-
-
-# pydantic's error types, said as the config reference says them.
-_PLAIN = {
-    "bool_type": "expected true or false",
-    "int_type": "expected a whole number",
-    "string_type": "expected a string",
-    "list_type": "expected a list",
-    "dict_type": "expected a table",
-    "model_type": "expected a table",
-    "model_attributes_type": "expected a table",
-    "missing": "required",
-}
-
-
-def first_error(exc: ValidationError, model: type[BaseModel]) -> str:
-    """The first problem of a validation as ``key.path: reason`` (list entries counted from 1,
-    as a reader of [[tables]] counts them)."""
-    error = exc.errors(include_url=False)[0]
-    loc = [part for part in error["loc"] if not _is_union_branch(part)]
-    key = _dotted(loc)
-    if error["type"] == "extra_forbidden":
-        known = ", ".join(sorted(_fields_at(model, loc[:-1])))
-        if len(loc) == 1:
-            return f"unknown key {loc[0]!r} (known: {known})"
-        return f"{key}: unknown key (known: {known})"
-    if error["type"] == "literal_error":
-        return f"{key}: expected {error['ctx']['expected']}"
-    reason = _PLAIN.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
-    return f"{key}: {reason}" if key else reason
-
-
-def _is_union_branch(part: Any) -> bool:
-    # A union's error names the branch tried (``str``, ``function-after[...]``): not a key.
-    return isinstance(part, str) and (part in ("str", "int", "none") or "[" in part)
-
-
-def _dotted(loc: list[Any]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:
-    """The keys a table at ``loc`` takes."""
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[part].annotation
-        inner = getattr(annotation, "__args__", (annotation,))[0]
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            model = inner
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-    return list(model.model_fields)

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
-_RELATIVE = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+from conflictlens._settings import duration, is_duration
 
 
 def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     """An aware UTC datetime. A bare date is midnight UTC; a date-time without offset is UTC;
-    ``24h``, ``7d``, ``30m``, ``2w`` count back from now."""
+    a duration (``24h``, ``7d``, ``1h30m``: the grammar of every duration) counts back from now."""
     value = text.strip()
-    relative = _RELATIVE.match(value)
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
+    if is_duration(value):
         try:
-            return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(**{_UNITS[unit]: amount})
-        except OverflowError:
+            return (now or dt.datetime.now(dt.UTC)) - duration(value, at_most=None)
+        except (OverflowError, ValueError):
             raise ValueError(f"invalid time {text!r}: reaches back before year 1") from None
     try:
         if len(value) == 10:

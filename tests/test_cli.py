@@ -496,6 +496,8 @@ NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
         ("30m", dt.timedelta(minutes=30)),
         ("45s", dt.timedelta(seconds=45)),
         ("2w", dt.timedelta(weeks=2)),
+        ("1h30m", dt.timedelta(minutes=90)),  # the grammar of every duration (rule windows too)
+        ("1d12h", dt.timedelta(hours=36)),
     ],
 )
 def test_parse_time_relative(text, delta):
