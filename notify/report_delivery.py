@@ -18,7 +18,7 @@ from typing import Any
 from analysis.reports import ArchivedReport
 from analysis.reports.render_html import render_html
 from analysis.reports.text import headline, summary_lines
-from notify.config import ChannelConfig, CommandChannel, EmailChannel, HttpChannel
+from notify.channels import ChannelConfig, CommandChannel, EmailChannel, HttpChannel
 from notify.render import EmailContent
 from notify.send import (
     DeliveryError,
