@@ -2,8 +2,10 @@
 
 Secrets (webhook URLs, which for Slack are the credential itself, header values, SMTP
 passwords) are read from the environment or a secrets file when the config is parsed, and are
-held in :class:`notify.secret.Secret`, whose ``repr``/``str`` never show the value: a channel can be logged,
-printed or put in an error message without leaking what it protects.
+held in :class:`notify.secret.Secret`, whose ``repr``/``str`` never show the value: a channel
+can be logged, printed or put in an error message without leaking what it protects.
+
+CHANNELS (at the end) is the one list of channel types and how each table is read.
 """
 
 from __future__ import annotations
