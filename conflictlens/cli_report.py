@@ -42,13 +42,13 @@ from analysis.reports import (
     render,
 )
 from analysis.reports.archive import write_atomic
+from analysis.reports.render import SUFFIXES, formats_text
 from conflictlens.cli_support import UserError, common_options, friendly_errors, resolve_config
 from conflictlens.config import Config
 from conflictlens.timeparse import parse_time
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 SERVE_TIMEOUT_S = 300.0  # a month's report asks for a few seconds of work per query
-_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".json": "json", ".csv": "csv"}
 
 
 def serve_queries(url: str, token: str | None) -> QueryFn:
@@ -146,7 +146,7 @@ def _format(fmt: str | None, out: str | None) -> str:
     if fmt:
         return fmt
     if out and out != "-":
-        return _SUFFIXES.get(Path(out).suffix.lower(), "md")
+        return SUFFIXES.get(Path(out).suffix.lower(), "md")
     return "md"
 
 
@@ -178,8 +178,7 @@ def _now(value: str | None) -> dt.datetime:
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
-    help="html (one self-contained file with charts), md, json or csv "
-    "(default: from --out's extension, else md).",
+    help=f"{formats_text()} (default: from --out's extension, else md).",
 )
 @click.option(
     "--out",

@@ -6,18 +6,15 @@ Slack, e-mail, a local command).
 values, shown redacted everywhere (``describe_channel`` is the view for an API).
 """
 
-from notify.config import (
-    CHANNEL_TYPES,
+from notify.alert import RenderError
+from notify.channels import (
     ChannelConfig,
-    ChannelConfigError,
     CommandChannel,
     EmailChannel,
     HttpChannel,
-    Secret,
     describe_channel,
-    parse_channels,
-    redact_url,
 )
+from notify.config import CHANNEL_TYPES, CHANNELS, ChannelConfigError, parse_channels
 from notify.outbox import (
     NOT_CONFIGURED,
     ChannelRound,
@@ -27,10 +24,11 @@ from notify.outbox import (
     backoff,
     deliver_due,
 )
-from notify.render import RenderError
+from notify.secret import Secret, redact_url
 from notify.send import DeliveryError, Outgoing, deliver, idempotency_key
 
 __all__ = [
+    "CHANNELS",
     "CHANNEL_TYPES",
     "NOT_CONFIGURED",
     "ChannelConfig",

@@ -2,8 +2,10 @@
 
 Secrets (webhook URLs, which for Slack are the credential itself, header values, SMTP
 passwords) are read from the environment or a secrets file when the config is parsed, and are
-held in :class:`Secret`, whose ``repr``/``str`` never show the value: a channel can be logged,
-printed or put in an error message without leaking what it protects.
+held in :class:`notify.secret.Secret`, whose ``repr``/``str`` never show the value: a channel
+can be logged, printed or put in an error message without leaking what it protects.
+
+CHANNELS (at the end) is the one list of channel types and how each table is read.
 """
 
 from __future__ import annotations
@@ -11,31 +13,46 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-CHANNEL_TYPES = ("webhook", "alertmanager", "slack", "email", "command")
-HTTP_TYPES = ("webhook", "alertmanager", "slack")
-SECURITIES = ("starttls", "tls", "none")
-DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
-DEFAULT_HTTP_TIMEOUT = 10.0
-DEFAULT_SMTP_TIMEOUT = 20.0
-DEFAULT_COMMAND_TIMEOUT = 30.0
-MAX_TIMEOUT = 300.0
-# What a webhook sends: the outbox payload itself, or the body Alertmanager's own webhook
-# receivers get (version 4), for receivers built for Alertmanager.
-WEBHOOK_FORMATS = ("conflictlens", "alertmanager-v4")
-# How often a firing alert is pushed again to Alertmanager; it ends by itself 4 of these after
-# the last push (Prometheus' rule), so a serve that stops is not firing there forever.
-DEFAULT_RESEND_SECONDS = 60.0
-ALERTMANAGER_API = "/api/v2/alerts"
+from notify.channels import (
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_RESEND_SECONDS,
+    DEFAULT_SMTP_TIMEOUT,
+    HTTP_TYPES,
+    SECURITIES,
+    WEBHOOK_FORMATS,
+    ChannelConfig,
+    CommandChannel,
+    EmailChannel,
+    HttpChannel,
+    HttpType,
+    Security,
+    describe_channel,
+)
+from notify.secret import Secret, redact_url
 
-HttpType = Literal["webhook", "alertmanager", "slack"]
-Security = Literal["starttls", "tls", "none"]
+__all__ = [
+    "CHANNELS",
+    "CHANNEL_TYPES",
+    "ChannelConfig",
+    "ChannelConfigError",
+    "CommandChannel",
+    "EmailChannel",
+    "HttpChannel",
+    "Secret",
+    "describe_channel",
+    "parse_channels",
+    "redact_url",
+]
+
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+MAX_TIMEOUT = 300.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
@@ -46,161 +63,6 @@ _RESERVED_HEADERS = {"content-type", "content-length", "host", "idempotency-key"
 class ChannelConfigError(ValueError):
     """An invalid channel table; the message starts with the exact key, e.g.
     ``alerts.channels.ops.type: ...``."""
-
-
-class Secret:
-    """A value that must not be printed: ``str``/``repr`` give ``shown`` (``***`` or a
-    redacted URL), ``reveal()`` gives the value to the code that sends it."""
-
-    __slots__ = ("_shown", "_value")
-
-    def __init__(self, value: str, shown: str = "***") -> None:
-        self._value = value
-        self._shown = shown
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return self._shown
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]`` and ``/…`` when the URL has a path or query: Slack and many
-    other webhooks carry their credential in the path, some in the query or user info."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<invalid URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    origin = f"{parts.scheme}://{host}{f':{port}' if port else ''}"
-    return origin + ("/…" if parts.path not in ("", "/") or parts.query or parts.fragment else "")
-
-
-def _url_secrets(url: str) -> list[str]:
-    parts = urlsplit(url)
-    found = [url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.query]
-    if parts.path not in ("", "/"):
-        found.append(parts.path)
-    if parts.password:
-        found.append(parts.password)
-    # Token-like segments: long, and not a plain lower-case word such as "services" or "hooks".
-    pieces = [*parts.path.split("/"), *re.split(r"[&=]", parts.query)]
-    found += [p for p in pieces if len(p) >= 8 and not re.fullmatch(r"[a-z_-]+", p)]
-    return [f for f in found if f]
-
-
-@dataclass(frozen=True)
-class HttpChannel:
-    """webhook, alertmanager or slack: a JSON POST to ``url``. An alertmanager channel's
-    ``url`` is Alertmanager's base URL, and ``more_urls`` the other members of an HA group:
-    each gets every alert at ``<url>/api/v2/alerts``."""
-
-    name: str
-    type: HttpType
-    url: Secret
-    headers: tuple[tuple[str, Secret], ...] = ()
-    timeout: float = DEFAULT_HTTP_TIMEOUT
-    secret_env: tuple[str, ...] = ()  # environment variables the secrets came from
-    format: str = "conflictlens"  # a webhook's body (WEBHOOK_FORMATS)
-    more_urls: tuple[Secret, ...] = ()
-    resend_seconds: float = DEFAULT_RESEND_SECONDS  # alertmanager: push firing alerts again
-
-    @property
-    def urls(self) -> tuple[Secret, ...]:
-        return (self.url, *self.more_urls)
-
-    def secrets(self) -> list[str]:
-        """Everything to scrub from a reason: a receiver may echo the path, a segment of it,
-        or the query, without the rest of the URL."""
-        found = [s for url in self.urls for s in _url_secrets(url.reveal())]
-        return [*found, *(value.reveal() for _, value in self.headers)]
-
-
-@dataclass(frozen=True)
-class EmailChannel:
-    name: str
-    host: str
-    port: int
-    security: Security
-    sender: str  # the ``from`` key
-    to: tuple[str, ...]
-    username: str | None = None
-    password: Secret | None = None
-    ca_file: str | None = None  # trust this CA (a private relay) instead of the system's
-    timeout: float = DEFAULT_SMTP_TIMEOUT
-    secret_env: tuple[str, ...] = ()
-    type: Literal["email"] = "email"
-
-    def secrets(self) -> list[str]:
-        return [self.password.reveal()] if self.password else []
-
-
-@dataclass(frozen=True)
-class CommandChannel:
-    """A local program: the payload JSON on stdin, ``CONFLICTLENS_ALERT_*`` in its environment."""
-
-    name: str
-    argv: tuple[str, ...]
-    timeout: float = DEFAULT_COMMAND_TIMEOUT
-    type: Literal["command"] = "command"
-    secret_env: tuple[str, ...] = ()
-
-    def secrets(self) -> list[str]:
-        return []
-
-    def __repr__(self) -> str:
-        # Arguments may carry a token (a CLI's --token=...): only the program is shown.
-        extra = len(self.argv) - 1
-        return (
-            f"CommandChannel(name={self.name!r}, argv=[{self.argv[0]!r}"
-            f"{f', …{extra} argument(s)' if extra else ''}], timeout={self.timeout})"
-        )
-
-    __str__ = __repr__
-
-
-ChannelConfig = HttpChannel | EmailChannel | CommandChannel
-
-
-def describe_channel(channel: ChannelConfig) -> dict[str, Any]:
-    """What an API or a status page may show about a channel: never a secret."""
-    view: dict[str, Any] = {"name": channel.name, "type": channel.type}
-    if isinstance(channel, HttpChannel):
-        view |= {
-            "target": str(channel.url),
-            "headers": [name for name, _ in channel.headers],
-            "timeout": channel.timeout,
-        }
-        if channel.type == "webhook":
-            view["format"] = channel.format
-        if channel.type == "alertmanager":
-            view["targets"] = [str(url) for url in channel.urls]
-            view["resend_seconds"] = channel.resend_seconds
-    elif isinstance(channel, EmailChannel):
-        view |= {
-            "host": channel.host,
-            "port": channel.port,
-            "security": channel.security,
-            "from": channel.sender,
-            "to": list(channel.to),
-            "login": channel.username is not None,
-            "timeout": channel.timeout,
-        }
-    else:
-        view |= {"program": channel.argv[0], "timeout": channel.timeout}
-    return view
 
 
 def parse_channels(
@@ -241,12 +103,7 @@ def _channel(
     if kind not in CHANNEL_TYPES:
         raise ChannelConfigError(f"{at}.type: {json.dumps(kind)} is not one of {choices}")
     reader = _Reader(entry, at, base_dir, env)
-    if kind == "email":
-        channel: ChannelConfig = _email(name, reader)
-    elif kind == "command":
-        channel = _command(name, reader)
-    else:
-        channel = _http(name, kind, reader)
+    channel = CHANNELS[kind](name, reader)
     reader.refuse_unknown()
     return channel
 
@@ -503,3 +360,22 @@ def _command(name: str, reader: _Reader) -> CommandChannel:
     return CommandChannel(
         name=name, argv=tuple(argv), timeout=reader.timeout(DEFAULT_COMMAND_TIMEOUT)
     )
+
+
+# --- the channel types -----------------------------------------------------------------------
+
+ChannelReader = Callable[[str, _Reader], ChannelConfig]
+
+
+def _http_type(kind: HttpType) -> ChannelReader:
+    return lambda name, reader: _http(name, kind, reader)
+
+
+# Every channel type and how its table is read: the one list that validation, its error
+# messages and notify.CHANNEL_TYPES read. The JSON POST types come from channels.HttpType.
+CHANNELS: dict[str, ChannelReader] = {
+    **{kind: _http_type(kind) for kind in HTTP_TYPES},
+    "email": _email,
+    "command": _command,
+}
+CHANNEL_TYPES = tuple(CHANNELS)

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import duckdb
 
-from notify.config import ChannelConfig, describe_channel
+from notify.channels import ChannelConfig, describe_channel
 from notify.render import RenderError
 from notify.send import DeliveryError, Outgoing, deliver, scrub
 

@@ -16,9 +16,10 @@ from email.message import EmailMessage
 from typing import Any
 
 from analysis.reports import ArchivedReport
+from analysis.reports.render import MEDIA_TYPES
 from analysis.reports.render_html import render_html
 from analysis.reports.text import headline, summary_lines
-from notify.config import ChannelConfig, CommandChannel, EmailChannel, HttpChannel
+from notify.channels import ChannelConfig, CommandChannel, EmailChannel, HttpChannel
 from notify.render import EmailContent
 from notify.send import (
     DeliveryError,
@@ -149,12 +150,7 @@ def report_email(channel: EmailChannel, archived: ArchivedReport, key: str) -> E
         data = path.read_bytes()
     except OSError as exc:
         raise DeliveryError(f"cannot read {path}: {exc.strerror or exc}") from None
-    maintype, subtype = {
-        "html": ("text", "html"),
-        "md": ("text", "markdown"),
-        "csv": ("text", "csv"),
-        "json": ("application", "json"),
-    }[fmt]
+    maintype, _, subtype = MEDIA_TYPES[fmt].split(";")[0].partition("/")
     params = {"charset": "utf-8"} if maintype == "text" else {}
     message.add_attachment(
         data, maintype=maintype, subtype=subtype, filename=path.name, params=params

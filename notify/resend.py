@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 import duckdb
 
-from notify.config import ChannelConfig, HttpChannel
+from notify.channels import ChannelConfig, HttpChannel
 from notify.render import Alert, RenderError
 from notify.send import DeliveryError, push_alerts
 

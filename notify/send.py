@@ -1,7 +1,7 @@
 """The transports: HTTP POST (urllib), SMTP (smtplib), a local command (subprocess).
 
 Each either returns (delivered) or raises :class:`DeliveryError` with a one-line reason that
-names the target the way :func:`notify.config.redact_url` shows it and never holds a secret:
+names the target the way :func:`notify.secret.redact_url` shows it and never holds a secret:
 the reason is stored in the outbox's ``last_error`` and logged.
 """
 
@@ -28,14 +28,12 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import quote
 
-from notify.config import (
+from notify.channels import (
     ALERTMANAGER_API,
     ChannelConfig,
     CommandChannel,
     EmailChannel,
     HttpChannel,
-    Secret,
-    redact_url,
 )
 from notify.render import (
     Alert,
@@ -47,6 +45,7 @@ from notify.render import (
     render_slack,
     render_webhook,
 )
+from notify.secret import Secret, redact_url
 
 log = logging.getLogger("conflictlens.notify")
 
