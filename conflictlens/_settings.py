@@ -90,7 +90,7 @@ class KeyedError(ValueError):
     """A problem with one key of a table-valued setting (``labels.alertname``): the error then
     names that key, not only the table."""
 
-    def __init__(self, key: str, reason: str) -> None:
+    def __init__(self, key: str | int, reason: str) -> None:
         super().__init__(reason)
         self.key = key
 

@@ -172,7 +172,9 @@ class ConfigFile(Section):
         json_schema_extra={"declared_by": "analysis.alerts.settings:AlertsSettings"},
     )
     reports: dict[str, Any] | None = Field(
-        None, description="Scheduled reports (see the reports section)."
+        None,
+        description="The report archive and scheduled reports.",
+        json_schema_extra={"declared_by": "analysis.reports.settings:ReportsSettings"},
     )
 
     def ingest_options(self) -> IngestOptions:
