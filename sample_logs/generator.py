@@ -51,7 +51,8 @@ from sample_logs.columns import (
 )
 from sample_logs.formats import FORMATS
 from sample_logs.names import SampleError
-from sample_logs.scenarios import SCENARIOS, Plan, plan
+from sample_logs.planting import Plan
+from sample_logs.scenarios import SCENARIOS, plan
 
 LINE_STYLES = tuple(FORMATS)
 
