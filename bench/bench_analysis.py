@@ -53,27 +53,34 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import duckdb
 import polars as pl
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from analysis import QUERIES, TimeRange, run_query  # noqa: E402
-from bench.analysis_store import Spec, ensure_raw, ensure_store, meta_path  # noqa: E402
-from bench.common import BenchError, summary_row  # noqa: E402
-from store import summarised_before  # noqa: E402
-from store.db import connect  # noqa: E402
+from analysis import QUERIES, TimeRange, run_query
+from bench.analysis_peer import PEER_SQL, open_raw, run_peer, same_answer
+from bench.analysis_store import Spec, ensure_raw, ensure_store, meta_path
+from bench.common import (
+    ArgumentParser,
+    BenchError,
+    cpu_sample,
+    machine,
+    non_negative_int,
+    other_cpu_share,
+    positive_int,
+    summary_row,
+)
+from store import summarised_before
+from store.db import connect
 
 BAR_MS = 300.0
 RANGES = (("24h", dt.timedelta(hours=24)), ("7d", dt.timedelta(days=7)))
@@ -82,77 +89,10 @@ RANGES = (("24h", dt.timedelta(hours=24)), ("7d", dt.timedelta(days=7)))
 EXTRA_RANGES: dict[str, tuple[tuple[str, dt.timedelta, float], ...]] = {
     "incidents": (("30d", dt.timedelta(days=30), 1000.0),),
 }
-CONFLICT_STATUSES = "(409, 412, 423, 428)"
 
 # Arguments a query is timed with beyond the range, as its callers ask it (the rest: defaults).
 QUERY_ARGS: dict[str, dict[str, Any]] = {
     "events": {"limit": 100},  # the dashboard's Explore page: a page of 100, newest first
-}
-
-# The same question as a catalog query, answered from one row per request. Parameters are
-# bound like the catalog's ($since, $until, $limit); only those a text names are passed.
-PEER_SQL: dict[str, str] = {
-    "clusters": f"""
-    WITH g AS (
-        SELECT service, method, route, status, error_code, kind, count(*) AS n
-        FROM raw_requests
-        WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
-        GROUP BY ALL
-    ), t AS (
-        SELECT *, sum(n) OVER (PARTITION BY service, method, route) AS requests FROM g
-    )
-    SELECT service, method, route, status, error_code, kind, n AS conflicts,
-           requests::BIGINT AS requests,
-           CASE WHEN requests > 0 THEN n / requests END AS ratio
-    FROM t
-    WHERE status IN {CONFLICT_STATUSES}
-    ORDER BY conflicts DESC, method, route, status, error_code
-    LIMIT $limit::BIGINT
-    """,  # noqa: S608 - a fixed status list is interpolated; values are bound
-    "totals": f"""
-    SELECT
-        count(*) FILTER (WHERE status IN {CONFLICT_STATUSES}) AS conflicts,
-        count(*) AS requests,
-        0::BIGINT AS rejects,
-        (SELECT date_trunc('minute', min(ts)) FROM raw_requests) AS first_minute,
-        (SELECT date_trunc('minute', max(ts)) FROM raw_requests) AS last_minute
-    FROM raw_requests
-    WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
-    """,  # noqa: S608
-    "event_count": f"""
-    SELECT count(*) AS events
-    FROM raw_requests
-    WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP AND status IN {CONFLICT_STATUSES}
-    """,  # noqa: S608
-    # The bucket width follows the analysis' automatic choice (analysis.params.bucket_for).
-    "timeline": f"""
-    WITH p AS (
-        SELECT CASE WHEN $until::TIMESTAMP - $since::TIMESTAMP <= INTERVAL 2 HOUR THEN INTERVAL 1 MINUTE
-                    WHEN $until::TIMESTAMP - $since::TIMESTAMP <= INTERVAL 36 HOUR THEN INTERVAL 5 MINUTE
-                    WHEN $until::TIMESTAMP - $since::TIMESTAMP <= INTERVAL 31 DAY THEN INTERVAL 1 HOUR
-                    ELSE INTERVAL 1 DAY END AS width
-    ), g AS (
-        SELECT time_bucket(p.width, ts) AS bucket, service, method, route, status, error_code, kind,
-               count(*) AS n
-        FROM raw_requests, p
-        WHERE ts >= $since::TIMESTAMP AND ts < $until::TIMESTAMP
-        GROUP BY ALL
-    ), t AS (
-        SELECT *, sum(n) OVER (PARTITION BY bucket, service, method, route) AS requests FROM g
-    ), c AS (
-        SELECT bucket, service, method, route, error_code, kind, sum(n)::BIGINT AS conflicts,
-               any_value(requests)::BIGINT AS requests
-        FROM t
-        WHERE status IN {CONFLICT_STATUSES}
-        GROUP BY ALL
-    )
-    SELECT bucket, service, method, route, error_code, kind, conflicts, requests,
-           CASE WHEN requests > 0 THEN conflicts / requests END AS ratio,
-           conflicts / sum(conflicts) OVER (PARTITION BY bucket) AS share,
-           epoch(p.width)::INTEGER AS bucket_seconds
-    FROM c, p
-    ORDER BY bucket, conflicts DESC, method, route, error_code
-    """,  # noqa: S608
 }
 
 
@@ -207,31 +147,6 @@ def percentile(values: list[float], p: float) -> float:
 
 
 # --- arguments -------------------------------------------------------------------------
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line on stderr and exit status 1."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(1, f"{self.prog}: error: {message}\n")
-
-
-def integer(text: str, minimum: int) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be >= {minimum}: {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return integer(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    return integer(text, 0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -296,44 +211,11 @@ def open_store(path: Path) -> Callable[[], duckdb.DuckDBPyConnection]:
     return lambda: connect(path, read_only=True)
 
 
-def open_raw(path: Path) -> Callable[[], duckdb.DuckDBPyConnection]:
-    def opener() -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(str(path), read_only=True)
-        con.execute("SET TimeZone = 'UTC'")
-        return con
-
-    return opener
-
-
 def run_ours(
     name: str, since: dt.datetime, until: dt.datetime
 ) -> Callable[[duckdb.DuckDBPyConnection], pl.DataFrame]:
     args = QUERY_ARGS.get(name, {})
     return lambda con: run_query(con, name, TimeRange(since, until), **args)
-
-
-def run_peer(
-    sql: str, since: dt.datetime, until: dt.datetime
-) -> Callable[[duckdb.DuckDBPyConnection], pl.DataFrame]:
-    values = {"since": since, "until": until, "limit": 1_000_000}
-    params = {k: v for k, v in values.items() if f"${k}" in sql}
-    return lambda con: con.sql(sql, params=params).pl()
-
-
-def comparable(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
-    """Rows as tuples, floats rounded, sorted: the answer without ties' order or float noise."""
-    rows = [
-        tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in frame.iter_rows()
-    ]
-    return sorted(rows, key=repr)
-
-
-def same_answer(ours: pl.DataFrame | None, peer: pl.DataFrame | None) -> str:
-    if ours is None or peer is None:
-        return "-"
-    if ours.columns != peer.columns:
-        return "cols differ"
-    return "same" if comparable(ours) == comparable(peer) else "DIFFERS"
 
 
 def connect_ms(path: Path, times: int = 5) -> float:
@@ -382,30 +264,6 @@ def print_table(rows: list[Row], bar_ms: float) -> None:
         )
         if peer and peer.error:
             print(f"{'':<18}  peer ERROR {peer.error}")
-
-
-def cpu_sample() -> tuple[float, float, float] | None:
-    """(machine busy seconds, machine total seconds, this process's CPU seconds); Linux only."""
-    try:
-        with open("/proc/stat") as handle:
-            fields = [int(v) for v in handle.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    hz = os.sysconf("SC_CLK_TCK")
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    total = sum(fields[:8])  # guest time is already counted in user
-    own = os.times()
-    return (total - idle) / hz, total / hz, own.user + own.system
-
-
-def other_cpu_share(
-    before: tuple[float, float, float] | None, after: tuple[float, float, float] | None
-) -> float | None:
-    """The share of the machine's CPU time that other processes used between two samples."""
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    busy, total, own = (a - b for a, b in zip(after, before, strict=True))
-    return max(0.0, busy - own) / total
 
 
 def file_mb(path: Path) -> float:
@@ -485,12 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = Spec(requests=args.requests, conflicts=args.conflicts, days=args.days)
     results: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "duckdb": duckdb.__version__,
-        },
+        "machine": machine(duckdb=duckdb.__version__),
         "args": {
             "requests": args.requests,
             "conflicts": args.conflicts,

@@ -31,11 +31,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from bench.common import (  # noqa: E402
+from bench.common import (
+    PROJECT,
     BenchError,
     child_env,
     compile_bytecode,
@@ -45,7 +44,7 @@ from bench.common import (  # noqa: E402
 
 BAR = 100_000  # records/s
 T0 = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-OUT = REPO_ROOT / "bench" / "out"
+OUT = PROJECT / "bench" / "out"
 
 
 def make_records(count: int) -> list[dict[str, Any]]:

@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,21 +41,27 @@ from typing import Any
 
 import polars as pl
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from analysis.params import TimeRange  # noqa: E402
-from analysis.reports import (  # noqa: E402
+from analysis.params import TimeRange
+from analysis.reports import (
     ReportOptions,
     build_report,
     local_queries,
     parse_period,
     render,
 )
-from bench.analysis_store import Spec, ensure_store  # noqa: E402
-from bench.common import BenchError, child_env, conflictlens_exe, summary_row  # noqa: E402
-from store.db import connect  # noqa: E402
+from bench.analysis_store import Spec, ensure_store
+from bench.common import (
+    BenchError,
+    child_env,
+    conflictlens_exe,
+    cpu_sample,
+    machine,
+    other_cpu_share,
+    summary_row,
+)
+from store.db import connect
 
 END = "2026-11-20T00:00:00Z"
 CASES = (
@@ -65,32 +69,6 @@ CASES = (
     ("7 days", "last-7d"),
     ("30 days", "2026-10-21..2026-11-20"),
 )
-
-
-def cpu_sample() -> tuple[float, float, float] | None:
-    """(machine busy s, machine total s, CPU s of this process and its finished children)."""
-    try:
-        with open("/proc/stat") as handle:
-            fields = [int(v) for v in handle.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    hz = os.sysconf("SC_CLK_TCK")
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    own = os.times()
-    return (
-        (sum(fields[:8]) - idle) / hz,
-        sum(fields[:8]) / hz,
-        own.user + own.system + own.children_user + own.children_system,
-    )
-
-
-def other_share(
-    before: tuple[float, float, float] | None, after: tuple[float, float, float] | None
-) -> float | None:
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    busy, total, own = (a - b for a, b in zip(after, before, strict=True))
-    return max(0.0, busy - own) / total
 
 
 def report_command() -> list[str]:
@@ -175,18 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         meta = ensure_store(db, spec)
         results: dict[str, Any] = {
             "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-            },
+            "machine": machine(),
             "store": {"path": str(db), "mb": round(db.stat().st_size / 2**20, 1), "meta": meta},
             "runs": runs,
             "cases": [],
         }
         command = report_command()
         results["command"] = command[:2]
-        before = cpu_sample()
+        before = cpu_sample(children=True)
         print(f"{'report':<10} {'format':<6} {'median s':>9} {'max s':>7} {'size':>10}")
         for label, period in CASES:
             for fmt in ("html", "json"):
@@ -206,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{label:<10} {fmt:<6} {case['median_s']:>9.2f} {case['max_s']:>7.2f} "
                     f"{case['bytes']:>10,}"
                 )
-        results["other_cpu_share"] = other_share(before, cpu_sample())
+        results["other_cpu_share"] = other_cpu_share(before, cpu_sample(children=True))
         parts = breakdown(db, CASES[-1][1])
         results["breakdown_30_days"] = parts
     except BenchError as exc:

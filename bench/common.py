@@ -1,13 +1,15 @@
-"""What the benchmarks share: the error they stop on, how they run conflictlens, and the
-rows of `make bench`'s closing table."""
+"""What the benchmarks share: the error they stop on, how they run conflictlens, the rows of
+`make bench`'s closing table, their argument checks, and what they say about the machine."""
 
 from __future__ import annotations
 
+import argparse
 import compileall
 import os
+import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGES = ("conflictlens", "ingest", "store", "analysis", "dashboard")
@@ -57,3 +59,73 @@ def summary_row(
         "bar": bar,
         "pass": passed,
     }
+
+
+# --- arguments -------------------------------------------------------------------------
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}: {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return integer(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return integer(text, 0)
+
+
+# --- the machine -----------------------------------------------------------------------
+
+
+def machine(**extra: str) -> dict[str, Any]:
+    """What the figures were measured on (each benchmark's JSON names it)."""
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **extra,
+    }
+
+
+CpuSample = tuple[float, float, float]
+
+
+def cpu_sample(children: bool = False) -> CpuSample | None:
+    """(machine busy seconds, machine total seconds, this process's CPU seconds, with its
+    finished children's when ``children``); Linux only."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    own = os.times()
+    mine = own.user + own.system
+    if children:
+        mine += own.children_user + own.children_system
+    return (total - idle) / hz, total / hz, mine
+
+
+def other_cpu_share(before: CpuSample | None, after: CpuSample | None) -> float | None:
+    """The share of the machine's CPU time that other processes used between two samples."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    busy, total, own = (a - b for a, b in zip(after, before, strict=True))
+    return max(0.0, busy - own) / total
