@@ -28,87 +28,29 @@ class Endpoint:
     hot_ids: bool = False  # ids drawn from a few hot resources (contention)
 
 
+# One endpoint a line: method, route, weight, conflict rate, conflicts (status, code, weight, kind).
+# fmt: off
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/v1/users/{id}", 0.16, 0.0),
-    Endpoint(
-        "PUT",
-        "/api/v1/users/{id}",
-        0.05,
-        0.08,
-        (
-            (409, "VERSION_MISMATCH", 0.9, "version"),
-            (428, "PRECONDITION_REQUIRED", 0.1, "precondition"),
-        ),
-    ),
-    Endpoint(
-        "POST",
-        "/api/v1/users",
-        0.04,
-        0.12,
-        (
-            (409, "EMAIL_TAKEN", 0.8, "uniqueness"),
-            (409, "USERNAME_ALREADY_EXISTS", 0.2, "uniqueness"),
-        ),
-    ),
+    Endpoint("PUT", "/api/v1/users/{id}", 0.05, 0.08, ((409, "VERSION_MISMATCH", 0.9, "version"), (428, "PRECONDITION_REQUIRED", 0.1, "precondition"))),
+    Endpoint("POST", "/api/v1/users", 0.04, 0.12, ((409, "EMAIL_TAKEN", 0.8, "uniqueness"), (409, "USERNAME_ALREADY_EXISTS", 0.2, "uniqueness"))),
     Endpoint("GET", "/api/v1/orders/{uuid}", 0.12, 0.0),
-    Endpoint(
-        "POST",
-        "/api/v1/orders/{uuid}/cancel",
-        0.03,
-        0.25,
-        (
-            (409, "ORDER_ALREADY_SHIPPED", 0.7, "state"),
-            (409, "INVALID_STATE_TRANSITION", 0.3, "state"),
-        ),
-    ),
-    Endpoint(
-        "PATCH",
-        "/api/v2/documents/{hex}",
-        0.05,
-        0.15,
-        ((409, "VERSION_MISMATCH", 0.7, "version"), (412, "ETAG_MISMATCH", 0.3, "version")),
-        hot_ids=True,
-    ),
-    Endpoint(
-        "PUT",
-        "/api/v2/carts/{id}/items/{id}",
-        0.06,
-        0.05,
-        ((409, "CART_VERSION_CONFLICT", 1.0, "version"),),
-    ),
-    Endpoint(
-        "DELETE",
-        "/api/v1/projects/{id}",
-        0.01,
-        0.2,
-        (
-            (409, "PROJECT_HAS_CHILDREN", 0.6, "dependency"),
-            (409, "RESOURCE_IN_USE", 0.4, "dependency"),
-        ),
-    ),
+    Endpoint("POST", "/api/v1/orders/{uuid}/cancel", 0.03, 0.25, ((409, "ORDER_ALREADY_SHIPPED", 0.7, "state"), (409, "INVALID_STATE_TRANSITION", 0.3, "state"))),
+    Endpoint("PATCH", "/api/v2/documents/{hex}", 0.05, 0.15, ((409, "VERSION_MISMATCH", 0.7, "version"), (412, "ETAG_MISMATCH", 0.3, "version")), hot_ids=True),
+    Endpoint("PUT", "/api/v2/carts/{id}/items/{id}", 0.06, 0.05, ((409, "CART_VERSION_CONFLICT", 1.0, "version"),)),
+    Endpoint("DELETE", "/api/v1/projects/{id}", 0.01, 0.2, ((409, "PROJECT_HAS_CHILDREN", 0.6, "dependency"), (409, "RESOURCE_IN_USE", 0.4, "dependency"))),
     Endpoint("POST", "/api/v1/locks/{ulid}", 0.01, 0.2, ((423, "RESOURCE_LOCKED", 1.0, "lock"),)),
     Endpoint("GET", "/api/v1/accounts/{email}/settings", 0.03, 0.0),
-    Endpoint(
-        "POST",
-        "/api/v1/payments/{id}/capture",
-        0.02,
-        0.06,
-        ((409, "PAYMENT_ALREADY_CAPTURED", 1.0, "state"),),
-    ),
+    Endpoint("POST", "/api/v1/payments/{id}/capture", 0.02, 0.06, ((409, "PAYMENT_ALREADY_CAPTURED", 1.0, "state"),)),
     # An idempotency-key clash: a real code that names no kind, so it stays "unknown".
-    Endpoint(
-        "POST",
-        "/api/v1/payments",
-        0.01,
-        0.04,
-        ((409, "IDEMPOTENCY_CONFLICT", 1.0, "unknown"),),
-    ),
+    Endpoint("POST", "/api/v1/payments", 0.01, 0.04, ((409, "IDEMPOTENCY_CONFLICT", 1.0, "unknown"),)),
     Endpoint("GET", "/api/v1/reports/{date}", 0.02, 0.0),
-    Endpoint("GET", "/api/v1/search", 0.10, 0.0),
+    Endpoint("GET", "/api/v1/search", 0.1, 0.0),
     Endpoint("GET", "/static/app.js", 0.08, 0.0),
     Endpoint("GET", "/health", 0.12, 0.0),
-    Endpoint("GET", "/favicon.ico", 0.10, 0.0),
+    Endpoint("GET", "/favicon.ico", 0.1, 0.0),
 )
+# fmt: on
 
 # Human text of each code, for the JSON error documents some formats log as the body.
 ERROR_MESSAGES = {
