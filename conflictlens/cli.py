@@ -24,6 +24,7 @@ from conflictlens.cli_support import (
     resolve_config,
 )
 from conflictlens.config import Config, load_config
+from sample_logs.names import FORMAT_NAMES as SAMPLE_FORMAT_NAMES
 
 
 class LazyGroup(click.Group):
@@ -358,10 +359,7 @@ def _followers(config: Config, con: Any) -> list[Any]:
     "style",
     default="nginx-combined",
     show_default=True,
-    help="Log format to write: nginx-extended, nginx-combined, nginx-common, apache-combined, "
-    "apache-common, nginx-json, traefik-clf, traefik-json, envoy-text, envoy-json, kong-json, "
-    "caddy-json, haproxy-httplog, aws-alb, aws-elb-classic, apipark-json, istio-text, "
-    "envoy-gateway-json.",
+    help=f"Log format to write: {', '.join(SAMPLE_FORMAT_NAMES)}.",
 )
 @click.option(
     "--scenario",
