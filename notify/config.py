@@ -16,15 +16,22 @@ import re
 from collections.abc import Callable, Mapping
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
+from conflictlens._settings import Section
+from notify.channel_settings import (
+    AlertmanagerChannelSettings,
+    CommandChannelSettings,
+    EmailChannelSettings,
+    SlackChannelSettings,
+    WebhookChannelSettings,
+)
 from notify.channels import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT,
     DEFAULT_RESEND_SECONDS,
     DEFAULT_SMTP_TIMEOUT,
-    HTTP_TYPES,
     SECURITIES,
     WEBHOOK_FORMATS,
     ChannelConfig,
@@ -102,8 +109,8 @@ def _channel(
         raise ChannelConfigError(f"{at}.type: missing (one of {choices})")
     if kind not in CHANNEL_TYPES:
         raise ChannelConfigError(f"{at}.type: {json.dumps(kind)} is not one of {choices}")
-    reader = _Reader(entry, at, base_dir, env)
-    channel = CHANNELS[kind](name, reader)
+    reader = _Reader(entry, at, base_dir, env, CHANNELS[kind].settings)
+    channel = CHANNELS[kind].read(name, reader)
     reader.refuse_unknown()
     return channel
 
@@ -113,20 +120,27 @@ class _Reader:
     other key (a typo, or a key of another channel type) is refused by name."""
 
     def __init__(
-        self, entry: dict[str, Any], at: str, base_dir: Path | None, env: Mapping[str, str]
+        self,
+        entry: dict[str, Any],
+        at: str,
+        base_dir: Path | None,
+        env: Mapping[str, str],
+        settings: type[Section],
     ) -> None:
         self.entry = entry
         self.at = at
         self.base_dir = base_dir
         self.env = env
-        self.known = {"type"}
+        # The keys the channel type declares (notify.channel_settings), as written in the file.
+        self.known = {info.alias or key for key, info in settings.model_fields.items()}
         self.secret_env: list[str] = []
 
     def error(self, key: str, reason: str) -> ChannelConfigError:
         return ChannelConfigError(f"{self.at}.{key}: {reason}")
 
     def get(self, key: str) -> Any:
-        self.known.add(key)
+        if key not in self.known:  # the code reads a key its type does not declare
+            raise AssertionError(f"{key} is not declared in notify.channel_settings")
         return self.entry.get(key)
 
     def string(self, key: str, *, required: bool = False) -> str | None:
@@ -367,15 +381,24 @@ def _command(name: str, reader: _Reader) -> CommandChannel:
 ChannelReader = Callable[[str, _Reader], ChannelConfig]
 
 
+class ChannelType(NamedTuple):
+    """A channel type: how its table is read, and the model that declares its keys."""
+
+    read: ChannelReader
+    settings: type[Section]
+
+
 def _http_type(kind: HttpType) -> ChannelReader:
     return lambda name, reader: _http(name, kind, reader)
 
 
-# Every channel type and how its table is read: the one list that validation, its error
-# messages and notify.CHANNEL_TYPES read. The JSON POST types come from channels.HttpType.
-CHANNELS: dict[str, ChannelReader] = {
-    **{kind: _http_type(kind) for kind in HTTP_TYPES},
-    "email": _email,
-    "command": _command,
+# Every channel type: the one list that validation, its error messages, notify.CHANNEL_TYPES
+# and the config reference read.
+CHANNELS: dict[str, ChannelType] = {
+    "webhook": ChannelType(_http_type("webhook"), WebhookChannelSettings),
+    "alertmanager": ChannelType(_http_type("alertmanager"), AlertmanagerChannelSettings),
+    "slack": ChannelType(_http_type("slack"), SlackChannelSettings),
+    "email": ChannelType(_email, EmailChannelSettings),
+    "command": ChannelType(_command, CommandChannelSettings),
 }
 CHANNEL_TYPES = tuple(CHANNELS)
