@@ -11,8 +11,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     """An aware UTC datetime. A bare date is midnight UTC; a date-time without offset is UTC;
-    ``24h``, ``7d``, ``30m``, ``2w`` count back from now."""
+    ``24h``, ``7d``, ``30m``, ``2w`` count back from now; ``now`` is now."""
     value = text.strip()
+    if value.lower() == "now":
+        return now or dt.datetime.now(dt.UTC)
     relative = _RELATIVE.match(value)
     if relative:
         amount, unit = int(relative.group(1)), relative.group(2)
@@ -28,7 +30,7 @@ def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     except ValueError:
         raise ValueError(
             f"invalid time {text!r}: use an ISO-8601 date or date-time (2026-11-20, "
-            "2026-11-20T06:00:00Z, 2026-11-20T08:00+02:00) or a duration back from now (30m, 24h, 7d)"
+            "2026-11-20T06:00:00Z, 2026-11-20T08:00+02:00) or a duration back from now (30m, 24h, 7d, now)"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
