@@ -19,7 +19,7 @@ from sample_logs.generator import write_log
 from store import connect
 from store.schema import MIGRATIONS, migrate
 from tests.conftest import RunCli
-from tests.helpers import cli_json, clf_line, query, write_lines
+from tests.helpers import clf_line, cli_json, query, write_lines
 
 # --- the store -----------------------------------------------------------------------------
 
