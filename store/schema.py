@@ -162,8 +162,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: each conflict event's log line as read (the query string cut from the request target
     # unless keep_query is on); NULL for rows imported before, and for non-conflict rows.
+    # zstd: lines share little with each other, and FSST kept 78 % of their size, zstd 35 %.
     """
-    ALTER TABLE conflict_events ADD COLUMN raw_line VARCHAR;
+    ALTER TABLE conflict_events ADD COLUMN raw_line VARCHAR USING COMPRESSION zstd;
     """,
 )
 
