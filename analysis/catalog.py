@@ -232,6 +232,29 @@ ANALYSES = (
     ),
 )
 
+CLIENTS = Query(
+    name="clients",
+    description=(
+        "The clients that got the conflicts in the range (an incident's window, say), most "
+        "first: conflicts, routes and resources they hit, their most frequent error code, "
+        "their latest user agent, and when they were first and last seen."
+    ),
+    sql=f"""
+    SELECT client, count(*) AS conflicts,
+           count(DISTINCT route) AS routes,
+           count(DISTINCT (route, resource_ids)) AS resources,
+           mode(error_code) AS top_error_code,
+           arg_max(user_agent, ts) AS user_agent,
+           min(ts) AS first_seen, max(ts) AS last_seen
+    FROM conflict_events
+    WHERE {EVENT_FILTER}
+    GROUP BY client
+    ORDER BY conflicts DESC, client NULLS LAST
+    LIMIT $limit::BIGINT
+    """,  # noqa: S608 - only the fixed filter fragment is interpolated; values are bound
+    params=("since", "until", *FILTERS, "limit"),
+)
+
 ANNOTATIONS = Query(
     name="annotations",
     description=(
@@ -288,6 +311,7 @@ QUERIES: dict[str, Query | Analysis] = {
         STORE_STATUS,
         METRICS,
         EVENT_COUNT,
+        CLIENTS,
         ANNOTATIONS,
         ALERT_NOTIFICATIONS,
         *ANALYSES,
