@@ -172,6 +172,9 @@ def test_a_change_inside_the_first_bucket_counts_as_0_minutes_and_15_is_the_edge
     store, _, _ = deploy_spike
     db = _copy(store, tmp_path)
     start = dt.datetime.fromisoformat(_incident(run_cli, db)["start"]).replace(tzinfo=None)
+    early = _at(start - dt.timedelta(minutes=16))
+    assert run_cli("annotate", "--db", db, "--at", early, "--text", "early").exit_code == 0
+    assert _incident(run_cli, db)["annotation"] is None
     edge = _at(start - dt.timedelta(minutes=15))
     assert run_cli("annotate", "--db", db, "--at", edge, "--text", "edge").exit_code == 0
     assert _incident(run_cli, db)["minutes_after_annotation"] == 15
