@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from analysis.events import EVENT_SORTS, conflict_events
 from analysis.hotspots import SORTS, hot_spots
 from analysis.incidents import anomalous_buckets, incidents
 from analysis.params import (
@@ -20,8 +21,10 @@ from analysis.params import (
     FILTERS,
     ROLLUP_FILTER,
     Filters,
+    ParamType,
     TimeRange,
     check_param,
+    flag,
 )
 from analysis.resources import RESOURCE_SORTS, hot_resources, resource_timeline
 from analysis.storms import retry_storms
@@ -46,7 +49,7 @@ class Analysis:
     name: str
     description: str
     run: Callable[..., pl.DataFrame]
-    options: Mapping[str, type] = field(default_factory=dict)
+    options: Mapping[str, ParamType] = field(default_factory=dict)
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -161,7 +164,12 @@ METRICS = Query(
     """,
 )
 
-_BUCKET = {"bucket": str}
+_BUCKET: dict[str, ParamType] = {"bucket": str}
+
+
+def _descending(text: str) -> bool:
+    return flag(text, "descending")
+
 
 ANALYSES = (
     Analysis(
@@ -214,20 +222,54 @@ ANALYSES = (
         incidents,
         {"threshold": float, "min_conflicts": int, **_BUCKET},
     ),
+    Analysis(
+        "events",
+        "The conflict events themselves (with each one's log line, raw_line), a page at a "
+        f"time, sorted by one of {', '.join(EVENT_SORTS)} (sort, default ts), descending "
+        "unless descending=false; ties in a fixed order, so pages never overlap.",
+        conflict_events,
+        {"limit": int, "offset": int, "sort": str, "descending": _descending},
+    ),
 )
 
-EVENTS = Query(
-    name="events",
-    description="The conflict events themselves, newest first, a page at a time.",
+CLIENTS = Query(
+    name="clients",
+    description=(
+        "The clients that got the conflicts in the range (an incident's window, say), most "
+        "first: conflicts, routes and resources they hit, their most frequent error code, "
+        "their latest user agent, and when they were first and last seen."
+    ),
     sql=f"""
-    SELECT ts, service, method, path, route, status, error_code, kind, client, user_agent,
-           latency_ms, bytes, upstream, request_id, resource_ids, source_id, "offset"
+    SELECT client, count(*) AS conflicts,
+           count(DISTINCT route) AS routes,
+           count(DISTINCT (route, resource_ids)) AS resources,
+           mode(error_code) AS top_error_code,
+           arg_max(user_agent, ts) AS user_agent,
+           min(ts) AS first_seen, max(ts) AS last_seen
     FROM conflict_events
     WHERE {EVENT_FILTER}
-    ORDER BY ts DESC, source_id, "offset"
-    LIMIT $limit::BIGINT OFFSET $offset::BIGINT
-    """,  # noqa: S608
-    params=("since", "until", *FILTERS, "limit", "offset"),
+    GROUP BY client
+    ORDER BY conflicts DESC, client NULLS LAST
+    LIMIT $limit::BIGINT
+    """,  # noqa: S608 - only the fixed filter fragment is interpolated; values are bound
+    params=("since", "until", *FILTERS, "limit"),
+)
+
+ANNOTATIONS = Query(
+    name="annotations",
+    description=(
+        "Annotations (deploys and other changes) in the range, oldest first. With service: "
+        "those of that service and those of no service (a change to everything)."
+    ),
+    sql="""
+    SELECT "at", text, service, id
+    FROM annotations
+    WHERE ($since::TIMESTAMP IS NULL OR "at" >= $since::TIMESTAMP)
+      AND ($until::TIMESTAMP IS NULL OR "at" < $until::TIMESTAMP)
+      AND ($service::VARCHAR IS NULL OR service IS NULL OR service = $service::VARCHAR)
+    ORDER BY "at", id
+    """,
+    params=("since", "until", "service"),
 )
 
 EVENT_COUNT = Query(
@@ -268,15 +310,16 @@ QUERIES: dict[str, Query | Analysis] = {
         SOURCES,
         STORE_STATUS,
         METRICS,
-        EVENTS,
         EVENT_COUNT,
+        CLIENTS,
+        ANNOTATIONS,
         ALERT_NOTIFICATIONS,
         *ANALYSES,
     )
 }
 
 # How parameters given as text (the HTTP API's query string) are typed.
-PARAM_TYPES: dict[str, type] = {"limit": int, "offset": int}
+PARAM_TYPES: dict[str, ParamType] = {"limit": int, "offset": int}
 for _entry in ANALYSES:
     PARAM_TYPES.update(_entry.options)
 

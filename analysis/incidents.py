@@ -29,6 +29,7 @@ import duckdb
 import polars as pl
 
 from analysis.baselines import CLUSTER_KEYS, empty_series, series_baselines
+from analysis.incident_context import with_context
 from analysis.params import (
     DAY,
     Filters,
@@ -133,7 +134,8 @@ def incidents(
 ) -> pl.DataFrame:
     """Incidents that overlap the range (default: the last 24 h of data), newest first:
     start, end, peak ratio, conflicts, and the clusters involved with their own start, end
-    and peak. They are detected in 5-minute buckets over the range and a day on each side,
+    and peak; then the headline figures and the annotation before it (CONTEXT_COLUMNS,
+    analysis.incident_context). They are detected in 5-minute buckets over the range and a day on each side,
     so an incident is the same whatever range holding it is asked."""
     cells, closed = _detected(con, time_range, filters, bucket, threshold, min_conflicts, CONTEXT)
     if closed is None or cells.height == 0:
@@ -152,7 +154,8 @@ def incidents(
     if not shown:
         return _no_incidents()
     rows = [_incident(number, members) for number, members in enumerate(shown, 1)]
-    return pl.DataFrame(rows).sort("start", descending=True)
+    rows = with_context(con, rows, width)
+    return pl.DataFrame(rows, schema_overrides=CONTEXT_COLUMNS).sort("start", descending=True)
 
 
 def _touching(
@@ -316,6 +319,19 @@ def _no_cells() -> pl.DataFrame:
     )
 
 
+# The columns analysis.incident_context adds to each incident.
+CONTEXT_COLUMNS: dict[str, pl.DataType] = {
+    "requests": pl.Int64(),  # on the clusters' routes during the incident
+    "usual_ratio": pl.Float64(),  # the peak cluster's baseline ratio
+    "times_usual": pl.Float64(),  # peak_ratio / usual_ratio
+    "endpoints": pl.List(pl.String()),  # "PUT /api/v2/carts/{id}/items/{id}"
+    "error_codes": pl.List(pl.String()),
+    "annotation": pl.String(),  # the change the incident began just after
+    "annotation_at": pl.Datetime("us"),
+    "minutes_after_annotation": pl.Int64(),
+}
+
+
 def _no_incidents() -> pl.DataFrame:
     return pl.DataFrame(
         schema={
@@ -325,5 +341,6 @@ def _no_incidents() -> pl.DataFrame:
             "peak_ratio": pl.Float64,
             "conflicts": pl.Int64,
             "clusters": pl.List(pl.Struct({k: pl.String for k in CLUSTER_KEYS})),
+            **CONTEXT_COLUMNS,
         }
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -30,6 +31,10 @@ BUCKETS: dict[str, dt.timedelta] = {
     "day": DAY,
 }
 _AUTO_BUCKETS = ((2 * HOUR, "minute"), (36 * HOUR, "5m"), (31 * DAY, "hour"))
+
+
+# How a parameter given as text (the HTTP API's query string) becomes its value.
+ParamType = Callable[[str], Any]
 
 
 class AnalysisError(ValueError):
@@ -67,6 +72,21 @@ def check_param(name: str, value: Any) -> None:
     low, high = bounds
     if not math.isfinite(value) or not low <= value <= high:
         raise AnalysisError(f"{name} must be between {low:g} and {high:g}, not {value!r}")
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def flag(text: str, name: str = "value") -> bool:
+    """A yes/no parameter given as text (the HTTP API's query string): true/false, 1/0,
+    yes/no, on/off in any case; a ValueError naming ``name`` for anything else."""
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise AnalysisError(f"{name} must be true or false, not {text!r}")
 
 
 def check_buckets(span: dt.timedelta, width: dt.timedelta, limit: int = MAX_BUCKETS) -> None:

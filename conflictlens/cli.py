@@ -55,6 +55,7 @@ LAZY_COMMANDS = {
     "routes": "conflictlens.routes_cli:routes",
     "report": "conflictlens.cli_report:report",
     "alerts": "conflictlens.cli_alerts:alerts",
+    "annotate": "conflictlens.cli_annotate:annotate",
 }
 
 

@@ -233,7 +233,9 @@ INCIDENT_COLUMNS: tuple[tuple[str, str, Cell], ...] = (
     ("end", "end (UTC)", when),
     ("conflicts", "conflicts", count),
     ("peak_ratio", "peak ratio", percent),
+    ("times_usual", "x usual", decimal),
     ("involved", "clusters", text),
+    ("change", "after", text),
 )
 
 
@@ -258,7 +260,7 @@ def incidents(**options: Any) -> None:
     """
     frame, as_json = ask("incidents", options)
     if not as_json and frame.height:
-        frame = frame.with_columns(involved=_involved(frame))
+        frame = frame.with_columns(involved=_involved(frame), change=_change(frame))
     show(frame, as_json, INCIDENT_COLUMNS, "no incidents in this range")
 
 
@@ -270,6 +272,19 @@ def _involved(frame: pl.DataFrame) -> pl.Series:
             )
             for row in frame.iter_rows(named=True)
         ]
+    )
+
+
+def _change(frame: pl.DataFrame) -> pl.Series:
+    """ "began 3 min after orders v1.42", where an annotation preceded the incident."""
+    return pl.Series(
+        [
+            None
+            if row.get("annotation") is None
+            else f"began {row['minutes_after_annotation']} min after {row['annotation']}"
+            for row in frame.iter_rows(named=True)
+        ],
+        dtype=pl.String,
     )
 
 

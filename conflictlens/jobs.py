@@ -112,6 +112,7 @@ def serve_routers(
     live: Live, cursor: Cursor, delivery: Deliverer, intake: OtlpIntake | None = None
 ) -> list[Any]:
     from conflictlens.api_alerts import alerts_router
+    from conflictlens.api_annotations import annotations_router
     from conflictlens.api_otlp import otlp_router
     from conflictlens.api_reports import reports_router
 
@@ -125,4 +126,5 @@ def serve_routers(
             delivery_status=delivery.status,
         ),
         reports_router(cursor, lambda: live.config.reports),
+        annotations_router(cursor),
     ]

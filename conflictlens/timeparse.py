@@ -9,8 +9,11 @@ from conflictlens._settings import duration, is_duration
 
 def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     """An aware UTC datetime. A bare date is midnight UTC; a date-time without offset is UTC;
-    a duration (``24h``, ``7d``, ``1h30m``: the grammar of every duration) counts back from now."""
+    a duration (``24h``, ``7d``, ``1h30m``: the grammar of every duration) counts back from
+    now; ``now`` is now."""
     value = text.strip()
+    if value.lower() == "now":
+        return now or dt.datetime.now(dt.UTC)
     if is_duration(value):
         try:
             return (now or dt.datetime.now(dt.UTC)) - duration(value, at_most=None)
@@ -24,7 +27,7 @@ def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     except ValueError:
         raise ValueError(
             f"invalid time {text!r}: use an ISO-8601 date or date-time (2026-11-20, "
-            "2026-11-20T06:00:00Z, 2026-11-20T08:00+02:00) or a duration back from now (30m, 24h, 7d)"
+            "2026-11-20T06:00:00Z, 2026-11-20T08:00+02:00) or a duration back from now (30m, 24h, 7d, now)"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)

@@ -17,6 +17,7 @@ from ingest.formats.fields import EMPTY_LINE, named_rejects
 from ingest.kinds import classify
 from ingest.lines import REJECT_SAMPLE_BYTES, Chunk, SplitLines, split_lines
 from ingest.options import IngestOptions
+from ingest.raw_lines import LOGGED_CLIENT, raw_lines
 from ingest.routes import apply_routes
 from store.writer import Batch
 
@@ -51,7 +52,10 @@ def batch_from_parsed(
     if options.service is not None:
         good = good.with_columns(service=pl.lit(options.service))
     if options.anonymize_clients:
-        good = good.with_columns(client=anonymize(pl.col("client")))
+        # (the client as logged is kept for the raw lines to anonymize: ingest.raw_lines)
+        good = good.with_columns(
+            pl.col("client").alias(LOGGED_CLIENT), client=anonymize(pl.col("client"))
+        )
     captured = (
         good if options.keep_all else good.filter(pl.col("status").is_in(options.capture_statuses))
     )
@@ -123,6 +127,7 @@ def build_events(captured: pl.DataFrame, options: IngestOptions, source_id: int)
         "request_id",
         pl.lit(source_id, pl.Int32).alias("source_id"),
         "offset",
+        raw_lines(captured, options),
     )
 
 

@@ -105,6 +105,24 @@ def test_planted_deploy_spike_is_one_incident_with_exactly_its_routes(
     assert incident["peak_ratio"] > max(r["baseline_rate"] for r in planted["routes"])
 
 
+def test_the_storm_clients_conflicts_in_its_window_are_the_top_client(
+    scenarios: dict[str, Scenario],
+) -> None:
+    """What a dashboard shows for an incident's window: the clients query (and storms) asked
+    with since/until and the route find the planted retry storm's client and its tries."""
+    db, planted = scenarios["retry-storm"]
+    second = dt.timedelta(seconds=1)  # Kong logs milliseconds: the first try is stamped earlier
+    window = TimeRange(_iso(planted["start"]) - second, _iso(planted["end"]) + second)
+    with connect(db, read_only=True) as con:
+        clients = run_query(con, "clients", window, route=planted["route"], limit=5)
+        storms = run_query(con, "storms", window, route=planted["route"])
+    top = clients.row(0, named=True)
+    assert top["client"] == planted["client"] and top["user_agent"] == planted["user_agent"]
+    assert top["conflicts"] == planted["count"] and top["resources"] == 1
+    assert top["top_error_code"] == planted["error_code"]
+    assert storms["client"].to_list() == [planted["client"]]
+
+
 def test_no_incident_when_none_is_planted(scenarios: dict[str, Scenario], run_cli: RunCli) -> None:
     db, _ = scenarios["none-planted"]
     assert cli_json(run_cli("incidents", "--db", db, "--json")) == []

@@ -53,7 +53,7 @@ SELECT
     409, [NULL, 'VERSION_MISMATCH', 'LOCKED', 'STALE'][k_code + 1], 'version', 'rule',
     'c' || (floor(pow(u_client, 2) * 40))::INT, 'ua-' || (i % 3), 100,
     CASE WHEN i % 11 = 0 THEN NULL ELSE u_lat * 3000 END, 'svc', NULL, NULL,
-    1 + (i % 2)::INT, i
+    1 + (i % 2)::INT, i, NULL
 FROM r
 """
 
@@ -65,7 +65,7 @@ SELECT $at + to_microseconds((j * 1500000 + hash(j, 'jitter') % 500000)::BIGINT)
        'PUT', '/p', NULL, '/carts/{id}', ['7'], 409,
        CASE WHEN i % 2 = 0 THEN 'VERSION_MISMATCH' ELSE 'LOCKED' END, 'version', 'rule',
        $client, CASE WHEN i % 2 = 0 THEN 'ua-a' ELSE 'ua-b' END, 100, 20.0, 'svc', NULL, NULL,
-       1, 1000000 + i
+       1, 1000000 + i, NULL
 FROM tries
 """
 

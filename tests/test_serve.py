@@ -18,7 +18,7 @@ import pyarrow.ipc
 import pytest
 
 from sample_logs.generator import write_log
-from tests.helpers import MARKER, conflicts_by_cluster, wait_for
+from tests.helpers import MARKER, conflicts_by_cluster, query, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -409,3 +409,85 @@ def test_a_reload_that_drops_the_token_is_refused_while_serve_is_exposed(tmp_pat
         assert live.config.serve.token == "first-token-0123456789"
         _reloaded_followers(path, con, live, exposed=False)
     assert live.config.serve.token is None
+
+
+def _post(server: Serve, path: str, body: Any, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        server.url + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_annotations_through_serve_need_the_token_and_say_what_is_wrong(store, tmp_path):
+    db = tmp_path / "annotated.duckdb"
+    db.write_bytes(store.read_bytes())
+    token = "s3cret-token-0123456789"
+    config = tmp_path / "conflictlens.toml"
+    config.write_text(f'[serve]\ntoken = "{token}"\n')
+    server = Serve(db, "--config", str(config))
+    try:
+        body = {"at": "2026-11-19T15:20:00Z", "text": "orders v1.42", "service": "orders"}
+        assert _post(server, "/api/annotations", body)[0] == 401
+        status, answer = _post(server, "/api/annotations", body, token)
+        assert status == 201 and answer["id"] >= 1
+        for bad, said in (
+            ({"at": "2026-11-19T15:20:00Z"}, "text: Field required"),
+            ({"text": 42}, "text: Input should be a valid string"),
+            ({"text": "x", "at": "yesterday"}, "at: invalid time"),
+            ({"text": "", "at": "now"}, "text: must not be empty"),
+        ):
+            status, answer = _post(server, "/api/annotations", bad, token)
+            assert status == 400 and said in answer["detail"], (bad, answer)
+            assert "\n" not in answer["detail"]
+        # the CLI goes through serve (which holds the file), with the config's token
+        cli = run(
+            "annotate", "--db", str(db), "--config", str(config), "--at", "2026-11-19T15:30Z",
+            "--text", "flag checkout-v2", "--json",
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        status, listed = server.get("/api/annotations?since=2026-11-19&service=orders", token)
+        rows = json.loads(listed)
+        assert status == 200 and [(r["text"], r["service"]) for r in rows] == [
+            ("orders v1.42", "orders"),
+            ("flag checkout-v2", None),
+        ]
+        assert rows[0]["at"].startswith("2026-11-19T15:20:00")
+        status, same = server.get("/api/queries/annotations?service=orders", token)
+        assert status == 200 and json.loads(same) == rows
+        status, spec = server.get("/openapi.json", token)
+        schema = json.loads(spec)["components"]["schemas"]["AnnotationRequest"]
+        assert schema["required"] == ["text"] and {"at", "text", "service"} <= set(
+            schema["properties"]
+        )
+    finally:
+        server.stop()
+    assert query(db, "SELECT count(*) FROM annotations") == [(2,)]
+
+
+def test_events_sorted_through_serve(store):
+    server = Serve(store)
+    try:
+        status, body = server.get("/api/queries/events?sort=latency_ms&descending=false&limit=50")
+        rows = json.loads(body)
+        assert status == 200 and len(rows) == 50 and "raw_line" in rows[0]
+        latencies = [r["latency_ms"] for r in rows]
+        assert latencies == sorted(latencies)
+        status, body = server.get("/api/queries/events?sort=latency_ms&limit=50")
+        assert [r["latency_ms"] for r in json.loads(body)] == sorted(
+            (r["latency_ms"] for r in json.loads(body)), reverse=True
+        )
+        status, body = server.get("/api/queries/events?sort=ts%20desc")
+        assert status == 400 and b"unknown sort" in body
+        status, body = server.get("/api/queries/events?descending=maybe")
+        assert status == 400 and b"descending must be true or false" in body
+    finally:
+        server.stop()

@@ -1,0 +1,117 @@
+"""serve's annotation endpoints (an APIRouter that serve includes): changes such as deploys,
+written down so that incidents can name the change that preceded them.
+
+POST /api/annotations   {"at": ISO-8601 | "now" | "10m" (default now), "text": "orders v1.42",
+                         "service": "orders" (optional)}
+GET /api/annotations    ?since=&until=&service= : the catalog's ``annotations`` query
+
+Writing needs serve's token like every endpoint (conflictlens.api checks it before any route).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import duckdb
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from analysis import AnalysisError, TimeRange, run_query
+from conflictlens.output import records
+from conflictlens.timeparse import parse_time
+from store.annotations import AnnotationError, add_annotation
+
+Cursor = Callable[[], duckdb.DuckDBPyConnection]
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AnnotationRequest(BaseModel):
+    at: str | None = Field(
+        None,
+        description="When the change happened: ISO-8601 (UTC unless an offset is given), "
+        "a duration back from now (10m, 2h), or now (the default)",
+        examples=["2026-11-19T15:20:00Z"],
+    )
+    text: str = Field(description="What changed, one line", examples=["orders v1.42"])
+    service: str | None = Field(
+        None, description="The service it changed; none: it concerns every service"
+    )
+
+
+class OneLineErrors(APIRoute):
+    """A body that does not fit the model is a 400 with one line naming the field (FastAPI's
+    default is a 422 with a list of objects)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise HTTPException(400, first_error(exc.errors())) from None
+
+        return handle
+
+
+def first_error(errors: Any) -> str:
+    """``text: Field required`` from pydantic's list of errors."""
+    if not errors:
+        return "invalid request body"
+    error = errors[0]
+    where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
+    return f"{where}: {str(error.get('msg', 'invalid')).splitlines()[0]}"
+
+
+def annotation_time(text: str | None, now: dt.datetime) -> dt.datetime:
+    """``at`` as given: empty or ``now`` is now; else the time grammar of --since."""
+    if text is None or not text.strip():
+        return now
+    return parse_time(text, now=now)
+
+
+def annotations_router(cursor: Cursor, clock: Clock = utc_now) -> APIRouter:
+    router = APIRouter(prefix="/api/annotations", tags=["annotations"], route_class=OneLineErrors)
+
+    @router.post("", status_code=201)
+    def add(request: AnnotationRequest) -> dict[str, Any]:
+        now = clock()
+        try:
+            at = annotation_time(request.at, now)
+            with cursor() as con:
+                number = add_annotation(con, at, request.text, request.service, now)
+        except ValueError as exc:  # AnnotationError too: it names its field
+            raise HTTPException(400, _one_line(exc, "at")) from None
+        return {"id": number}
+
+    @router.get("")
+    def listed(
+        since: str | None = None, until: str | None = None, service: str | None = None
+    ) -> list[dict[str, Any]]:
+        try:
+            span = TimeRange(
+                parse_time(since) if since else None, parse_time(until) if until else None
+            )
+            with cursor() as con:
+                frame = run_query(con, "annotations", span, service=service)
+        except (ValueError, AnalysisError) as exc:
+            raise HTTPException(400, _one_line(exc, "")) from None
+        return records(frame)
+
+    return router
+
+
+def _one_line(exc: Exception, field: str) -> str:
+    """The error's first line; a time that did not parse is named as the field it came in."""
+    line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if field and not isinstance(exc, AnnotationError):
+        return f"{field}: {line}"
+    return line
