@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -32,22 +33,27 @@ from ingest.identity import FINGERPRINT_BYTES
 from ingest.tail.commit import Committer, first_line
 from ingest.tail.events import FolderEvents
 from ingest.tail.followed import FollowedFile
-from ingest.tail.handle import GZIP_ERRORS, NotRegularFile, OpenedFile, open_file
-from ingest.tail.identify import identify, known_identities, stored_paths, stored_totals
-from ingest.tail.reader import LineReader
-from ingest.tail.rotation import track_names
-from ingest.tail.scan import FileKey, scan_globs
+from ingest.tail.handle import GZIP_ERRORS
+from ingest.tail.identify import stored_paths
+from ingest.tail.scan import FileKey, ScanSchedule, scan_globs
 from ingest.tail.spec import START_END, SourceSpec
-from ingest.tail.status import SourceStatus, StatusCallback, Waiting, snapshot
+from ingest.tail.status import SourceStatus, StatusCallback, snapshot
+from ingest.tail.tracking import FileSet
 from ingest.tail.watcher import Watcher
 from store import Writer, connect
 
 log = logging.getLogger("conflictlens.tail")
 
 READ_BUDGET = 8 << 20  # bytes read from one file per cycle, so that others get their turn
-MIN_SCAN_GAP = 0.1  # seconds between scans caused by events
 
-Problems = dict[str, tuple[int, str]]  # path → (its spec's index, what is wrong)
+
+@dataclass(frozen=True)
+class Timing:
+    flush_lines: int  # commit every this many lines read,
+    flush_s: float  # or this long after the oldest line not committed
+    poll_s: float  # scan the globs this often, with or without file-system events
+    linger_s: float  # let a file go once it is out of the globs and quiet this long
+    status_s: float  # call on_status this often
 
 
 class Follower:
@@ -78,11 +84,8 @@ class Follower:
         self._db = db
         self._specs = list(specs)
         self._patterns = [spec.absolute_pattern for spec in self._specs]
-        self._flush = (flush_lines, flush_ms / 1000)
-        self._poll_s, self._linger_s, self._status_s = (
-            poll_ms / 1000,
-            linger_ms / 1000,
-            status_ms / 1000,
+        self._timing = Timing(
+            flush_lines, flush_ms / 1000, poll_ms / 1000, linger_ms / 1000, status_ms / 1000
         )
         self._on_status = on_status
         self._watch = watch
@@ -95,13 +98,9 @@ class Follower:
         self._committer: Committer | None = None
         self._events: FolderEvents | None = None
         self._own_files: set[str] = set()
-        self._files: dict[FileKey, FollowedFile] = {}
-        self._waiting: dict[FileKey, Waiting] = {}
-        self._problems: Problems = {}
-        self._settled: dict[FileKey, tuple[int, int]] = {}  # key → (size, mtime) let go at
-        self._from_end: list[bool] = [False] * len(self._specs)  # until the first scan is over
-        self._rescan = True
-        self._last_scan = self._next_scan = self._next_status = 0.0
+        self._tracked = FileSet(len(self._specs))
+        self._scans = ScanSchedule(self._timing.poll_s)
+        self._next_status = 0.0
         self._busy = False
         self._caught_up = False
         self._caught_up_at = 0.0  # when the cycle that set _caught_up began
@@ -126,12 +125,14 @@ class Follower:
                 if row[2]:  # the store's own files never count as logs, whatever the glob
                     path = os.path.abspath(str(row[2]))
                     self._own_files |= {path, f"{path}.wal", f"{path}.tmp"}
-            flush_lines, flush_s = self._flush
             self._committer = Committer(
-                Writer(con), self._specs, flush_lines=flush_lines, flush_s=flush_s
+                Writer(con),
+                self._specs,
+                flush_lines=self._timing.flush_lines,
+                flush_s=self._timing.flush_s,
             )
             paths = stored_paths(con)
-            self._from_end = [
+            self._tracked.from_end = [
                 spec.start == START_END and not any(fnmatch(p, pattern) for p in paths)
                 for spec, pattern in zip(self._specs, self._patterns, strict=True)
             ]
@@ -196,22 +197,26 @@ class Follower:
             raise RuntimeError("the follower is not started")
         return self._con.cursor()
 
+    @property
+    def _files(self) -> dict[FileKey, FollowedFile]:
+        return self._tracked.files
+
     # -- the watcher's callbacks (on its thread, but _nudge) ------------------------------
 
     def _nudge(self, rescan: bool) -> None:
         if rescan:
-            self._rescan = True
+            self._scans.ask()
         self._watcher.wake()
 
     def _deadline(self) -> float | None:
         if self._busy:
             return None
-        deadline = min(self._next_scan, self._next_status)
+        deadline = min(self._scans.next, self._next_status)
         for f in self._files.values():
             if f.pending.since is not None:
-                deadline = min(deadline, f.pending.since + self._flush[1])
+                deadline = min(deadline, f.pending.since + self._timing.flush_s)
             if not f.attached and f.detached_at is not None:
-                deadline = min(deadline, max(f.last_growth, f.detached_at) + self._linger_s)
+                deadline = min(deadline, max(f.last_growth, f.detached_at) + self._timing.linger_s)
         return deadline
 
     def _failed(self, exc: Exception) -> None:
@@ -223,7 +228,7 @@ class Follower:
             log.exception("status failed")
 
     def _cycle(self, now: float) -> None:
-        if now >= self._next_scan or (self._rescan and now - self._last_scan >= MIN_SCAN_GAP):
+        if self._scans.due(now):
             self._scan(now)
         busy = False
         # Files being let go (rotated away, deleted) first: their lines were written earlier.
@@ -236,11 +241,11 @@ class Follower:
             elif (
                 not f.attached
                 and (f.caught_up or f.format_blocked_at is not None)
-                and now - max(f.last_growth, f.detached_at or now) >= self._linger_s
+                and now - max(f.last_growth, f.detached_at or now) >= self._timing.linger_s
             ):
                 self._release(f, settle=False)
         self._busy = busy
-        caught_up = not self._waiting and all(
+        caught_up = not self._tracked.waiting and all(
             f.caught_up or f.format_blocked_at is not None for f in self._files.values()
         )
         self._followed_paths = frozenset(f.path for f in self._files.values())
@@ -273,103 +278,13 @@ class Follower:
     # -- scanning ------------------------------------------------------------------------
 
     def _scan(self, now: float) -> None:
-        self._rescan = False
-        self._last_scan = now
-        self._next_scan = now + self._poll_s
+        self._scans.scanned(now)
         if self._events is not None:
             self._events.watch_new_folders()
         scan = scan_globs(self._patterns, self._own_files)
-        track_names(self._files.values(), scan.paths(), now, self._rebind)
-        self._settled = {k: v for k, v in self._settled.items() if k in scan.found}
-        self._waiting = {}
-        # Files the store knows by device and inode first: when a copy or a compressed
-        # sibling has the same content, the file itself takes its source, the copy waits.
-        assert self._con is not None
-        known = known_identities(self._con)
-        new = [key for key in scan.found if key not in self._files]
-        for key in sorted(new, key=lambda k: k not in known):
-            path, index, st = scan.found[key]
-            self._consider(key, path, index, st, scan.problems)
-        self._problems = scan.problems
-        self._from_end = [False] * len(self._specs)  # only files present at the first scan
-
-    def _consider(
-        self, key: FileKey, path: str, index: int, st: os.stat_result, problems: Problems
-    ) -> None:
-        """A file matching a glob that is not followed: which source is it, and from where?"""
-        signature = (st.st_size, st.st_mtime_ns)
-        if self._settled.get(key) == signature:
-            if path in self._problems:
-                problems[path] = self._problems[path]
-            return
-        try:
-            opened = open_file(path)
-        except FileNotFoundError:
-            return
-        except NotRegularFile as exc:
-            problems[path] = (index, f"{exc}: skipped")
-            return
-        except PermissionError:
-            problems[path] = (index, "permission denied")
-            return
-        except GZIP_ERRORS as exc:
-            problems[path] = (index, f"cannot read this compressed file (yet): {exc}")
-            self._settled[key] = signature
-            return
-        except OSError as exc:
-            problems[path] = (index, f"cannot read: {exc.strerror or exc}")
-            return
-        keep = False
-        try:
-            if opened.key != key:
-                self._rescan = True  # replaced between the stat and the open
-            else:
-                keep = self._adopt(key, path, index, opened, problems)
-        except GZIP_ERRORS as exc:
-            problems[path] = (index, f"cannot read this compressed file (yet): {exc}")
-            self._settled[key] = signature
-        except (OSError, duckdb.Error) as exc:
-            problems[path] = (index, f"cannot follow: {exc}")
-        finally:
-            if not keep:
-                opened.close()
-
-    def _adopt(
-        self, key: FileKey, path: str, index: int, opened: OpenedFile, problems: Problems
-    ) -> bool:
         assert self._committer is not None and self._con is not None
-        found = identify(
-            self._committer.writer,
-            opened,
-            path,
-            from_end=self._from_end[index],
-            followed=self._files.values(),
-        )
-        if found.waiting is not None:
-            self._waiting[key] = Waiting(path, index, found.waiting)
-        if found.settle:
-            self._settled[key] = (opened.stat.st_size, opened.stat.st_mtime_ns)
-        record = found.record
-        if record is None:
-            return False
-        reader = LineReader(opened, record.offset, continues_line=found.continues_line)
-        f = FollowedFile(
-            path=path,
-            spec_index=index,
-            reader=reader,
-            source_id=record.source_id,
-            offset=record.offset,
-            stored_format=record.format,
-            stored_log_format=record.log_format,
-            last_growth=time.monotonic(),
-            last_event=found.event,
-        )
-        f.totals.lines, f.totals.rejects, f.totals.conflicts = stored_totals(
-            self._con, record.source_id
-        )
-        self._files[key] = f
-        problems.pop(path, None)
-        return True
+        if self._tracked.update(scan, now, self._committer.writer, self._con, self._rebind):
+            self._scans.ask()
 
     def _rebind(self, f: FollowedFile) -> None:
         assert self._committer is not None
@@ -381,10 +296,8 @@ class Follower:
         """Let a file go: commit what was read and close it."""
         self._commit(f, time.monotonic(), force=True)
         f.close()
-        self._files.pop(f.key, None)
-        if settle:
-            self._settled[f.key] = (f.opened.stat.st_size, f.opened.stat.st_mtime_ns)
-        self._rescan = True  # a file waiting for this source may go on now
+        self._tracked.drop(f, settle=settle)
+        self._scans.ask()  # a file waiting for this source may go on now
 
     # -- reading and committing ----------------------------------------------------------
 
@@ -409,7 +322,7 @@ class Follower:
             # A compressed file still being written, or damaged: keep its complete lines,
             # let it go, and look at it again when it changes.
             f.last_error = f"cannot read this compressed file to its end (yet): {exc}"
-            self._problems[f.path] = (f.spec_index, f.last_error)
+            self._tracked.problems[f.path] = (f.spec_index, f.last_error)
             f.reader.finished = True
         except OSError as exc:
             f.last_error = f"cannot read: {exc.strerror or exc}"
@@ -431,7 +344,7 @@ class Follower:
         f.last_event = (
             f"{why}: reading it again from byte 0 as source {f.source_id} (was source {old})"
         )
-        self._rescan = True  # the copy of the old content may be read now
+        self._scans.ask()  # the copy of the old content may be read now
 
     def _commit(self, f: FollowedFile, now: float, *, force: bool) -> None:
         """Commit when due; when the store refused, read again from the store's offset."""
@@ -447,7 +360,7 @@ class Follower:
 
     def _publish(self, now: float) -> None:
         """Tell ``on_status`` (every ``status_ms``), after measuring the line rates."""
-        self._next_status = now + self._status_s
+        self._next_status = now + self._timing.status_s
         for f in self._files.values():
             f.totals.measure(now)
         statuses = self._snapshot()
@@ -460,7 +373,10 @@ class Follower:
     def _snapshot(self) -> list[SourceStatus]:
         """The status of every file, kept for ``statuses()`` (every cycle)."""
         patterns = [spec.pattern for spec in self._specs]
-        statuses = snapshot(self._files.values(), self._waiting.values(), self._problems, patterns)
+        tracked = self._tracked
+        statuses = snapshot(
+            tracked.files.values(), tracked.waiting.values(), tracked.problems, patterns
+        )
         with self._lock:
             self._statuses = statuses
         return statuses

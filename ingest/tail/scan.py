@@ -43,3 +43,29 @@ def scan_globs(patterns: Sequence[str], skip: Container[str]) -> Scan:
                 continue
             scan.found.setdefault((st.st_dev, st.st_ino), (path, index, st))
     return scan
+
+
+MIN_SCAN_GAP = 0.1  # seconds between scans asked for (by events, by a file let go)
+
+
+class ScanSchedule:
+    """When to scan: every ``poll_s``, and sooner (but not more often than MIN_SCAN_GAP)
+    when asked, by a file-system event or a change that may have freed a waiting file."""
+
+    def __init__(self, poll_s: float) -> None:
+        self._poll_s = poll_s
+        self.asked = True  # thread-safe enough: a flag set by any thread, cleared by one
+        self._last = 0.0
+        self.next = 0.0  # the poll's deadline
+
+    def ask(self) -> None:
+        self.asked = True
+
+    def due(self, now: float) -> bool:
+        return now >= self.next or (self.asked and now - self._last >= MIN_SCAN_GAP)
+
+    def scanned(self, now: float) -> None:
+        """A scan begins at ``now``: what was asked before is served by it."""
+        self.asked = False
+        self._last = now
+        self.next = now + self._poll_s
