@@ -346,7 +346,7 @@ def _reloaded_followers(path: Path | None, con: Any, live: Any, *, exposed: bool
 
 def _followers(config: Config, con: Any) -> list[Any]:
     """The followers of the config's [[sources]] (none configured: serve only answers)."""
-    from conflictlens.following import followers_for
+    from conflictlens.serve_sources import followers_for
 
     try:
         return list(followers_for(config, con))
