@@ -16,14 +16,12 @@ from streamlit.testing.v1 import AppTest
 from dashboard.data import DataError
 from dashboard.figures import (
     CHAR_PX,
-    LABEL_CHARS,
     SPARKLINE_POINTS,
-    conflicts_over_time,
     hot_spot_bars,
-    route_heatmap,
     safe,
     sparklines,
 )
+from dashboard.figures_time import HEATMAP_LABEL_CHARS, conflicts_over_time, route_heatmap
 from dashboard.passwords import hash_password, is_password_hash, verify_password
 from dashboard.reports_data import report_file
 from sample_logs.generator import write_log
@@ -428,14 +426,16 @@ def test_a_heatmap_has_margins_fitting_its_labels_and_cuts_long_ones() -> None:
     assert list(layout.yaxis.tickvals) == list(figure.data[0].y)
     assert full in layout.yaxis.tickvals
     cut = [t for t in layout.yaxis.ticktext if t.endswith("…")]
-    assert cut == [full[: LABEL_CHARS - 1] + "…"]
+    assert cut == [full[: HEATMAP_LABEL_CHARS - 1] + "…"]
     assert "GET /a&amp;b" in layout.yaxis.ticktext  # still escaped
-    assert layout.margin.l == 12 + CHAR_PX * LABEL_CHARS
+    assert layout.margin.l == 12 + CHAR_PX * HEATMAP_LABEL_CHARS
 
 
-def test_the_overview_chart_keeps_room_for_its_legend() -> None:
-    """The legend sits against the right edge, beyond the ratio axis, in a margin as wide as
-    its longest entry."""
+def test_the_overview_chart_keeps_its_width_for_the_data() -> None:
+    """The legend sits below the plot (a phone's chart is not squeezed by it), in a bottom
+    margin with a row for each line the entries take at a phone's width; the ratio axis is
+    a percentage not synced to the conflicts axis (round ticks), and the hover shows every
+    series at that time."""
     codes = ["VERSION_MISMATCH", "PAYMENT_ALREADY_CAPTURED"]
     timeline = pl.DataFrame(
         {
@@ -449,8 +449,11 @@ def test_the_overview_chart_keeps_room_for_its_legend() -> None:
         }
     )
     layout = conflicts_over_time(timeline, "error_code").layout
-    assert layout.margin.autoexpand is False and layout.legend.xref == "container"
-    assert layout.margin.r >= 80 + CHAR_PX * len("PAYMENT_ALREADY_CAPTURED")
+    assert layout.margin.autoexpand is False and layout.legend.orientation == "h"
+    assert layout.legend.yref == "container" and layout.legend.y == 0
+    assert layout.margin.r <= 80 and layout.margin.b >= 60 + 22 * 2  # two rows on a phone
+    assert layout.yaxis2.tickformat == ".0%" and layout.yaxis2.tickmode == "auto"
+    assert layout.hovermode == "x unified"
 
 
 def test_top_hot_spots_are_bars_that_keep_clusters_apart_and_escape_labels() -> None:
@@ -473,6 +476,6 @@ def test_top_hot_spots_are_bars_that_keep_clusters_apart_and_escape_labels() -> 
     bar = figure.data[0]
     assert list(bar.x) == [5, 3] and len(set(bar.y)) == 2
     assert bar.y[0] > bar.y[1]  # the first cluster at the top
-    ticks = list(figure.layout.yaxis.ticktext)
-    assert all("<script>" not in t and "&lt;script&gt;" in t for t in ticks)
+    names = [a.text for a in figure.layout.annotations]  # each bar's name above it
+    assert len(names) == 2 and all("<script>" not in t and "&lt;script&gt;" in t for t in names)
     assert list(bar.text) == ["50.0% of requests · new", "30.0% of requests"]
