@@ -290,7 +290,7 @@ def route_heatmap(
             customdata=extra,
             colorscale=scale,
             zmid=1 if column == "times_usual" else None,
-            colorbar={"thickness": 12, "orientation": "h", "y": -0.02, "yanchor": "top",
+            colorbar={"thickness": 12, "orientation": "h", "y": 0.02, "yanchor": "bottom",
                       "yref": "container", "len": 0.6, "tickformat": ".0%" if column == "ratio"
                       else None},
             hovertemplate=(
@@ -465,11 +465,14 @@ def heatmap_figure(timeline: pl.DataFrame, usual: Usual, metric: str) -> go.Figu
         x=cells["bucket"] + (cells["end"] - cells["bucket"]) / 2,  # the cell's centre
         y=cells["label"],
         mode="markers",
-        marker={"size": 16, "opacity": 0, "symbol": "square"},
+        marker={"size": 2, "opacity": 0},  # a point: the nearest centre takes the click
         customdata=cells.select(
-            "conflicts", pl.col("ratio").fill_null(0), pl.col("times_usual").fill_null(0),
+            "conflicts",
+            pl.col("ratio").fill_null(0),
+            pl.col("times_usual").fill_null(0),
             pl.col("end").dt.strftime("%Y-%m-%dT%H:%M:%S"),
-            pl.col("bucket").dt.strftime("%Y-%m-%d %H:%M"), pl.col("end").dt.strftime("%H:%M"),
+            pl.col("bucket").dt.strftime("%Y-%m-%d %H:%M").alias("from"),
+            pl.col("end").dt.strftime("%H:%M").alias("to"),
         ).rows(),
         hovertemplate=(
             "%{y}<br>%{customdata[4]}\N{EN DASH}%{customdata[5]} UTC<br>%{customdata[0]:,} conflicts, "
@@ -478,5 +481,5 @@ def heatmap_figure(timeline: pl.DataFrame, usual: Usual, metric: str) -> go.Figu
         ),
         showlegend=False,
     )  # fmt: skip
-    figure.update_layout(clickmode="event+select", dragmode=False)
+    figure.update_layout(clickmode="event+select", dragmode=False, hoverdistance=40)
     return figure

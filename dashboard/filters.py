@@ -135,11 +135,14 @@ def latest_incident_window() -> tuple[str, str] | None:
     return start.isoformat(), stop.isoformat()
 
 
-def sidebar() -> View:
-    """Draw the shared filters in the sidebar and return the view they select."""
+def sidebar(page: str = "") -> View:
+    """Draw the shared filters in the sidebar and return the view they select (``page``:
+    the page drawing them; its widgets are new ones, set from the URL, on every switch)."""
     restore()
     view = view_from_url()
-    if url_changed(URL_KEYS) or "range" not in st.session_state:
+    switched = st.session_state.get("_widgets_page") != page
+    st.session_state["_widgets_page"] = page
+    if url_changed(URL_KEYS) or switched or "range" not in st.session_state:
         _widgets_from(view)
     with st.sidebar:
         st.caption("Range (times in UTC), relative to the newest data")

@@ -13,8 +13,8 @@ from dashboard.figures_time import Usual, label_parts
 KEYS = ["service", "method", "route", "error_code", "kind"]
 GROWING = 3  # score: spreads above the baseline
 RANKED = (
-    "status", "method", "route", "error_code", "times_usual", "trend", "conflicts", "requests",
-    "ratio", "baseline_ratio", "score", "kind",
+    "status", "method", "route", "error_code", "times_usual", "score", "conflicts", "trend",
+    "ratio", "baseline_ratio", "requests", "kind",
 )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ def start(title: str) -> View:
     """Title, sidebar filters and the view they select; stops the page on a data error."""
     st.title(title)
     try:
-        view = sidebar()
+        view = sidebar(title)
     except DataError as exc:
         st.error(str(exc))
         st.stop()
