@@ -43,7 +43,7 @@ PALETTE = (*COLORS, "#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3
 TIME_HOVER = "%Y-%m-%d %H:%M UTC"
 LEGEND_WIDTH_PX = 340  # legends are laid out for a phone's chart; wider screens use fewer rows
 LEGEND_ROW_PX = 22
-HEATMAP_LABEL_CHARS = 30  # a phone keeps room for the cells
+HEATMAP_LABEL_CHARS = 22  # a phone keeps more than half its width for the cells
 INCIDENT_FILL = "rgba(220, 20, 60, 0.13)"
 MARKER_COLOR = "#7f7f7f"
 ONE_SECOND = dt.timedelta(seconds=1)
@@ -320,11 +320,14 @@ def _column_ms(buckets: list[dt.datetime]) -> int:
 
 
 def _short(label: str) -> str:
-    """A heatmap row's label cut for a phone (whole in the hover)."""
+    """A heatmap row's label cut for a phone, keeping the method and the route's end (what
+    tells routes apart); whole in the hover."""
     text = html.unescape(label)
     if len(text) <= HEATMAP_LABEL_CHARS:
         return label
-    return html.escape(text[: HEATMAP_LABEL_CHARS - 1]) + "…"
+    method, _, route = text.partition(" ")
+    keep = max(HEATMAP_LABEL_CHARS - len(method) - 2, 4)
+    return html.escape(f"{method} \N{HORIZONTAL ELLIPSIS}{route[-keep:]}")
 
 
 def resource_timeline(frame: pl.DataFrame) -> go.Figure:

@@ -392,3 +392,70 @@ def test_a_posted_annotation_is_drawn_and_named_by_the_incident(
     chart = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[0]
     texts = [t.text for t in chart.find_elements(By.CSS_SELECTOR, ".annotation-text")]
     assert "orders v1.42" in texts
+
+
+# --- every view at a laptop's and a phone's size ------------------------------------------------
+
+VIEWS = {
+    "overview": ("?range=7d", "Overview"),
+    "hotspots": ("hotspots?range=7d", "Hot spots"),
+    "hotspots-treemap": ("hotspots?range=7d&section=Treemap", "Hot spots"),
+    "hotspots-incidents": ("hotspots?range=7d&section=Incidents", "Hot spots"),
+    "resources": ("resources?range=7d", "Resources"),
+    "resources-storms": ("resources?range=7d&section=Retry%20storms", "Resources"),
+    "explore": ("explore?range=7d", "Explore"),
+    "alerts": ("alerts?range=7d", "Alerts"),
+    "reports": ("reports", "Reports"),
+    "ingest": ("ingest", "Ingest"),
+}
+SIZES = ((1440, 900), (390, 844))
+# Widths as laid out: the main column's content, each chart, each table (its right edge too,
+# a table wider than the column would clip its last columns off the page), and the width of
+# each chart's plotting area (a heatmap squeezed by its labels to a sliver).
+MEASURE = """
+const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+const style = getComputedStyle(main);
+const content = main.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+const right = main.getBoundingClientRect().right - parseFloat(style.paddingRight);
+return {
+  content: content,
+  charts: [...document.querySelectorAll('.js-plotly-plot')].map(p => ({
+    width: p.getBoundingClientRect().width,
+    plot: p._fullLayout ? p._fullLayout._size.w : null})),
+  tables: [...document.querySelectorAll('[data-testid="stDataFrame"]')].map(t => ({
+    width: t.getBoundingClientRect().width, right: t.getBoundingClientRect().right})),
+  right: right,
+  overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+};
+"""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_view_fits_the_screen(
+    bad_day: tuple[ServeProcess, Path], size: tuple[int, int]
+) -> None:
+    serve, _ = bad_day
+    driver: Any = chrome(f"--window-size={max(size[0], 500)},{size[1] + 200}")
+    # Headless Chromium keeps a window at least 500 px wide: the viewport is set exactly.
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": size[0] < 600},
+    )
+    try:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for name, (path, title) in VIEWS.items():
+            driver.get(f"{serve.dashboard_url}/{path}")
+            wait_for_title(driver, title)
+            driver.save_screenshot(str(ARTIFACTS / f"{name}-{size[0]}x{size[1]}.png"))
+            found = driver.execute_script(MEASURE)
+            assert driver.execute_script("return window.innerWidth") == size[0]
+            content = found["content"]
+            assert found["overflow"] <= 1, (name, found)  # the page never scrolls sideways
+            for chart in found["charts"]:
+                assert chart["width"] >= 0.8 * content, (name, found)
+                if chart["plot"] is not None:  # the data keeps half the chart at least
+                    assert chart["plot"] >= 0.45 * chart["width"], (name, found)
+            for table in found["tables"]:
+                assert table["right"] <= found["right"] + 1, (name, found)  # scrolls inside
+    finally:
+        driver.quit()
