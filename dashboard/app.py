@@ -31,6 +31,13 @@ navigation = st.navigation(
         st.Page(PAGES / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
         st.Page(PAGES / "reports.py", title="Reports", icon=":material/summarize:"),
         st.Page(PAGES / "ingest.py", title="Ingest", icon=":material/input:"),
+        # Opened from an incident (its window and clusters in the link), not from the menu.
+        st.Page(
+            PAGES / "incident.py",
+            title="Incident",
+            icon=":material/crisis_alert:",
+            visibility="hidden",
+        ),
     ],
     position="sidebar" if signed_in() else "hidden",
 )

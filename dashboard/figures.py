@@ -63,52 +63,6 @@ def _text_px(labels: Iterable[str]) -> int:
     return CHAR_PX * min(longest, LABEL_CHARS)
 
 
-def _legend_on_right(figure: go.Figure) -> int:
-    """The legend against the figure's right edge; returns the width it needs."""
-    names = [trace.name for trace in figure.data if trace.name and trace.showlegend is not False]
-    figure.update_layout(
-        legend={"xref": "container", "x": 1, "xanchor": "right", "y": 1, "yanchor": "top"}
-    )
-    return 50 + _text_px(names)
-
-
-def conflicts_over_time(timeline: pl.DataFrame, by: str) -> go.Figure:
-    """Stacked conflicts per bucket, by error code or kind (the busiest, the rest as other),
-    and the conflict ratio as a line on its own axis: one chart where two would each cost
-    the browser a plot of its own."""
-    frame = (
-        _top_or_other(timeline.with_columns(safe(by)), by)
-        .group_by("bucket", by)
-        .agg(pl.col("conflicts").sum())
-        .sort("bucket")
-    )
-    figure = _stacked_bars(frame, by)
-    ratio = overall_ratio(timeline)
-    figure.add_scatter(
-        x=ratio["bucket"],
-        y=ratio["ratio"],
-        name="conflict ratio",
-        mode="lines",
-        yaxis="y2",
-        line={"color": "black", "width": 1.5, "dash": "dot"},
-        hovertemplate="%{y:.2%} of requests",
-    )
-    figure.update_layout(
-        yaxis={"title": {"text": "conflicts"}},
-        yaxis2={
-            "title": {"text": "conflict ratio"},
-            "overlaying": "y",
-            "side": "right",
-            "tickformat": ".1%",
-            "rangemode": "tozero",
-            "showgrid": False,
-        },
-    )
-    # The ratio axis' labels and title sit between the plot and the legend.
-    _fixed_margins(figure, left=70, right=80 + _legend_on_right(figure))
-    return _layout(figure, 360)
-
-
 def hot_spot_bars(spots: pl.DataFrame) -> go.Figure:
     """The top clusters as bars of their conflicts, the first at the top, each labelled with
     its endpoint over its error code; the share of requests and "new" on each bar, requests
@@ -119,8 +73,10 @@ def hot_spot_bars(spots: pl.DataFrame) -> go.Figure:
             [pl.col("method").fill_null("-"), pl.col("route").fill_null("-")], separator=" "
         )
     ).with_columns(safe("endpoint"), safe("error_code"))
+    if "baseline_ratio" not in frame.columns:
+        frame = frame.with_columns(baseline_ratio=pl.lit(None, pl.Float64))
     rows = frame.select(
-        "endpoint", "error_code", "conflicts", "requests", "ratio", "score", "new"
+        "endpoint", "error_code", "conflicts", "requests", "ratio", "baseline_ratio", "new"
     ).rows()
     # Positions, not the labels, place the bars: two clusters may share a label (they differ
     # by service or kind), and categories would merge them.
@@ -132,30 +88,56 @@ def hot_spot_bars(spots: pl.DataFrame) -> go.Figure:
             y=places,
             orientation="h",
             marker={"color": COLORS[0]},
-            text=[_bar_text(ratio, new) for *_, ratio, _, new in rows],
+            text=[_bar_text(ratio, new, usual) for *_, ratio, usual, new in rows],
             textposition="auto",
             customdata=[
-                [f"{endpoint} {code}", requests, score or 0]
-                for endpoint, code, _, requests, _, score, _ in rows
+                [f"{endpoint} {code}", requests, against_usual(ratio, usual, new)]
+                for endpoint, code, _, requests, ratio, usual, new in rows
             ],
             hovertemplate=(
-                "%{customdata[0]}<br>%{x} conflicts of %{customdata[1]} requests"
-                "<br>score %{customdata[2]:.1f}<extra></extra>"
+                "%{customdata[0]}<br>%{x:,} conflicts of %{customdata[1]:,} requests"
+                "<br>%{customdata[2]}<extra></extra>"
             ),
         )
     )
+    # Each bar's name above it, not beside it: a name column would take a phone's width.
+    for place, (endpoint, code) in zip(places, lines, strict=True):
+        figure.add_annotation(
+            x=0, y=place + 0.42, xref="x", yref="y", text=f"{endpoint} · {code}",
+            showarrow=False, xanchor="left", yanchor="bottom", font={"size": 11},
+        )  # fmt: skip
     figure.update_yaxes(
-        tickmode="array", tickvals=places, ticktext=[f"{a}<br>{b}" for a, b in lines]
-    )
+        tickmode="array", tickvals=places, ticktext=[""] * len(places),
+        range=[-0.6, len(rows) - 0.1],
+    )  # fmt: skip
+    figure.update_traces(width=0.5)
     figure.update_layout(showlegend=False)
-    left = 12 + _text_px(line for pair in lines for line in pair)
-    _fixed_margins(figure, left=left, right=20, bottom=30)
-    return _layout(figure, 60 + 38 * max(len(rows), 1))
+    _fixed_margins(figure, left=10, right=20, bottom=30)
+    return _layout(figure, 50 + 52 * max(len(rows), 1))
 
 
-def _bar_text(ratio: float | None, new: bool | None) -> str:
+def _bar_text(ratio: float | None, new: bool | None, usual: float | None = None) -> str:
     share = f"{ratio:.1%} of requests" if ratio is not None else ""
-    return " · ".join(part for part in (share, "new" if new else "") if part)
+    times = times_usual(ratio, usual)
+    against = f"\N{MULTIPLICATION SIGN}{times:.1f} usual" if times is not None and not new else ""
+    return " · ".join(part for part in (share, against, "new" if new else "") if part)
+
+
+def times_usual(ratio: float | None, usual: float | None) -> float | None:
+    """How many times its usual ratio a cluster's ratio is (None without a usual one)."""
+    if ratio is None or usual is None or usual <= 0:
+        return None
+    return ratio / usual
+
+
+def against_usual(ratio: float | None, usual: float | None, new: bool | None = False) -> str:
+    """A cluster's ratio against its usual one, in words for a hover or a card."""
+    if new:
+        return "new: not seen before this range"
+    times = times_usual(ratio, usual)
+    if times is None or usual is None:
+        return "no usual ratio to compare with"
+    return f"\N{MULTIPLICATION SIGN}{times:.1f} the usual ratio ({usual:.1%})"
 
 
 def _top_or_other(frame: pl.DataFrame, column: str, top: int = STACKED) -> pl.DataFrame:
@@ -175,27 +157,6 @@ def _top_or_other(frame: pl.DataFrame, column: str, top: int = STACKED) -> pl.Da
     )
 
 
-def _stacked_bars(frame: pl.DataFrame, by: str, hover: str | None = None) -> go.Figure:
-    """Stacked areas, one per value of ``by``: a path each, where bars would be an SVG
-    rectangle per bucket and value (thousands, which a browser draws slowly)."""
-    figure = go.Figure()
-    order = frame.group_by(by).agg(pl.col("conflicts").sum()).sort("conflicts", descending=True)[by]
-    buckets = frame.select("bucket").unique().sort("bucket")
-    for index, name in enumerate(order):
-        part = buckets.join(frame.filter(pl.col(by) == name), on="bucket", how="left")
-        figure.add_scatter(
-            x=part["bucket"],
-            y=part["conflicts"].fill_null(0),
-            name=name,
-            mode="lines",
-            stackgroup="conflicts",
-            line={"width": 0.5, "color": COLORS[index % len(COLORS)]},
-            customdata=part[hover].fill_null(0) if hover else None,
-            hovertemplate=(f"%{{y}} conflicts, %{{customdata}} {hover}" if hover else None),
-        )
-    return figure
-
-
 def overall_ratio(timeline: pl.DataFrame) -> pl.DataFrame:
     """Conflicts over requests per bucket; each route's requests counted once per bucket."""
     conflicts = timeline.group_by("bucket").agg(pl.col("conflicts").sum())
@@ -211,45 +172,6 @@ def overall_ratio(timeline: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("bucket")
     )
-
-
-def route_heatmap(timeline: pl.DataFrame) -> go.Figure:
-    """Conflicts per route (the busiest) and bucket."""
-    labelled = timeline.with_columns(
-        label=pl.concat_str(
-            [pl.col("method").fill_null("-"), pl.col("route").fill_null("-")], separator=" "
-        )
-    ).with_columns(safe("label"))
-    busiest = (
-        labelled.group_by("label")
-        .agg(pl.col("conflicts").sum())
-        .sort("conflicts", descending=True)
-        .head(HEATMAP_ROUTES)["label"]
-    )
-    cells = (
-        _coarser(labelled.filter(pl.col("label").is_in(busiest.implode())), HEATMAP_COLUMNS)
-        .group_by("label", "bucket")
-        .agg(pl.col("conflicts").sum())
-        .sort("bucket")
-    )
-    grid = cells.pivot(on="bucket", index="label", values="conflicts").fill_null(0)
-    buckets = [c for c in grid.columns if c != "label"]
-    labels = grid["label"].to_list()
-    figure = go.Figure(
-        go.Heatmap(
-            z=grid.select(buckets).to_numpy(),
-            x=buckets,
-            y=labels,
-            colorscale="YlOrRd",
-            colorbar={"thickness": 16},
-            hovertemplate="%{y}<br>%{x}<br>%{z} conflicts<extra></extra>",
-        )
-    )
-    shown = [_cut(label) for label in labels]
-    if shown != labels:
-        figure.update_yaxes(tickmode="array", tickvals=labels, ticktext=shown)
-    _fixed_margins(figure, left=12 + _text_px(shown), right=80)
-    return _layout(figure, max(260, 24 * grid.height + 80))
 
 
 def _cut(label: str) -> str:
@@ -331,65 +253,3 @@ def sparklines(timeline: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         .group_by(keys, maintain_order=True)
         .agg(trend=pl.col("conflicts"))
     )
-
-
-def resource_timeline(frame: pl.DataFrame) -> go.Figure:
-    """One resource's conflicts per bucket by error code, with distinct clients."""
-    shown = _top_or_other(frame.with_columns(safe("error_code")), "error_code").sort("bucket")
-    shown = shown.group_by("bucket", "error_code").agg(
-        pl.col("conflicts").sum(), pl.col("clients").max()
-    )
-    figure = _stacked_bars(shown.sort("bucket"), "error_code", hover="clients")
-    _fixed_margins(figure, left=50, right=10 + _legend_on_right(figure))
-    return _layout(figure, 280)
-
-
-# Beyond this many episodes the preview marks their starts instead of shading each one: a
-# shape per episode makes a heavy figure.
-SHADED_EPISODES = 40
-
-
-def backtest_chart(series: pl.DataFrame, episodes: pl.DataFrame, metric: str) -> go.Figure:
-    """A rule's metric per group (solid) against its threshold (dotted), with the episodes it
-    would have fired shaded."""
-    figure = go.Figure()
-    frame = series.with_columns(safe("group"), pl.col("time").str.to_datetime(time_zone="UTC"))
-    if frame.height:
-        for index, (group, part) in enumerate(frame.group_by("group", maintain_order=True)):
-            color = COLORS[index % len(COLORS)]
-            name = str(group[0])
-            figure.add_scatter(
-                x=part["time"], y=part["value"], name=name, mode="lines", line={"color": color}
-            )
-            figure.add_scatter(
-                x=part["time"],
-                y=part["threshold"],
-                name=f"{name} threshold",
-                mode="lines",
-                line={"color": color, "dash": "dot", "width": 1},
-                showlegend=index == 0,
-                legendgroup="threshold",
-            )
-    _mark_episodes(figure, episodes, frame["time"].max() if frame.height else None)
-    figure.update_layout(yaxis_title=metric, hovermode="x unified")
-    _fixed_margins(figure, left=80, right=10 + _legend_on_right(figure))
-    return _layout(figure, 360)
-
-
-def _mark_episodes(figure: go.Figure, episodes: pl.DataFrame, last: object) -> None:
-    if episodes.height == 0:
-        return
-    starts = episodes["start"].str.to_datetime(time_zone="UTC")
-    if episodes.height > SHADED_EPISODES:
-        figure.add_scatter(
-            x=starts, y=[0] * len(starts), mode="markers", name="fired", marker={"symbol": "x"}
-        )
-        return
-    # An episode still firing at the range's end (no end) is shaded to the chart's end.
-    ends = (
-        episodes["end"]
-        .str.to_datetime(time_zone="UTC")
-        .fill_null(last if last is not None else starts.max())
-    )
-    for start, end in zip(starts, ends, strict=True):
-        figure.add_vrect(x0=start, x1=end, fillcolor="crimson", opacity=0.15, line_width=0)

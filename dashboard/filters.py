@@ -14,6 +14,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard.data import ask
+from dashboard.state import SHARED, iso, mark_seen, parse_cluster, remember, restore, url_changed
 
 RANGES: dict[str, dt.timedelta | None] = {
     "1h": dt.timedelta(hours=1),
@@ -23,8 +24,19 @@ RANGES: dict[str, dt.timedelta | None] = {
     "30d": dt.timedelta(days=30),
     "all": None,
 }
+LATEST_INCIDENT = "latest incident"
+CUSTOM = "custom"
+RANGE_CHOICES = [*RANGES, LATEST_INCIDENT, CUSTOM]
+RANGE_LABELS = {
+    LATEST_INCIDENT: "around the latest incident",
+    CUSTOM: "custom (pick below)",
+    "all": "all data",
+}
+INCIDENT_MARGIN = dt.timedelta(hours=1)  # shown around the latest incident
+INCIDENT_LOOKBACK = dt.timedelta(days=7)  # how far back "the latest incident" is looked for
 FILTER_KEYS = ("service", "method", "route", "code", "kind", "client")
 ANY = "(any)"
+URL_KEYS = SHARED
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,7 @@ class View:
     code: str | None = None
     kind: str | None = None
     client: str | None = None
+    clusters: tuple[str, ...] = ()  # "METHOD route CODE" each (an incident's), or all
 
     @property
     def filters(self) -> dict[str, str | None]:
@@ -78,32 +91,113 @@ def view_from_url() -> View:
     """The view in the URL query (unknown or empty values ignored)."""
     params = st.query_params
     chosen = params.get("range", "24h")
-    found = {k: params.get(k) or None for k in FILTER_KEYS}
-    if params.get("since"):
-        return View(since=params.get("since"), until=params.get("until"), range="custom", **found)
+    found: dict[str, Any] = {k: params.get(k) or None for k in FILTER_KEYS}
+    found["clusters"] = tuple(c for c in params.get_all("cluster") if parse_cluster(c))
+    if params.get("since") or params.get("until"):
+        since, until = _valid(params.get("since")), _valid(params.get("until"))
+        return View(since=since, until=until, range=CUSTOM, **found)
+    if chosen == LATEST_INCIDENT:
+        window = latest_incident_window()
+        if window is not None:
+            return View(since=window[0], until=window[1], range=chosen, **found)
+        chosen = "24h"
     end = data_end()
     span = RANGES.get(chosen, RANGES["24h"])
+    if chosen not in RANGES:
+        chosen = "24h"
     if end is None:
         return View(range=chosen, **found)
     since = (end - span).isoformat() if span is not None else None
     return View(since=since, until=end.isoformat(), range=chosen, **found)
 
 
-def sidebar() -> View:
-    """Draw the shared filters in the sidebar and return the view they select."""
+def _valid(text: str | None) -> str | None:
+    """An ISO time from the URL, or None when it is not one (a hand-edited link)."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        return None
+
+
+def latest_incident_window() -> tuple[str, str] | None:
+    """The latest incident of the last week of data, widened by INCIDENT_MARGIN each side."""
+    end = data_end()
+    if end is None:
+        return None
+    found = ask("incidents", (end - INCIDENT_LOOKBACK).isoformat(), end.isoformat())
+    if found.height == 0:
+        return None
+    latest = found.sort("start", descending=True).row(0, named=True)
+    start = latest["start"].replace(tzinfo=None) - INCIDENT_MARGIN
+    stop = min(latest["end"].replace(tzinfo=None) + INCIDENT_MARGIN, end.replace(tzinfo=None))
+    return start.isoformat(), stop.isoformat()
+
+
+def sidebar(page: str = "") -> View:
+    """Draw the shared filters in the sidebar and return the view they select (``page``:
+    the page drawing them; its widgets are new ones, set from the URL, on every switch)."""
+    restore()
     view = view_from_url()
+    switched = st.session_state.get("_widgets_page") != page
+    st.session_state["_widgets_page"] = page
+    if url_changed(URL_KEYS) or switched or "range" not in st.session_state:
+        _widgets_from(view)
     with st.sidebar:
-        st.caption("Range (UTC), relative to the newest data")
-        choices = [*RANGES, "custom"] if view.range == "custom" else list(RANGES)
-        picked = st.selectbox("Range", choices, index=choices.index(view.range), key="range")
+        st.caption("Range (times in UTC), relative to the newest data")
+        picked = st.selectbox(
+            "Range", RANGE_CHOICES, format_func=lambda r: RANGE_LABELS.get(r, r), key="range"
+        )
+        since, until = _custom_range(view) if picked == CUSTOM else (view.since, view.until)
         chosen = _cluster_filters(view)
-    if picked != view.range:
-        _to_url(View(range=picked, **chosen))
+    if picked != view.range and picked != CUSTOM:
+        _to_url(View(range=picked, **chosen, clusters=view.clusters))
         st.rerun()
+    if picked == CUSTOM:
+        chosen.update(since=since, until=until, range=CUSTOM)
     wanted = replace(view, **chosen)
     if wanted != view:
         _to_url(wanted)
+        if (wanted.since, wanted.until) != (view.since, view.until):
+            st.rerun()
+    remember()
     return wanted
+
+
+def _widgets_from(view: View) -> None:
+    """The sidebar's widgets set to the view in the URL (opened as a link, or Back)."""
+    st.session_state["range"] = view.range if view.range in RANGE_CHOICES else "24h"
+    for key in FILTER_KEYS:
+        st.session_state[key] = getattr(view, key) or ("" if key == "client" else ANY)
+    for key, value in (("since_at", view.since), ("until_at", view.until)):
+        if value:
+            st.session_state[key] = dt.datetime.fromisoformat(value).replace(tzinfo=None)
+
+
+def _custom_range(view: View) -> tuple[str | None, str | None]:
+    """Date and time pickers for a range of one's own (UTC, as every time on the pages)."""
+    for key, value in (("since_at", view.since), ("until_at", view.until)):
+        if key not in st.session_state or view.range != CUSTOM:
+            st.session_state[key] = (
+                dt.datetime.fromisoformat(value).replace(tzinfo=None) if value else None
+            )
+    since = st.datetime_input("From (UTC)", key="since_at", step=dt.timedelta(minutes=5))
+    until = st.datetime_input("To (UTC)", key="until_at", step=dt.timedelta(minutes=5))
+    if since and until and until <= since:
+        st.warning("“To” is before “From”: the range is unchanged.")
+        return view.since, view.until
+    return (iso(since) if since else None, iso(until) if until else None)
+
+
+def set_range(since: dt.datetime, until: dt.datetime) -> None:
+    """A range chosen on a chart (a box drawn over it): into the URL, and the page again."""
+    if until <= since:
+        return
+    st.query_params["range"] = CUSTOM
+    st.query_params["since"] = iso(since)
+    st.query_params["until"] = iso(until)
+    st.rerun()
 
 
 def _cluster_filters(view: View) -> dict[str, Any]:
@@ -116,6 +210,8 @@ def _cluster_filters(view: View) -> dict[str, Any]:
     chosen: dict[str, Any] = {}
     label = f"Filters ({active} set)" if active else "Filters"
     with st.popover(label, width="stretch", key="filters"):
+        if view.clusters:
+            st.caption(f"Also limited to {len(view.clusters)} cluster(s) of an incident.")
         for key, label in (
             ("service", "Service"),
             ("method", "Method"),
@@ -124,12 +220,14 @@ def _cluster_filters(view: View) -> dict[str, Any]:
             ("kind", "Kind"),
         ):
             values = [ANY, *options.get(key, [])]
-            current = getattr(view, key)
+            current = st.session_state.get(key) or getattr(view, key)
             if current and current not in values:
                 values.append(current)
-            pick = st.selectbox(label, values, index=values.index(current or ANY), key=key)
+            if st.session_state.get(key) not in values:
+                st.session_state[key] = ANY
+            pick = st.selectbox(label, values, key=key)
             chosen[key] = None if pick == ANY else pick
-        chosen["client"] = st.text_input("Client", value=view.client or "", key="client") or None
+        chosen["client"] = st.text_input("Client", key="client") or None
     return chosen
 
 
@@ -148,13 +246,15 @@ def _options(view: View) -> dict[str, list[str]]:
 def _to_url(view: View) -> None:
     """The view's fields in the URL query; the page's own parameters (a tab) stay."""
     fields = asdict(view)
-    if view.range != "custom":
+    fields["cluster"] = list(fields.pop("clusters"))
+    if view.range != CUSTOM:
         fields["since"] = fields["until"] = None
     for key, value in fields.items():
         if value:
             st.query_params[key] = value
         elif key in st.query_params:
             del st.query_params[key]
+    mark_seen(URL_KEYS)
 
 
 def describe(view: View) -> str:
@@ -162,7 +262,8 @@ def describe(view: View) -> str:
     where = ", ".join(f"{k}={v}" for k, v in view.filters.items() if v)
     since = (view.since or "the start")[:16].replace("T", " ")
     until = (view.until or "now")[:16].replace("T", " ")
-    return f"{since} to {until} UTC" + (f"; {where}" if where else "")
+    clusters = f"; {len(view.clusters)} incident cluster(s)" if view.clusters else ""
+    return f"{since} to {until} UTC" + (f"; {where}" if where else "") + clusters
 
 
 def empty(frame: pl.DataFrame) -> bool:

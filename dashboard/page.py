@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -17,14 +18,28 @@ def start(title: str) -> View:
     """Title, sidebar filters and the view they select; stops the page on a data error."""
     st.title(title)
     try:
-        view = sidebar()
+        view = sidebar(title)
     except DataError as exc:
         st.error(str(exc))
         st.stop()
     with st.sidebar:
-        st.selectbox("Auto-refresh", list(REFRESH), key="refresh")
+        st.selectbox("Auto-refresh", list(REFRESH), key="refresh", bind="query-params")
+        updated()
     st.caption(describe(view))
     return view
+
+
+def updated() -> None:
+    """When the page's live parts were last drawn: redrawn with them at the chosen rate."""
+    every = REFRESH.get(st.session_state.get("refresh", "off"))
+
+    @st.fragment(run_every=every)
+    def stamp() -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
+        rate = f", every {st.session_state.get('refresh')}" if every else ""
+        st.caption(f"Last updated {now} UTC{rate}")
+
+    stamp()
 
 
 def live(draw: Callable[[], Any]) -> Callable[[], Any]:

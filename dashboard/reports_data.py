@@ -136,3 +136,31 @@ def _archive_read(read: Callable[[Archive], T]) -> T:
         return read(Archive(reports_directory()))
     except ArchiveError as exc:
         raise DataError(str(exc)) from None
+
+
+def last_day_with_data() -> dt.date | None:
+    """The UTC date of the newest data in the store (the form's default day)."""
+    from dashboard.data import ask
+
+    totals = ask("totals", None, None)
+    last = totals["last_minute"][0] if totals.height else None
+    return last.date() if isinstance(last, dt.datetime) else None
+
+
+def period_requests(period: str, tz: str | None) -> tuple[str, int]:
+    """The period's label and how many requests the store holds in it: a report of a period
+    without any is empty, and is not worth archiving. A bad period or zone is one line."""
+    from analysis.reports import parse_period
+    from dashboard.data import ask
+
+    try:
+        chosen = parse_period(
+            period, tz or default_zone(reports_settings()), dt.datetime.now(dt.UTC)
+        )
+    except ValueError as exc:
+        raise DataError(str(exc).splitlines()[0]) from None
+    since = chosen.since.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+    until = chosen.until.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+    totals = ask("totals", since, until)
+    requests = int(totals["requests"][0] or 0) if totals.height else 0
+    return f"{since[:16]} to {until[:16]} UTC".replace("T", " "), requests

@@ -16,14 +16,12 @@ from streamlit.testing.v1 import AppTest
 from dashboard.data import DataError
 from dashboard.figures import (
     CHAR_PX,
-    LABEL_CHARS,
     SPARKLINE_POINTS,
-    conflicts_over_time,
     hot_spot_bars,
-    route_heatmap,
     safe,
     sparklines,
 )
+from dashboard.figures_time import HEATMAP_LABEL_CHARS, conflicts_over_time, route_heatmap
 from dashboard.passwords import hash_password, is_password_hash, verify_password
 from dashboard.reports_data import report_file
 from sample_logs.generator import write_log
@@ -284,16 +282,42 @@ def test_a_second_report_is_listed_first_and_a_bad_zone_is_one_line(
     app: AppTest, archive: Path
 ) -> None:
     app.switch_page(REPORTS_PAGE).run()
-    generate(app, "A date", day=dt.date(2026, 11, 18))
-    generate(app, "Last 24 hours")
+    generate(app, "A date", day=dt.date(2026, 11, 19))
+    generate(app, "A date", day=dt.date(2026, 11, 19), tz="America/New_York")
     assert not app.error, [e.value for e in app.error]
     periods = list(app.dataframe[0].value["period"])
-    assert len(periods) == 2 and periods[1] == "2026-11-18 (UTC)"  # latest period first
+    assert len(periods) == 2 and periods[1] == "2026-11-19 (UTC)"  # latest period first
     generate(app, "Yesterday", tz="Mars/Olympus")
     assert [e.value for e in app.error] == [
         "unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin)"
     ]
     assert app.dataframe[0].value.shape[0] == 2  # the list is still there
+
+
+def test_an_empty_period_is_refused_and_the_report_made_is_the_one_opened(
+    app: AppTest, archive: Path, store: Store
+) -> None:
+    """The form starts at the last day with data; a period without any (the day before the
+    log's six hours) is a warning, not an empty report in the archive; after "Generate now"
+    the viewer shows the report just made, not the one it showed before."""
+    app.switch_page(REPORTS_PAGE).run()
+    last = dt.datetime.fromisoformat(store[1]["to"]).astimezone(dt.UTC) - dt.timedelta(seconds=1)
+    assert app.date_input(key="gen_day").value == last.date()
+    generate(app, "A date", day=last.date() - dt.timedelta(days=1))
+    assert not app.error and next(w.value for w in app.warning).startswith("No data from")
+    assert not (archive / "index.json").exists()  # nothing archived
+    generate(app, "The last day with data")
+    assert not app.error, [e.value for e in app.error]
+    generate(app, "A date", day=last.date(), tz="America/New_York")
+    index = json.loads((archive / "index.json").read_text(encoding="utf-8"))["reports"]
+    assert len(index) == 2
+    made = next(e for e in index if "America/New_York" in e["period"]["label"])
+    html = next(f["name"] for f in made["files"] if f["format"] == "html")
+    [viewer] = app.get("iframe")
+    assert viewer.proto.srcdoc == (archive / html).read_text(encoding="utf-8")
+    generate(app, "The last day with data")  # made again: listed second, and opened
+    [viewer] = app.get("iframe")
+    assert "America/New_York" not in viewer.proto.srcdoc
 
 
 def test_an_unreadable_archive_is_one_line(app: AppTest, archive: Path) -> None:
@@ -410,7 +434,8 @@ def test_a_sparkline_never_has_more_points_than_its_cell_can_show() -> None:
 
 def test_a_heatmap_has_margins_fitting_its_labels_and_cuts_long_ones() -> None:
     """Margins are set from the labels (so the browser lays the figure out once); a route
-    longer than LABEL_CHARS is cut on the axis and kept whole for the hover."""
+    longer than HEATMAP_LABEL_CHARS is cut on the axis (its method and its end kept) and kept
+    whole for the hover."""
     long_route = "/api/v1/" + "very-long-segment/" * 5 + "{id}"
     timeline = pl.DataFrame(
         {
@@ -427,15 +452,17 @@ def test_a_heatmap_has_margins_fitting_its_labels_and_cuts_long_ones() -> None:
     full = f"PUT {long_route}"
     assert list(layout.yaxis.tickvals) == list(figure.data[0].y)
     assert full in layout.yaxis.tickvals
-    cut = [t for t in layout.yaxis.ticktext if t.endswith("…")]
-    assert cut == [full[: LABEL_CHARS - 1] + "…"]
+    cut = [t for t in layout.yaxis.ticktext if "…" in t]
+    assert cut == ["PUT …" + long_route[-(HEATMAP_LABEL_CHARS - 5) :]]  # its method and end
     assert "GET /a&amp;b" in layout.yaxis.ticktext  # still escaped
-    assert layout.margin.l == 12 + CHAR_PX * LABEL_CHARS
+    assert layout.margin.l == 12 + CHAR_PX * HEATMAP_LABEL_CHARS
 
 
-def test_the_overview_chart_keeps_room_for_its_legend() -> None:
-    """The legend sits against the right edge, beyond the ratio axis, in a margin as wide as
-    its longest entry."""
+def test_the_overview_chart_keeps_its_width_for_the_data() -> None:
+    """The legend sits below the plot (a phone's chart is not squeezed by it), in a bottom
+    margin with a row for each line the entries take at a phone's width; the ratio axis is
+    a percentage not synced to the conflicts axis (round ticks), and the hover shows every
+    series at that time."""
     codes = ["VERSION_MISMATCH", "PAYMENT_ALREADY_CAPTURED"]
     timeline = pl.DataFrame(
         {
@@ -449,8 +476,11 @@ def test_the_overview_chart_keeps_room_for_its_legend() -> None:
         }
     )
     layout = conflicts_over_time(timeline, "error_code").layout
-    assert layout.margin.autoexpand is False and layout.legend.xref == "container"
-    assert layout.margin.r >= 80 + CHAR_PX * len("PAYMENT_ALREADY_CAPTURED")
+    assert layout.margin.autoexpand is False and layout.legend.orientation == "h"
+    assert layout.legend.yref == "container" and layout.legend.y == 0
+    assert layout.margin.r <= 80 and layout.margin.b >= 60 + 22 * 2  # two rows on a phone
+    assert layout.yaxis2.tickformat == ".0%" and layout.yaxis2.tickmode == "auto"
+    assert layout.hovermode == "x unified"
 
 
 def test_top_hot_spots_are_bars_that_keep_clusters_apart_and_escape_labels() -> None:
@@ -473,6 +503,6 @@ def test_top_hot_spots_are_bars_that_keep_clusters_apart_and_escape_labels() -> 
     bar = figure.data[0]
     assert list(bar.x) == [5, 3] and len(set(bar.y)) == 2
     assert bar.y[0] > bar.y[1]  # the first cluster at the top
-    ticks = list(figure.layout.yaxis.ticktext)
-    assert all("<script>" not in t and "&lt;script&gt;" in t for t in ticks)
+    names = [a.text for a in figure.layout.annotations]  # each bar's name above it
+    assert len(names) == 2 and all("<script>" not in t and "&lt;script&gt;" in t for t in names)
     assert list(bar.text) == ["50.0% of requests · new", "30.0% of requests"]

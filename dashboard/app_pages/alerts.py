@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import figures, page
+from dashboard import figures_time, page
 from dashboard.alerts_data import (
     add_silence,
     alerts_overview,
@@ -89,7 +89,7 @@ def editor() -> None:
         st.error(str(exc))
         return
     st.plotly_chart(
-        figures.backtest_chart(result.series, result.episodes, table["metric"]), key="backtest"
+        figures_time.backtest_chart(result.series, result.episodes, table["metric"]), key="backtest"
     )
     st.caption(f"{result.episodes.height} time(s) it would have fired in this range")
     st.dataframe(result.episodes.drop("rule", "fingerprint"), hide_index=True, key="episodes")

@@ -1,13 +1,17 @@
-"""Explore: the matching conflict events, a page at a time, and their download."""
+"""Explore: the matching conflict events, sorted and paged by the store, each event's stored
+fields (and its raw log line, where it is kept) on a click, and their download."""
 
 from __future__ import annotations
 
 import io
 
+import polars as pl
 import streamlit as st
 
 from dashboard import page
-from dashboard.data import ask, spreadsheet_csv
+from dashboard.data import spreadsheet_csv
+from dashboard.explore_data import SHOWN, SORTS, event_page, event_total, everything, sortable
+from dashboard.tables import grid, readable
 
 view = page.start("Explore")
 PAGE_SIZE = 100
@@ -15,22 +19,52 @@ DOWNLOAD_LIMIT = 1_000_000
 
 
 def events() -> None:
-    total = int(ask("event_count", view.since, view.until, **view.filters)["events"][0])
+    if view.clusters:
+        st.caption("The requests of an incident's clusters: " + "; ".join(view.clusters))
+    total = event_total(view)
     if total == 0:
         st.info("No conflict events match.")
         return
+    sort, descending = order()
     pages = max(1, -(-total // PAGE_SIZE))
-    number = st.number_input(f"Page (of {pages:,}; {total:,} events)", 1, pages, 1, key="page")
-    rows = ask(
-        "events",
-        view.since,
-        view.until,
-        limit=PAGE_SIZE,
-        offset=(number - 1) * PAGE_SIZE,
-        **view.filters,
+    number = st.number_input(
+        f"Page (of {pages:,}; {total:,} events)", 1, pages, 1, key="page", bind="query-params"
     )
-    st.dataframe(rows, hide_index=True, key="events")
+    rows = event_page(view, (int(number) - 1) * PAGE_SIZE, PAGE_SIZE, sort, descending)
+    st.caption("Click a row for all of its stored fields.")
+    picked = grid(rows, "events", columns=SHOWN, clickable=True)
+    if picked is not None and picked < rows.height:
+        details(rows.row(picked, named=True))
     download(total)
+
+
+def order() -> tuple[str, bool]:
+    """The store's order of the events (the grid's own sorting would sort one page only)."""
+    if not sortable():
+        st.caption("Newest first.")
+        return "ts", True
+    left, right = st.columns([3, 2])
+    sort = left.selectbox("Sort by", SORTS, key="sort_by", bind="query-params", format_func=_label)
+    first = right.selectbox("Order", ["descending", "ascending"], key="order", bind="query-params")
+    return sort, first == "descending"
+
+
+def _label(column: str) -> str:
+    return {"ts": "time", "latency_ms": "latency", "error_code": "error code"}.get(column, column)
+
+
+def details(row: dict[str, object]) -> None:
+    """One event's stored fields, and the log line it came from when the store keeps it."""
+    st.subheader("The event")
+    fields = readable(pl.DataFrame([row]))
+    pairs = pl.DataFrame(
+        {"field": fields.columns, "value": [str(v) for v in fields.row(0)]},
+    )
+    grid(pairs, "event_fields")
+    raw = row.get("raw_line")
+    if raw:
+        st.caption("Raw log line")
+        st.code(str(raw), language=None, wrap_lines=True)
 
 
 def download(total: int) -> None:
@@ -38,12 +72,12 @@ def download(total: int) -> None:
     wanted = min(total, DOWNLOAD_LIMIT)
     if not st.button(f"Prepare a download of {wanted:,} events", key="prepare"):
         return
-    everything = ask("events", view.since, view.until, limit=wanted, **view.filters)
-    flat = everything.with_columns(everything["resource_ids"].list.join("/"))
+    found = everything(view, wanted)
+    flat = found.with_columns(found["resource_ids"].list.join("/"))
 
     def parquet() -> bytes:
         out = io.BytesIO()
-        everything.write_parquet(out)
+        found.write_parquet(out)
         return out.getvalue()
 
     # Deferred: a file is made only when this session clicks, not served to whoever learns

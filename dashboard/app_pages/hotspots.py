@@ -1,21 +1,31 @@
-"""Hot spots: a tab each for the route-by-time heatmap over the ranked clusters with their
-trend and what is new or growing (the page's first view), the route → error code → kind
-treemap (two levels at a time), and the incidents."""
+"""Hot spots: a tab each for the route-by-time heatmap (conflicts, ratio or against the usual)
+over the clusters ranked against their usual with their trend and what is new or growing (the
+page's first view), the route → error code → kind treemap, and the incidents. A cell, a row
+or an incident opens the next view on a click."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import polars as pl
 import streamlit as st
 
-from dashboard import figures, page
+from dashboard import figures, figures_time, page
 from dashboard.data import ask, drawn
+from dashboard.hotspots_data import (
+    KEYS,
+    changed_clusters,
+    clicked_cell,
+    incidents_table,
+    ranked_table,
+    usual_by_route,
+)
+from dashboard.incidents_data import incident_query, incident_rows
+from dashboard.state import go
+from dashboard.tables import grid
 
 view = page.start("Hot spots")
-KEYS = ["service", "method", "route", "error_code", "kind"]
-GROWING = 3  # score: spreads above the baseline
+METRICS = list(figures_time.HEAT_METRICS)
 
 
 def chart(name: str, build: Callable[..., Any], key: str, heading: Callable[[], Any]) -> None:
@@ -29,78 +39,67 @@ def chart(name: str, build: Callable[..., Any], key: str, heading: Callable[[], 
 
 
 def heatmap() -> None:
-    chart(
-        "timeline",
-        figures.route_heatmap,
-        "heatmap",
-        lambda: st.subheader("Conflicts by route over time"),
-    )
+    timeline = ask("timeline", view.since, view.until, **view.filters)
+    if timeline.height == 0:
+        st.info("No conflicts in this range.")
+        return
+    left, right = st.columns([3, 2], vertical_alignment="bottom")
+    left.subheader("Conflicts by route over time")
+    metric = right.selectbox("Colour by", METRICS, key="heat", bind="query-params")
+    usual = usual_by_route(ask("hotspots", view.since, view.until, **view.filters))
+    figure = drawn(
+        figures_time.heatmap_figure, "timeline", view.since, view.until, usual, metric,
+        **view.filters,
+    )  # fmt: skip
+    st.caption("Click a cell for the resources of that route at that time.")
+    event = st.plotly_chart(
+        figure, key=f"heatmap-{view.since}-{view.until}", on_select="rerun",
+        selection_mode="points",
+    )  # fmt: skip
+    cell = clicked_cell(event.selection.points if event is not None else [])
+    if cell is not None:
+        go("resources", **cell)
 
 
 def ranked() -> None:
     # A selectbox, as in the sidebar: a segmented control loads a bundle of its own (0.09 s).
-    sort = st.selectbox("Rank by", ["growth", "volume", "ratio", "new"], key="sort")
+    sort = st.selectbox(
+        "Rank by", ["growth", "volume", "ratio", "new"], key="sort", bind="query-params"
+    )
     spots = ask("hotspots", view.since, view.until, sort=sort, **view.filters)
     if spots.height == 0:
         st.info("No conflicts in this range.")
         return
     timeline = ask("timeline", view.since, view.until, **view.filters)
-    trends = figures.sparklines(timeline, KEYS)
-    table = spots.join(trends, on=KEYS, how="left", nulls_equal=True)
-    st.dataframe(
-        table.select(
-            "method",
-            "route",
-            "error_code",
-            "kind",
-            "trend",
-            "conflicts",
-            "requests",
-            "ratio",
-            "baseline",
-            "score",
-            "new",
-        ),
-        hide_index=True,
-        column_config={
-            "trend": st.column_config.LineChartColumn("trend"),
-            "ratio": st.column_config.NumberColumn(format="percent"),
-            "score": st.column_config.NumberColumn(format="%.1f"),
-        },
-        key="ranked",
-    )
-    st.markdown(f"**New and growing clusters** (growing: score ≥ {GROWING})")
-    st.dataframe(
-        spots.filter(pl.col("new") | (pl.col("score").fill_null(0) >= GROWING))
-        .with_columns(why=pl.when(pl.col("new")).then(pl.lit("new")).otherwise(pl.lit("growing")))
-        .select("why", "method", "route", "error_code", "conflicts", "score"),
-        hide_index=True,
-        key="changed",
-    )
+    table = ranked_table(spots, figures.sparklines(timeline, KEYS))
+    st.caption("\N{MULTIPLICATION SIGN} usual: the ratio against the cluster's usual ratio. Click a row for its "
+               "resources.")  # fmt: skip
+    picked = grid(
+        table, "ranked", clickable=True,
+        config={"trend": st.column_config.LineChartColumn("trend")},
+    )  # fmt: skip
+    if picked is not None:
+        _to_resources(table.row(picked, named=True))
+    st.markdown("**New and growing clusters**")
+    changed = changed_clusters(spots)
+    picked = grid(changed, "changed", clickable=True)
+    if picked is not None:
+        _to_resources(changed.row(picked, named=True))
+
+
+def _to_resources(row: dict[str, Any]) -> None:
+    go("resources", method=row["method"], route=row["route"], code=row["error_code"])
 
 
 def incidents() -> None:
-    found = ask("incidents", view.since, view.until, **view.filters)
-    if found.height == 0:
+    found = incident_rows(view)
+    if not found:
         st.info("No incidents: no clusters rose above their baseline together in this range.")
         return
-    st.dataframe(
-        found.with_columns(
-            clusters=pl.col("clusters").list.eval(
-                pl.concat_str(
-                    [
-                        pl.element().struct.field("method"),
-                        pl.element().struct.field("route"),
-                        pl.element().struct.field("error_code").fill_null("-"),
-                    ],
-                    separator=" ",
-                )
-            )
-        ).select("start", "end", "conflicts", "peak_ratio", "clusters"),
-        hide_index=True,
-        column_config={"peak_ratio": st.column_config.NumberColumn(format="percent")},
-        key="incidents",
-    )
+    st.caption("Click an incident for its own view.")
+    picked = grid(incidents_table(found), "incidents", clickable=True)
+    if picked is not None:
+        go("incident", **incident_query(found[picked]))
 
 
 def treemap() -> None:

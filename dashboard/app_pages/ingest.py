@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import page
 from dashboard.data import ask, serve_status
+from dashboard.tables import grid
 
 view = page.start("Ingest")
 
@@ -27,7 +28,7 @@ def sources() -> None:
         st.caption("Following live through serve.")
     else:
         st.caption("serve is not running: these are the imports so far.")
-    st.dataframe(known, hide_index=True, key="sources")
+    grid(known, "sources")
 
 
 def rejects() -> None:
@@ -36,7 +37,7 @@ def rejects() -> None:
     if found.height == 0:
         st.info("No rejected lines.")
         return
-    st.dataframe(found, hide_index=True, key="rejects")
+    grid(found, "rejects")
 
 
 page.live(lambda: page.guarded(sources))()

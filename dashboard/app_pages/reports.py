@@ -15,16 +15,20 @@ from dashboard.reports_data import (
     archived_reports,
     generate_defaults,
     generate_report,
+    last_day_with_data,
     media_type,
+    period_requests,
     report_file,
     reports_directory,
 )
 
+LAST_DAY = "The last day with data"
 PERIODS = {
+    LAST_DAY: None,
+    "A date": None,
     "Yesterday": "yesterday",
     "Last 24 hours": "last-24h",
     "Last 7 days": "last-7d",
-    "A date": None,
 }
 TABLE = ("period", "created", "size", "formats", "deliveries", "summary")
 VIEWER_HEIGHT = 800
@@ -33,19 +37,32 @@ st.title("Reports")
 
 
 def generate() -> None:
-    """First on the page, so the list below already holds what it made."""
+    """First on the page, so the list below already holds what it made. A period without
+    data is refused with a warning (an empty report helps nobody); the report made is the
+    one the viewer below opens."""
     zone, formats = generate_defaults()
+    last = last_day_with_data()
     with st.expander("Generate now"), st.form("generate"):
-        choice = st.selectbox("Period", list(PERIODS), key="gen_period")
+        choice = st.selectbox(
+            "Period", list(PERIODS), key="gen_period",
+            format_func=lambda p: f"{p} ({last})" if p == LAST_DAY and last else p,
+        )  # fmt: skip
         day = st.date_input(
-            "Date (for “A date”)", dt.date.today() - dt.timedelta(days=1), key="gen_day"
+            "Date (for “A date”)", last or dt.date.today() - dt.timedelta(days=1), key="gen_day"
         )
         tz = st.text_input("Time zone", zone, key="gen_tz")
         wanted = st.multiselect("Formats", REPORT_FORMATS, list(formats), key="gen_formats")
         if not st.form_submit_button("Generate now"):
             return
+        period = PERIODS[choice] or str(last if choice == LAST_DAY and last else day)
+        label, requests = period_requests(period, tz.strip())
+        if requests == 0:
+            st.warning(f"No data from {label}: nothing was archived. Pick a period with data"
+                       f"{f' (the newest is {last})' if last else ''}.")  # fmt: skip
+            return
         with st.spinner("Building the report…"):
-            entry = generate_report(PERIODS[choice] or str(day), tz.strip(), wanted)
+            entry = generate_report(period, tz.strip(), wanted)
+    st.session_state["report"] = entry["id"]  # the viewer opens the report just made
     st.success(f"Report for {entry['period']['label']} archived ({entry['size']:,} bytes).")
 
 
@@ -61,6 +78,8 @@ def archive() -> None:
     table = pl.DataFrame([{k: r[k] for k in TABLE} for r in reports])
     st.dataframe(table, hide_index=True, key="reports")
     labels = {r["id"]: f"{r['period']} (created {r['created']})" for r in reports}
+    if st.session_state.get("report") not in labels:
+        st.session_state.pop("report", None)
     chosen = st.selectbox("Report", list(labels), format_func=labels.__getitem__, key="report")
     show(next(r for r in reports if r["id"] == chosen))
 
