@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 
-.PHONY: demo test test-fast bench lint system-deps samples clean
+.PHONY: demo test test-fast bench lint system-deps samples docs clean
 
 $(BIN)/conflictlens: pyproject.toml setup.py ingest/formats/_scan.c ingest/formats/_json.c ingest/formats/_times.c ingest/formats/_views.h ingest/_routes.c ingest/_otlp.c
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ demo: $(BIN)/conflictlens
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
 		(sleep 5; $(BIN)/python -m webbrowser -t http://127.0.0.1:8501/hotspots >/dev/null 2>&1) & fi
 	$(BIN)/conflictlens serve --config $(DEMO)/conflictlens.toml --db $(DEMO)/conflictlens.duckdb
+
+# The reference pages in docs/ from the code (tests/test_docs.py fails when they are stale).
+docs: $(BIN)/conflictlens
+	$(BIN)/python docs/generate.py
 
 # Regenerate the small per-format samples kept in sample_logs/.
 samples: $(BIN)/conflictlens

@@ -70,10 +70,12 @@ def create_app(
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
+        """Liveness: the version and the store's schema version. Needs no token."""
         return {"status": "ok", "version": __version__, "schema": SCHEMA_VERSION}
 
     @app.get("/api/status")
     def status() -> dict[str, Any]:
+        """The store (path, size, counts, span) and every source: where it is read to, its lag."""
         with cursor() as con:
             store = records(run_query(con, "store_status"))[0]
             sources = records(run_query(con, "sources"))
@@ -86,6 +88,7 @@ def create_app(
 
     @app.get("/api/queries")
     def catalog() -> list[dict[str, Any]]:
+        """The query catalog: every named query with its description and parameters."""
         return [
             {"name": q.name, "description": q.description, "params": list(q.params)}
             for q in QUERIES.values()
@@ -93,6 +96,9 @@ def create_app(
 
     @app.get("/api/queries/{name}")
     def query(name: str, request: Request) -> Response:
+        """Run catalog query NAME with its parameters from the query string (since, until, filters,
+        options); JSON rows, or an Arrow stream with `format=arrow` or `Accept:
+        application/vnd.apache.arrow.stream`."""
         if name not in QUERIES:
             raise HTTPException(404, f"no query named {name!r}; known: {', '.join(QUERIES)}")
         params = dict(request.query_params)
@@ -111,6 +117,7 @@ def create_app(
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> str:
+        """Prometheus metrics: stored events and requests, sources and their lag."""
         with cursor() as con:
             frame = run_query(con, "metrics")
         return prometheus_text(frame, source_status())

@@ -136,6 +136,7 @@ def alerts_router(
 
     @router.get("")
     def state() -> dict[str, Any]:
+        """Every rule with the state of its groups, and the silences."""
         with cursor() as con:
             return overview(con, alerts(), _naive(clock()))
 
@@ -143,6 +144,8 @@ def alerts_router(
     def replay(
         since: str | None = None, until: str | None = None, rule: str | None = None
     ) -> list[dict[str, Any]]:
+        """Backtest: the episodes the rules (or RULE) would have raised over stored history between
+        since and until."""
         config = alerts()
         if rule is not None and rule not in {r.name for r in config.rules}:
             raise HTTPException(404, f"no alert rule named {rule!r}")
@@ -160,6 +163,7 @@ def alerts_router(
 
     @router.get("/silences")
     def silences() -> list[dict[str, Any]]:
+        """Every silence: from the config file and added through the API."""
         now = _naive(clock())
         with cursor() as con:
             stored = read_silences(con)
@@ -170,6 +174,7 @@ def alerts_router(
 
     @router.post("/silences", status_code=201)
     def add_silence(request: SilenceRequest) -> dict[str, Any]:
+        """Add a silence: matchers, and ends_at or a duration (starts now unless starts_at)."""
         now = _naive(clock())
         try:
             starts, ends = silence_window(request, now)
@@ -183,6 +188,7 @@ def alerts_router(
 
     @router.post("/silences/{silence_id}/expire")
     def expire(silence_id: int) -> dict[str, Any]:
+        """End silence SILENCE_ID now."""
         with cursor() as con:
             if not alert_store.expire_silence(con, silence_id, _naive(clock())):
                 raise HTTPException(404, f"no active silence {silence_id}")
@@ -190,6 +196,7 @@ def alerts_router(
 
     @router.post("/test/{rule}")
     def test(rule: str) -> dict[str, Any]:
+        """Queue a test notification of RULE to each of its channels."""
         config = alerts()
         now = clock()
         try:
@@ -204,6 +211,7 @@ def alerts_router(
 
     @router.get("/delivery")
     def delivery() -> dict[str, Any]:
+        """The delivery thread: rounds, its last run, and each channel's outcome."""
         status = delivery_status()
         if status is None:
             raise HTTPException(404, "no delivery thread runs here")
@@ -211,6 +219,7 @@ def alerts_router(
 
     @router.post("/preview")
     def preview_rule(request: RuleRequest) -> dict[str, Any]:
+        """A rule's backtest episodes and chart series over since..until, saved or not."""
         config = alerts()
         try:
             rule = parse_rule(request.rule, config.channels)
@@ -226,6 +235,7 @@ def alerts_router(
 
     @router.put("/rules/{name}")
     def put_rule(name: str, request: RuleRequest) -> dict[str, Any]:
+        """Write the rule into the config file in place of rule NAME (or add it); serve reloads it."""
         path = _editable(config_path())
         try:
             parse_rule(request.rule, alerts().channels)
@@ -241,6 +251,7 @@ def alerts_router(
 
     @router.delete("/rules/{name}")
     def remove_rule(name: str) -> dict[str, Any]:
+        """Remove rule NAME from the config file."""
         path = _editable(config_path())
         try:
             saved = delete_rule(path, name)

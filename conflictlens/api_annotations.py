@@ -83,6 +83,8 @@ def annotations_router(cursor: Cursor, clock: Clock = utc_now) -> APIRouter:
 
     @router.post("", status_code=201)
     def add(request: AnnotationRequest) -> dict[str, Any]:
+        """Store a change event (a deploy): at, text and optionally service; incidents that begin
+        within 15 minutes after it name it."""
         now = clock()
         try:
             at = annotation_time(request.at, now)
@@ -96,6 +98,7 @@ def annotations_router(cursor: Cursor, clock: Clock = utc_now) -> APIRouter:
     def listed(
         since: str | None = None, until: str | None = None, service: str | None = None
     ) -> list[dict[str, Any]]:
+        """The change events between since and until (of SERVICE, and those of no service)."""
         try:
             span = TimeRange(
                 parse_time(since) if since else None, parse_time(until) if until else None

@@ -37,6 +37,8 @@ def otlp_router(intake: OtlpIntake) -> APIRouter:
 
     @router.post(OTLP_PATH)
     async def export_logs(request: Request) -> Response:
+        """OTLP/HTTP log intake: ExportLogsServiceRequest as protobuf or JSON (gzip allowed); each
+        record's attributes become a request."""
         as_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == JSON
         body = await request.body()
         return await run_in_threadpool(

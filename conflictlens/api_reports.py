@@ -47,12 +47,14 @@ def reports_router(
 
     @router.get("")
     def index() -> dict[str, Any]:
+        """The archive's index: every report kept, newest first, with its files."""
         settings = reports()
         archive = Archive(settings.directory)
         return {"directory": str(archive.directory), **_guarded(archive.load)}
 
     @router.get("/files/{name}")
     def report_file(name: str) -> Response:
+        """One file of the archive (HTML, Markdown, JSON or CSV)."""
         archive = Archive(reports().directory)
         found = _guarded(lambda: archive.listed_file(name))
         if found is None:
@@ -67,6 +69,7 @@ def reports_router(
 
     @router.post("", status_code=201)
     def generate(request: ReportRequest) -> dict[str, Any]:
+        """Make a report of a period now, archive it and answer with its entry."""
         settings = reports()
         try:
             period, formats = parse_request(

@@ -47,8 +47,6 @@ def streamlit_command(host: str, port: int, script: Path = SERVER) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
-        "--theme.base",
-        "light",
         "--client.toolbarMode",
         "viewer",
         "--runner.postScriptGC",
