@@ -189,7 +189,7 @@ def alert_view(link: str) -> dict[str, Any]:
     """The Overview the link opens: its Conflicts figure and its active alerts."""
     with chromium() as driver:
         open_page(driver, link, "Overview", ARTIFACTS / "alert-link.png")
-        columns = ("state", "rule", "labels", "firing_since")
+        columns = ("state", "rule", "labels", "firing since")  # headers as the table shows them
         wait_for(lambda: grid_rows(driver, *columns) is not None, 30, "the active alerts")
         rows = grid_rows(driver, *columns) or []
         return {
