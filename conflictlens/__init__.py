@@ -1,10 +1,7 @@
-"""conflictlens: the composition layer (command line, config, and later serve)."""
+"""conflictlens: the composition layer (command line, config, serve and its API).
 
-import os
-
-# numpy's OpenBLAS starts a thread per core that spins after each call; nothing here does
-# linear algebra, and on two cores the spinning took CPU from the parsing threads (2-3 % of
-# an import). Set before numpy is first imported; an explicit setting is kept.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+Importing it changes nothing: settings for the process (the OpenBLAS threads) are made by the
+command's entry point, conflictlens.entry.
+"""
 
 __version__ = "0.1.0"

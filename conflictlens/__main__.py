@@ -1,3 +1,3 @@
-from conflictlens.cli import main
+from conflictlens.entry import main
 
 main()

@@ -71,3 +71,31 @@ def test_no_folder_beside_the_dashboard_turns_on_streamlit_legacy_pages():
     """A ``pages/`` folder beside app.py makes Streamlit run a page's file directly, without
     app.py's login, until a session reaches ``st.navigation`` (see dashboard/app.py)."""
     assert not (ROOT / "dashboard" / "pages").exists()
+
+
+def test_importing_the_package_changes_nothing_in_the_process() -> None:
+    """No import-time side effects: the process's settings are the entry point's to make."""
+    import subprocess
+    import sys
+
+    # The libraries first: polars sets its allocator's variable when imported (not ours).
+    script = (
+        "import os, polars, duckdb, numpy, fastapi; before = dict(os.environ); "
+        "import conflictlens, conflictlens.cli, conflictlens.api, conflictlens.jobs; "
+        "print(dict(os.environ) == before)"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert shown.stdout.strip() == "True"
+
+
+def test_the_version_is_written_once() -> None:
+    import conflictlens
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dynamic = ["version"]' in text and '\nversion = "' not in text
+    from importlib.metadata import version
+
+    assert version("conflictlens") == conflictlens.__version__

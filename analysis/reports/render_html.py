@@ -21,6 +21,7 @@ import base64
 import functools
 import hashlib
 import html
+import importlib.util
 import json
 from collections.abc import Mapping
 from importlib import resources
@@ -97,6 +98,9 @@ def render_html(report: Report, *, charts: bool = True, link: str | None = None)
     ``link`` (http, https or file URLs only) is shown at the top: where the full report is."""
     figures: dict[str, dict[str, Any]] = {}
     scripts: list[str] = []
+    # plotly comes with the [dashboard] extra: a core install's page has the tables alone.
+    without_plotly = charts and importlib.util.find_spec("plotly") is None
+    charts = charts and not without_plotly
     if charts:
         import plotly.offline
 
@@ -114,6 +118,7 @@ def render_html(report: Report, *, charts: bool = True, link: str | None = None)
         title=f"conflictlens report · {report['period']['label']}",
         scripts=scripts,
         charts=charts,
+        without_plotly=without_plotly,
         link=link if _is_shown_link(link) else None,
         bucket=_bucket_text(report),
         **page_view(report),
