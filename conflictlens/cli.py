@@ -227,6 +227,8 @@ def serve_command(
     exposed = not is_loopback(bind) and bool(config.serve.token)
     if not no_dashboard and exposed and not password_hash:
         raise UserError(f"{_NO_LOGIN.format(bind=bind)}, or pass --no-dashboard")
+    if not no_dashboard:
+        _require_dashboard("or pass --no-dashboard")
     con = connect(db)
     live = Live(config)
     delivery = serve_delivery(live, con.cursor)
@@ -298,6 +300,8 @@ def dashboard_command(
         conflictlens dashboard --db demo/conflictlens.duckdb --port 8501
     """
     from conflictlens.dashboard_process import dashboard_env, streamlit_command
+
+    _require_dashboard()
     from conflictlens.serve import is_loopback
     from dashboard.passwords import hash_password as make_hash
 
@@ -494,6 +498,17 @@ def _observed() -> bool:
     """A profiler, a coverage tracer or a debugging user wants the normal exit (atexit)."""
     tools = sys.gettrace() is not None or sys.getprofile() is not None
     return tools or bool(os.environ.get("CONFLICTLENS_DEBUG"))
+
+
+def _require_dashboard(alternative: str = "") -> None:
+    from conflictlens.dashboard_process import missing_dashboard_packages
+
+    missing = missing_dashboard_packages()
+    if missing:
+        raise UserError(
+            f"the dashboard needs {' and '.join(missing)}: pip install 'conflictlens[dashboard]'"
+            + (f", {alternative}" if alternative else "")
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -71,6 +71,14 @@ def dashboard_env(
     return env
 
 
+def missing_dashboard_packages() -> list[str]:
+    """The packages of the [dashboard] extra this installation lacks (a core install has
+    neither: it ingests, tails and serves the API)."""
+    import importlib.util
+
+    return [name for name in ("streamlit", "plotly") if importlib.util.find_spec(name) is None]
+
+
 def start_dashboard(
     db: Path,
     host: str,
