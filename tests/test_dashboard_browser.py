@@ -318,3 +318,35 @@ def _event_count(driver: object) -> int | None:
         if found:
             return int(found.group(1).replace(",", ""))
     return None
+
+
+@pytest.mark.parametrize(("scheme", "dark"), [("dark", True), ("light", False)])
+def test_the_dashboard_follows_the_systems_colour_scheme(
+    browser: Any, dashboard_url: str, scheme: str, dark: bool
+) -> None:
+    """No theme is forced: a browser that prefers dark gets the dark theme, charts included."""
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+    )
+    try:
+        browser.get(f"{dashboard_url}/")
+        _settled(browser, "Overview")
+        browser.save_screenshot(str(ARTIFACTS / f"overview-{scheme}.png"))
+        background = browser.execute_script(
+            "return getComputedStyle(document.querySelector('[data-testid=\"stApp\"]'))"
+            ".backgroundColor"
+        )
+        red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+        assert (red + green + blue < 200) is dark, background
+        # The charts draw on the page's background, not on a white card of their own.
+        paper = browser.execute_script(
+            "const bg = document.querySelector('.js-plotly-plot .main-svg');"
+            "return bg ? getComputedStyle(bg).backgroundColor : null"
+        )
+        if paper is not None and dark:
+            values = [int(v) for v in re.findall(r"\d+", paper)[:3]]
+            alpha = re.findall(r"[\d.]+", paper)[3:4]
+            assert sum(values) < 200 or (alpha and float(alpha[0]) == 0), paper
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
