@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import duckdb
 import uvicorn
 
+from conflictlens._errors import ServerError
 from conflictlens.api import create_app
 from conflictlens.client import discovery_file, write_discovery
 
@@ -33,7 +34,7 @@ class Follower(Protocol):
     def status(self) -> list[dict[str, Any]]: ...
 
 
-class ServeError(Exception):
+class ServeError(ServerError):
     """serve cannot start as asked; the message is one line."""
 
 

@@ -20,6 +20,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import TimeRange, run_query
+from conflictlens._errors import ConflictlensError
 from conflictlens.client import ServerError, find_server, get_bytes, get_json
 from store import StoreError, connect
 
@@ -30,7 +31,7 @@ ANSWER_SECONDS = 600
 ANSWERS_KEPT = 512
 
 
-class DataError(Exception):
+class DataError(ConflictlensError):
     """The store or serve could not answer; the message is one line for the page to show."""
 
 

@@ -8,13 +8,10 @@ from pathlib import Path
 
 import duckdb
 
+from conflictlens._errors import StoreError as StoreError
 from store.schema import SCHEMA_VERSION, NewerSchema, current_version, migrate
 
 DEFAULT_DB = "conflictlens.duckdb"
-
-
-class StoreError(Exception):
-    """A problem with the database that the user can act on; the message is one line."""
 
 
 class DatabaseLocked(StoreError):
