@@ -45,6 +45,8 @@ Index = dict[str, Any]
 class ArchiveError(StoreError):
     """The reports directory cannot be used as it is; the message is one line."""
 
+    status_code = 500  # serve's problem, not the request's
+
 
 @dataclass(frozen=True)
 class ArchivedReport:
