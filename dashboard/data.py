@@ -20,7 +20,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import TimeRange, run_query
-from conflictlens._errors import ConflictlensError
+from conflictlens._errors import ConflictlensError, first_line
 from conflictlens.client import ServerError, find_server, get_bytes, get_json
 from store import StoreError, connect
 
@@ -133,7 +133,7 @@ def _from_serve(url: str, token: str | None, name: str, params: dict[str, Any]) 
             url, f"/api/queries/{name}", token=token, params={**params, "format": "arrow"}
         )
     except (ServerError, OSError) as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
     return pl.read_ipc_stream(io.BytesIO(body))
 
 
