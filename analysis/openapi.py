@@ -21,6 +21,7 @@ import polars as pl
 import yaml
 
 from analysis.params import AnalysisError
+from conflictlens._errors import first_line
 from store.route_map import (
     apply_route_map,
     match_templates,
@@ -114,7 +115,7 @@ def _parsed(text: str, source: str) -> object:
             raise OpenAPIError(json_error) from None
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise OpenAPIError(f"{source}: not valid YAML: {problem}{where}") from None
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from conflictlens._errors import AnalysisError as AnalysisError
+
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -35,10 +37,6 @@ _AUTO_BUCKETS = ((2 * HOUR, "minute"), (36 * HOUR, "5m"), (31 * DAY, "hour"))
 
 # How a parameter given as text (the HTTP API's query string) becomes its value.
 ParamType = Callable[[str], Any]
-
-
-class AnalysisError(ValueError):
-    """A question that cannot be asked as given (an unknown bucket or sort, say)."""
 
 
 # No question may reach before or after what the store can hold (ingest rejects timestamps

@@ -2,7 +2,8 @@
 strict base class, the one duration type, and the first problem of a validation said as
 ``key.path: reason``.
 
-A leaf module: it imports nothing of conflictlens, so every layer may use it.
+A leaf module: it imports nothing of conflictlens but the leaf _errors, so every layer may
+use it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
+
+from conflictlens._errors import ConfigError
 
 
 class Section(BaseModel):
@@ -86,7 +89,7 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return resolved
 
 
-class KeyedError(ValueError):
+class KeyedError(ConfigError):
     """A problem with one key of a table-valued setting (``labels.alertname``): the error then
     names that key, not only the table."""
 

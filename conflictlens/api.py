@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from analysis import PARAM_TYPES, QUERIES, AnalysisError, TimeRange, run_query
 from conflictlens import __version__
+from conflictlens._errors import ConflictlensError, InvalidValue, first_line
 from conflictlens.output import records
 from conflictlens.timeparse import parse_time
 from store import SCHEMA_VERSION
@@ -50,6 +51,13 @@ def create_app(
     ``hosts`` are the names it answers to (a DNS-rebinding page's Host is refused)."""
     app = FastAPI(title="conflictlens", version=__version__)
     allowed = LOOPBACK_HOSTS | hosts
+
+    @app.exception_handler(ConflictlensError)
+    async def one_line_error(request: Request, exc: Exception) -> JSONResponse:
+        # Every error of the project, raised by any endpoint: its first line, with the status
+        # its class declares (400 unless it says otherwise).
+        status = exc.status_code if isinstance(exc, ConflictlensError) else 400
+        return JSONResponse({"detail": first_line(exc)}, status_code=status)
 
     @app.middleware("http")
     async def guard_requests(request: Request, call_next: Any) -> Any:
@@ -106,11 +114,8 @@ def create_app(
             "format", "json"
         ) == "arrow" or ARROW_STREAM in request.headers.get("accept", "")
         time_range, values = _typed_params(name, params)
-        try:
-            with cursor() as con:
-                frame = _within_time_limit(con, lambda: run_query(con, name, time_range, **values))
-        except AnalysisError as exc:
-            raise HTTPException(400, str(exc)) from None
+        with cursor() as con:
+            frame = _within_time_limit(con, lambda: run_query(con, name, time_range, **values))
         if wants_arrow:
             return Response(_arrow_ipc(frame), media_type=ARROW_STREAM)
         return JSONResponse(records(frame))
@@ -195,18 +200,18 @@ def _typed_params(name: str, params: dict[str, str]) -> tuple[TimeRange, dict[st
     allowed = set(QUERIES[name].params)
     unknown = set(params) - allowed
     if unknown:
-        raise HTTPException(
-            400, f"query {name!r} takes no parameter(s) {', '.join(sorted(unknown))}"
-        )
-    values: dict[str, Any] = {}
+        raise AnalysisError(f"query {name!r} takes no parameter(s) {', '.join(sorted(unknown))}")
+    since = parse_time(params.pop("since")) if "since" in params else None
+    until = parse_time(params.pop("until")) if "until" in params else None
+    return TimeRange(since, until), {key: _typed(key, value) for key, value in params.items()}
+
+
+def _typed(key: str, value: str) -> Any:
+    """A query-string value as its parameter's type (``int("x")`` says why it is not one)."""
     try:
-        since = parse_time(params.pop("since")) if "since" in params else None
-        until = parse_time(params.pop("until")) if "until" in params else None
-        for key, value in params.items():
-            values[key] = PARAM_TYPES.get(key, str)(value)
+        return PARAM_TYPES.get(key, str)(value)
     except ValueError as exc:
-        raise HTTPException(400, str(exc).splitlines()[0]) from None
-    return TimeRange(since, until), values
+        raise InvalidValue(first_line(exc)) from None
 
 
 def _arrow_ipc(frame: pl.DataFrame) -> bytes:

@@ -41,6 +41,7 @@ from analysis.alerts.reads import overview, read_silences
 from analysis.alerts.series import BaselineCache
 from analysis.alerts.settings import RuleSettings
 from analysis.params import naive_utc
+from conflictlens._errors import InvalidValue, first_line
 from conflictlens._settings import inline_schema
 from conflictlens.config import ConfigError
 from conflictlens.config_edit import delete_rule, save_rule
@@ -103,10 +104,10 @@ def evaluation_job(
 
 
 def silence_window(request: SilenceRequest, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """[starts_at, ends_at) of a silence request as naive UTC; ValueError names the field."""
+    """[starts_at, ends_at) of a silence request as naive UTC; InvalidValue names the field."""
     starts = parse_time(request.starts_at) if request.starts_at else now
     if (request.ends_at is None) == (request.duration is None):
-        raise ValueError("give exactly one of ends_at and duration")
+        raise InvalidValue("give exactly one of ends_at and duration")
     if request.duration is not None:
         ends = starts + parse_duration(request.duration, "duration")
     else:
@@ -115,9 +116,9 @@ def silence_window(request: SilenceRequest, now: dt.datetime) -> tuple[dt.dateti
     first, last = naive_utc(starts), naive_utc(ends)
     assert first is not None and last is not None
     if last <= first:
-        raise ValueError("ends_at: must be after starts_at")
+        raise InvalidValue("ends_at: must be after starts_at")
     if not request.matchers:
-        raise ValueError('matchers: at least one (e.g. {"rule": "NAME"})')
+        raise InvalidValue('matchers: at least one (e.g. {"rule": "NAME"})')
     return first, last
 
 
@@ -149,16 +150,10 @@ def alerts_router(
         config = alerts()
         if rule is not None and rule not in {r.name for r in config.rules}:
             raise HTTPException(404, f"no alert rule named {rule!r}")
-        try:
-            first = parse_time(since) if since else None
-            last = parse_time(until) if until else None
-        except ValueError as exc:
-            raise HTTPException(400, str(exc).splitlines()[0]) from None
-        try:
-            with cursor() as con:
-                episodes = backtest(con, config, first, last, (rule,) if rule else ())
-        except ValueError as exc:  # AnalysisError: a budget exceeded
-            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        first = parse_time(since) if since else None
+        last = parse_time(until) if until else None
+        with cursor() as con:
+            episodes = backtest(con, config, first, last, (rule,) if rule else ())
         return [e.to_json() for e in episodes]
 
     @router.get("/silences")
@@ -176,10 +171,7 @@ def alerts_router(
     def add_silence(request: SilenceRequest) -> dict[str, Any]:
         """Add a silence: matchers, and ends_at or a duration (starts now unless starts_at)."""
         now = _naive(clock())
-        try:
-            starts, ends = silence_window(request, now)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        starts, ends = silence_window(request, now)
         with cursor() as con:
             number = alert_store.add_silence(
                 con, request.matchers, starts, ends, request.comment, now
@@ -221,28 +213,19 @@ def alerts_router(
     def preview_rule(request: RuleRequest) -> dict[str, Any]:
         """A rule's backtest episodes and chart series over since..until, saved or not."""
         config = alerts()
-        try:
-            rule = parse_rule(request.rule, config.channels)
-            first = parse_time(request.since) if request.since else None
-            last = parse_time(request.until) if request.until else None
-        except ValueError as exc:
-            raise HTTPException(400, str(exc).splitlines()[0]) from None
-        try:
-            with cursor() as con:
-                return preview(con, rule, config.evaluation_interval, first, last)
-        except ValueError as exc:  # AnalysisError: a budget exceeded
-            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        rule = parse_rule(request.rule, config.channels)
+        first = parse_time(request.since) if request.since else None
+        last = parse_time(request.until) if request.until else None
+        with cursor() as con:
+            return preview(con, rule, config.evaluation_interval, first, last)
 
     @router.put("/rules/{name}")
     def put_rule(name: str, request: RuleRequest) -> dict[str, Any]:
         """Write the rule into the config file in place of rule NAME (or add it); serve reloads it."""
         path = _editable(config_path())
-        try:
-            parse_rule(request.rule, alerts().channels)
-            exists = name in {r.name for r in alerts().rules}
-            saved = save_rule(path, request.rule, replaces=name if exists else None)
-        except ValueError as exc:  # ConfigError is one
-            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        parse_rule(request.rule, alerts().channels)
+        exists = name in {r.name for r in alerts().rules}
+        saved = save_rule(path, request.rule, replaces=name if exists else None)
         return {
             "saved": request.rule.get("name"),
             "path": str(path),
@@ -256,7 +239,7 @@ def alerts_router(
         try:
             saved = delete_rule(path, name)
         except ConfigError as exc:
-            raise HTTPException(404, str(exc).splitlines()[0]) from None
+            raise HTTPException(404, first_line(exc)) from None
         return {"deleted": name, "path": str(path), "rules": len(saved.alerts.rules)}
 
     return router

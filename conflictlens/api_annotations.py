@@ -20,7 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from analysis import AnalysisError, TimeRange, run_query
+from analysis import TimeRange, run_query
+from conflictlens._errors import InvalidValue, first_line
 from conflictlens.output import records
 from conflictlens.timeparse import parse_time
 from store.annotations import AnnotationError, add_annotation
@@ -75,7 +76,10 @@ def annotation_time(text: str | None, now: dt.datetime) -> dt.datetime:
     """``at`` as given: empty or ``now`` is now; else the time grammar of --since."""
     if text is None or not text.strip():
         return now
-    return parse_time(text, now=now)
+    try:
+        return parse_time(text, now=now)
+    except InvalidValue as exc:  # named as the field it came in
+        raise AnnotationError(f"at: {first_line(exc)}") from None
 
 
 def annotations_router(cursor: Cursor, clock: Clock = utc_now) -> APIRouter:
@@ -86,12 +90,9 @@ def annotations_router(cursor: Cursor, clock: Clock = utc_now) -> APIRouter:
         """Store a change event (a deploy): at, text and optionally service; incidents that begin
         within 15 minutes after it name it."""
         now = clock()
-        try:
-            at = annotation_time(request.at, now)
-            with cursor() as con:
-                number = add_annotation(con, at, request.text, request.service, now)
-        except ValueError as exc:  # AnnotationError too: it names its field
-            raise HTTPException(400, _one_line(exc, "at")) from None
+        at = annotation_time(request.at, now)
+        with cursor() as con:
+            number = add_annotation(con, at, request.text, request.service, now)
         return {"id": number}
 
     @router.get("")
@@ -99,22 +100,9 @@ def annotations_router(cursor: Cursor, clock: Clock = utc_now) -> APIRouter:
         since: str | None = None, until: str | None = None, service: str | None = None
     ) -> list[dict[str, Any]]:
         """The change events between since and until (of SERVICE, and those of no service)."""
-        try:
-            span = TimeRange(
-                parse_time(since) if since else None, parse_time(until) if until else None
-            )
-            with cursor() as con:
-                frame = run_query(con, "annotations", span, service=service)
-        except (ValueError, AnalysisError) as exc:
-            raise HTTPException(400, _one_line(exc, "")) from None
+        span = TimeRange(parse_time(since) if since else None, parse_time(until) if until else None)
+        with cursor() as con:
+            frame = run_query(con, "annotations", span, service=service)
         return records(frame)
 
     return router
-
-
-def _one_line(exc: Exception, field: str) -> str:
-    """The error's first line; a time that did not parse is named as the field it came in."""
-    line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if field and not isinstance(exc, AnnotationError):
-        return f"{field}: {line}"
-    return line

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from conflictlens._errors import first_line
 from conflictlens.api import OTLP_PATH
 from ingest.batch import DATA_ERRORS
 from ingest.otlp import Accepted, OtlpIntake
@@ -59,7 +60,7 @@ def handle(intake: OtlpIntake, body: bytes, encoding: str, as_json: bool) -> Res
     try:
         accepted = intake.accept(decoded)
     except DATA_ERRORS as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         return failure(400, INVALID_ARGUMENT, f"a record cannot be stored: {reason}", as_json)
     except (duckdb.Error, RuntimeError) as exc:
         log.warning("OTLP request not committed: %s", exc)

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from analysis.reports import Archive, ArchiveError, ReportsConfig, generate_now, parse_request
+from analysis.reports import Archive, ReportsConfig, generate_now, parse_request
 from analysis.reports.build import local_queries
 from analysis.reports.render import MEDIA_TYPES
 
 Cursor = Callable[[], duckdb.DuckDBPyConnection]
 Clock = Callable[[], dt.datetime]
-T = TypeVar("T")
 
 
 def utc_now() -> dt.datetime:
@@ -50,13 +49,13 @@ def reports_router(
         """The archive's index: every report kept, newest first, with its files."""
         settings = reports()
         archive = Archive(settings.directory)
-        return {"directory": str(archive.directory), **_guarded(archive.load)}
+        return {"directory": str(archive.directory), **archive.load()}
 
     @router.get("/files/{name}")
     def report_file(name: str) -> Response:
         """One file of the archive (HTML, Markdown, JSON or CSV)."""
         archive = Archive(reports().directory)
-        found = _guarded(lambda: archive.listed_file(name))
+        found = archive.listed_file(name)
         if found is None:
             raise HTTPException(404, f"no report file {name!r} in the reports index")
         path, fmt = found
@@ -71,23 +70,10 @@ def reports_router(
     def generate(request: ReportRequest) -> dict[str, Any]:
         """Make a report of a period now, archive it and answer with its entry."""
         settings = reports()
-        try:
-            period, formats = parse_request(
-                settings, request.period, request.tz, request.formats, clock()
-            )
-        except ValueError as exc:
-            raise HTTPException(400, str(exc).splitlines()[0]) from None
+        period, formats = parse_request(
+            settings, request.period, request.tz, request.formats, clock()
+        )
         with cursor() as con:
-            return _guarded(
-                lambda: generate_now(settings, local_queries(con), period, formats, clock())
-            )
+            return generate_now(settings, local_queries(con), period, formats, clock())
 
     return router
-
-
-def _guarded(work: Callable[[], T]) -> T:
-    """An unusable reports directory is the server's problem, told in one line."""
-    try:
-        return work()
-    except ArchiveError as exc:
-        raise HTTPException(500, str(exc)) from None

@@ -6,7 +6,6 @@ import importlib
 import json
 import os
 import sys
-import threading
 import zoneinfo
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +18,12 @@ from conflictlens import output
 from conflictlens.cli_support import (
     UserError,
     common_options,
+    finished_cleanly,
     friendly_errors,
     json_option,
+    require_dashboard,
     resolve_config,
+    run,
 )
 from conflictlens.config import Config, load_config
 from sample_logs.names import FORMAT_NAMES as SAMPLE_FORMAT_NAMES
@@ -172,7 +174,7 @@ def ingest(
         click.echo(json.dumps(total))
     elif len(summaries) > 1:
         output.print_totals(total)
-    _finished_cleanly.set()
+    finished_cleanly.set()
     if failed:
         raise UserError(
             failed[0][1]
@@ -215,7 +217,7 @@ def serve_command(
     from conflictlens.client import find_server
     from conflictlens.dashboard_process import start_dashboard, stop_dashboard
     from conflictlens.jobs import Live, serve_delivery, serve_intake, serve_jobs, serve_routers
-    from conflictlens.serve import ServeError, is_loopback, serve
+    from conflictlens.serve import is_loopback, serve
     from store import connect
 
     config, db = resolve_config(config_file, db_path)
@@ -228,7 +230,7 @@ def serve_command(
     if not no_dashboard and exposed and not password_hash:
         raise UserError(f"{_NO_LOGIN.format(bind=bind)}, or pass --no-dashboard")
     if not no_dashboard:
-        _require_dashboard("or pass --no-dashboard")
+        require_dashboard("or pass --no-dashboard")
     con = connect(db)
     live = Live(config)
     delivery = serve_delivery(live, con.cursor)
@@ -272,8 +274,6 @@ def serve_command(
             routers=serve_routers(live, con.cursor, delivery, intake),
             services=[delivery, intake],
         )
-    except ServeError as exc:
-        raise UserError(str(exc)) from None
     finally:
         for process in started:
             stop_dashboard(process)
@@ -301,7 +301,7 @@ def dashboard_command(
     """
     from conflictlens.dashboard_process import dashboard_env, streamlit_command
 
-    _require_dashboard()
+    require_dashboard()
     from conflictlens.serve import is_loopback
     from dashboard.passwords import hash_password as make_hash
 
@@ -392,6 +392,7 @@ def _followers(config: Config, con: Any) -> list[Any]:
     help="Log file to write (gzip'd if it ends in .gz); ground truth goes to OUT.truth.json.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the ground truth as JSON.")
+@friendly_errors
 def sample(
     style: str,
     scenario: str,
@@ -408,7 +409,7 @@ def sample(
 
         conflictlens sample --format kong-json --scenario retry-storm --lines 200000 --out demo/access.log
     """
-    from sample_logs.names import FORMAT_NAMES, SCENARIO_NAMES, SampleError
+    from sample_logs.names import FORMAT_NAMES, SCENARIO_NAMES
 
     if style not in FORMAT_NAMES:
         raise UserError(f"unknown format {style!r}; known: {', '.join(FORMAT_NAMES)}")
@@ -428,10 +429,7 @@ def sample(
         raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
     from sample_logs.generator import write_log
 
-    try:
-        truth = write_log(out, lines, style=style, seed=seed, tz=tz, hours=hours, scenario=scenario)
-    except SampleError as exc:
-        raise UserError(str(exc)) from None
+    truth = write_log(out, lines, style=style, seed=seed, tz=tz, hours=hours, scenario=scenario)
     if as_json:
         click.echo(json.dumps(truth, default=str))
         return
@@ -488,46 +486,6 @@ def _open_for_import(db: Path) -> Any:
     return con
 
 
-# Set by a command that has closed everything it opened and has nothing left to run. Tearing
-# the interpreter down after an import of millions of lines frees its memory object by object
-# (about 0.2 s), so such a command's process ends at once instead.
-_finished_cleanly = threading.Event()
-
-
-def _observed() -> bool:
-    """A profiler, a coverage tracer or a debugging user wants the normal exit (atexit)."""
-    tools = sys.gettrace() is not None or sys.getprofile() is not None
-    return tools or bool(os.environ.get("CONFLICTLENS_DEBUG"))
-
-
-def _require_dashboard(alternative: str = "") -> None:
-    from conflictlens.dashboard_process import missing_dashboard_packages
-
-    missing = missing_dashboard_packages()
-    if missing:
-        raise UserError(
-            f"the dashboard needs {' and '.join(missing)}: pip install 'conflictlens[dashboard]'"
-            + (f", {alternative}" if alternative else "")
-        )
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: no traceback ever reaches the user unless CONFLICTLENS_DEBUG is set."""
-    try:
-        cli.main(args=argv, prog_name="conflictlens", standalone_mode=True)
-    except SystemExit as done:
-        if done.code in (0, None) and _finished_cleanly.is_set() and not _observed():
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
-        raise
-    except Exception as exc:
-        if os.environ.get("CONFLICTLENS_DEBUG"):
-            raise
-        message = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(
-            f"Error: internal error ({type(exc).__name__}: {message}); "
-            "set CONFLICTLENS_DEBUG=1 for details and please report it",
-            err=True,
-        )
-        sys.exit(2)
+    run(cli, argv)

@@ -51,12 +51,10 @@ def _get(config: Config, url: str, path: str, params: dict[str, Any] | None = No
 
 def _post(config: Config, url: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """POST JSON to serve; its error detail becomes the one-line message."""
-    from conflictlens.client import ServerError, send_json
+    from conflictlens.client import send_json
 
     try:
         return send_json(url, path, body, token=config.serve.token, timeout=60)
-    except ServerError as exc:
-        raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"serve at {url} did not answer: {exc}") from None
 
@@ -310,11 +308,8 @@ def backtest_command(
             raise UserError(
                 f"no alert rule named {name!r} (known: {', '.join(sorted(known)) or 'none'})"
             )
-    try:
-        first = parse_time(since) if since else None
-        last = parse_time(until) if until else None
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    first = parse_time(since) if since else None
+    last = parse_time(until) if until else None
     url = _server(db)
     if url is not None:
         episodes: list[dict[str, Any]] = []
@@ -407,10 +402,7 @@ def silence_add(
                 f"--match {item!r}: expected key=value, e.g. route=/api/v1/users/{{id}}"
             )
         matchers[key.strip()] = value
-    try:
-        length = parse_duration(duration, "--for")
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    length = parse_duration(duration, "--for")
     if not length:
         raise UserError("--for: must be more than 0s")
     url = _server(db)

@@ -9,6 +9,7 @@ import json
 
 import click
 
+from conflictlens._errors import InvalidValue
 from conflictlens.cli_support import (
     UserError,
     common_options,
@@ -50,25 +51,21 @@ def annotate(
 
         conflictlens annotate --at 2026-11-19T15:20Z --text "orders v1.42" --service orders
     """
-    from conflictlens.client import ServerError, find_server, send_json
-    from store.annotations import AnnotationError, checked
+    from conflictlens.client import find_server, send_json
+    from store.annotations import checked
 
     config, db = resolve_config(config_file, db_path)
     now = dt.datetime.now(dt.UTC)
     try:
         at = parse_time(at_text, now=now)
-        at, words, service = checked(at, words, service)  # refuse before asking anyone
-    except AnnotationError as exc:
-        raise UserError(str(exc)) from None
-    except ValueError as exc:
+    except InvalidValue as exc:
         raise UserError(f"--at: {exc}") from None
+    at, words, service = checked(at, words, service)  # refuse before asking anyone
     url = find_server(db)
     if url is not None:
         body = {"at": at.isoformat() + "Z", "text": words, "service": service}
         try:
             number = send_json(url, "/api/annotations", body, token=config.serve.token)["id"]
-        except ServerError as exc:
-            raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"serve at {url} did not answer: {exc}") from None
     else:

@@ -28,7 +28,6 @@ from analysis.params import TimeRange
 from analysis.reports import (
     FORMATS,
     Archive,
-    ArchiveError,
     QueryFn,
     ReportOptions,
     ReportScheduler,
@@ -270,10 +269,7 @@ def report(
         _archive_now(config, db, settings, (period, tz_name, fmt), now)
         return
     zone = tz_name or (settings.nightly.timezone if settings.nightly else "UTC")
-    try:
-        chosen = parse_period(period, zone, now)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    chosen = parse_period(period, zone, now)
     output = _format(fmt, out)
     options = ReportOptions(
         top=top, gap_minutes=settings.gap_minutes, silent_minutes=settings.silent_minutes
@@ -302,15 +298,9 @@ def _archive_now(
     now: dt.datetime,
 ) -> None:
     period, tz_name, fmt = asked
-    try:
-        chosen, formats = parse_request(settings, period, tz_name, [fmt] if fmt else None, now)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    try:
-        with query_function(config, db) as ask:
-            entry = generate_now(settings, ask, chosen, formats, now)
-    except ArchiveError as exc:
-        raise UserError(str(exc)) from None
+    chosen, formats = parse_request(settings, period, tz_name, [fmt] if fmt else None, now)
+    with query_function(config, db) as ask:
+        entry = generate_now(settings, ask, chosen, formats, now)
     for f in entry["files"]:
         click.echo(f"wrote {settings.directory / f['name']}")
 
@@ -322,11 +312,8 @@ def _run_due(config: Config, db: Path, settings: ReportsConfig, now: dt.datetime
         where = config.path or "the config"
         raise UserError(f"{where}: no [reports.nightly] table: nothing is scheduled")
     scheduler = ReportScheduler(settings, deliver=ReportDelivery(report_channels(config)))
-    try:
-        with query_function(config, db) as ask:
-            written = scheduler.run_due(ask, now)
-    except ArchiveError as exc:
-        raise UserError(str(exc)) from None
+    with query_function(config, db) as ask:
+        written = scheduler.run_due(ask, now)
     for path in written:
         click.echo(f"wrote {path}")
     if not written:
@@ -342,10 +329,7 @@ def _run_due(config: Config, db: Path, settings: ReportsConfig, now: dt.datetime
 
 
 def _list(settings: ReportsConfig) -> None:
-    try:
-        index = Archive(settings.directory).load()
-    except ArchiveError as exc:
-        raise UserError(str(exc)) from None
+    index = Archive(settings.directory).load()
     if not index["reports"]:
         click.echo(f"no reports in {settings.directory}")
         return

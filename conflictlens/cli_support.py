@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from conflictlens.config import Config, ConfigError, load_config
+from conflictlens._errors import ConflictlensError, first_line
+from conflictlens.config import Config, load_config
 from conflictlens.timeparse import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UserError(click.ClickException):
+class UserError(click.ClickException, ConflictlensError):
     """A problem the user can fix: printed as one line, exit status 1. The message may hold
     log-derived text (a path, a line's start): its control characters are escaped."""
 
@@ -26,28 +30,63 @@ class UserError(click.ClickException):
 
 
 def friendly_errors(func: F) -> F:
-    """Turn the library's own errors into one clear line and a non-zero exit."""
+    """Turn the project's own errors (every ConflictlensError) into one clear line and exit
+    status 1; anything else is a bug, which ``run`` reports."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except Exception as exc:
-            if isinstance(exc, _user_errors()):
-                raise UserError(str(exc)) from None
-            raise
+        except click.ClickException:
+            raise  # a UserError already, or click's own
+        except ConflictlensError as exc:
+            raise UserError(first_line(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """The library's errors whose message is for the user (imported when one is raised: a
-    command that never reads through analysis/ then never imports it)."""
-    from analysis import AnalysisError
-    from ingest import FormatError, IngestError
-    from store import StoreError
+# Set by a command that has closed everything it opened and has nothing left to run. Tearing
+# the interpreter down after an import of millions of lines frees its memory object by object
+# (about 0.2 s), so such a command's process ends at once instead.
+finished_cleanly = threading.Event()
 
-    return (ConfigError, StoreError, IngestError, FormatError, AnalysisError)
+
+def run(cli: click.Command, argv: Sequence[str] | None) -> None:
+    """Run the command line: no traceback ever reaches the user unless CONFLICTLENS_DEBUG is
+    set. A project error that no command turned into a UserError is still one line and exit
+    status 1; any other exception is a bug (status 2)."""
+    try:
+        cli.main(args=argv, prog_name="conflictlens", standalone_mode=True)
+    except SystemExit as done:
+        if done.code in (0, None) and finished_cleanly.is_set() and not _observed():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        raise
+    except Exception as exc:
+        if os.environ.get("CONFLICTLENS_DEBUG"):
+            raise
+        sys.exit(_report(exc))
+
+
+def _report(exc: Exception) -> int:
+    """Print an error that reached the top as one line; the exit status it calls for."""
+    if isinstance(exc, ConflictlensError):
+        UserError(first_line(exc)).show()
+        return 1
+    detail = first_line(exc) if str(exc).strip() else ""
+    click.echo(
+        f"Error: internal error ({type(exc).__name__}: {detail}); "
+        "set CONFLICTLENS_DEBUG=1 for details and please report it",
+        err=True,
+    )
+    return 2
+
+
+def _observed() -> bool:
+    """A profiler, a coverage tracer or a debugging user wants the normal exit (atexit)."""
+    tools = sys.gettrace() is not None or sys.getprofile() is not None
+    return tools or bool(os.environ.get("CONFLICTLENS_DEBUG"))
 
 
 def common_options(func: F) -> F:
@@ -138,3 +177,15 @@ def _time_range(since: str | None, until: str | None) -> Any:
         return TimeRange(parse_time(since) if since else None, parse_time(until) if until else None)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def require_dashboard(alternative: str = "") -> None:
+    """One line, not a failed child process, when the [dashboard] extra is not installed."""
+    from conflictlens.dashboard_process import missing_dashboard_packages
+
+    missing = missing_dashboard_packages()
+    if missing:
+        raise UserError(
+            f"the dashboard needs {' and '.join(missing)}: pip install 'conflictlens[dashboard]'"
+            + (f", {alternative}" if alternative else "")
+        )

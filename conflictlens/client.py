@@ -16,11 +16,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from conflictlens._errors import ServerError as ServerError
+
 TIMEOUT_SECONDS = 30.0
-
-
-class ServerError(Exception):
-    """serve answered with an error; the message is its one-line reason."""
 
 
 def discovery_file(db: Path) -> Path:

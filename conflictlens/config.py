@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from conflictlens._errors import ConfigError as ConfigError
 from conflictlens._settings import first_error
 from conflictlens.settings import (
     ConfigFile,
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
     from analysis.reports.config import ReportsConfig
 
 DEFAULT_CONFIG = "conflictlens.toml"
-
-
-class ConfigError(ValueError):
-    """An invalid config file; the message names the file, the key and the reason."""
 
 
 # The sections as loaded: the models that declare them (conflictlens.settings).

@@ -48,12 +48,9 @@ def import_command(
 
         conflictlens routes import openapi.yaml --db conflictlens.duckdb
     """
-    from analysis.openapi import OpenAPIError, declared_routes, map_declared_routes
+    from analysis.openapi import declared_routes, map_declared_routes
 
-    try:
-        declared = declared_routes(_read(document), source=document)
-    except OpenAPIError as exc:
-        raise UserError(str(exc)) from None
+    declared = declared_routes(_read(document), source=document)
     _, db = resolve_config(config_file, db_path)
     with _writable(db, "import routes") as con:
         summary = map_declared_routes(con, declared)

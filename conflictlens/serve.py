@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import duckdb
 import uvicorn
 
+from conflictlens._errors import ServerError, first_line
 from conflictlens.api import create_app
 from conflictlens.client import discovery_file, write_discovery
 
@@ -33,7 +34,7 @@ class Follower(Protocol):
     def status(self) -> list[dict[str, Any]]: ...
 
 
-class ServeError(Exception):
+class ServeError(ServerError):
     """serve cannot start as asked; the message is one line."""
 
 
@@ -153,7 +154,7 @@ class ConfigReloader:
         try:
             fresh = self.load()
         except Exception as exc:
-            self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.last_error = first_line(exc)
             log.error("config %s refused, the running one stays: %s", self.path, self.last_error)
             return
         for follower in self.followers:

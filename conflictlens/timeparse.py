@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from conflictlens._errors import InvalidValue
 from conflictlens._settings import duration, is_duration
 
 
@@ -18,14 +19,14 @@ def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
         try:
             return (now or dt.datetime.now(dt.UTC)) - duration(value, at_most=None)
         except (OverflowError, ValueError):
-            raise ValueError(f"invalid time {text!r}: reaches back before year 1") from None
+            raise InvalidValue(f"invalid time {text!r}: reaches back before year 1") from None
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value)
             return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
         parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
-        raise ValueError(
+        raise InvalidValue(
             f"invalid time {text!r}: use an ISO-8601 date or date-time (2026-11-20, "
             "2026-11-20T06:00:00Z, 2026-11-20T08:00+02:00) or a duration back from now (30m, 24h, 7d, now)"
         ) from None

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import polars as pl
 import streamlit as st
 
+from conflictlens._errors import first_line
 from conflictlens.client import ServerError, find_server, get_json, send_json
 from conflictlens.config import DEFAULT_CONFIG, Config, ConfigError, find_config, load_config
 from dashboard.data import CACHE_SECONDS, DataError, Store, current_store, opened, read_only
@@ -141,7 +142,7 @@ def save_rule(rule: Mapping[str, Any], replaces: str | None) -> str:
         exists = config is not None and name in {r.name for r in config.alerts.rules}
         write(path, rule, replaces=name if exists and replaces else None)
     except ConfigError as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
     _overview.clear()
     return f"saved in {path}"
 
@@ -160,7 +161,7 @@ def delete_rule(name: str) -> str:
     try:
         remove(path, name)
     except ConfigError as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
     _overview.clear()
     return f"deleted from {path}"
 
@@ -221,7 +222,7 @@ def _asking(call: Callable[[], T]) -> T:
     try:
         return call()
     except (ServerError, OSError) as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
 
 
 def _writable(store: Store) -> AbstractContextManager[Connection]:
@@ -232,7 +233,7 @@ def _config() -> Config:
     try:
         return load_config()
     except ConfigError as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
 
 
 def _config_version() -> tuple[str, int]:

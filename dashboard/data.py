@@ -20,6 +20,7 @@ import polars as pl
 import streamlit as st
 
 from analysis import TimeRange, run_query
+from conflictlens._errors import ConflictlensError, first_line
 from conflictlens.client import ServerError, find_server, get_bytes, get_json
 from store import StoreError, connect
 
@@ -30,7 +31,7 @@ ANSWER_SECONDS = 600
 ANSWERS_KEPT = 512
 
 
-class DataError(Exception):
+class DataError(ConflictlensError):
     """The store or serve could not answer; the message is one line for the page to show."""
 
 
@@ -132,7 +133,7 @@ def _from_serve(url: str, token: str | None, name: str, params: dict[str, Any]) 
             url, f"/api/queries/{name}", token=token, params={**params, "format": "arrow"}
         )
     except (ServerError, OSError) as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
     return pl.read_ipc_stream(io.BytesIO(body))
 
 

@@ -26,6 +26,7 @@ from analysis.reports import (
     parse_request,
 )
 from analysis.reports.render import FORMATS, MEDIA_TYPES
+from conflictlens._errors import first_line
 from conflictlens.client import ServerError, find_server, send_json
 from conflictlens.config import ConfigError, load_config
 from dashboard.data import DataError, current_store, read_only
@@ -40,7 +41,7 @@ def reports_settings() -> ReportsConfig:
     try:
         return load_config().reports
     except ConfigError as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
 
 
 def reports_directory() -> Path:
@@ -115,7 +116,7 @@ def generate_report(period: str, tz: str | None, formats: Sequence[str]) -> dict
             )
         except ServerError as exc:
             hint = " (a serve older than this dashboard? restart it)" if " 404:" in str(exc) else ""
-            raise DataError(f"{str(exc).splitlines()[0]}{hint}") from None
+            raise DataError(f"{first_line(exc)}{hint}") from None
         except OSError as exc:
             raise DataError(f"serve at {url} did not answer: {exc}") from None
         return entry
@@ -123,7 +124,7 @@ def generate_report(period: str, tz: str | None, formats: Sequence[str]) -> dict
     try:
         chosen, wanted = parse_request(settings, period, tz, formats, dt.datetime.now(dt.UTC))
     except ValueError as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
     with read_only(db) as con:
         try:
             return generate_now(settings, local_queries(con), chosen, wanted)
@@ -158,7 +159,7 @@ def period_requests(period: str, tz: str | None) -> tuple[str, int]:
             period, tz or default_zone(reports_settings()), dt.datetime.now(dt.UTC)
         )
     except ValueError as exc:
-        raise DataError(str(exc).splitlines()[0]) from None
+        raise DataError(first_line(exc)) from None
     since = chosen.since.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
     until = chosen.until.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
     totals = ask("totals", since, until)

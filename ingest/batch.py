@@ -12,6 +12,7 @@ from collections.abc import Callable
 import duckdb
 import polars as pl
 
+from conflictlens._errors import first_line
 from ingest.formats import LogFormat, scan
 from ingest.formats.fields import EMPTY_LINE, named_rejects
 from ingest.kinds import classify
@@ -255,7 +256,7 @@ def _unstorable(
     empty = parse_chunk(
         Chunk(b"", chunk.start, chunk.end, chunk.end, chunk.overlong), fmt, options, source_id
     )
-    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    reason = first_line(error)
     line = _reject_frame(
         [chunk.data_start],
         [f"cannot be stored: {reason}"[:200]],

@@ -16,6 +16,8 @@ from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISFIFO, S_ISSOCK
 from typing import Any, BinaryIO, cast
 
+from conflictlens._errors import InputError
+
 FINGERPRINT_BYTES = 1024
 STDIN = "-"
 
@@ -94,7 +96,7 @@ def open_source(name: str) -> tuple[BinaryIO, FileIdentity, int | None]:
     return handle, FileIdentity(stat.st_dev, stat.st_ino, head), stat.st_size
 
 
-class NotALogFile(OSError):
+class NotALogFile(InputError, OSError):
     """A path that is a device or a socket: nothing to import from."""
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from conflictlens._errors import InputError
 from ingest.arrow import to_series
 from ingest.formats import scan
 
@@ -52,7 +53,7 @@ ATTRIBUTE_SCHEMA = {
 }
 
 
-class OtlpError(ValueError):
+class OtlpError(InputError, ValueError):
     """A request that cannot be decoded; the message is one line."""
 
 

@@ -16,6 +16,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import chain
 
+from conflictlens._errors import InputError
 from ingest.batch import DATA_ERRORS, parse_chunk, store_chunk
 from ingest.formats import (
     UNRECOGNISED,
@@ -34,7 +35,7 @@ from store.writer import Batch, Writer
 ProgressCallback = Callable[[int], None]
 
 
-class IngestError(Exception):
+class IngestError(InputError):
     """An input that cannot be imported at all; the message is one line for the user."""
 
 

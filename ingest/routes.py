@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from conflictlens._errors import first_line
 from ingest.arrow import int64_array, to_series
 from ingest.formats import scan
 
@@ -58,7 +59,7 @@ class RouteRule:
             pl.Series([""]).str.contains(self.pattern)
         except (re.error, pl.exceptions.ComputeError) as exc:
             lines = [line for line in str(exc).splitlines() if line.startswith("error:")]
-            reason = lines[0].removeprefix("error: ") if lines else str(exc).splitlines()[0]
+            reason = lines[0].removeprefix("error: ") if lines else first_line(exc)
             raise ValueError(f"invalid regex {self.pattern!r}: {reason}") from None
 
     @property

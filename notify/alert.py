@@ -13,10 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from conflictlens._errors import NotifyError
+
 TOP = 5  # resources and clients shown in a message
 
 
-class RenderError(ValueError):
+class RenderError(NotifyError, ValueError):
     """The payload cannot become a message (not JSON, not an object, no rule)."""
 
 

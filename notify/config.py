@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
+from conflictlens._errors import ConfigError
 from conflictlens._settings import Section
 from notify.channel_settings import (
     AlertmanagerChannelSettings,
@@ -67,7 +68,7 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
 _RESERVED_HEADERS = {"content-type", "content-length", "host", "idempotency-key"}
 
 
-class ChannelConfigError(ValueError):
+class ChannelConfigError(ConfigError):
     """An invalid channel table; the message starts with the exact key, e.g.
     ``alerts.channels.ops.type: ...``."""
 

@@ -28,6 +28,7 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import quote
 
+from conflictlens._errors import NotifyError
 from notify.channels import (
     ALERTMANAGER_API,
     ChannelConfig,
@@ -56,7 +57,7 @@ _URL = re.compile(r"https?://[^\s\"'<>]+")
 ALWAYS_HIDDEN_ENV = ("CONFLICTLENS_TOKEN",)
 
 
-class DeliveryError(Exception):
+class DeliveryError(NotifyError):
     """A message was not delivered; ``str()`` is one line without secrets."""
 
 

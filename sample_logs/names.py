@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conflictlens._errors import InputError
+
 
 @dataclass(frozen=True)
 class SampleFormat:
@@ -58,5 +60,5 @@ SCENARIO_NAMES = (
 )
 
 
-class SampleError(ValueError):
+class SampleError(InputError, ValueError):
     """A request the generator cannot honour (unknown format or scenario, too few lines)."""

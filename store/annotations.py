@@ -8,6 +8,8 @@ import datetime as dt
 
 import duckdb
 
+from conflictlens._errors import InputError
+
 MAX_TEXT = 500  # a change's name, not its release notes
 MAX_SERVICE = 200
 # The window the store accepts (ingest rejects log times outside it too).
@@ -15,7 +17,7 @@ EARLIEST = dt.datetime(1991, 1, 1)
 LATEST = dt.datetime(2100, 1, 1)
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError, ValueError):
     """An annotation that cannot be stored; the message is one line naming the field."""
 
 

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import duckdb
 
+from conflictlens._errors import StoreError as StoreError
+from conflictlens._errors import first_line
 from store.schema import SCHEMA_VERSION, NewerSchema, current_version, migrate
 
 DEFAULT_DB = "conflictlens.duckdb"
-
-
-class StoreError(Exception):
-    """A problem with the database that the user can act on; the message is one line."""
 
 
 class DatabaseLocked(StoreError):
@@ -68,9 +66,9 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
                 f"database {path} is in use by another process{owner}; "
                 "if that is `conflictlens serve`, ask it instead of opening the file"
             ) from None
-        raise StoreError(f"cannot open database {path}: {text.splitlines()[0]}") from None
+        raise StoreError(f"cannot open database {path}: {first_line(exc)}") from None
     except duckdb.Error as exc:
-        raise StoreError(f"cannot open database {path}: {str(exc).splitlines()[0]}") from None
+        raise StoreError(f"cannot open database {path}: {first_line(exc)}") from None
     try:
         con.execute("SET TimeZone = 'UTC'")
         if read_only:

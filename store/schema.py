@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import duckdb
 
+from conflictlens._errors import StoreError
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the foundation tables.
     """
@@ -171,7 +173,7 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class NewerSchema(Exception):
+class NewerSchema(StoreError):
     """The database was written by a newer conflictlens."""
 
 

@@ -1,6 +1,6 @@
 """The config's [alerts] table -> AlertsConfig. The table is declared by the models in
 analysis.alerts.settings; every refusal names the exact key and the reason
-(``alerts.rules[0].window: "5x" is not a duration (e.g. 30s, 5m, 2h)``) as a ValueError, and
+(``alerts.rules[0].window: "5x" is not a duration (e.g. 30s, 5m, 2h)``) as a ConfigError (a ValueError), and
 the config loader adds the file name."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from analysis.alerts.rules import AlertRule, AlertsConfig
 from analysis.alerts.settings import AlertsSettings, RuleSettings
+from conflictlens._errors import ConfigError, InvalidValue
 from conflictlens._settings import duration, first_error, shown
 
 ChannelParser = Callable[[dict[str, Any], str], Mapping[str, Any]]
@@ -24,20 +25,20 @@ def parse_duration(value: Any, at: str) -> dt.timedelta:
     try:
         return duration(value)
     except ValueError as exc:
-        raise ValueError(f"{at}: {exc}") from None
+        raise InvalidValue(f"{at}: {exc}") from None
 
 
 def parse_alerts(section: Any, parse_channels: ChannelParser | None = None) -> AlertsConfig:
     """``parse_channels`` (notify.config's) validates [alerts.channels.NAME]; without it each
     channel is kept as its table."""
     if not isinstance(section, dict):
-        raise ValueError("alerts: expected a table ([alerts])")
+        raise ConfigError("alerts: expected a table ([alerts])")
     channels = _channels(section.get("channels", {}), parse_channels)
     settings = _validated(AlertsSettings, section, "alerts", channels)
     names = [rule.name for rule in settings.rules]
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise ValueError(f"alerts.rules[{i}].name: {shown(name)} is used by another rule")
+            raise ConfigError(f"alerts.rules[{i}].name: {shown(name)} is used by another rule")
     return AlertsConfig(
         evaluation_interval=settings.evaluation_interval,
         dashboard_url=settings.dashboard_url.rstrip("/") if settings.dashboard_url else None,
@@ -57,15 +58,15 @@ def _validated(model: type[Model], data: Any, at: str, channels: Mapping[str, An
     try:
         return model.model_validate(data, context={"channels": channels})
     except ValidationError as exc:
-        raise ValueError(first_error(exc, model, prefix=at, first_index=0)) from None
+        raise ConfigError(first_error(exc, model, prefix=at, first_index=0)) from None
 
 
 def _channels(table: Any, parse_channels: ChannelParser | None) -> Mapping[str, Any]:
     if not isinstance(table, dict):
-        raise ValueError("alerts.channels: expected [alerts.channels.NAME] tables")
+        raise ConfigError("alerts.channels: expected [alerts.channels.NAME] tables")
     if parse_channels is not None:
         return parse_channels(table, "alerts.channels")
     for name, channel in table.items():
         if not isinstance(channel, dict):
-            raise ValueError(f"alerts.channels.{name}: expected a table")
+            raise ConfigError(f"alerts.channels.{name}: expected a table")
     return dict(table)

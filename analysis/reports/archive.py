@@ -30,6 +30,7 @@ from urllib.parse import quote
 from analysis.reports.build import Report
 from analysis.reports.periods import Period
 from analysis.reports.render import EXTENSIONS
+from conflictlens._errors import StoreError
 
 INDEX = "index.json"
 LOCK = ".lock"
@@ -41,8 +42,10 @@ Entry = dict[str, Any]
 Index = dict[str, Any]
 
 
-class ArchiveError(Exception):
+class ArchiveError(StoreError):
     """The reports directory cannot be used as it is; the message is one line."""
+
+    status_code = 500  # serve's problem, not the request's
 
 
 @dataclass(frozen=True)

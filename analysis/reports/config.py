@@ -1,4 +1,4 @@
-"""The config's ``[reports]`` table -> ReportsConfig. Every refusal is a ValueError naming the
+"""The config's ``[reports]`` table -> ReportsConfig. Every refusal is a ConfigError naming the
 exact key and the reason (``conflictlens.toml: reports.nightly.schedule: ...``).
 
 ```toml
@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from analysis.reports.settings import DEFAULT_DIRECTORY, ReportsSettings, ScheduleSettings
+from conflictlens._errors import ConfigError
 from conflictlens._settings import first_error
 
 
@@ -72,12 +73,12 @@ def parse_reports(
     ``base_dir`` is given); ``channels``, when given, are the channel names defined in
     ``[alerts.channels]``, which ``reports.nightly.channels`` must name."""
     if not isinstance(table, dict):
-        raise ValueError(f"{where}: reports: expected a table ([reports])")
+        raise ConfigError(f"{where}: reports: expected a table ([reports])")
     try:
         settings = ReportsSettings.model_validate(table, context={"channels": channels})
     except ValidationError as exc:
         problem = first_error(exc, ReportsSettings, prefix="reports", first_index=0)
-        raise ValueError(f"{where}: {problem}") from None
+        raise ConfigError(f"{where}: {problem}") from None
     folder = (
         base_dir if base_dir is not None else (Path(where).parent if where != "config" else None)
     )

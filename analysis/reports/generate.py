@@ -16,6 +16,7 @@ from analysis.reports.config import ReportsConfig
 from analysis.reports.periods import Period, parse_period
 from analysis.reports.render import FORMATS, render
 from analysis.reports.text import headline
+from conflictlens._errors import InvalidValue
 
 DEFAULT_FORMATS = ("html", "md")  # what a reader opens and what pastes into a ticket
 
@@ -43,12 +44,12 @@ def parse_request(
     now: dt.datetime,
 ) -> tuple[Period, tuple[str, ...]]:
     """A "generate now" request's period and formats, with the defaults of ``settings``;
-    ValueError with a one-line reason."""
+    InvalidValue (a ValueError) with a one-line reason."""
     chosen = parse_period(period, tz or default_zone(settings), now)
     wanted = tuple(dict.fromkeys(formats)) if formats else default_formats(settings)
     unknown = [fmt for fmt in wanted if fmt not in FORMATS]
     if unknown:
-        raise ValueError(
+        raise InvalidValue(
             f"unknown report format(s) {', '.join(map(repr, unknown))}; known: {', '.join(FORMATS)}"
         )
     return chosen, wanted

@@ -13,6 +13,7 @@ import zoneinfo
 from dataclasses import dataclass
 
 from analysis.params import TimeRange
+from conflictlens._errors import InvalidValue
 
 RELATIVE = {"last-24h": dt.timedelta(hours=24), "last-7d": dt.timedelta(days=7)}
 SCHEDULED = ("yesterday", *RELATIVE)
@@ -21,12 +22,12 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def zone(name: str) -> zoneinfo.ZoneInfo:
-    """The IANA zone ``name``; ValueError naming it when it is unknown."""
+    """The IANA zone ``name``; InvalidValue (a ValueError) naming it when it is unknown."""
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
         shown = name if len(name) <= 60 else name[:57] + "..."
-        raise ValueError(
+        raise InvalidValue(
             f"unknown time zone {shown!r} (use an IANA name such as Europe/Berlin)"
         ) from None
 
@@ -133,13 +134,13 @@ def parse_period(spec: str, tz: str, now: dt.datetime) -> Period:
     try:
         period = _parse_period(spec, tz, now)
     except OverflowError:
-        raise ValueError(f"period {spec!r}: outside the years a report can cover") from None
+        raise InvalidValue(f"period {spec!r}: outside the years a report can cover") from None
     if period.since < EARLIEST or period.until > LATEST:
-        raise ValueError(
+        raise InvalidValue(
             f"period {spec!r}: must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
         )
     if period.until - period.since > MAX_PERIOD:
-        raise ValueError(f"period {spec!r}: longer than {MAX_PERIOD.days} days")
+        raise InvalidValue(f"period {spec!r}: longer than {MAX_PERIOD.days} days")
     return period
 
 
@@ -157,16 +158,16 @@ def _parse_period(spec: str, tz: str, now: dt.datetime) -> Period:
         first, _, last = text.partition("..")
         since, until = _moment(first, local, spec), _moment(last, local, spec)
         if until <= since:
-            raise ValueError(f"period {spec!r}: TO must be after FROM")
+            raise InvalidValue(f"period {spec!r}: TO must be after FROM")
         return Period(since, until, tz)
-    raise ValueError(f"invalid period {spec!r}: use {PERIOD_FORMS}")
+    raise InvalidValue(f"invalid period {spec!r}: use {PERIOD_FORMS}")
 
 
 def _date(text: str, spec: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"invalid period {spec!r}: {text!r} is not a date") from None
+        raise InvalidValue(f"invalid period {spec!r}: {text!r} is not a date") from None
 
 
 def _moment(text: str, local: zoneinfo.ZoneInfo, spec: str) -> dt.datetime:
@@ -177,7 +178,7 @@ def _moment(text: str, local: zoneinfo.ZoneInfo, spec: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
-        raise ValueError(
+        raise InvalidValue(
             f"invalid period {spec!r}: {value!r} is not an ISO-8601 date or date-time"
         ) from None
     if parsed.tzinfo is None:
@@ -189,5 +190,5 @@ def scheduled_period(kind: str, fire: dt.datetime, tz: str) -> Period:
     """The period a scheduled run at ``fire`` reports on: the day before the fire's day
     (``yesterday``), or the span ending at the fire time."""
     if kind not in SCHEDULED:
-        raise ValueError(f"unknown scheduled period {kind!r}; known: {', '.join(SCHEDULED)}")
+        raise InvalidValue(f"unknown scheduled period {kind!r}; known: {', '.join(SCHEDULED)}")
     return parse_period(kind, tz, fire)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
+from conflictlens._errors import InputError
 from ingest.arrow import int64_array, to_series
 from ingest.formats import scan
 from ingest.formats.fields import convert, reject_reason
 
 
-class FormatError(ValueError):
+class FormatError(InputError, ValueError):
     """A format string that cannot be compiled; the message names the offending part."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import duckdb
 
+from conflictlens._errors import first_line
 from ingest.batch import store_chunk
 from ingest.tail.followed import FollowedFile
 from ingest.tail.format_choice import FormatChoice
@@ -91,8 +92,3 @@ class Committer:
         except duckdb.Error:
             record = None
         return record.offset if record is not None else f.offset
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else repr(exc)

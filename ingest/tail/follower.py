@@ -29,8 +29,9 @@ from typing import Any
 
 import duckdb
 
+from conflictlens._errors import first_line
 from ingest.identity import FINGERPRINT_BYTES
-from ingest.tail.commit import Committer, first_line
+from ingest.tail.commit import Committer
 from ingest.tail.events import FolderEvents
 from ingest.tail.followed import FollowedFile
 from ingest.tail.handle import GZIP_ERRORS

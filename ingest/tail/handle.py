@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+from conflictlens._errors import InputError
 from ingest.identity import FINGERPRINT_BYTES
 
 READ_BLOCK = 4 << 20  # bytes per read() call
@@ -24,7 +25,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
-class NotRegularFile(OSError):
+class NotRegularFile(InputError, OSError):
     """A path that matched a glob but is a directory, a FIFO, a socket or a device."""
 
 
