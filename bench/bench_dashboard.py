@@ -448,7 +448,7 @@ def visits_with_peer(
 def append_pool(end: str, rate: int) -> Any:
     """POOL_SECONDS of nginx lines at ``rate``, their timestamps continuing from ``end`` at
     the pace they are written."""
-    from bench.bench_tail import LinePool
+    from bench.line_writer import LinePool
     from sample_logs.generator import format_lines, traffic
 
     start = dt.datetime.fromisoformat(end)
@@ -508,7 +508,7 @@ class StoreChanges:
 def live_visits(
     driver: Any, dash: str, peer_url: str, api: str, db: Path, args: argparse.Namespace, end: str
 ) -> dict[str, Any]:
-    from bench.bench_tail import Writer
+    from bench.line_writer import Writer
 
     print(
         f"phase 3: {args.visits} visits of each view while {args.append_rate:,} lines/s are "
