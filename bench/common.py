@@ -164,3 +164,6 @@ def write_json(out: Path, results: dict[str, Any]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     return out
+
+
+OUT = PROJECT / "bench" / "out"  # what the benchmarks write, and the stores they reuse
