@@ -40,10 +40,10 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402
-    ArgumentParser,
     BenchError,
     machine,
     positive_int,
+    script_parser,
     write_json,
 )
 from bench.line_writer import STYLE, WRITE_TICK_S, LinePool, make_pool  # noqa: E402
@@ -79,7 +79,7 @@ def seconds_arg(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = script_parser(__doc__)
     parser.add_argument(
         "--rate",
         type=positive_int,

@@ -76,6 +76,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n")
 
 
+def script_parser(doc: str | None) -> ArgumentParser:
+    """A benchmark script's parser, described by the first line of its docstring."""
+    return ArgumentParser(description=doc.splitlines()[0] if doc else None)
+
+
 def integer(text: str, minimum: int) -> int:
     try:
         value = int(text.replace("_", ""))
