@@ -1,13 +1,18 @@
 """What the benchmarks share: the error they stop on, how they run conflictlens, the rows of
-`make bench`'s closing table, their argument checks, and what they say about the machine."""
+`make bench`'s closing table, their argument checks, what they say about the machine, and the
+small tools of measuring (a free port, a percentile, a verdict, the JSON they write)."""
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import json
+import math
 import os
 import platform
+import socket
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -71,6 +76,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n")
 
 
+def script_parser(doc: str | None) -> ArgumentParser:
+    """A benchmark script's parser, described by the first line of its docstring."""
+    return ArgumentParser(description=doc.splitlines()[0] if doc else None)
+
+
 def integer(text: str, minimum: int) -> int:
     try:
         value = int(text.replace("_", ""))
@@ -129,3 +139,36 @@ def other_cpu_share(before: CpuSample | None, after: CpuSample | None) -> float 
         return None
     busy, total, own = (a - b for a, b in zip(after, before, strict=True))
     return max(0.0, busy - own) / total
+
+
+# --- shared by the benchmarks that start servers and time things -----------------------
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on (at the moment of asking)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: Iterable[float], pct: float) -> float:
+    """Nearest rank (the p95 of 5 visits is the slowest); NaN when there are no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def verdict(ok: bool) -> str:
+    """A bar's verdict, as the benchmarks' own tables print it."""
+    return "met" if ok else "MISSED"
+
+
+def write_json(out: Path, results: dict[str, Any]) -> Path:
+    """The figures as JSON (what str() makes of a value JSON has no type for)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    return out
+
+
+OUT = PROJECT / "bench" / "out"  # what the benchmarks write, and the stores they reuse
