@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable, Collection
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
@@ -51,6 +52,17 @@ def duration(value: Any, *, at_most: dt.timedelta | None = MAX_DURATION) -> dt.t
         return dt.timedelta(seconds=seconds)
     except OverflowError:
         raise ValueError(f"{shown(value)} is too long") from None
+
+
+def one_of(choices: Collection[str]) -> Callable[[Any], Any]:
+    """A check that a value is one of ``choices``, saying which they are."""
+
+    def check(value: Any) -> Any:
+        if value not in choices:
+            raise ValueError(f"{shown(value)} is not one of {', '.join(choices)}")
+        return value
+
+    return check
 
 
 def is_duration(text: str) -> bool:

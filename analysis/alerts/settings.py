@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from pydantic import model_validator as _model_validator
 
 from analysis.alerts.rules import MATCH_KEYS, METRICS, SEVERITIES, AlertRule, Silence
-from conflictlens._settings import Duration, KeyedError, Section, shown
+from conflictlens._settings import Duration, KeyedError, Section, one_of, shown
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")  # rule names appear in URLs and paths
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Prometheus label names
@@ -22,15 +22,6 @@ _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Prometheus label names
 MAX_NAME = 200  # characters of a rule name
 MAX_TEXT = 1_000  # characters of a label, match or annotation value
 MAX_ENTRIES = 50  # labels, annotations or match keys of one rule
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if value not in choices:
-            raise ValueError(f"{shown(value)} is not one of {', '.join(choices)}")
-        return value
-
-    return check
 
 
 def _number(value: Any) -> float:
@@ -139,7 +130,7 @@ class RuleSettings(Section):
         default_factory=list,
         description=f"One alert per group of these keys ({', '.join(MATCH_KEYS)}).",
     )
-    metric: Annotated[str, BeforeValidator(_one_of(METRICS))] = Field(
+    metric: Annotated[str, BeforeValidator(one_of(METRICS))] = Field(
         "ratio",
         description="`count` (conflicts in the window), `ratio` (conflicts / requests) or `rate` (per second).",
     )
@@ -162,7 +153,7 @@ class RuleSettings(Section):
     repeat_interval: Duration = Field(
         dt.timedelta(hours=4), description="Notify again this often while firing."
     )
-    severity: Annotated[str, BeforeValidator(_one_of(SEVERITIES))] = Field(
+    severity: Annotated[str, BeforeValidator(one_of(SEVERITIES))] = Field(
         "warning", description=f"One of {', '.join(SEVERITIES)}."
     )
     labels: Labels = Field(default_factory=dict, description="Labels added to each alert.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Annotated, Any
 
 from cronsim import CronSim, CronSimError
@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from analysis.reports.periods import SCHEDULED, zone
 from analysis.reports.render import FORMATS
-from conflictlens._settings import KeyedError, Section, shown
+from conflictlens._settings import KeyedError, Section, one_of, shown
 
 DEFAULT_DIRECTORY = "conflictlens-reports"
 _URL = re.compile(r"^https?://[^\s]+$")
@@ -23,15 +23,6 @@ def _whole(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError("expected a whole number of at least 1")
     return value
-
-
-def _one_of(choices: Collection[str]) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if value not in choices:
-            raise ValueError(f"{shown(value)} is not one of {', '.join(choices)}")
-        return value
-
-    return check
 
 
 def _cron(value: Any) -> str:
@@ -77,7 +68,7 @@ def _folder(value: Any) -> Any:
 
 
 Whole = Annotated[int, BeforeValidator(_whole)]
-Format = Annotated[str, BeforeValidator(_one_of(FORMATS))]
+Format = Annotated[str, BeforeValidator(one_of(FORMATS))]
 
 
 class ScheduleSettings(Section):
@@ -89,7 +80,7 @@ class ScheduleSettings(Section):
     timezone: Annotated[str, BeforeValidator(_zone)] = Field(
         "UTC", description="The IANA zone of the schedule and the period's days."
     )
-    period: Annotated[str, BeforeValidator(_one_of(SCHEDULED))] = Field(
+    period: Annotated[str, BeforeValidator(one_of(SCHEDULED))] = Field(
         "yesterday",
         description=f"The period covered: {', '.join(SCHEDULED)} (ending at the scheduled time).",
     )
