@@ -118,8 +118,23 @@ def test_compiled_fields_of_the_nginx_extended_format():
     assert fmt.source == NGINX_EXTENDED
 
 
-def test_user_format_must_match_exactly():
-    [row] = parse(NGINX_EXTENDED, extended() + ' "extra"')
+def test_user_format_reads_its_layout_and_ignores_fields_appended_after_it():
+    # A newer gateway version appends fields to its documented format (APISIX's AI fields).
+    [row] = parse(NGINX_EXTENDED, extended() + ' - 1211 "http://localhost:1984" gpt-4 208')
+    assert row["reject"] is None
+    assert (row["error_code"], row["latency_ms"]) == ("VERSION_MISMATCH", pytest.approx(123.0))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        extended() + '"extra"',  # glued to the last field: not a field of its own
+        extended().replace(' "VERSION_MISMATCH"', ""),  # a declared field missing
+        extended().replace(" 0.123 ", " "),  # one missing in the middle, the rest shifted
+    ],
+)
+def test_user_format_still_rejects_a_line_that_is_not_its_layout(line):
+    [row] = parse(NGINX_EXTENDED, line)
     assert row["reject"] == "does not match the custom format"
 
 

@@ -92,6 +92,7 @@ EXACT_VARIABLES = {"body_bytes_sent": r"\d+", "bytes_sent": r"\d+"}
 QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
 ADDRESS_LIST = r"[^\s,]*(?:, [^\s,]+)*"
 BRACKETED_TIME = r"[^\]]*"
+LENIENT_TAIL = r"(?s:\s.*)?$"  # what may follow a whole layout (see compile_tokens)
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,9 @@ def variable_shape(tokens: list[Token], index: int) -> tuple[str, int | None, in
     return f"[^{re.escape(stop)}]*", (scan.UNTIL_BYTE if stop.isascii() else None), ord(stop)
 
 
-def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail: bool) -> ClfFormat:
+def compile_tokens(
+    name: str, source: str, tokens: list[Token], *, client_prefix: bool
+) -> ClfFormat:
     parts = ["^"]
     fields: list[str] = []
     program: scan.ProgramBuilder | None = scan.ProgramBuilder()
@@ -304,9 +307,11 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
             fields.append(token.field)
         else:
             parts.append(f"(?:{regex})")
-    # Presets accept extra trailing fields that operators often append ($http_x_forwarded_for,
-    # timings); a user's own format must match exactly, up to trailing white space.
-    parts.append(r"(?s:\s.*)?$" if lenient_tail else r"\s*$")
+    # Extra trailing fields after the whole layout are accepted and not read: operators often
+    # append some to a preset ($http_x_forwarded_for, timings), and newer versions of a
+    # gateway append some to its documented format (APISIX's AI fields). They must begin
+    # with white space: the last declared field ends where it ends in the layout.
+    parts.append(LENIENT_TAIL)
     if "status" not in fields:
         raise FormatError(f"log format has no status variable: {source!r}")
     if not fields or not {"time_clf", "time_iso", "time_epoch"} & set(fields):
@@ -314,7 +319,7 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
             f"log format has no time variable ($time_local, $time_iso8601, $msec, %t): {source!r}"
         )
     fallback = None
-    if lenient_tail and tokens[0].field == "client" and len(tokens) > 1 and tokens[1].literal:
+    if client_prefix and tokens[0].field == "client" and len(tokens) > 1 and tokens[1].literal:
         # parts[1] is the client group: let the client be anything up to the next literal.
         fallback = "".join(["^", "(?P<client>.*?)", *parts[2:]])
     return ClfFormat(
@@ -323,18 +328,20 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
         regex="".join(parts),
         fields=tuple(fields),
         fallback=fallback,
-        program=program.end(lenient=lenient_tail) if program is not None else None,
+        program=program.end(lenient=True) if program is not None else None,
     )
 
 
-def compile_log_format(fmt: str, *, name: str = "custom", lenient_tail: bool = False) -> ClfFormat:
-    """Compile an nginx ``log_format`` (``$var``) or Apache ``LogFormat`` (``%x``) string."""
+def compile_log_format(fmt: str, *, name: str = "custom", client_prefix: bool = False) -> ClfFormat:
+    """Compile an nginx ``log_format`` (``$var``) or Apache ``LogFormat`` (``%x``) string;
+    with ``client_prefix`` (the presets), lines missed are tried again after a free-form
+    client prefix."""
     fmt = fmt.strip()
     if not fmt:
         raise FormatError("empty log format")
     dialect = "nginx" if "$" in fmt else "apache"
     tokens = tokenize_nginx(fmt) if dialect == "nginx" else tokenize_apache(fmt)
-    return compile_tokens(name, fmt, tokens, lenient_tail=lenient_tail)
+    return compile_tokens(name, fmt, tokens, client_prefix=client_prefix)
 
 
 NGINX_COMBINED = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
@@ -363,11 +370,11 @@ def quotes_regex(*, user_agent: bool, dash_bytes: bool) -> str:
 def _preset(fmt: str, name: str, shorter: str | None = None) -> ClfFormat:
     """A preset: extra trailing fields accepted, the lines of ``shorter`` too, and lines with
     raw quotes in the request."""
-    preset = compile_log_format(fmt, name=name, lenient_tail=True)
+    preset = compile_log_format(fmt, name=name, client_prefix=True)
     quotes = quotes_regex(user_agent="user_agent" in preset.fields, dash_bytes="$" not in fmt)
     if shorter is None:
         return replace(preset, quotes=quotes)
-    shorter_regex = compile_log_format(shorter, name=name, lenient_tail=True).regex
+    shorter_regex = compile_log_format(shorter, name=name, client_prefix=True).regex
     return replace(preset, shorter=shorter_regex, quotes=quotes)
 
 
