@@ -116,6 +116,10 @@ class ClfFormat:
     # "host:port", quoted or unquoted address lists), as operators often prepend.
     fallback: str | None = None
     unescape: tuple[str, ...] = ("request", "target", "path", "user_agent", "error_code")
+    # For lines still missed: the referer's closing quote missing ('"ref "ua"': exactly three
+    # quotes after the bytes), as some published logs have; the last quoted string is still
+    # the user agent. Tried before ``shorter``, which would take the line without it.
+    unclosed_referer: str | None = None
     # For lines still missed: a shorter format the same server writes beside this one (a
     # common line in a combined log: a vhost or a module that logs without the headers).
     shorter: str | None = None
@@ -135,6 +139,8 @@ class ClfFormat:
         frame = frame.with_columns(pl.col(self.fields[0]).is_not_null().alias("_matched"))
         if self.fallback is not None:
             frame = self._retry_with_prefix(frame, self.fallback)
+        if self.unclosed_referer is not None:
+            frame = self._retry_with_prefix(frame, self.unclosed_referer)
         if self.shorter is not None:
             frame = self._retry_with_prefix(frame, self.shorter)
         if self.quotes is not None:
@@ -353,6 +359,11 @@ APACHE_COMMON = '%h %l %u %t "%r" %>s %b'
 NGINX_EXTENDED = NGINX_COMBINED + ' $request_time "$sent_http_x_error_code"'
 # The log_format "main" of nginx's own default nginx.conf (and of its Docker image).
 NGINX_MAIN = NGINX_COMBINED + ' "$http_x_forwarded_for"'
+# What a combined layout adds to the common one: the referer, then the user agent.
+COMBINED_TAILS = (
+    NGINX_COMBINED.removeprefix(NGINX_COMMON),
+    APACHE_COMBINED.removeprefix(APACHE_COMMON),
+)
 
 
 def quotes_regex(*, user_agent: bool, dash_bytes: bool) -> str:
@@ -367,15 +378,29 @@ def quotes_regex(*, user_agent: bool, dash_bytes: bool) -> str:
     return head + tail + r"(?:\s.*)?$"
 
 
+def unclosed_referer_regex(shorter: ClfFormat) -> str:
+    """A combined line whose referer lacks its closing quote: the layout of ``shorter`` (its
+    common part), then exactly '"referer "user agent"' (the space before the second quote
+    is the separator the layout puts there) and nothing else."""
+    if not shorter.regex.endswith(LENIENT_TAIL):
+        raise FormatError(f"no layout to extend in {shorter.regex!r}")
+    head = shorter.regex.removesuffix(LENIENT_TAIL)
+    return head + f' "{QUOTED} "(?P<user_agent>{QUOTED})"\\s*$'
+
+
 def _preset(fmt: str, name: str, shorter: str | None = None) -> ClfFormat:
     """A preset: extra trailing fields accepted, the lines of ``shorter`` too, and lines with
-    raw quotes in the request."""
+    raw quotes in the request; a combined preset also reads a line whose referer is not
+    closed."""
     preset = compile_log_format(fmt, name=name, client_prefix=True)
     quotes = quotes_regex(user_agent="user_agent" in preset.fields, dash_bytes="$" not in fmt)
     if shorter is None:
         return replace(preset, quotes=quotes)
-    shorter_regex = compile_log_format(shorter, name=name, client_prefix=True).regex
-    return replace(preset, shorter=shorter_regex, quotes=quotes)
+    short = compile_log_format(shorter, name=name, client_prefix=True)
+    unclosed = None
+    if fmt.removeprefix(shorter) in COMBINED_TAILS:
+        unclosed = unclosed_referer_regex(short)
+    return replace(preset, shorter=short.regex, quotes=quotes, unclosed_referer=unclosed)
 
 
 PRESETS: dict[str, ClfFormat] = {
