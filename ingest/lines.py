@@ -121,6 +121,10 @@ def read_chunks(
                 yield Chunk(b"", accounted, pos, pos, overlong)
                 accounted, overlong = pos, []
             continue
+        if eof_ends_line and size is not None and pos + hi - lo == size:
+            # The whole rest of the file is read: its last line, without a newline, ends this
+            # chunk instead of coming alone after it (format detection sees it with the rest).
+            cut = hi - 1
         end = pos + cut + 1 - lo
         yield Chunk(buf[lo : cut + 1].data, accounted, end, pos, overlong)
         accounted, pos, overlong = end, end, []

@@ -221,9 +221,12 @@ def _detected(chunk: Chunk, early: Detection | FormatError | None) -> Detection:
 
 def _head(chunk: Chunk) -> Chunk:
     """The chunk's first lines, enough to detect the format from (the first DETECT_LINES
-    lines unless they are very long): not the whole chunk, which may be 64 MB."""
+    lines unless they are very long): not the whole chunk, which may be 64 MB. A chunk no
+    longer than that is all of it, with the last line of a file that ends without a newline."""
+    if len(chunk.data) <= DETECT_BYTES:
+        return chunk
     cut = bytes(chunk.data[:DETECT_BYTES]).rfind(b"\n") + 1
-    if cut <= 0 or cut >= len(chunk.data):
+    if cut <= 0:
         return chunk
     return Chunk(chunk.data[:cut], chunk.start, chunk.data_start + cut, chunk.data_start)
 

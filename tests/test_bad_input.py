@@ -164,6 +164,20 @@ def test_file_without_trailing_newline_imports_its_last_line(run_cli, db_path, t
     assert store_counts(db_path)["sources"] == [(1, len(data), 3)]
 
 
+def test_the_last_line_without_a_newline_is_seen_by_format_detection(run_cli, db_path, tmp_path):
+    # Only the last line says the log is Apache's (nginx never writes "-" for the bytes):
+    # detection must see it, or nginx-combined wins the tie and rejects it.
+    log = tmp_path / "apache.log"
+    line = '1.2.3.4 - - [30/Jun/2019:17:06:15 +0000] "GET /{} HTTP/1.1" 409 {} "-" "curl/8"'
+    lines = [line.format(n, 10 + n).encode() for n in range(3)] + [line.format(3, "-").encode()]
+    write_lines(log, lines, trailing_newline=False)
+    summary = cli_json(run_cli("ingest", "--db", db_path, "--json", log))
+    [file] = summary["files"]
+    assert (file["format"], file["detection"]["sampled"]) == ("apache-combined", 4)
+    assert (summary["parsed"], summary["rejected"]) == (4, 0)
+    assert query(db_path, "SELECT bytes FROM conflict_events WHERE path = '/3'") == [(0,)]
+
+
 def test_completing_a_last_line_later_adds_no_phantom_line(run_cli, db_path, tmp_path):
     log = tmp_path / "growing.log"
     write_lines(

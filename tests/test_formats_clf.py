@@ -118,8 +118,23 @@ def test_compiled_fields_of_the_nginx_extended_format():
     assert fmt.source == NGINX_EXTENDED
 
 
-def test_user_format_must_match_exactly():
-    [row] = parse(NGINX_EXTENDED, extended() + ' "extra"')
+def test_user_format_reads_its_layout_and_ignores_fields_appended_after_it():
+    # A newer gateway version appends fields to its documented format (APISIX's AI fields).
+    [row] = parse(NGINX_EXTENDED, extended() + ' - 1211 "http://localhost:1984" gpt-4 208')
+    assert row["reject"] is None
+    assert (row["error_code"], row["latency_ms"]) == ("VERSION_MISMATCH", pytest.approx(123.0))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        extended() + '"extra"',  # glued to the last field: not a field of its own
+        extended().replace(' "VERSION_MISMATCH"', ""),  # a declared field missing
+        extended().replace(" 0.123 ", " "),  # one missing in the middle, the rest shifted
+    ],
+)
+def test_user_format_still_rejects_a_line_that_is_not_its_layout(line):
+    [row] = parse(NGINX_EXTENDED, line)
     assert row["reject"] == "does not match the custom format"
 
 
@@ -386,3 +401,38 @@ def test_raw_quotes_in_the_request_run_to_the_last_quote_before_the_status(
 ):
     row = parse_one(get_format(preset), line)
     assert (row["reject"], row["path"], row["user_agent"]) == (None, path, user_agent)
+
+
+UNCLOSED = '212.205.21.11 - - [30/Jun/2019:17:06:15 +0000] "GET /x HTTP/1.1" 200 {size} "https://example.com/ "Mozilla/5.0 (Linux) Safari/537.36"'
+
+
+@pytest.mark.parametrize(
+    ("preset", "size", "bytes_"),
+    [
+        ("nginx-combined", "2028", 2028),
+        ("apache-combined", "2028", 2028),
+        ("apache-combined", "-", 0),
+    ],
+)
+def test_a_referer_without_its_closing_quote_leaves_the_user_agent_readable(preset, size, bytes_):
+    # As published in a project's test data: '"ref "ua"', three quotes after the bytes.
+    row = parse_one(get_format(preset), UNCLOSED.format(size=size))
+    assert row["reject"] is None
+    assert (row["path"], row["bytes"]) == ("/x", bytes_)
+    assert row["user_agent"] == "Mozilla/5.0 (Linux) Safari/537.36"
+
+
+@pytest.mark.parametrize(
+    ("tail", "user_agent"),
+    [
+        ('"https://example.com/" "curl/8"', "curl/8"),  # well formed: read as always
+        ('"-" "a \\"quoted\\" agent"', 'a "quoted" agent'),  # escaped quotes undone
+        ('"https://example.com/ "curl/8" 0.004', None),  # more after it: not this form
+        ('"-" "curl "8" x"', None),  # five quotes: which is the agent is a guess
+        ('"https://example.com/"curl/8"', None),  # no separating space: not this form
+    ],
+)
+def test_only_the_unclosed_referer_form_is_read_past_the_strict_tail(tail, user_agent):
+    line = f'1.2.3.4 - - [30/Jun/2019:17:06:15 +0000] "GET /x HTTP/1.1" 200 5 {tail}'
+    row = parse_one(get_format("nginx-combined"), line)
+    assert (row["reject"], row["user_agent"]) == (None, user_agent)

@@ -135,6 +135,18 @@ def test_chunks_hold_exactly_the_file_in_whole_lines(chunk_bytes, last_line):
     assert all(c.data_start == c.start for c in chunks)  # no line skipped as too long
 
 
+@pytest.mark.parametrize("chunk_bytes", [64, 1024, 1 << 20])
+def test_with_the_size_known_a_last_line_without_a_newline_ends_the_last_chunk(chunk_bytes):
+    # Not a chunk of its own: format detection, which reads the first chunk, sees it.
+    data = b"".join(b"x" * (i % 13) + b"\n" for i in range(300)) + b"last line"
+    chunks = list(read_chunks(io.BytesIO(data), chunk_bytes=chunk_bytes, size=len(data)))
+    assert b"".join(c.data for c in chunks) == data
+    assert [c.start for c in chunks[1:]] == [c.end for c in chunks[:-1]]
+    assert bytes(chunks[-1].data).endswith(b"\nlast line")
+    if chunk_bytes > len(data):
+        assert len(chunks) == 1
+
+
 @pytest.mark.parametrize("chunk_bytes", [30_000, 100_000, 300_000])
 def test_lines_longer_than_the_newline_search_window_are_framed_exactly(chunk_bytes):
     # Lines around and beyond 64 KiB, the window that newlines are searched in; the reader

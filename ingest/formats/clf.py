@@ -93,6 +93,7 @@ EXACT_VARIABLES = {"body_bytes_sent": r"\d+", "bytes_sent": r"\d+"}
 QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
 ADDRESS_LIST = r"[^\s,]*(?:, [^\s,]+)*"
 BRACKETED_TIME = r"[^\]]*"
+LENIENT_TAIL = r"(?s:\s.*)?$"  # what may follow a whole layout (see compile_tokens)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ class ClfFormat:
     # "host:port", quoted or unquoted address lists), as operators often prepend.
     fallback: str | None = None
     unescape: tuple[str, ...] = ("request", "target", "path", "user_agent", "error_code")
+    # For lines still missed: the referer's closing quote missing ('"ref "ua"': exactly three
+    # quotes after the bytes), as some published logs have; the last quoted string is still
+    # the user agent. Tried before ``shorter``, which would take the line without it.
+    unclosed_referer: str | None = None
     # For lines still missed: a shorter format the same server writes beside this one (a
     # common line in a combined log: a vhost or a module that logs without the headers).
     shorter: str | None = None
@@ -135,6 +140,8 @@ class ClfFormat:
         frame = frame.with_columns(pl.col(self.fields[0]).is_not_null().alias("_matched"))
         if self.fallback is not None:
             frame = self._retry_with_prefix(frame, self.fallback)
+        if self.unclosed_referer is not None:
+            frame = self._retry_with_prefix(frame, self.unclosed_referer)
         if self.shorter is not None:
             frame = self._retry_with_prefix(frame, self.shorter)
         if self.quotes is not None:
@@ -285,7 +292,9 @@ def variable_shape(tokens: list[Token], index: int) -> tuple[str, int | None, in
     return f"[^{re.escape(stop)}]*", (scan.UNTIL_BYTE if stop.isascii() else None), ord(stop)
 
 
-def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail: bool) -> ClfFormat:
+def compile_tokens(
+    name: str, source: str, tokens: list[Token], *, client_prefix: bool
+) -> ClfFormat:
     parts = ["^"]
     fields: list[str] = []
     program: scan.ProgramBuilder | None = scan.ProgramBuilder()
@@ -305,9 +314,11 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
             fields.append(token.field)
         else:
             parts.append(f"(?:{regex})")
-    # Presets accept extra trailing fields that operators often append ($http_x_forwarded_for,
-    # timings); a user's own format must match exactly, up to trailing white space.
-    parts.append(r"(?s:\s.*)?$" if lenient_tail else r"\s*$")
+    # Extra trailing fields after the whole layout are accepted and not read: operators often
+    # append some to a preset ($http_x_forwarded_for, timings), and newer versions of a
+    # gateway append some to its documented format (APISIX's AI fields). They must begin
+    # with white space: the last declared field ends where it ends in the layout.
+    parts.append(LENIENT_TAIL)
     if "status" not in fields:
         raise FormatError(f"log format has no status variable: {source!r}")
     if not fields or not {"time_clf", "time_iso", "time_epoch"} & set(fields):
@@ -315,7 +326,7 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
             f"log format has no time variable ($time_local, $time_iso8601, $msec, %t): {source!r}"
         )
     fallback = None
-    if lenient_tail and tokens[0].field == "client" and len(tokens) > 1 and tokens[1].literal:
+    if client_prefix and tokens[0].field == "client" and len(tokens) > 1 and tokens[1].literal:
         # parts[1] is the client group: let the client be anything up to the next literal.
         fallback = "".join(["^", "(?P<client>.*?)", *parts[2:]])
     return ClfFormat(
@@ -324,18 +335,20 @@ def compile_tokens(name: str, source: str, tokens: list[Token], *, lenient_tail:
         regex="".join(parts),
         fields=tuple(fields),
         fallback=fallback,
-        program=program.end(lenient=lenient_tail) if program is not None else None,
+        program=program.end(lenient=True) if program is not None else None,
     )
 
 
-def compile_log_format(fmt: str, *, name: str = "custom", lenient_tail: bool = False) -> ClfFormat:
-    """Compile an nginx ``log_format`` (``$var``) or Apache ``LogFormat`` (``%x``) string."""
+def compile_log_format(fmt: str, *, name: str = "custom", client_prefix: bool = False) -> ClfFormat:
+    """Compile an nginx ``log_format`` (``$var``) or Apache ``LogFormat`` (``%x``) string;
+    with ``client_prefix`` (the presets), lines missed are tried again after a free-form
+    client prefix."""
     fmt = fmt.strip()
     if not fmt:
         raise FormatError("empty log format")
     dialect = "nginx" if "$" in fmt else "apache"
     tokens = tokenize_nginx(fmt) if dialect == "nginx" else tokenize_apache(fmt)
-    return compile_tokens(name, fmt, tokens, lenient_tail=lenient_tail)
+    return compile_tokens(name, fmt, tokens, client_prefix=client_prefix)
 
 
 NGINX_COMBINED = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
@@ -347,6 +360,11 @@ APACHE_COMMON = '%h %l %u %t "%r" %>s %b'
 NGINX_EXTENDED = NGINX_COMBINED + ' $request_time "$sent_http_x_error_code"'
 # The log_format "main" of nginx's own default nginx.conf (and of its Docker image).
 NGINX_MAIN = NGINX_COMBINED + ' "$http_x_forwarded_for"'
+# What a combined layout adds to the common one: the referer, then the user agent.
+COMBINED_TAILS = (
+    NGINX_COMBINED.removeprefix(NGINX_COMMON),
+    APACHE_COMBINED.removeprefix(APACHE_COMMON),
+)
 
 
 def quotes_regex(*, user_agent: bool, dash_bytes: bool) -> str:
@@ -361,15 +379,29 @@ def quotes_regex(*, user_agent: bool, dash_bytes: bool) -> str:
     return head + tail + r"(?:\s.*)?$"
 
 
+def unclosed_referer_regex(shorter: ClfFormat) -> str:
+    """A combined line whose referer lacks its closing quote: the layout of ``shorter`` (its
+    common part), then exactly '"referer "user agent"' (the space before the second quote
+    is the separator the layout puts there) and nothing else."""
+    if not shorter.regex.endswith(LENIENT_TAIL):
+        raise FormatError(f"no layout to extend in {shorter.regex!r}")
+    head = shorter.regex.removesuffix(LENIENT_TAIL)
+    return head + f' "{QUOTED} "(?P<user_agent>{QUOTED})"\\s*$'
+
+
 def _preset(fmt: str, name: str, shorter: str | None = None) -> ClfFormat:
     """A preset: extra trailing fields accepted, the lines of ``shorter`` too, and lines with
-    raw quotes in the request."""
-    preset = compile_log_format(fmt, name=name, lenient_tail=True)
+    raw quotes in the request; a combined preset also reads a line whose referer is not
+    closed."""
+    preset = compile_log_format(fmt, name=name, client_prefix=True)
     quotes = quotes_regex(user_agent="user_agent" in preset.fields, dash_bytes="$" not in fmt)
     if shorter is None:
         return replace(preset, quotes=quotes)
-    shorter_regex = compile_log_format(shorter, name=name, lenient_tail=True).regex
-    return replace(preset, shorter=shorter_regex, quotes=quotes)
+    short = compile_log_format(shorter, name=name, client_prefix=True)
+    unclosed = None
+    if fmt.removeprefix(shorter) in COMBINED_TAILS:
+        unclosed = unclosed_referer_regex(short)
+    return replace(preset, shorter=short.regex, quotes=quotes, unclosed_referer=unclosed)
 
 
 PRESETS: dict[str, ClfFormat] = {
