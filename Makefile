@@ -44,7 +44,7 @@ docs: $(BIN)/conflictlens
 
 # Regenerate the small per-format samples kept in sample_logs/.
 samples: $(BIN)/conflictlens
-	$(BIN)/python -m sample_logs.generator
+	$(BIN)/python -m conflictlens.sample_logs.generator
 
 # The suite runs on every core (pytest-xdist), a test file per worker: a file's module
 # fixtures (stores built from generated logs) are built once.

@@ -12,7 +12,7 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "ingest.formats._scan",
+            "conflictlens.ingest.formats._scan",
             [
                 "ingest/formats/_scan.c",
                 "ingest/formats/_json.c",

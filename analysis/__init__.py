@@ -1,7 +1,7 @@
 """Analysis: the one query catalog over the store. Nothing else writes SQL against its tables."""
 
-from analysis.catalog import ANALYSES, PARAM_TYPES, QUERIES, Analysis, Query, run_query
-from analysis.params import FILTERS, AnalysisError, Filters, TimeRange
+from conflictlens.analysis.catalog import ANALYSES, PARAM_TYPES, QUERIES, Analysis, Query, run_query
+from conflictlens.analysis.params import FILTERS, AnalysisError, Filters, TimeRange
 
 __all__ = [
     "ANALYSES",
@@ -16,4 +16,4 @@ __all__ = [
     "run_query",
 ]
 
-import analysis.reports.queries  # noqa: F401 - registers the report queries
+import conflictlens.analysis.reports.queries  # noqa: F401 - registers the report queries

@@ -21,8 +21,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from analysis import spans
-from analysis.params import (
+from conflictlens.analysis import spans
+from conflictlens.analysis.params import (
     EVENT_FILTER,
     HOUR_EVENT_FILTER,
     HOUR_REQUEST_FILTER,
@@ -35,7 +35,7 @@ from analysis.params import (
     data_start,
     fetch,
 )
-from store.summaries import EPOCH, summarised_before
+from conflictlens.store.summaries import EPOCH, summarised_before
 
 CLUSTER_KEYS: tuple[str, ...] = ("service", "method", "route", "error_code", "kind")
 ROUTE_KEYS: tuple[str, ...] = ("service", "method", "route")

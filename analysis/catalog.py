@@ -13,10 +13,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from analysis.events import EVENT_SORTS, conflict_events
-from analysis.hotspots import SORTS, hot_spots
-from analysis.incidents import anomalous_buckets, incidents
-from analysis.params import (
+from conflictlens.analysis.events import EVENT_SORTS, conflict_events
+from conflictlens.analysis.hotspots import SORTS, hot_spots
+from conflictlens.analysis.incidents import anomalous_buckets, incidents
+from conflictlens.analysis.params import (
     EVENT_FILTER,
     FILTERS,
     ROLLUP_FILTER,
@@ -26,9 +26,9 @@ from analysis.params import (
     check_param,
     flag,
 )
-from analysis.resources import RESOURCE_SORTS, hot_resources, resource_timeline
-from analysis.storms import retry_storms
-from analysis.timeline import clusters_over_time
+from conflictlens.analysis.resources import RESOURCE_SORTS, hot_resources, resource_timeline
+from conflictlens.analysis.storms import retry_storms
+from conflictlens.analysis.timeline import clusters_over_time
 
 
 @dataclass(frozen=True)

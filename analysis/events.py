@@ -12,7 +12,14 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from analysis.params import EVENT_FILTER, AnalysisError, Filters, TimeRange, fetch, flag
+from conflictlens.analysis.params import (
+    EVENT_FILTER,
+    AnalysisError,
+    Filters,
+    TimeRange,
+    fetch,
+    flag,
+)
 
 # What Explore may sort by: parameter value -> column (all of them columns of the answer).
 EVENT_SORTS: tuple[str, ...] = (

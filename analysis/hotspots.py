@@ -19,13 +19,13 @@ import datetime as dt
 import duckdb
 import polars as pl
 
-from analysis.baselines import (
+from conflictlens.analysis.baselines import (
     CLUSTER_KEYS,
     MIN_SAMPLES,
     series_baselines,
     with_scores,
 )
-from analysis.params import (
+from conflictlens.analysis.params import (
     DAY,
     EVENT_FILTER,
     HOUR,
@@ -37,7 +37,7 @@ from analysis.params import (
     data_start,
     fetch,
 )
-from analysis.spans import ceil_to, floor_to
+from conflictlens.analysis.spans import ceil_to, floor_to
 
 SORTS = ("growth", "volume", "ratio", "new")
 

@@ -28,9 +28,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from analysis.baselines import CLUSTER_KEYS, empty_series, series_baselines
-from analysis.incident_context import with_context
-from analysis.params import (
+from conflictlens.analysis.baselines import CLUSTER_KEYS, empty_series, series_baselines
+from conflictlens.analysis.incident_context import with_context
+from conflictlens.analysis.params import (
     DAY,
     Filters,
     TimeRange,
@@ -39,7 +39,7 @@ from analysis.params import (
     data_end,
     data_start,
 )
-from analysis.spans import ceil_to, floor_to
+from conflictlens.analysis.spans import ceil_to, floor_to
 
 RATIO_LIFT = 1.5
 MIN_EPISODE_BUCKETS = 2

@@ -20,9 +20,9 @@ import duckdb
 import polars as pl
 import yaml
 
-from analysis.params import AnalysisError
 from conflictlens._errors import first_line
-from store.route_map import (
+from conflictlens.analysis.params import AnalysisError
+from conflictlens.store.route_map import (
     apply_route_map,
     match_templates,
     replace_route_map,

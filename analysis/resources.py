@@ -15,7 +15,7 @@ from dataclasses import replace
 import duckdb
 import polars as pl
 
-from analysis.params import (
+from conflictlens.analysis.params import (
     DAY,
     EVENT_FILTER,
     HOUR,

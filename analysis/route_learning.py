@@ -37,7 +37,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from store.route_map import (
+from conflictlens.store.route_map import (
     PLACEHOLDER,
     apply_route_map,
     read_route_map,

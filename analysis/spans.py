@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from store.summaries import EPOCH, LEVELS
+from conflictlens.store.summaries import EPOCH, LEVELS
 
 Span = tuple[dt.datetime, dt.datetime]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from analysis.params import EVENT_FILTER, Filters, TimeRange, closed_range, fetch
+from conflictlens.analysis.params import EVENT_FILTER, Filters, TimeRange, closed_range, fetch
 
 _STORMS = f"""
 WITH everything AS (

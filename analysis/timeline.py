@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from analysis.params import (
+from conflictlens.analysis.params import (
     EVENT_FILTER,
     ROLLUP_FILTER,
     Filters,

@@ -10,7 +10,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from ingest.kinds import CODE_WORDS, STATUS_KINDS
+from conflictlens.ingest.kinds import CODE_WORDS, STATUS_KINDS
 
 # Placeholder -> how an id of that kind is spelled (``r`` is the resource's rank, 1 = hottest).
 ID_SQL = {

@@ -50,8 +50,8 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
 from bench.analysis_catalog import ENDPOINTS, ID_SQL, INCIDENTS, endpoint_rows
-from store import refresh_summaries, summarised_before
-from store.schema import SCHEMA_VERSION, current_version, migrate
+from conflictlens.store import refresh_summaries, summarised_before
+from conflictlens.store.schema import SCHEMA_VERSION, current_version, migrate
 
 GENERATOR_VERSION = 2  # bump when the data a spec produces changes
 CONFLICT_STATUSES = (409, 412, 423, 428)

@@ -66,7 +66,6 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from analysis import QUERIES, TimeRange, run_query
 from bench.analysis_peer import PEER_SQL, open_raw, run_peer, same_answer
 from bench.analysis_store import Spec, ensure_raw, ensure_store, meta_path
 from bench.common import (
@@ -79,8 +78,9 @@ from bench.common import (
     positive_int,
     summary_row,
 )
-from store import summarised_before
-from store.db import connect
+from conflictlens.analysis import QUERIES, TimeRange, run_query
+from conflictlens.store import summarised_before
+from conflictlens.store.db import connect
 
 BAR_MS = 300.0
 RANGES = (("24h", dt.timedelta(hours=24)), ("7d", dt.timedelta(days=7)))

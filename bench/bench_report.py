@@ -43,14 +43,6 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from analysis.params import TimeRange
-from analysis.reports import (
-    ReportOptions,
-    build_report,
-    local_queries,
-    parse_period,
-    render,
-)
 from bench.analysis_store import Spec, ensure_store
 from bench.common import (
     BenchError,
@@ -61,7 +53,15 @@ from bench.common import (
     other_cpu_share,
     summary_row,
 )
-from store.db import connect
+from conflictlens.analysis.params import TimeRange
+from conflictlens.analysis.reports import (
+    ReportOptions,
+    build_report,
+    local_queries,
+    parse_period,
+    render,
+)
+from conflictlens.store.db import connect
 
 END = "2026-11-20T00:00:00Z"
 CASES = (

@@ -61,7 +61,7 @@ class StoreChanges:
         # Imported outside a Streamlit server, its cached functions warn that there is no
         # runtime: true, and beside the point here.
         logging.getLogger("streamlit.runtime.caching.cache_data_api").disabled = True
-        from dashboard.data import store_version
+        from conflictlens.dashboard.data import store_version
 
         self.version: Callable[[], tuple[int, ...]] = lambda: store_version(db)
         self.last = self.version()

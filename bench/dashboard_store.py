@@ -14,7 +14,7 @@ from bench.common import OUT, PROJECT, child_env, conflictlens_exe
 def store_path(quick: bool) -> Path:
     """The analysis benchmark's store (built when missing), refreshed summaries included."""
     from bench.analysis_store import Spec, ensure_store
-    from store import connect, refresh_summaries
+    from conflictlens.store import connect, refresh_summaries
 
     spec = Spec(requests=5_000_000, conflicts=200_000) if quick else Spec()
     db = OUT / f"analysis-store-{spec.label}.duckdb"
@@ -74,7 +74,7 @@ def data_end(db: Path) -> str:
     meta = Path(f"{db}.meta.json")
     if meta.exists():
         return str(json.loads(meta.read_text())["key"]["end"])
-    from store import connect
+    from conflictlens.store import connect
 
     con = connect(db, read_only=True)
     try:

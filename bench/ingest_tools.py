@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError, child_env, conflictlens_exe
-from sample_logs.generator import write_log
+from conflictlens.sample_logs.generator import write_log
 
 STYLE = "nginx-combined"
 SEED = 7

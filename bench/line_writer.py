@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sample_logs.generator import format_lines, traffic
+from conflictlens.sample_logs.generator import format_lines, traffic
 
 STYLE = "nginx-combined"
 WRITE_TICK_S = 0.01  # the writer appends a batch this often

@@ -18,12 +18,12 @@ import polars as pl
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from analysis import PARAM_TYPES, QUERIES, AnalysisError, TimeRange, run_query
 from conflictlens import __version__
 from conflictlens._errors import ConflictlensError, InvalidValue, first_line
+from conflictlens.analysis import PARAM_TYPES, QUERIES, AnalysisError, TimeRange, run_query
 from conflictlens.output import records
+from conflictlens.store import SCHEMA_VERSION
 from conflictlens.timeparse import parse_time
-from store import SCHEMA_VERSION
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 StatusProvider = Callable[[], list[dict[str, Any]]]

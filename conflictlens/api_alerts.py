@@ -28,7 +28,9 @@ import duckdb
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from analysis.alerts import (
+from conflictlens._errors import InvalidValue, first_line
+from conflictlens._settings import inline_schema
+from conflictlens.analysis.alerts import (
     AlertsConfig,
     backtest,
     evaluate_all,
@@ -36,17 +38,15 @@ from analysis.alerts import (
     parse_rule,
     preview,
 )
-from analysis.alerts.engine import test_notifications_for
-from analysis.alerts.reads import overview, read_silences
-from analysis.alerts.series import BaselineCache
-from analysis.alerts.settings import RuleSettings
-from analysis.params import naive_utc
-from conflictlens._errors import InvalidValue, first_line
-from conflictlens._settings import inline_schema
+from conflictlens.analysis.alerts.engine import test_notifications_for
+from conflictlens.analysis.alerts.reads import overview, read_silences
+from conflictlens.analysis.alerts.series import BaselineCache
+from conflictlens.analysis.alerts.settings import RuleSettings
+from conflictlens.analysis.params import naive_utc
 from conflictlens.config import ConfigError
 from conflictlens.config_edit import delete_rule, save_rule
+from conflictlens.store import alerts as alert_store
 from conflictlens.timeparse import parse_time
-from store import alerts as alert_store
 
 log = logging.getLogger("conflictlens.alerts")
 Cursor = Callable[[], duckdb.DuckDBPyConnection]

@@ -20,11 +20,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from analysis import TimeRange, run_query
 from conflictlens._errors import InvalidValue, first_line
+from conflictlens.analysis import TimeRange, run_query
 from conflictlens.output import records
+from conflictlens.store.annotations import AnnotationError, add_annotation
 from conflictlens.timeparse import parse_time
-from store.annotations import AnnotationError, add_annotation
 
 Cursor = Callable[[], duckdb.DuckDBPyConnection]
 Clock = Callable[[], dt.datetime]

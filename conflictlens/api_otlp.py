@@ -20,9 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from conflictlens._errors import first_line
 from conflictlens.api import OTLP_PATH
-from ingest.batch import DATA_ERRORS
-from ingest.otlp import Accepted, OtlpIntake
-from ingest.otlp_decode import OtlpError, decode_json, decode_protobuf
+from conflictlens.ingest.batch import DATA_ERRORS
+from conflictlens.ingest.otlp import Accepted, OtlpIntake
+from conflictlens.ingest.otlp_decode import OtlpError, decode_json, decode_protobuf
 
 log = logging.getLogger("conflictlens.otlp")
 

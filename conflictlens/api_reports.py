@@ -20,9 +20,9 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from analysis.reports import Archive, ReportsConfig, generate_now, parse_request
-from analysis.reports.build import local_queries
-from analysis.reports.render import MEDIA_TYPES
+from conflictlens.analysis.reports import Archive, ReportsConfig, generate_now, parse_request
+from conflictlens.analysis.reports.build import local_queries
+from conflictlens.analysis.reports.render import MEDIA_TYPES
 
 Cursor = Callable[[], duckdb.DuckDBPyConnection]
 Clock = Callable[[], dt.datetime]

@@ -26,7 +26,7 @@ from conflictlens.cli_support import (
     run,
 )
 from conflictlens.config import Config, load_config
-from sample_logs.names import FORMAT_NAMES as SAMPLE_FORMAT_NAMES
+from conflictlens.sample_logs.names import FORMAT_NAMES as SAMPLE_FORMAT_NAMES
 
 
 class LazyGroup(click.Group):
@@ -118,9 +118,9 @@ def ingest(
     """
     import dataclasses
 
-    from ingest import IngestError, import_source
-    from ingest.formats import UnknownFormat, get_format
-    from store import refresh_summaries
+    from conflictlens.ingest import IngestError, import_source
+    from conflictlens.ingest.formats import UnknownFormat, get_format
+    from conflictlens.store import refresh_summaries
 
     config, db = resolve_config(config_file, db_path)
     if format_name == "json" and not log_format and config.json_fields:
@@ -218,7 +218,7 @@ def serve_command(
     from conflictlens.dashboard_process import start_dashboard, stop_dashboard
     from conflictlens.jobs import Live, serve_delivery, serve_intake, serve_jobs, serve_routers
     from conflictlens.serve import is_loopback, serve
-    from store import connect
+    from conflictlens.store import connect
 
     config, db = resolve_config(config_file, db_path)
     if find_server(db):
@@ -302,8 +302,8 @@ def dashboard_command(
     from conflictlens.dashboard_process import dashboard_env, streamlit_command
 
     require_dashboard()
+    from conflictlens.dashboard.passwords import hash_password as make_hash
     from conflictlens.serve import is_loopback
-    from dashboard.passwords import hash_password as make_hash
 
     if hash_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -409,7 +409,7 @@ def sample(
 
         conflictlens sample --format kong-json --scenario retry-storm --lines 200000 --out demo/access.log
     """
-    from sample_logs.names import FORMAT_NAMES, SCENARIO_NAMES
+    from conflictlens.sample_logs.names import FORMAT_NAMES, SCENARIO_NAMES
 
     if style not in FORMAT_NAMES:
         raise UserError(f"unknown format {style!r}; known: {', '.join(FORMAT_NAMES)}")
@@ -427,7 +427,7 @@ def sample(
         ) from None
     if not Path(out).parent.exists():
         raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
-    from sample_logs.generator import write_log
+    from conflictlens.sample_logs.generator import write_log
 
     truth = write_log(out, lines, style=style, seed=seed, tz=tz, hours=hours, scenario=scenario)
     if as_json:
@@ -454,7 +454,7 @@ class _OpeningStore:
         return self._opened.result()
 
     def writer(self) -> Any:
-        from store import Writer
+        from conflictlens.store import Writer
 
         return Writer(self.connection())
 
@@ -468,7 +468,7 @@ class _OpeningStore:
 
 def _open_for_import(db: Path) -> Any:
     """The store opened for writing; when serve owns it, say how to import through serve."""
-    from store import DatabaseLocked, connect, prepare_batch_import
+    from conflictlens.store import DatabaseLocked, connect, prepare_batch_import
 
     try:
         con = connect(db)

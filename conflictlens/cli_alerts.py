@@ -143,7 +143,7 @@ def _describe_channel(name: str, channel: Any) -> dict[str, Any]:
     if isinstance(channel, dict):
         return {"name": name, "type": channel.get("type")}
     try:
-        from notify.config import describe_channel
+        from conflictlens.notify.config import describe_channel
     except ImportError:
         return {"name": name, "type": getattr(channel, "type", None)}
     described: dict[str, Any] = describe_channel(channel)
@@ -176,8 +176,8 @@ def list_alerts(config_file: str | None, db_path: str | None, as_json: bool) -> 
     if url is not None:
         state = _get(config, url, "/api/alerts")
     else:
-        from analysis.alerts.reads import overview
-        from store import connect
+        from conflictlens.analysis.alerts.reads import overview
+        from conflictlens.store import connect
 
         con = connect(db, read_only=True)
         try:
@@ -236,9 +236,9 @@ def test(rule: str, config_file: str | None, db_path: str | None) -> None:
 
 
 def _test_here(config: Config, db: Path, rule: str) -> None:
-    from analysis.alerts import test_notifications_for
-    from store import alerts as alert_store
-    from store import connect
+    from conflictlens.analysis.alerts import test_notifications_for
+    from conflictlens.store import alerts as alert_store
+    from conflictlens.store import connect
 
     now = _now()
     con = connect(db)
@@ -246,7 +246,7 @@ def _test_here(config: Config, db: Path, rule: str) -> None:
         rows = test_notifications_for(con, config.alerts, rule, now)
         alert_store.enqueue(con, rows, _naive(now))
         try:
-            from notify.outbox import deliver_due
+            from conflictlens.notify.outbox import deliver_due
         except ImportError:
             raise UserError(
                 "queued the test notification, but this installation cannot deliver "
@@ -343,8 +343,8 @@ def _backtest_here(
     until: dt.datetime | None,
     rules: tuple[str, ...],
 ) -> list[dict[str, Any]]:
-    from analysis.alerts import backtest
-    from store import connect
+    from conflictlens.analysis.alerts import backtest
+    from conflictlens.store import connect
 
     con = connect(db, read_only=True)
     try:
@@ -391,7 +391,7 @@ def silence_add(
 
         conflictlens alerts silence add --rule checkout-conflicts --match route=/api/v2/carts/{id} --for 2h
     """
-    from analysis.alerts import parse_duration
+    from conflictlens.analysis.alerts import parse_duration
 
     config, db = resolve_config(config_file, db_path)
     matchers = {"rule": rule}
@@ -410,8 +410,8 @@ def silence_add(
         body = {"matchers": matchers, "duration": duration, "comment": comment}
         number = _post(config, url, "/api/alerts/silences", body)["id"]
     else:
-        from store import alerts as alert_store
-        from store import connect
+        from conflictlens.store import alerts as alert_store
+        from conflictlens.store import connect
 
         now = _naive(_now())
         con = connect(db)
@@ -448,8 +448,8 @@ def silence_list(config_file: str | None, db_path: str | None, as_json: bool) ->
     if url is not None:
         rows = _get(config, url, "/api/alerts/silences")
     else:
-        from analysis.alerts.reads import read_silences
-        from store import connect
+        from conflictlens.analysis.alerts.reads import read_silences
+        from conflictlens.store import connect
 
         now = _naive(_now())
         con = connect(db, read_only=True)
@@ -490,8 +490,8 @@ def silence_expire(silence_id: int, config_file: str | None, db_path: str | None
     if url is not None:
         _post(config, url, f"/api/alerts/silences/{silence_id}/expire")
     else:
-        from store import alerts as alert_store
-        from store import connect
+        from conflictlens.store import alerts as alert_store
+        from conflictlens.store import connect
 
         con = connect(db)
         try:

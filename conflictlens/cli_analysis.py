@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import click
 import polars as pl
 
-from analysis.reports.text import resolution
 from conflictlens import output
+from conflictlens.analysis.reports.text import resolution
 from conflictlens.cli_support import (
     common_options,
     friendly_errors,

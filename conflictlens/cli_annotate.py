@@ -52,7 +52,7 @@ def annotate(
         conflictlens annotate --at 2026-11-19T15:20Z --text "orders v1.42" --service orders
     """
     from conflictlens.client import find_server, send_json
-    from store.annotations import checked
+    from conflictlens.store.annotations import checked
 
     config, db = resolve_config(config_file, db_path)
     now = dt.datetime.now(dt.UTC)
@@ -69,8 +69,8 @@ def annotate(
         except OSError as exc:
             raise UserError(f"serve at {url} did not answer: {exc}") from None
     else:
-        from store import connect
-        from store.annotations import add_annotation
+        from conflictlens.store import connect
+        from conflictlens.store.annotations import add_annotation
 
         con = connect(db)
         try:

@@ -24,8 +24,8 @@ from typing import Any
 import click
 import polars as pl
 
-from analysis.params import TimeRange
-from analysis.reports import (
+from conflictlens.analysis.params import TimeRange
+from conflictlens.analysis.reports import (
     FORMATS,
     Archive,
     QueryFn,
@@ -40,8 +40,8 @@ from analysis.reports import (
     parse_request,
     render,
 )
-from analysis.reports.archive import write_atomic
-from analysis.reports.render import SUFFIXES, formats_text
+from conflictlens.analysis.reports.archive import write_atomic
+from conflictlens.analysis.reports.render import SUFFIXES, formats_text
 from conflictlens.cli_support import UserError, common_options, friendly_errors, resolve_config
 from conflictlens.config import Config
 from conflictlens.timeparse import parse_time
@@ -90,7 +90,7 @@ def serve_queries(url: str, token: str | None) -> QueryFn:
 def query_function(config: Config, db: Path) -> Iterator[QueryFn]:
     """Through serve when it runs (it owns the file), else on the store opened read-only."""
     from conflictlens.client import find_server
-    from store import connect
+    from conflictlens.store import connect
 
     url = find_server(db)
     if url is not None:
@@ -131,7 +131,7 @@ def report_channels(config: Config) -> Mapping[str, Any]:
     wired = getattr(getattr(config, "alerts", None), "channels", None)
     if isinstance(wired, Mapping):
         return wired
-    from notify import ChannelConfigError, parse_channels
+    from conflictlens.notify import ChannelConfigError, parse_channels
 
     alerts = _config_table(config).get("alerts", {})
     table = alerts.get("channels", {}) if isinstance(alerts, dict) else {}
@@ -306,7 +306,7 @@ def _archive_now(
 
 
 def _run_due(config: Config, db: Path, settings: ReportsConfig, now: dt.datetime) -> None:
-    from notify.report_delivery import ReportDelivery
+    from conflictlens.notify.report_delivery import ReportDelivery
 
     if settings.nightly is None:
         where = config.path or "the config"

@@ -24,7 +24,7 @@ class UserError(click.ClickException, ConflictlensError):
     log-derived text (a path, a line's start): its control characters are escaped."""
 
     def __init__(self, message: str) -> None:
-        from analysis.reports.text import printable
+        from conflictlens.analysis.reports.text import printable
 
         super().__init__(printable(message.splitlines()[0] if message else message))
 
@@ -150,9 +150,9 @@ def read_query(
     else on the database opened read-only."""
     import polars as pl
 
-    from analysis import run_query
+    from conflictlens.analysis import run_query
     from conflictlens.client import ServerError, find_server, get_json
-    from store import connect
+    from conflictlens.store import connect
 
     time_range = _time_range(since, until)  # validate before asking anyone
     url = find_server(db)
@@ -171,7 +171,7 @@ def read_query(
 
 
 def _time_range(since: str | None, until: str | None) -> Any:
-    from analysis import TimeRange
+    from conflictlens.analysis import TimeRange
 
     try:
         return TimeRange(parse_time(since) if since else None, parse_time(until) if until else None)

@@ -18,21 +18,21 @@ from pydantic import ValidationError
 
 from conflictlens._errors import ConfigError as ConfigError
 from conflictlens._settings import first_error
+from conflictlens.ingest import IngestOptions
 from conflictlens.settings import (
     ConfigFile,
     DashboardSettings,
     ServeSettings,
     SourceSettings,
 )
-from ingest import IngestOptions
-from store import default_db_path
+from conflictlens.store import default_db_path
 
 if TYPE_CHECKING:
     # analysis/ is imported only for a config that has [alerts] or [reports], or when they
     # are asked for: `conflictlens ingest` starts 20 ms sooner without it.
-    from analysis.alerts.config import ChannelParser
-    from analysis.alerts.rules import AlertsConfig
-    from analysis.reports.config import ReportsConfig
+    from conflictlens.analysis.alerts.config import ChannelParser
+    from conflictlens.analysis.alerts.rules import AlertsConfig
+    from conflictlens.analysis.reports.config import ReportsConfig
 
 DEFAULT_CONFIG = "conflictlens.toml"
 
@@ -66,14 +66,14 @@ class Config:
 
 @functools.cache
 def _no_alerts() -> AlertsConfig:
-    from analysis.alerts.rules import AlertsConfig
+    from conflictlens.analysis.alerts.rules import AlertsConfig
 
     return AlertsConfig()
 
 
 @functools.cache
 def _no_reports() -> ReportsConfig:
-    from analysis.reports.config import ReportsConfig
+    from conflictlens.analysis.reports.config import ReportsConfig
 
     return ReportsConfig()
 
@@ -126,7 +126,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     alerts = _alerts(file.alerts, where, path) if file.alerts is not None else None
     reports = None
     if file.reports is not None:
-        from analysis.reports.config import parse_reports
+        from conflictlens.analysis.reports.config import parse_reports
 
         try:
             reports = parse_reports(
@@ -168,7 +168,7 @@ def _relative_to(source: SourceSettings, path: Path | None) -> SourceSettings:
 
 def _alerts(section: Any, where: str, path: Path | None) -> AlertsConfig:
     """[alerts]: rules, silences and channels (analysis.alerts.config says what is valid)."""
-    from analysis.alerts.config import parse_alerts
+    from conflictlens.analysis.alerts.config import parse_alerts
 
     try:
         return parse_alerts(section, _channel_parser(path))
@@ -181,7 +181,7 @@ def _channel_parser(path: Path | None) -> ChannelParser | None:
     file); without notify/ the channels are kept as tables and only the names rules use are
     checked."""
     try:
-        from notify.config import parse_channels
+        from conflictlens.notify.config import parse_channels
     except ImportError:
         return None
     base_dir = path.parent if path else None

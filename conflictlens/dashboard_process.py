@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dashboard
+from conflictlens import dashboard
 
 # The server module: Streamlit with the base-URL script (see dashboard/server.py); the pages
 # are in dashboard/app.py.

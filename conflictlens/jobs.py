@@ -19,8 +19,8 @@ from conflictlens.config import Config
 from conflictlens.serve import Job
 
 if TYPE_CHECKING:
-    from ingest.otlp import OtlpIntake
-    from notify import Deliverer
+    from conflictlens.ingest.otlp import OtlpIntake
+    from conflictlens.notify import Deliverer
 
 log = logging.getLogger("conflictlens.jobs")
 
@@ -40,13 +40,13 @@ class Live:
 
 
 def refresh_summaries(con: duckdb.DuckDBPyConnection) -> None:
-    from store import refresh_summaries as refresh
+    from conflictlens.store import refresh_summaries as refresh
 
     refresh(con)
 
 
 def learn_routes(con: duckdb.DuckDBPyConnection) -> None:
-    from analysis.route_learning import learn_and_apply
+    from conflictlens.analysis.route_learning import learn_and_apply
 
     summary = learn_and_apply(con)
     if summary["rows_changed"]:
@@ -57,7 +57,7 @@ def serve_jobs(live: Live, cursor: Cursor, delivery: Deliverer) -> list[Job]:
     """Every periodic job serve runs; notifications queued by an evaluation wake
     ``delivery`` at once rather than at its next tick."""
     from conflictlens.api_alerts import evaluation_job
-    from notify.resend import TICK_SECONDS, Resender
+    from conflictlens.notify.resend import TICK_SECONDS, Resender
 
     evaluate = evaluation_job(cursor, lambda: live.config.alerts, outbox_written=delivery.wake)
     interval = live.config.alerts.evaluation_interval.total_seconds()
@@ -73,8 +73,8 @@ def serve_jobs(live: Live, cursor: Cursor, delivery: Deliverer) -> list[Job]:
 
 
 def _reports_job(live: Live) -> Callable[[duckdb.DuckDBPyConnection], None]:
-    from analysis.reports import ReportScheduler
-    from notify.report_delivery import ReportDelivery
+    from conflictlens.analysis.reports import ReportScheduler
+    from conflictlens.notify.report_delivery import ReportDelivery
 
     schedulers: dict[int, Any] = {}
 
@@ -96,14 +96,14 @@ def _reports_job(live: Live) -> Callable[[duckdb.DuckDBPyConnection], None]:
 def serve_delivery(live: Live, cursor: Cursor) -> Deliverer:
     """The thread that delivers the alert outbox (serve starts and stops it): every
     DELIVER_EVERY seconds, and at once when woken after serve wrote to the outbox."""
-    from notify import Deliverer
+    from conflictlens.notify import Deliverer
 
     return Deliverer(cursor, lambda: live.config.alerts.channels, interval=DELIVER_EVERY)
 
 
 def serve_intake(live: Live, cursor: Cursor) -> OtlpIntake:
     """OTLP log intake (``POST /v1/logs``), with the [ingest] options in force."""
-    from ingest.otlp import OtlpIntake
+    from conflictlens.ingest.otlp import OtlpIntake
 
     return OtlpIntake(cursor, lambda: live.config.ingest)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ingest import ImportSummary
+from conflictlens.ingest import ImportSummary
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -228,7 +228,7 @@ def decimal(value: Any) -> str:
 def printable(value: str) -> str:
     """Log-derived text with its control characters escaped (analysis.reports.text, imported
     when first needed: `conflictlens ingest` starts without the analysis package)."""
-    from analysis.reports.text import printable as escaped
+    from conflictlens.analysis.reports.text import printable as escaped
 
     return escaped(value)
 

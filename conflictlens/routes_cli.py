@@ -48,7 +48,7 @@ def import_command(
 
         conflictlens routes import openapi.yaml --db conflictlens.duckdb
     """
-    from analysis.openapi import declared_routes, map_declared_routes
+    from conflictlens.analysis.openapi import declared_routes, map_declared_routes
 
     declared = declared_routes(_read(document), source=document)
     _, db = resolve_config(config_file, db_path)
@@ -82,7 +82,7 @@ def learn(config_file: str | None, db_path: str | None, min_distinct: int, as_js
 
         conflictlens routes learn --min-distinct 20
     """
-    from analysis.route_learning import LearningSettings, learn_and_apply
+    from conflictlens.analysis.route_learning import LearningSettings, learn_and_apply
 
     _, db = resolve_config(config_file, db_path)
     with _writable(db, "learn routes") as con:
@@ -108,7 +108,7 @@ def list_command(config_file: str | None, db_path: str | None, as_json: bool) ->
 
         conflictlens routes list --json
     """
-    from store import DatabaseLocked, connect, read_route_map
+    from conflictlens.store import DatabaseLocked, connect, read_route_map
 
     _, db = resolve_config(config_file, db_path)
     try:
@@ -147,7 +147,7 @@ def _read(document: str) -> str:
 @contextmanager
 def _writable(db: Path, doing: str) -> Iterator[Any]:
     """The store opened for writing, closed afterwards; a clear line when serve owns it."""
-    from store import DatabaseLocked, connect
+    from conflictlens.store import DatabaseLocked, connect
 
     try:
         con = connect(db)

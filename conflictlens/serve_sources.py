@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from conflictlens.config import Config
-from ingest.tail import Follower, SourceSpec
+from conflictlens.ingest.tail import Follower, SourceSpec
 
 
 def followers_for(config: Config, con: duckdb.DuckDBPyConnection) -> list[Follower]:

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from conflictlens._settings import Section
-from dashboard.passwords import is_password_hash
-from ingest import CONFLICT_STATUSES, IngestOptions, KindRule, RouteRule
+from conflictlens.dashboard.passwords import is_password_hash
+from conflictlens.ingest import CONFLICT_STATUSES, IngestOptions, KindRule, RouteRule
 
 
 def _non_empty(value: str) -> str:
@@ -169,12 +169,12 @@ class ConfigFile(Section):
     alerts: dict[str, Any] | None = Field(
         None,
         description="Spike alerts: rules, silences and channels.",
-        json_schema_extra={"declared_by": "analysis.alerts.settings:AlertsSettings"},
+        json_schema_extra={"declared_by": "conflictlens.analysis.alerts.settings:AlertsSettings"},
     )
     reports: dict[str, Any] | None = Field(
         None,
         description="The report archive and scheduled reports.",
-        json_schema_extra={"declared_by": "analysis.reports.settings:ReportsSettings"},
+        json_schema_extra={"declared_by": "conflictlens.analysis.reports.settings:ReportsSettings"},
     )
 
     def ingest_options(self) -> IngestOptions:

@@ -23,7 +23,14 @@ import streamlit as st
 from conflictlens._errors import first_line
 from conflictlens.client import ServerError, find_server, get_json, send_json
 from conflictlens.config import DEFAULT_CONFIG, Config, ConfigError, find_config, load_config
-from dashboard.data import CACHE_SECONDS, DataError, Store, current_store, opened, read_only
+from conflictlens.dashboard.data import (
+    CACHE_SECONDS,
+    DataError,
+    Store,
+    current_store,
+    opened,
+    read_only,
+)
 
 T = TypeVar("T")
 Connection = Any  # a read-only DuckDB connection from store.connect
@@ -39,7 +46,7 @@ def _overview(store: Store, config_version: tuple[str, int]) -> dict[str, Any]:
     """``config_version`` keys the cache: an edit of the config file shows at once."""
 
     def here(con: Connection, config: Config) -> dict[str, Any]:
-        from analysis.alerts.reads import overview
+        from conflictlens.analysis.alerts.reads import overview
 
         return overview(con, config.alerts, _utc_now())
 
@@ -99,7 +106,7 @@ def _preview(rule: Mapping[str, Any], since: str | None, until: str | None) -> d
     body = {"rule": dict(rule), "since": since, "until": until}
 
     def here(con: Connection, config: Config) -> dict[str, Any]:
-        from analysis.alerts import parse_rule, preview
+        from conflictlens.analysis.alerts import parse_rule, preview
         from conflictlens.timeparse import parse_time
 
         try:
@@ -175,8 +182,8 @@ def add_silence(matchers: Mapping[str, str], duration: str, comment: str) -> int
         answer = _asking(lambda: send_json(url, "/api/alerts/silences", body, token=store.token))
         _overview.clear()
         return int(answer["id"])
-    from analysis.alerts import parse_duration
-    from store import alerts as alert_store
+    from conflictlens.analysis.alerts import parse_duration
+    from conflictlens.store import alerts as alert_store
 
     try:
         length = parse_duration(duration, "duration")
@@ -196,7 +203,7 @@ def expire_silence(silence_id: int) -> None:
         path = f"/api/alerts/silences/{silence_id}/expire"
         _asking(lambda: send_json(url, path, token=store.token))
     else:
-        from store import alerts as alert_store
+        from conflictlens.store import alerts as alert_store
 
         with _writable(store) as con:
             if not alert_store.expire_silence(con, silence_id, _utc_now()):

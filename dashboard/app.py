@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.login import require_login, signed_in
+from conflictlens.dashboard.login import require_login, signed_in
 
 PAGES = Path(__file__).parent / "app_pages"
 

@@ -19,10 +19,10 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from analysis import TimeRange, run_query
 from conflictlens._errors import ConflictlensError, first_line
+from conflictlens.analysis import TimeRange, run_query
 from conflictlens.client import ServerError, find_server, get_bytes, get_json
-from store import StoreError, connect
+from conflictlens.store import StoreError, connect
 
 CACHE_SECONDS = 10
 # Answers are cached per store version (below), so they can be kept long: this only bounds
@@ -174,7 +174,7 @@ def _parse(value: str | None) -> dt.datetime | None:
 
 def spreadsheet_csv(frame: pl.DataFrame) -> str:
     """``frame`` as CSV in which no cell from a log (a route, a user agent) is a formula."""
-    from analysis.reports.render_csv import formula_safe
+    from conflictlens.analysis.reports.render_csv import formula_safe
 
     return formula_safe(frame).write_csv()
 

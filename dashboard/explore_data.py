@@ -13,10 +13,10 @@ from typing import Any
 
 import polars as pl
 
-from analysis.catalog import QUERIES
-from dashboard.data import ask
-from dashboard.filters import View
-from dashboard.state import parse_cluster
+from conflictlens.analysis.catalog import QUERIES
+from conflictlens.dashboard.data import ask
+from conflictlens.dashboard.filters import View
+from conflictlens.dashboard.state import parse_cluster
 
 SORTS = ("ts", "method", "route", "path", "status", "error_code", "kind", "client", "latency_ms",
          "bytes")  # fmt: skip

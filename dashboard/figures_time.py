@@ -22,7 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from dashboard.figures import (
+from conflictlens.dashboard.figures import (
     CHAR_PX,
     COLORS,
     HEATMAP_COLUMNS,

@@ -13,8 +13,16 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboard.data import ask
-from dashboard.state import SHARED, iso, mark_seen, parse_cluster, remember, restore, url_changed
+from conflictlens.dashboard.data import ask
+from conflictlens.dashboard.state import (
+    SHARED,
+    iso,
+    mark_seen,
+    parse_cluster,
+    remember,
+    restore,
+    url_changed,
+)
 
 RANGES: dict[str, dt.timedelta | None] = {
     "1h": dt.timedelta(hours=1),

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from dashboard.figures_time import Usual, label_parts
+from conflictlens.dashboard.figures_time import Usual, label_parts
 
 KEYS = ["service", "method", "route", "error_code", "kind"]
 GROWING = 3  # score: spreads above the baseline

@@ -10,10 +10,10 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboard.explore_data import everything
-from dashboard.filters import View
-from dashboard.incidents_data import incident_rows
-from dashboard.state import iso, parse_cluster
+from conflictlens.dashboard.explore_data import everything
+from conflictlens.dashboard.filters import View
+from conflictlens.dashboard.incidents_data import incident_rows
+from conflictlens.dashboard.state import iso, parse_cluster
 
 CLIENT_SAMPLE = 20_000  # events read to rank an incident's clients
 TOP_CLIENTS = 10

@@ -15,10 +15,10 @@ from typing import Any
 
 import polars as pl
 
-from analysis.catalog import QUERIES
-from dashboard.data import ask
-from dashboard.filters import View
-from dashboard.state import cluster_param, iso
+from conflictlens.analysis.catalog import QUERIES
+from conflictlens.dashboard.data import ask
+from conflictlens.dashboard.filters import View
+from conflictlens.dashboard.state import cluster_param, iso
 
 ANNOTATION_WINDOW = dt.timedelta(hours=2)  # a deploy longer before an incident is not named
 AROUND = dt.timedelta(minutes=30)  # an incident's view shows this much on each side

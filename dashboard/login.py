@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from dashboard.passwords import verify_password
+from conflictlens.dashboard.passwords import verify_password
 
 
 def signed_in() -> bool:

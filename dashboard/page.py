@@ -8,8 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.data import DataError
-from dashboard.filters import View, describe, sidebar
+from conflictlens.dashboard.data import DataError
+from conflictlens.dashboard.filters import View, describe, sidebar
 
 REFRESH = {"off": None, "10 s": "10s", "30 s": "30s", "1 min": "60s"}
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from analysis.reports import (
+from conflictlens._errors import first_line
+from conflictlens.analysis.reports import (
     Archive,
     ArchiveError,
     ReportsConfig,
@@ -25,11 +26,10 @@ from analysis.reports import (
     local_queries,
     parse_request,
 )
-from analysis.reports.render import FORMATS, MEDIA_TYPES
-from conflictlens._errors import first_line
+from conflictlens.analysis.reports.render import FORMATS, MEDIA_TYPES
 from conflictlens.client import ServerError, find_server, send_json
 from conflictlens.config import ConfigError, load_config
-from dashboard.data import DataError, current_store, read_only
+from conflictlens.dashboard.data import DataError, current_store, read_only
 
 REPORT_FORMATS = FORMATS
 BUILD_TIMEOUT_SECONDS = 300.0  # a month's report asks serve for seconds of work per section
@@ -141,7 +141,7 @@ def _archive_read(read: Callable[[Archive], T]) -> T:
 
 def last_day_with_data() -> dt.date | None:
     """The UTC date of the newest data in the store (the form's default day)."""
-    from dashboard.data import ask
+    from conflictlens.dashboard.data import ask
 
     totals = ask("totals", None, None)
     last = totals["last_minute"][0] if totals.height else None
@@ -151,8 +151,8 @@ def last_day_with_data() -> dt.date | None:
 def period_requests(period: str, tz: str | None) -> tuple[str, int]:
     """The period's label and how many requests the store holds in it: a report of a period
     without any is empty, and is not worth archiving. A bad period or zone is one line."""
-    from analysis.reports import parse_period
-    from dashboard.data import ask
+    from conflictlens.analysis.reports import parse_period
+    from conflictlens.dashboard.data import ask
 
     try:
         chosen = parse_period(

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from analysis.alerts.rules import MATCH_KEYS, METRICS, SEVERITIES
+from conflictlens.analysis.alerts.rules import MATCH_KEYS, METRICS, SEVERITIES
 
 CONDITIONS = ("anomaly", "above")
 # Keys a rule may carry that the form has no field for: kept as they are when it is saved.

@@ -216,7 +216,7 @@ def api_problems() -> list[str]:
 
 
 def formats_page() -> str:
-    from ingest.formats import FORMATS
+    from conflictlens.ingest.formats import FORMATS
 
     lines = [
         "# Log formats",
@@ -229,7 +229,7 @@ def formats_page() -> str:
         "| format | what it reads |",
         "| --- | --- |",
     ]
-    from ingest.formats.descriptions import DESCRIPTIONS
+    from conflictlens.ingest.formats.descriptions import DESCRIPTIONS
 
     for name in FORMATS:
         lines.append(f"| `{name}` | {DESCRIPTIONS.get(name, '')} |")
@@ -238,8 +238,8 @@ def formats_page() -> str:
 
 
 def format_problems() -> list[str]:
-    from ingest.formats import FORMATS
-    from ingest.formats.descriptions import DESCRIPTIONS
+    from conflictlens.ingest.formats import FORMATS
+    from conflictlens.ingest.formats.descriptions import DESCRIPTIONS
 
     missing = [f"format {name} has no description" for name in FORMATS if name not in DESCRIPTIONS]
     stray = [

@@ -3,11 +3,17 @@
 Nothing here imports analysis/ or dashboard/: data flows one way.
 """
 
-from ingest.formats import FORMATS, FormatError, UnknownFormat, detect_format, get_format
-from ingest.kinds import KINDS, KindRule
-from ingest.options import CONFLICT_STATUSES, IngestOptions
-from ingest.pipeline import ImportSummary, IngestError, import_source
-from ingest.routes import RouteRule
+from conflictlens.ingest.formats import (
+    FORMATS,
+    FormatError,
+    UnknownFormat,
+    detect_format,
+    get_format,
+)
+from conflictlens.ingest.kinds import KINDS, KindRule
+from conflictlens.ingest.options import CONFLICT_STATUSES, IngestOptions
+from conflictlens.ingest.pipeline import ImportSummary, IngestError, import_source
+from conflictlens.ingest.routes import RouteRule
 
 __all__ = [
     "CONFLICT_STATUSES",

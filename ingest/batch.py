@@ -13,14 +13,14 @@ import duckdb
 import polars as pl
 
 from conflictlens._errors import first_line
-from ingest.formats import LogFormat, scan
-from ingest.formats.fields import EMPTY_LINE, named_rejects
-from ingest.kinds import classify
-from ingest.lines import REJECT_SAMPLE_BYTES, Chunk, SplitLines, split_lines
-from ingest.options import IngestOptions
-from ingest.raw_lines import LOGGED_CLIENT, raw_lines
-from ingest.routes import apply_routes
-from store.writer import Batch
+from conflictlens.ingest.formats import LogFormat, scan
+from conflictlens.ingest.formats.fields import EMPTY_LINE, named_rejects
+from conflictlens.ingest.kinds import classify
+from conflictlens.ingest.lines import REJECT_SAMPLE_BYTES, Chunk, SplitLines, split_lines
+from conflictlens.ingest.options import IngestOptions
+from conflictlens.ingest.raw_lines import LOGGED_CLIENT, raw_lines
+from conflictlens.ingest.routes import apply_routes
+from conflictlens.store.writer import Batch
 
 
 def parse_chunk(chunk: Chunk, fmt: LogFormat, options: IngestOptions, source_id: int) -> Batch:

@@ -17,9 +17,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.arrow import int64_array, to_series
-from ingest.envelopes import unwrap
-from ingest.formats import scan
+from conflictlens.ingest.arrow import int64_array, to_series
+from conflictlens.ingest.envelopes import unwrap
+from conflictlens.ingest.formats import scan
 
 REJECT_SAMPLE_BYTES = 512
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024

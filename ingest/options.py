@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from ingest.kinds import KindRule
-from ingest.lines import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES
-from ingest.routes import RouteRule
+from conflictlens.ingest.kinds import KindRule
+from conflictlens.ingest.lines import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES
+from conflictlens.ingest.routes import RouteRule
 
 CONFLICT_STATUSES = frozenset({409, 412, 423, 428})
 # Timestamps outside this window are rejects: a year-0 or year-10000 stamp is a broken line,

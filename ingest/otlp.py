@@ -33,14 +33,14 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from ingest.batch import batch_from_parsed, detail_statuses
-from ingest.formats import FORMATS, LogFormat, UnknownFormat, detect_format
-from ingest.formats.fields import PARSED_COLUMNS, convert, reject_reason
-from ingest.formats.json_scan import path_keys
-from ingest.formats.jsonl import ENVOY_JSON, KONG_JSON, TRAEFIK_JSON
-from ingest.options import IngestOptions
-from ingest.otlp_decode import BOOL, DOUBLE, INT, RESOURCE, STRING, Decoded
-from store.writer import Batch, Writer
+from conflictlens.ingest.batch import batch_from_parsed, detail_statuses
+from conflictlens.ingest.formats import FORMATS, LogFormat, UnknownFormat, detect_format
+from conflictlens.ingest.formats.fields import PARSED_COLUMNS, convert, reject_reason
+from conflictlens.ingest.formats.json_scan import path_keys
+from conflictlens.ingest.formats.jsonl import ENVOY_JSON, KONG_JSON, TRAEFIK_JSON
+from conflictlens.ingest.options import IngestOptions
+from conflictlens.ingest.otlp_decode import BOOL, DOUBLE, INT, RESOURCE, STRING, Decoded
+from conflictlens.store.writer import Batch, Writer
 
 FORMAT = "otlp"  # a source's format until a body line names one
 UNKNOWN_SERVICE = "unknown_service"  # what the OpenTelemetry SDKs call a nameless service

@@ -28,8 +28,8 @@ import polars as pl
 import pyarrow as pa
 
 from conflictlens._errors import InputError
-from ingest.arrow import to_series
-from ingest.formats import scan
+from conflictlens.ingest.arrow import to_series
+from conflictlens.ingest.formats import scan
 
 # Where an attribute was found.
 RECORD, BODY, RESOURCE = 0, 1, 2

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from conflictlens._errors import InputError
-from ingest.batch import DATA_ERRORS, parse_chunk, store_chunk
-from ingest.formats import (
+from conflictlens.ingest.batch import DATA_ERRORS, parse_chunk, store_chunk
+from conflictlens.ingest.formats import (
     UNRECOGNISED,
     Detection,
     FormatError,
@@ -27,10 +27,10 @@ from ingest.formats import (
     detect,
     get_format,
 )
-from ingest.identity import FINGERPRINT_BYTES, NotALogFile, open_source, skip_to
-from ingest.lines import Chunk, read_chunks, split_lines
-from ingest.options import IngestOptions
-from store.writer import Batch, Writer
+from conflictlens.ingest.identity import FINGERPRINT_BYTES, NotALogFile, open_source, skip_to
+from conflictlens.ingest.lines import Chunk, read_chunks, split_lines
+from conflictlens.ingest.options import IngestOptions
+from conflictlens.store.writer import Batch, Writer
 
 ProgressCallback = Callable[[int], None]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from ingest.options import IngestOptions
+from conflictlens.ingest.options import IngestOptions
 
 # A path followed by a query: the query, up to a space or an unescaped quote, is cut.
 _QUERY_AFTER_PATH = r'(/[^\s"?]*)\?(?:[^\s"\\]|\\.)*'

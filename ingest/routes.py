@@ -15,8 +15,8 @@ import polars as pl
 import pyarrow as pa
 
 from conflictlens._errors import first_line
-from ingest.arrow import int64_array, to_series
-from ingest.formats import scan
+from conflictlens.ingest.arrow import int64_array, to_series
+from conflictlens.ingest.formats import scan
 
 # Segment classes, tried in order. Rust regex syntax (no look-around): a separate
 # "has a digit" test keeps plain words such as "deadbeef" or "accepted" out of {hex}.

@@ -6,16 +6,16 @@ Slack, e-mail, a local command).
 values, shown redacted everywhere (``describe_channel`` is the view for an API).
 """
 
-from notify.alert import RenderError
-from notify.channels import (
+from conflictlens.notify.alert import RenderError
+from conflictlens.notify.channels import (
     ChannelConfig,
     CommandChannel,
     EmailChannel,
     HttpChannel,
     describe_channel,
 )
-from notify.config import CHANNEL_TYPES, CHANNELS, ChannelConfigError, parse_channels
-from notify.outbox import (
+from conflictlens.notify.config import CHANNEL_TYPES, CHANNELS, ChannelConfigError, parse_channels
+from conflictlens.notify.outbox import (
     NOT_CONFIGURED,
     ChannelRound,
     Deliverer,
@@ -24,8 +24,8 @@ from notify.outbox import (
     backoff,
     deliver_due,
 )
-from notify.secret import Secret, redact_url
-from notify.send import DeliveryError, Outgoing, deliver, idempotency_key
+from conflictlens.notify.secret import Secret, redact_url
+from conflictlens.notify.send import DeliveryError, Outgoing, deliver, idempotency_key
 
 __all__ = [
     "CHANNELS",

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from conflictlens._settings import Section
-from notify.channels import (
+from conflictlens.notify.channels import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT,
     DEFAULT_RESEND_SECONDS,

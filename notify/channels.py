@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from notify.secret import Secret, url_secrets
+from conflictlens.notify.secret import Secret, url_secrets
 
 DEFAULT_HTTP_TIMEOUT = 10.0
 DEFAULT_SMTP_TIMEOUT = 20.0

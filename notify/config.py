@@ -21,14 +21,14 @@ from urllib.parse import urlsplit
 
 from conflictlens._errors import ConfigError
 from conflictlens._settings import Section
-from notify.channel_settings import (
+from conflictlens.notify.channel_settings import (
     AlertmanagerChannelSettings,
     CommandChannelSettings,
     EmailChannelSettings,
     SlackChannelSettings,
     WebhookChannelSettings,
 )
-from notify.channels import (
+from conflictlens.notify.channels import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT,
     DEFAULT_RESEND_SECONDS,
@@ -43,7 +43,7 @@ from notify.channels import (
     Security,
     describe_channel,
 )
-from notify.secret import Secret, redact_url
+from conflictlens.notify.secret import Secret, redact_url
 
 __all__ = [
     "CHANNELS",

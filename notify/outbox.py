@@ -26,9 +26,9 @@ from typing import Any, NamedTuple
 
 import duckdb
 
-from notify.channels import ChannelConfig, describe_channel
-from notify.render import RenderError
-from notify.send import DeliveryError, Outgoing, deliver, scrub
+from conflictlens.notify.channels import ChannelConfig, describe_channel
+from conflictlens.notify.render import RenderError
+from conflictlens.notify.send import DeliveryError, Outgoing, deliver, scrub
 
 log = logging.getLogger("conflictlens.notify")
 

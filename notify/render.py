@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from notify.alert import (
+from conflictlens.notify.alert import (
     TOP,
     Alert,
     RenderError,
@@ -25,15 +25,15 @@ from notify.alert import (
     traffic_text,
     when,
 )
-from notify.render_alertmanager import (
+from conflictlens.notify.render_alertmanager import (
     GROUP_LABELS,
     ZERO_TIME,
     render_alertmanager,
     render_postable_alerts,
     rfc3339,
 )
-from notify.render_email import EmailContent, plain_text, render_email
-from notify.render_slack import render_slack
+from conflictlens.notify.render_email import EmailContent, plain_text, render_email
+from conflictlens.notify.render_slack import render_slack
 
 __all__ = [
     "GROUP_LABELS",

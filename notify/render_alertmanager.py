@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from notify.alert import Alert, facts, measure_text, top_lines
+from conflictlens.notify.alert import Alert, facts, measure_text, top_lines
 
 # Labels Alertmanager would have grouped by: the alert engine groups by a subset of these.
 GROUP_LABELS = ("alertname", "service", "method", "route", "error_code", "kind")

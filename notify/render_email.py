@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import jinja2
 
-from notify.alert import (
+from conflictlens.notify.alert import (
     Alert,
     code_text,
     facts,
@@ -71,7 +71,7 @@ def plain_text(alert: Alert) -> str:
 def _html_template() -> jinja2.Template:
     # From the package (works from a wheel); autoescape on: payload text is never markup here.
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("notify", "templates"),
+        loader=jinja2.PackageLoader("conflictlens.notify", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from notify.alert import (
+from conflictlens.notify.alert import (
     Alert,
     code_text,
     measure_text,

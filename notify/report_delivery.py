@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
-from analysis.reports import ArchivedReport
-from analysis.reports.render import MEDIA_TYPES
-from analysis.reports.render_html import render_html
-from analysis.reports.text import headline, summary_lines
-from notify.channels import ChannelConfig, CommandChannel, EmailChannel, HttpChannel
-from notify.render import EmailContent
-from notify.send import (
+from conflictlens.analysis.reports import ArchivedReport
+from conflictlens.analysis.reports.render import MEDIA_TYPES
+from conflictlens.analysis.reports.render_html import render_html
+from conflictlens.analysis.reports.text import headline, summary_lines
+from conflictlens.notify.channels import ChannelConfig, CommandChannel, EmailChannel, HttpChannel
+from conflictlens.notify.render import EmailContent
+from conflictlens.notify.send import (
     DeliveryError,
     build_email,
     post_json,

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 
 import duckdb
 
-from notify.channels import ChannelConfig, HttpChannel
-from notify.render import Alert, RenderError
-from notify.send import DeliveryError, push_alerts
+from conflictlens.notify.channels import ChannelConfig, HttpChannel
+from conflictlens.notify.render import Alert, RenderError
+from conflictlens.notify.send import DeliveryError, push_alerts
 
 log = logging.getLogger("conflictlens.notify")
 

@@ -29,14 +29,14 @@ from typing import Any
 from urllib.parse import quote
 
 from conflictlens._errors import NotifyError
-from notify.channels import (
+from conflictlens.notify.channels import (
     ALERTMANAGER_API,
     ChannelConfig,
     CommandChannel,
     EmailChannel,
     HttpChannel,
 )
-from notify.render import (
+from conflictlens.notify.render import (
     Alert,
     EmailContent,
     command_environment,
@@ -46,7 +46,7 @@ from notify.render import (
     render_slack,
     render_webhook,
 )
-from notify.secret import Secret, redact_url
+from conflictlens.notify.secret import Secret, redact_url
 
 log = logging.getLogger("conflictlens.notify")
 

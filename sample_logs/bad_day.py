@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sample_logs import planting
-from sample_logs.catalog import BROWSER_AGENTS, CLIENTS, declared_conflict, endpoint
-from sample_logs.columns import decorate, random_hex, requests
-from sample_logs.planting import Plan
+from conflictlens.sample_logs import planting
+from conflictlens.sample_logs.catalog import BROWSER_AGENTS, CLIENTS, declared_conflict, endpoint
+from conflictlens.sample_logs.columns import decorate, random_hex, requests
+from conflictlens.sample_logs.planting import Plan
 
 BAD_DAY_SPIKE = (
     ("PUT", "/api/v2/carts/{id}/items/{id}", "CART_VERSION_CONFLICT"),

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from sample_logs.catalog import (
+from conflictlens.sample_logs.catalog import (
     CLIENTS,
     CONFLICT_STATUSES,
     CONSUMERS,

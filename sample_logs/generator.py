@@ -25,8 +25,8 @@ from typing import IO, Any, cast
 import numpy as np
 import polars as pl
 
-from ingest.formats.clf import NGINX_EXTENDED as EXTENDED_LOG_FORMAT
-from sample_logs.catalog import (
+from conflictlens.ingest.formats.clf import NGINX_EXTENDED as EXTENDED_LOG_FORMAT
+from conflictlens.sample_logs.catalog import (
     CLIENTS,
     CONFLICT_STATUSES,
     ENDPOINTS,
@@ -39,7 +39,7 @@ from sample_logs.catalog import (
     Endpoint,
     code_kinds,
 )
-from sample_logs.columns import (
+from conflictlens.sample_logs.columns import (
     BASE_SCHEMA,
     CARRIERS,
     SCHEMA,
@@ -49,10 +49,10 @@ from sample_logs.columns import (
     paths,
     repeat,
 )
-from sample_logs.formats import FORMATS
-from sample_logs.names import SampleError
-from sample_logs.planting import Plan
-from sample_logs.scenarios import SCENARIOS, plan
+from conflictlens.sample_logs.formats import FORMATS
+from conflictlens.sample_logs.names import SampleError
+from conflictlens.sample_logs.planting import Plan
+from conflictlens.sample_logs.scenarios import SCENARIOS, plan
 
 LINE_STYLES = tuple(FORMATS)
 

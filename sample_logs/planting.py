@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sample_logs.catalog import (
+from conflictlens.sample_logs.catalog import (
     BROWSER_AGENTS,
     CLIENTS,
     CONFLICT_STATUSES,
     declared_conflict,
     endpoint,
 )
-from sample_logs.columns import empty, requests
+from conflictlens.sample_logs.columns import empty, requests
 
 MINUTE_US = 60_000_000
 CONFLICT = pl.col("status").is_in(CONFLICT_STATUSES)

@@ -16,11 +16,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sample_logs.bad_day import bad_day
-from sample_logs.catalog import BROWSER_AGENTS, CLIENTS, MOBILE_AGENTS, declared_conflict, endpoint
-from sample_logs.columns import decorate, random_hex, requests, uuid
-from sample_logs.names import SCENARIO_NAMES, SampleError
-from sample_logs.planting import (
+from conflictlens.sample_logs.bad_day import bad_day
+from conflictlens.sample_logs.catalog import (
+    BROWSER_AGENTS,
+    CLIENTS,
+    MOBILE_AGENTS,
+    declared_conflict,
+    endpoint,
+)
+from conflictlens.sample_logs.columns import decorate, random_hex, requests, uuid
+from conflictlens.sample_logs.names import SCENARIO_NAMES, SampleError
+from conflictlens.sample_logs.planting import (
     CONFLICT,
     DOCUMENT_ROUTE,
     MINUTE_US,

@@ -10,7 +10,7 @@ import duckdb
 
 from conflictlens._errors import StoreError as StoreError
 from conflictlens._errors import first_line
-from store.schema import SCHEMA_VERSION, NewerSchema, current_version, migrate
+from conflictlens.store.schema import SCHEMA_VERSION, NewerSchema, current_version, migrate
 
 DEFAULT_DB = "conflictlens.duckdb"
 

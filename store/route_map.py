@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from store import summaries
+from conflictlens.store import summaries
 
 ORIGINS = ("learned", "openapi")
 # Higher wins when a learned and a declared row or template compete.

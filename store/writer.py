@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 import duckdb
 import polars as pl
 
-from store import route_map, summaries
-from store.route_map import RouteResolver
+from conflictlens.store import route_map, summaries
+from conflictlens.store.route_map import RouteResolver
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from conflictlens.cli import cli
-from sample_logs.generator import write_log
+from conflictlens.sample_logs.generator import write_log
 from tests.needs import check_needs
 
 

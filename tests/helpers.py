@@ -11,7 +11,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from store import connect
+from conflictlens.store import connect
 
 CLF_TS = "20/Nov/2026:10:00:00 +0000"
 

@@ -14,9 +14,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ingest.formats import FormatError, detect_format
-from ingest.formats.fields import NO_RESPONSE
-from ingest.lines import Chunk, split_lines
+from conflictlens.ingest.formats import FormatError, detect_format
+from conflictlens.ingest.formats.fields import NO_RESPONSE
+from conflictlens.ingest.lines import Chunk, split_lines
 from tests.needs import needs, require
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"

@@ -20,15 +20,15 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
-from analysis.alerts import evaluate_all
-from analysis.alerts.backtest import evaluation_times
-from analysis.alerts.series import BaselineCache
+from conflictlens.analysis.alerts import evaluate_all
+from conflictlens.analysis.alerts.backtest import evaluation_times
+from conflictlens.analysis.alerts.series import BaselineCache
 from conflictlens.api import create_app
 from conflictlens.api_alerts import alerts_router, evaluation_job
 from conflictlens.cli_alerts import alerts
 from conflictlens.client import discovery_file, write_discovery
 from conflictlens.config import load_config
-from store import connect
+from conflictlens.store import connect
 from tests.helpers import cli_json
 from tests.test_alerts_engine import at, ingest, lines_between
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from analysis.alerts import AlertRule, AlertsConfig, Silence, backtest, evaluate_all
-from analysis.alerts.backtest import evaluation_times
-from analysis.alerts.reads import read_states
-from analysis.alerts.series import BaselineCache, floor_minute, observe
-from analysis.alerts.state import AlertState, Observation, step
-from store import alerts as alert_store
-from store import connect
+from conflictlens.analysis.alerts import AlertRule, AlertsConfig, Silence, backtest, evaluate_all
+from conflictlens.analysis.alerts.backtest import evaluation_times
+from conflictlens.analysis.alerts.reads import read_states
+from conflictlens.analysis.alerts.series import BaselineCache, floor_minute, observe
+from conflictlens.analysis.alerts.state import AlertState, Observation, step
+from conflictlens.store import alerts as alert_store
+from conflictlens.store import connect
 from tests.conftest import RunCli
 from tests.helpers import clf_line, clf_ts, write_lines
 
@@ -491,7 +491,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
 
     from conflictlens.cli import cli
     from conflictlens.config import load_config
-    from sample_logs.generator import write_log
+    from conflictlens.sample_logs.generator import write_log
 
     folder = tmp_path_factory.mktemp("alert-bars")
     db = folder / "day.duckdb"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.alerts.config import parse_duration
-from analysis.alerts.rules import AlertRule, Silence, fingerprint
+from conflictlens.analysis.alerts.config import parse_duration
+from conflictlens.analysis.alerts.rules import AlertRule, Silence, fingerprint
 from conflictlens.config import ConfigError, load_config
 
 EXAMPLE = """

@@ -19,7 +19,7 @@ import uvicorn
 from conflictlens import jobs
 from conflictlens.api import create_app
 from conflictlens.config import load_config
-from store import connect
+from conflictlens.store import connect
 from tests.helpers import clf_line, clf_ts, wait_for, write_lines
 from tests.test_notify import Receiver
 from tests.test_serve import Serve, free_port, run

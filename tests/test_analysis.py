@@ -12,11 +12,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analysis import Filters, TimeRange, run_query
-from analysis.baselines import plan_baseline
-from analysis.params import DAY, HOUR, MINUTE, WEEK, bucket_for
-from sample_logs.generator import write_log
-from store import connect
+from conflictlens.analysis import Filters, TimeRange, run_query
+from conflictlens.analysis.baselines import plan_baseline
+from conflictlens.analysis.params import DAY, HOUR, MINUTE, WEEK, bucket_for
+from conflictlens.sample_logs.generator import write_log
+from conflictlens.store import connect
 from tests.conftest import RunCli
 from tests.helpers import clf_line, clf_ts, cli_json, write_lines
 
@@ -275,7 +275,7 @@ def test_the_fast_median_is_numpys_nanmedian() -> None:
 
     import numpy as np
 
-    from analysis.baselines import _nan_median
+    from conflictlens.analysis.baselines import _nan_median
 
     rng = np.random.default_rng(1)
     values = rng.integers(0, 10, (40, 30, 7)).astype(float)

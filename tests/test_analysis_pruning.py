@@ -17,11 +17,16 @@ import duckdb
 import polars as pl
 import pytest
 
-from analysis import Filters, TimeRange, storms
-from analysis.params import EVENT_FILTER, fetch
-from analysis.resources import START_STAMPED, _peak_width, hot_resources, resource_timeline
-from analysis.storms import retry_storms
-from store import connect
+from conflictlens.analysis import Filters, TimeRange, storms
+from conflictlens.analysis.params import EVENT_FILTER, fetch
+from conflictlens.analysis.resources import (
+    START_STAMPED,
+    _peak_width,
+    hot_resources,
+    resource_timeline,
+)
+from conflictlens.analysis.storms import retry_storms
+from conflictlens.store import connect
 
 START = dt.datetime(2026, 1, 5)
 

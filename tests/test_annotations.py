@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from analysis import TimeRange, run_query
-from sample_logs.generator import write_log
-from store import connect
-from store.schema import MIGRATIONS, migrate
+from conflictlens.analysis import TimeRange, run_query
+from conflictlens.sample_logs.generator import write_log
+from conflictlens.store import connect
+from conflictlens.store.schema import MIGRATIONS, migrate
 from tests.conftest import RunCli
 from tests.helpers import clf_line, cli_json, query, write_lines
 
@@ -232,7 +232,7 @@ def test_the_headline_figures_of_the_planted_deploy_spike(
 
 def test_times_usual_is_null_when_the_usual_ratio_is_zero(db_path: Path) -> None:
     """A route that never conflicted before: its usual is 0, and "times usual" is not a number."""
-    from analysis.incident_context import headline
+    from conflictlens.analysis.incident_context import headline
 
     row = {
         "peak_ratio": 0.5,
@@ -295,7 +295,7 @@ def test_events_sort_by_a_column_and_pages_never_overlap(
 def test_events_default_order_is_newest_first_and_bad_sorts_are_refused(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
-    from analysis import AnalysisError
+    from conflictlens.analysis import AnalysisError
 
     db = _events_store(run_cli, tmp_path)
     with closing(connect(db, read_only=True)) as con:

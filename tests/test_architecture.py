@@ -33,11 +33,25 @@ def imported_modules(path: Path) -> set[str]:
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            if node.module == "conflictlens":  # from conflictlens import store
+                names |= {f"conflictlens.{alias.name}" for alias in node.names}
     return names
 
 
+LAYERS = {"store", "ingest", "analysis", "notify", "dashboard", "sample_logs"}
+
+
+def layer_of(module: str) -> str:
+    """The layer a module belongs to: conflictlens.store.db -> store; conflictlens.cli ->
+    conflictlens (the composition layer); duckdb -> duckdb."""
+    parts = module.split(".")
+    if parts[0] == "conflictlens" and len(parts) > 1 and parts[1] in LAYERS:
+        return parts[1]
+    return parts[0]
+
+
 def imported_packages(path: Path) -> set[str]:
-    return {name.split(".")[0] for name in imported_modules(path) - LEAVES}
+    return {layer_of(name) for name in imported_modules(path) - LEAVES}
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
@@ -52,8 +66,7 @@ def test_no_module_imports_upstream(package):
 @pytest.mark.parametrize("leaf", sorted(LEAVES))
 def test_leaves_import_nothing_of_the_project(leaf: str) -> None:
     path = ROOT / (leaf.replace(".", "/") + ".py")
-    project = {"conflictlens", "store", "ingest", "analysis", "notify", "dashboard", "sample_logs"}
-    assert not imported_packages(path) & project
+    assert not imported_packages(path) & {"conflictlens", *LAYERS}
 
 
 def test_dashboard_pages_only_lay_out():
@@ -99,3 +112,22 @@ def test_the_version_is_written_once() -> None:
     from importlib.metadata import version
 
     assert version("conflictlens") == conflictlens.__version__
+
+
+def test_the_layers_are_imported_only_under_the_conflictlens_namespace() -> None:
+    """`import store` would load a second copy of each module beside conflictlens.store (two
+    StoreError classes, two schemas): every import names the one installed package."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            LAYERS & {m.split(".")[0] for m in imported_modules(path)}
+        )
+        for folder in ("conflictlens", *LAYERS, "tests", "bench", "docs")
+        for path in (ROOT / folder).rglob("*.py")
+    }
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_the_wheel_packages_hold_every_layer() -> None:
+    for layer in LAYERS:
+        link = ROOT / "conflictlens" / layer
+        assert link.is_symlink() and link.resolve() == (ROOT / layer).resolve(), layer

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest import IngestOptions, import_source
-from store import Writer, connect
+from conflictlens.ingest import IngestOptions, import_source
+from conflictlens.store import Writer, connect
 from tests.helpers import clf_line, cli_json, line_offsets, query, store_counts, write_lines
 
 REJECT_SAMPLE_BYTES = 512
@@ -286,7 +286,7 @@ def test_line_longer_than_the_chunk_is_one_reject(db_path, tmp_path, case):
 
 
 def test_valid_utf8_is_kept_and_only_the_invalid_line_is_rejected():
-    from ingest.lines import Chunk, split_lines
+    from conflictlens.ingest.lines import Chunk, split_lines
 
     good = '1.2.3.4 - - [19/Nov/2026:10:00:00 +0000] "GET /caf\u00e9 HTTP/1.1" 409 1 "-" "ag\u00e9nt \u2603"\n'.encode()
     data = good * 3 + b"\xff\xfe broken\n" + good

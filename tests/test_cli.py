@@ -15,8 +15,8 @@ import click
 import pytest
 
 from conflictlens.cli import LAZY_COMMANDS, cli
+from conflictlens.store import connect
 from conflictlens.timeparse import parse_time
-from store import connect
 from tests.helpers import clf_line, clf_ts, cli_json, query, store_counts, write_lines
 
 COMMANDS = cli.list_commands(click.Context(cli))
@@ -80,7 +80,7 @@ def test_commands_kept_in_other_modules_are_registered_and_not_imported_by_inges
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert lazy & set(loaded) == set()
-    assert not [m for m in loaded if m == "analysis" or m.startswith("analysis.")]
+    assert not [m for m in loaded if m.startswith("conflictlens.analysis")]
     assert "urllib.request" not in loaded
 
 
@@ -522,7 +522,7 @@ def test_ingest_help_names_every_registered_format():
     from click.testing import CliRunner
 
     from conflictlens.cli import cli
-    from ingest.formats import FORMATS
+    from conflictlens.ingest.formats import FORMATS
 
     text = " ".join(CliRunner().invoke(cli, ["ingest", "--help"]).output.split()).replace("- ", "-")
     missing = [name for name in FORMATS if name not in text]

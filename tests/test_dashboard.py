@@ -13,18 +13,22 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.data import DataError
-from dashboard.figures import (
+from conflictlens.dashboard.data import DataError
+from conflictlens.dashboard.figures import (
     CHAR_PX,
     SPARKLINE_POINTS,
     hot_spot_bars,
     safe,
     sparklines,
 )
-from dashboard.figures_time import HEATMAP_LABEL_CHARS, conflicts_over_time, route_heatmap
-from dashboard.passwords import hash_password, is_password_hash, verify_password
-from dashboard.reports_data import report_file
-from sample_logs.generator import write_log
+from conflictlens.dashboard.figures_time import (
+    HEATMAP_LABEL_CHARS,
+    conflicts_over_time,
+    route_heatmap,
+)
+from conflictlens.dashboard.passwords import hash_password, is_password_hash, verify_password
+from conflictlens.dashboard.reports_data import report_file
+from conflictlens.sample_logs.generator import write_log
 from tests.conftest import RunCli, hot_document_store
 from tests.helpers import conflicts_by_cluster, truth_requests
 
@@ -358,7 +362,7 @@ def test_answers_are_kept_until_the_store_changes(
 ) -> None:
     """The dashboard caches answers per store version: the same question asks the store once
     until a commit (here a second import) changes the version."""
-    from dashboard.data import ask, store_version
+    from conflictlens.dashboard.data import ask, store_version
 
     db = tmp_path / "t.duckdb"
     for seed in (1, 2):
@@ -378,7 +382,7 @@ def test_figures_are_built_once_per_answer(
     tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``drawn`` builds a figure once per answer (and arguments), again when the store changes."""
-    from dashboard.data import drawn
+    from conflictlens.dashboard.data import drawn
 
     built: list[tuple[int, str]] = []
 

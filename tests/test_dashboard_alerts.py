@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from conflictlens.config import ConfigError, load_config
 from conflictlens.config_edit import delete_rule, save_rule
-from sample_logs.generator import write_log
+from conflictlens.sample_logs.generator import write_log
 from tests.conftest import RunCli, hot_document_store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -225,7 +225,7 @@ def test_a_rule_saved_through_serve_is_reloaded_and_backtests_as_the_cli(
     monkeypatch: pytest.MonkeyPatch,
     run_cli: RunCli,
 ) -> None:
-    from dashboard import alerts_data
+    from conflictlens.dashboard import alerts_data
     from tests.test_serve import Serve
     from tests.test_tail import wait_for
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from dashboard.passwords import hash_password
-from sample_logs.generator import write_log
+from conflictlens.dashboard.passwords import hash_password
+from conflictlens.sample_logs.generator import write_log
 from tests.needs import chrome, needs_browser
 from tests.test_serve import CLI, free_port, run
 

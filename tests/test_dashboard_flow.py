@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from analysis.catalog import QUERIES
-from sample_logs.generator import write_log
+from conflictlens.analysis.catalog import QUERIES
+from conflictlens.sample_logs.generator import write_log
 from tests.e2e_support import ServeProcess
 from tests.needs import chrome, needs_browser
 from tests.test_dashboard_browser import ARTIFACTS, _event_count, _settled

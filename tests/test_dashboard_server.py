@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import streamlit
 
-from dashboard.server import BASE_URL_SCRIPT, with_base_url
-from sample_logs.generator import write_log
+from conflictlens.dashboard.server import BASE_URL_SCRIPT, with_base_url
+from conflictlens.sample_logs.generator import write_log
 from tests.test_dashboard_browser import _wait_for, running_dashboard
 from tests.test_serve import CLI, free_port, run
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
 from conflictlens.cli import cli
-from sample_logs.generator import write_log
+from conflictlens.sample_logs.generator import write_log
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PRESETS = ("24h", "7d", "30d")

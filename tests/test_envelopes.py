@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from analysis import run_query
-from ingest import IngestOptions, import_source
-from sample_logs.generator import format_lines, traffic
-from store import Writer, connect
+from conflictlens.analysis import run_query
+from conflictlens.ingest import IngestOptions, import_source
+from conflictlens.sample_logs.generator import format_lines, traffic
+from conflictlens.store import Writer, connect
 
 
 def bare_lines(style: str, count: int = 300) -> list[str]:

@@ -8,9 +8,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ingest.formats import FormatError, compile_log_format, detect_format, get_format
-from ingest.formats.fields import NO_RESPONSE
-from ingest.lines import Chunk, split_lines
+from conflictlens.ingest.formats import FormatError, compile_log_format, detect_format, get_format
+from conflictlens.ingest.formats.fields import NO_RESPONSE
+from conflictlens.ingest.lines import Chunk, split_lines
 from tests.peer_fixtures import (
     FIXTURES,
     check_line,

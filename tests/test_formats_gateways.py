@@ -11,11 +11,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ingest.formats import detect_format, get_format
-from ingest.formats.clf import PRESETS
-from ingest.formats.fields import NO_REQUEST, NO_RESPONSE, PARSED_COLUMNS
-from ingest.formats.gateways import GATEWAY_FORMATS
-from ingest.lines import Chunk, split_lines
+from conflictlens.ingest.formats import detect_format, get_format
+from conflictlens.ingest.formats.clf import PRESETS
+from conflictlens.ingest.formats.fields import NO_REQUEST, NO_RESPONSE, PARSED_COLUMNS
+from conflictlens.ingest.formats.gateways import GATEWAY_FORMATS
+from conflictlens.ingest.lines import Chunk, split_lines
 from tests.helpers import cli_json
 from tests.peer_fixtures import (
     FIXTURES,

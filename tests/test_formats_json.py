@@ -11,10 +11,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ingest import IngestOptions, import_source
-from ingest.formats import detect_format, get_format
-from ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
-from store import Writer, connect
+from conflictlens.ingest import IngestOptions, import_source
+from conflictlens.ingest.formats import detect_format, get_format
+from conflictlens.ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
+from conflictlens.store import Writer, connect
 
 
 def parse(name: str, *objects: Any) -> list[dict[str, Any]]:

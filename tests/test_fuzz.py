@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from ingest.batch import parse_chunk
-from ingest.formats import FORMATS, get_format
-from ingest.lines import Chunk
-from ingest.options import EARLIEST, LATEST, IngestOptions
+from conflictlens.ingest.batch import parse_chunk
+from conflictlens.ingest.formats import FORMATS, get_format
+from conflictlens.ingest.lines import Chunk
+from conflictlens.ingest.options import EARLIEST, LATEST, IngestOptions
 from tests.test_hostile import GIB, peak_rss, request
 from tests.test_serve import Serve
 
@@ -119,7 +119,7 @@ def _value(rng: random.Random) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from sample_logs.generator import write_log
+    from conflictlens.sample_logs.generator import write_log
     from tests.test_serve import run
 
     folder = tmp_path_factory.mktemp("fuzz")

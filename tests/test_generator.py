@@ -20,8 +20,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sample_logs.catalog import ENDPOINTS, KINDS, problem_type
-from sample_logs.generator import (
+from conflictlens.sample_logs.catalog import ENDPOINTS, KINDS, problem_type
+from conflictlens.sample_logs.generator import (
     CODE_STYLES,
     LINE_STYLES,
     SCENARIOS,
@@ -57,7 +57,7 @@ def frame() -> pl.DataFrame:
 def test_the_generator_writes_every_format_conflictlens_reads():
     """The importer keeps its own list of formats (ingest.formats): every one of them has a
     generator, and the generator writes no format the importer cannot read."""
-    from ingest.formats import format_names
+    from conflictlens.ingest.formats import format_names
 
     assert set(LINE_STYLES) == set(format_names()) - {"json"}  # json: the user's own mapping
 

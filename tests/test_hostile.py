@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from sample_logs.generator import write_log
+from conflictlens.sample_logs.generator import write_log
 from tests.conftest import RunCli
 from tests.helpers import clf_line, cli_json, write_lines
 from tests.test_serve import CLI, Serve, run
@@ -213,7 +213,7 @@ def test_terminal_escapes_from_a_log_are_shown_not_sent(tmp_path: Path, run_cli:
 
 def test_explore_csv_has_no_live_formulas() -> None:
     """5. Explore's CSV download, as the page builds it."""
-    from dashboard.data import spreadsheet_csv
+    from conflictlens.dashboard.data import spreadsheet_csv
 
     frame = pl.DataFrame(
         {
@@ -422,7 +422,7 @@ def test_an_absurd_report_period_is_one_line(store: Path, run_cli: RunCli) -> No
 def test_empty_lines_are_skipped_and_rejects_are_capped(tmp_path: Path, run_cli: RunCli) -> None:
     """11. A gz of a million newlines stores nothing; 25,000 lines of garbage store the first
     10,000 rejects with their samples and count all 25,000."""
-    from store.writer import MAX_REJECTS_PER_SOURCE
+    from conflictlens.store.writer import MAX_REJECTS_PER_SOURCE
 
     newlines = tmp_path / "newlines.log.gz"
     with gzip.open(newlines, "wb") as out:
@@ -497,7 +497,7 @@ def test_the_token_comes_from_the_environment_without_a_config(
 
 def test_a_listed_report_name_that_is_a_link_is_not_served(tmp_path: Path) -> None:
     """14. An index entry whose file is a link to the config (and its token)."""
-    from analysis.reports.archive import Archive
+    from conflictlens.analysis.reports.archive import Archive
 
     secret = tmp_path / "conflictlens.toml"
     secret.write_text('[serve]\ntoken = "' + "s" * 20 + '"\n')
@@ -547,7 +547,7 @@ class PickyWriter:
     MARK = "/api/v1/cursed/1"
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        from store.writer import Writer
+        from conflictlens.store.writer import Writer
 
         self.writer = Writer(con)
 
@@ -563,8 +563,8 @@ class PickyWriter:
 def test_a_line_that_breaks_a_later_step_is_a_reject_not_a_stuck_file(tmp_path: Path) -> None:
     """2. Whatever step a line breaks, it becomes a reject with the error as its reason and
     every good line around it is stored: the file never sticks."""
-    from ingest import IngestOptions, import_source
-    from store import connect
+    from conflictlens.ingest import IngestOptions, import_source
+    from conflictlens.store import connect
 
     good = [
         clf_line(f"/api/v1/users/{n}", ts=f"20/Nov/2026:10:{n // 60:02d}:{n % 60:02d} +0000")

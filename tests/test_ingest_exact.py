@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import TimeRange, run_query
-from ingest import IngestOptions, import_source
-from ingest.lines import ReadBuffers, read_chunks
-from sample_logs.generator import EXTENDED_LOG_FORMAT, write_log
-from store import Writer, connect
+from conflictlens.analysis import TimeRange, run_query
+from conflictlens.ingest import IngestOptions, import_source
+from conflictlens.ingest.lines import ReadBuffers, read_chunks
+from conflictlens.sample_logs.generator import EXTENDED_LOG_FORMAT, write_log
+from conflictlens.store import Writer, connect
 from tests.helpers import (
     assert_store_matches_truth,
     clf_line,
@@ -182,7 +182,7 @@ def test_lines_longer_than_the_newline_search_window_are_framed_exactly(chunk_by
     ids=["short", "no-final-newline", "empty-lines", "one-unterminated", "guessed-length"],
 )
 def test_split_lines_cuts_where_bytes_split_does(data):
-    from ingest.lines import Chunk, split_lines
+    from conflictlens.ingest.lines import Chunk, split_lines
 
     split = split_lines(Chunk(data, 100, 100 + len(data), 100))
     expected = data.splitlines(keepends=True)
@@ -194,7 +194,7 @@ def test_split_lines_cuts_where_bytes_split_does(data):
 def test_a_last_line_without_a_newline_is_kept_whatever_its_length():
     # the compiled cut reads 16 bytes at a time: an unterminated tail that ends exactly on a
     # block must still be a line
-    from ingest.lines import Chunk, split_lines
+    from conflictlens.ingest.lines import Chunk, split_lines
 
     for head in (b"", b"ab\n", b"x" * 14 + b"\n"):
         for tail in range(40):
@@ -207,7 +207,7 @@ def test_a_last_line_without_a_newline_is_kept_whatever_its_length():
 def test_lines_that_are_not_utf8_are_found_as_python_finds_them():
     # the compiled cut checks UTF-8 itself: overlong forms, surrogates, code points above
     # U+10FFFF, truncated and stray continuation bytes, around the 8-byte ASCII fast path
-    from ingest.lines import Chunk, _cut_lines, _cut_lines_with_polars, split_lines
+    from conflictlens.ingest.lines import Chunk, _cut_lines, _cut_lines_with_polars, split_lines
 
     rng = random.Random(11)
     pieces = [

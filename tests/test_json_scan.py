@@ -16,10 +16,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest.formats import scan
-from ingest.formats.fields import PARSED_COLUMNS
-from ingest.formats.json_scan import NUMERIC_FIELDS, compile_paths, path_keys, scan_json
-from ingest.formats.jsonl import (
+from conflictlens.ingest.formats import scan
+from conflictlens.ingest.formats.fields import PARSED_COLUMNS
+from conflictlens.ingest.formats.json_scan import (
+    NUMERIC_FIELDS,
+    compile_paths,
+    path_keys,
+    scan_json,
+)
+from conflictlens.ingest.formats.jsonl import (
     JSON_FORMATS,
     Extraction,
     JsonFormat,
@@ -192,7 +197,7 @@ def test_long_values_and_values_two_columns_share_are_read_whole():
 def test_keys_that_share_a_lookup_slot_are_told_apart():
     # keys of one length, first and last byte share their node's lookup slot: every edge with
     # that slot is tried, and a key in an empty slot is skipped without trying any
-    from ingest.formats.json_scan import MANY_EDGES, key_hash
+    from conflictlens.ingest.formats.json_scan import MANY_EDGES, key_hash
 
     columns = {"first": ("$.aXz",), "second": ("$.aYz",), "third": ("$.other",)}
     trie = compile_paths(columns)

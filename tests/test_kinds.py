@@ -8,7 +8,7 @@ import random
 import polars as pl
 import pytest
 
-from ingest.kinds import CODE_WORDS, KindRule, _decide, classify
+from conflictlens.ingest.kinds import CODE_WORDS, KindRule, _decide, classify
 
 RULES = (KindRule(r"^ACME-9\d\d$", "lock"), KindRule("TAKEN", "state"))
 

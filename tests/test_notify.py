@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from notify import (
+from conflictlens.notify import (
     NOT_CONFIGURED,
     ChannelConfigError,
     CommandChannel,
@@ -35,7 +35,7 @@ from notify import (
     describe_channel,
     parse_channels,
 )
-from notify.render import (
+from conflictlens.notify.render import (
     ZERO_TIME,
     Alert,
     measure_text,
@@ -45,7 +45,7 @@ from notify.render import (
     render_slack,
     rfc3339,
 )
-from notify.send import build_email
+from conflictlens.notify.send import build_email
 
 # --- helpers shared with test_notify_email.py ------------------------------------------------
 
@@ -55,7 +55,7 @@ FINGERPRINT = "9f2c4e1a7b3d5f60a1b2c3d4e5f60718"
 
 def open_outbox(path: Path) -> duckdb.DuckDBPyConnection:
     """The store, whose migrations create ``alert_outbox``."""
-    from store import connect
+    from conflictlens.store import connect
 
     return connect(path)
 
@@ -1092,7 +1092,7 @@ def test_an_alertmanager_pair_with_one_member_down_still_gets_the_alert(con, rec
 
 
 def test_firing_alerts_are_pushed_again_until_they_resolve(con, receiver):
-    from notify.resend import Resender
+    from conflictlens.notify.resend import Resender
 
     channels = parse_channels(
         {

@@ -19,7 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from notify import deliver_due, parse_channels
+from conflictlens.notify import deliver_due, parse_channels
 from tests.needs import INSTALL, OPENSSL, require
 from tests.test_notify import FINGERPRINT, T0, add_row, free_port, open_outbox, outbox
 

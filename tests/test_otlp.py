@@ -32,7 +32,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from polars.testing import assert_frame_equal
 
-from ingest.otlp_decode import OtlpError, compiled, decode_json, python_walk
+from conflictlens.ingest.otlp_decode import OtlpError, compiled, decode_json, python_walk
 from tests.helpers import query
 from tests.test_serve import Serve
 
@@ -125,7 +125,7 @@ def mixed_request() -> bytes:
 
 @pytest.mark.skipif(not compiled(), reason="the compiled extension is not built")
 def test_the_compiled_walk_gives_what_the_python_walk_gives():
-    from ingest.otlp_decode import _compiled_walk
+    from conflictlens.ingest.otlp_decode import _compiled_walk
 
     data = mixed_request()
     compiled, reference = _compiled_walk(data), python_walk(data)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from analysis import run_query
-from ingest.options import IngestOptions
-from ingest.tail import Follower
-from sample_logs.generator import write_log
-from store import connect
+from conflictlens.analysis import run_query
+from conflictlens.ingest.options import IngestOptions
+from conflictlens.ingest.tail import Follower
+from conflictlens.sample_logs.generator import write_log
+from conflictlens.store import connect
 from tests.conftest import RunCli
 from tests.helpers import clf_line, query, write_lines
 from tests.test_tail import append, following, seq_line, seq_lines, wait_for

@@ -123,7 +123,7 @@ def test_the_corpus_is_large_and_varied_enough() -> None:
                 repositories.add(cells[3].split("·")[0].strip().split()[0])
     assert len(repositories) >= 12, sorted(repositories)
     folders = {log.parent.name for log in LOGS}
-    from ingest.formats import FORMATS
+    from conflictlens.ingest.formats import FORMATS
 
     missing = (
         set(FORMATS) - folders - {"nginx-extended", "nginx-main", "apipark-json", "traefik-json"}

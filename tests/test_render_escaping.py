@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from analysis.reports.render_html import render_html
-from notify.render import Alert, render_email
+from conflictlens.analysis.reports.render_html import render_html
+from conflictlens.notify.render import Alert, render_email
 from tests.test_notify import make_payload
 from tests.test_reports import hostile_report
 

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
-from analysis.reports import (
+from conflictlens.analysis.reports import (
     FORMATS,
     build_report,
     day_period,
@@ -29,14 +29,14 @@ from analysis.reports import (
     parse_period,
     parse_reports,
 )
-from analysis.reports.render_csv import render_csv
-from analysis.reports.render_html import csp_hash, render_html, script_json
-from analysis.reports.render_md import md, render_md
+from conflictlens.analysis.reports.render_csv import render_csv
+from conflictlens.analysis.reports.render_html import csp_hash, render_html, script_json
+from conflictlens.analysis.reports.render_md import md, render_md
 from conflictlens.cli import cli
 from conflictlens.cli_report import report as report_command
 from conflictlens.cli_report import serve_queries
-from sample_logs.generator import ground_truth, traffic, write_log
-from store import connect
+from conflictlens.sample_logs.generator import ground_truth, traffic, write_log
+from conflictlens.store import connect
 from tests.helpers import conflicts_by_cluster
 
 STYLE = "nginx-extended"
@@ -494,8 +494,8 @@ def test_yesterday_counts_from_now(two_days: tuple[Path, pl.DataFrame]) -> None:
 
 
 def test_alerts_fired_and_resolved_come_from_the_alert_tables(tmp_path: Path) -> None:
-    from analysis import Filters, TimeRange
-    from analysis.reports.alerts_view import alerts_in_range
+    from conflictlens.analysis import Filters, TimeRange
+    from conflictlens.analysis.reports.alerts_view import alerts_in_range
 
     with closing(connect(tmp_path / "t.duckdb")) as con:  # a new store has the alert tables
         at = dt.datetime(2026, 11, 19, 8)

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from analysis.reports import day_period, local_queries
-from analysis.reports.build import build_report
-from analysis.reports.render_html import render_html
-from sample_logs.generator import write_log
-from store import connect
+from conflictlens.analysis.reports import day_period, local_queries
+from conflictlens.analysis.reports.build import build_report
+from conflictlens.analysis.reports.render_html import render_html
+from conflictlens.sample_logs.generator import write_log
+from conflictlens.store import connect
 from tests.helpers import clf_ts
 from tests.needs import chrome, needs_browser
 from tests.test_reports import ingest, run_report

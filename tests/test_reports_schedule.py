@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from analysis.reports import (
+from conflictlens.analysis.reports import (
     Archive,
     ArchiveError,
     ReportScheduler,
@@ -34,11 +34,11 @@ from analysis.reports import (
     latest_fire,
     local_queries,
 )
-from analysis.reports.schedule import MAX_ATTEMPTS
-from notify import parse_channels
-from notify.report_delivery import ReportDelivery
-from sample_logs.generator import write_log
-from store import connect
+from conflictlens.analysis.reports.schedule import MAX_ATTEMPTS
+from conflictlens.notify import parse_channels
+from conflictlens.notify.report_delivery import ReportDelivery
+from conflictlens.sample_logs.generator import write_log
+from conflictlens.store import connect
 from tests.test_reports import ingest, run_report
 from tests.test_serve import free_port
 
@@ -426,8 +426,8 @@ def test_a_report_goes_to_email_webhook_and_slack(
 
 
 def test_slack_text_from_a_log_cannot_link_or_mention(tmp_path: Path) -> None:
-    from analysis.reports import ArchivedReport
-    from notify.report_delivery import slack_message
+    from conflictlens.analysis.reports import ArchivedReport
+    from conflictlens.notify.report_delivery import slack_message
     from tests.test_reports import hostile_report
 
     report = hostile_report()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sample_logs.generator import write_log
+from conflictlens.sample_logs.generator import write_log
 from tests.test_serve import Serve, run
 
 pytestmark = pytest.mark.slow
@@ -73,7 +73,7 @@ def test_serve_builds_lists_and_hands_out_reports(
         # The dashboard's data layer, in this process: serve holds the file, so it must ask.
         monkeypatch.setenv("CONFLICTLENS_DB", str(db))
         monkeypatch.setenv("CONFLICTLENS_CONFIG", str(config))
-        from dashboard.reports_data import archived_reports, generate_report
+        from conflictlens.dashboard.reports_data import archived_reports, generate_report
 
         through = generate_report("2026-11-18", "UTC", ["html"])
         shown = archived_reports()

@@ -18,18 +18,22 @@ import click
 import polars as pl
 import pytest
 
-from analysis.openapi import OpenAPIError, declared_routes, import_openapi
-from analysis.route_learning import LearningSettings, learn_and_apply, learn_from_counts
+from conflictlens.analysis.openapi import OpenAPIError, declared_routes, import_openapi
+from conflictlens.analysis.route_learning import (
+    LearningSettings,
+    learn_and_apply,
+    learn_from_counts,
+)
 from conflictlens.cli import cli
+from conflictlens.ingest import IngestOptions, import_source
 from conflictlens.routes_cli import routes
-from ingest import IngestOptions, import_source
-from sample_logs.route_families import (
+from conflictlens.sample_logs.route_families import (
     FAMILIES,
     STATIC_SIBLINGS,
     route_family_paths,
     write_route_family_log,
 )
-from store import Writer, apply_route_map, connect, read_route_map
+from conflictlens.store import Writer, apply_route_map, connect, read_route_map
 from tests.helpers import clf_line, cli_json, query, write_lines
 
 assert cli.get_command(click.Context(cli), "routes") is routes

@@ -7,9 +7,9 @@ from contextlib import closing
 import polars as pl
 import pytest
 
-from ingest import IngestOptions, RouteRule, import_source
-from ingest.routes import apply_routes
-from store import Writer, connect
+from conflictlens.ingest import IngestOptions, RouteRule, import_source
+from conflictlens.ingest.routes import apply_routes
+from conflictlens.store import Writer, connect
 from tests.helpers import clf_line, query, write_lines
 
 

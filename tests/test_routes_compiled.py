@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest.formats import get_format, scan
-from ingest.lines import Chunk, split_lines
-from ingest.routes import MAX_TEMPLATED_SEGMENTS, _compiled, _Segments
+from conflictlens.ingest.formats import get_format, scan
+from conflictlens.ingest.lines import Chunk, split_lines
+from conflictlens.ingest.routes import MAX_TEMPLATED_SEGMENTS, _compiled, _Segments
 from tests.mutations import mutate
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs"

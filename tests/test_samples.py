@@ -10,10 +10,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analysis import run_query
-from ingest import IngestOptions, import_source
-from ingest.formats import detect_format
-from store import Writer, connect
+from conflictlens.analysis import run_query
+from conflictlens.ingest import IngestOptions, import_source
+from conflictlens.ingest.formats import detect_format
+from conflictlens.store import Writer, connect
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_logs"
 LOGS = sorted(p for p in SAMPLES.glob("*.log*") if not p.name.endswith(".truth.json"))
@@ -31,7 +31,7 @@ def first_lines(log: Path, count: int = 200) -> pl.DataFrame:
 
 
 def test_there_is_a_sample_of_every_registered_format():
-    from ingest.formats import FORMATS
+    from conflictlens.ingest.formats import FORMATS
 
     assert {sample_format(p) for p in LOGS} >= set(FORMATS) - {"json"}
 

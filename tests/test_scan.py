@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest.formats import PRESETS, ClfFormat, compile_log_format, scan
-from ingest.formats.fields import PARSED_COLUMNS
-from sample_logs.generator import EXTENDED_LOG_FORMAT
+from conflictlens.ingest.formats import PRESETS, ClfFormat, compile_log_format, scan
+from conflictlens.ingest.formats.fields import PARSED_COLUMNS
+from conflictlens.sample_logs.generator import EXTENDED_LOG_FORMAT
 from tests.mutations import mutations, truncations
 from tests.peer_fixtures import FIXTURES, require_fixtures
 

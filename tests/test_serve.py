@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.ipc
 import pytest
 
-from sample_logs.generator import write_log
+from conflictlens.sample_logs.generator import write_log
 from tests.helpers import MARKER, conflicts_by_cluster, query, wait_for
 
 pytestmark = pytest.mark.slow
@@ -397,7 +397,7 @@ def test_a_reload_that_drops_the_token_is_refused_while_serve_is_exposed(tmp_pat
     from conflictlens.cli import UserError, _reloaded_followers
     from conflictlens.config import load_config
     from conflictlens.jobs import Live
-    from store import connect
+    from conflictlens.store import connect
 
     path = tmp_path / "conflictlens.toml"
     path.write_text('[serve]\ntoken = "first-token-0123456789"\n')

@@ -10,12 +10,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingest import IngestOptions
-from ingest.batch import parse_chunk
-from ingest.formats import get_format
-from ingest.lines import Chunk
-from store import SCHEMA_VERSION, Batch, StoreError, Writer, connect
-from store.schema import current_version
+from conflictlens.ingest import IngestOptions
+from conflictlens.ingest.batch import parse_chunk
+from conflictlens.ingest.formats import get_format
+from conflictlens.ingest.lines import Chunk
+from conflictlens.store import SCHEMA_VERSION, Batch, StoreError, Writer, connect
+from conflictlens.store.schema import current_version
 from tests.helpers import clf_line, query, store_counts
 
 TABLES = {"schema_version", "sources", "conflict_events", "request_rollups", "rejects"}
@@ -99,7 +99,7 @@ def test_connections_store_times_in_utc(db_path):
 @pytest.mark.parametrize("batch_import", [False, True])
 def test_a_batch_import_checkpoints_every_few_megabytes(db_path, batch_import):
     # so that the last checkpoint, which runs alone after the parsing, stays small
-    from store import prepare_batch_import
+    from conflictlens.store import prepare_batch_import
 
     wal = db_path.with_name(db_path.name + ".wal")
     with closing(connect(db_path)) as con:
@@ -278,7 +278,7 @@ def test_resolve_source_same_inode_different_content_is_a_new_source(writer):
 
 def test_import_counts_match_store_counts(db_path, tmp_path):
     """The summary an import returns is what the store holds."""
-    from ingest import import_source
+    from conflictlens.ingest import import_source
 
     log = tmp_path / "a.log"
     log.write_bytes(DATA * 3)

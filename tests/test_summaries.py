@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analysis import Filters, TimeRange, run_query
-from analysis.baselines import window_counts
-from sample_logs.generator import write_log
-from store import connect, refresh_summaries, summarised_before
+from conflictlens.analysis import Filters, TimeRange, run_query
+from conflictlens.analysis.baselines import window_counts
+from conflictlens.sample_logs.generator import write_log
+from conflictlens.store import connect, refresh_summaries, summarised_before
 from tests.conftest import RunCli
 from tests.helpers import clf_line, clf_ts, write_lines
 
@@ -100,7 +100,7 @@ def test_an_invalidation_is_honoured_before_the_next_refresh(store: Path) -> Non
     con.execute(
         "INSERT INTO request_rollups VALUES ('2026-11-15 10:30', NULL, 'GET', '/x', 200, 7, 0, 0, 0)"
     )
-    from store.summaries import invalidate_from
+    from conflictlens.store.summaries import invalidate_from
 
     invalidate_from(con, dt.datetime(2026, 11, 15, 10, 30))
     assert summarised_before(con) == dt.datetime(2026, 11, 15, 10)

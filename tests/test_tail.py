@@ -30,10 +30,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from ingest import IngestOptions
-from ingest.tail import Follower, SourceSpec
-from store import connect
-from store.schema import current_version
+from conflictlens.ingest import IngestOptions
+from conflictlens.ingest.tail import Follower, SourceSpec
+from conflictlens.store import connect
+from conflictlens.store.schema import current_version
 from tests.helpers import MARKER, clf_line
 from tests.helpers import wait_for as waiting_for
 from tests.needs import INSTALL, LOGROTATE, SETPRIV, needs_logrotate, require
@@ -698,7 +698,7 @@ def test_logrotate_copytruncate_while_writing_stores_every_line_once(tmp_path, d
 
 
 class TailProcess:
-    """``python -m ingest.tail`` with its JSON status lines read on a thread."""
+    """``python -m conflictlens.ingest.tail`` with its JSON status lines read on a thread."""
 
     def __init__(self, db: Path, pattern: Path, *extra: str, prefix: Sequence[str] = ()) -> None:
         self.proc = subprocess.Popen(
@@ -706,7 +706,7 @@ class TailProcess:
                 *prefix,
                 sys.executable,
                 "-m",
-                "ingest.tail",
+                "conflictlens.ingest.tail",
                 "--db",
                 str(db),
                 "--source",

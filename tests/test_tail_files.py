@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.identity import FINGERPRINT_BYTES
-from ingest.tail.followed import FollowedFile
-from ingest.tail.handle import NotRegularFile, current_name, last_line_end, open_file
-from ingest.tail.reader import LineReader
-from ingest.tail.rotation import Change, look, track_names
-from ingest.tail.scan import scan_globs
+from conflictlens.ingest.identity import FINGERPRINT_BYTES
+from conflictlens.ingest.tail.followed import FollowedFile
+from conflictlens.ingest.tail.handle import NotRegularFile, current_name, last_line_end, open_file
+from conflictlens.ingest.tail.reader import LineReader
+from conflictlens.ingest.tail.rotation import Change, look, track_names
+from conflictlens.ingest.tail.scan import scan_globs
 from tests.helpers import clf_line
 
 LINE = clf_line() + b"\n"

@@ -1,6 +1,6 @@
 """The follower's loop units: the thread with its exit event (ingest.tail.watcher), the
 file-system events that wake it (ingest.tail.events, real watchdog on real folders), and
-``python -m ingest.tail`` (ingest.tail.cli) in a real process."""
+``python -m conflictlens.ingest.tail`` (ingest.tail.cli) in a real process."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from watchdog.events import FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 
-from ingest.tail.events import FolderEvents, watch_root
-from ingest.tail.watcher import Watcher
+from conflictlens.ingest.tail.events import FolderEvents, watch_root
+from conflictlens.ingest.tail.watcher import Watcher
 from tests.helpers import clf_line, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,14 +13,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.lines import Chunk
-from ingest.tail.commit import Committer, flush_due
-from ingest.tail.followed import FollowedFile
-from ingest.tail.handle import OpenedFile, open_file
-from ingest.tail.identify import identify
-from ingest.tail.reader import LineReader, Pending, merge_chunks
-from ingest.tail.spec import SourceSpec
-from store import Writer, connect
+from conflictlens.ingest.lines import Chunk
+from conflictlens.ingest.tail.commit import Committer, flush_due
+from conflictlens.ingest.tail.followed import FollowedFile
+from conflictlens.ingest.tail.handle import OpenedFile, open_file
+from conflictlens.ingest.tail.identify import identify
+from conflictlens.ingest.tail.reader import LineReader, Pending, merge_chunks
+from conflictlens.ingest.tail.spec import SourceSpec
+from conflictlens.store import Writer, connect
 from tests.helpers import clf_line
 
 LINE = clf_line() + b"\n"

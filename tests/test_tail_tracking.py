@@ -13,11 +13,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.tail.followed import FollowedFile
-from ingest.tail.scan import MIN_SCAN_GAP, ScanSchedule, scan_globs
-from ingest.tail.status import Totals, Waiting, snapshot
-from ingest.tail.tracking import FileSet
-from store import Writer, connect
+from conflictlens.ingest.tail.followed import FollowedFile
+from conflictlens.ingest.tail.scan import MIN_SCAN_GAP, ScanSchedule, scan_globs
+from conflictlens.ingest.tail.status import Totals, Waiting, snapshot
+from conflictlens.ingest.tail.tracking import FileSet
+from conflictlens.store import Writer, connect
 from tests.helpers import clf_line
 
 LINE = clf_line() + b"\n"

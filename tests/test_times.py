@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from ingest.formats import scan
-from ingest.formats.times import clf_times, iso_times, strptime_clf, strptime_iso
+from conflictlens.ingest.formats import scan
+from conflictlens.ingest.formats.times import clf_times, iso_times, strptime_clf, strptime_iso
 from tests.mutations import mutate
 
 PIECES = ["0", "9", ":", "-", "+", "T", "Z", ".", " ", "x", "é"]

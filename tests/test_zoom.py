@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from sample_logs.catalog import STATUS_KINDS, declared_conflict
-from sample_logs.formats import FORMATS
-from sample_logs.generator import write_log
+from conflictlens.sample_logs.catalog import STATUS_KINDS, declared_conflict
+from conflictlens.sample_logs.formats import FORMATS
+from conflictlens.sample_logs.generator import write_log
 from tests.conftest import RunCli
 from tests.helpers import cli_json
 

@@ -3,10 +3,10 @@ condition per group (series), the state machine (state), live evaluation with it
 (engine), notification payloads (payload), the backtest (backtest), and reads of the alert
 tables (reads)."""
 
-from analysis.alerts.backtest import Episode, backtest, preview
-from analysis.alerts.config import parse_alerts, parse_duration, parse_rule
-from analysis.alerts.engine import Transition, evaluate_all, test_notifications_for
-from analysis.alerts.rules import AlertRule, AlertsConfig, Silence
+from conflictlens.analysis.alerts.backtest import Episode, backtest, preview
+from conflictlens.analysis.alerts.config import parse_alerts, parse_duration, parse_rule
+from conflictlens.analysis.alerts.engine import Transition, evaluate_all, test_notifications_for
+from conflictlens.analysis.alerts.rules import AlertRule, AlertsConfig, Silence
 
 __all__ = [
     "AlertRule",

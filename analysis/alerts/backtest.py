@@ -16,11 +16,11 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from analysis.alerts.engine import observation
-from analysis.alerts.rules import AlertRule, AlertsConfig, iso
-from analysis.alerts.series import Series, floor_minute, observe
-from analysis.alerts.state import FIRING, PENDING, RESOLVED, AlertState, step
-from analysis.params import check_buckets, data_end, data_start, naive_utc
+from conflictlens.analysis.alerts.engine import observation
+from conflictlens.analysis.alerts.rules import AlertRule, AlertsConfig, iso
+from conflictlens.analysis.alerts.series import Series, floor_minute, observe
+from conflictlens.analysis.alerts.state import FIRING, PENDING, RESOLVED, AlertState, step
+from conflictlens.analysis.params import check_buckets, data_end, data_start, naive_utc
 
 MAX_STEPS = 500_000  # evaluation steps of one backtest (a year at one a minute)
 

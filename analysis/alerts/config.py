@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from analysis.alerts.rules import AlertRule, AlertsConfig
-from analysis.alerts.settings import AlertsSettings, RuleSettings
 from conflictlens._errors import ConfigError, InvalidValue
 from conflictlens._settings import duration, first_error, shown
+from conflictlens.analysis.alerts.rules import AlertRule, AlertsConfig
+from conflictlens.analysis.alerts.settings import AlertsSettings, RuleSettings
 
 ChannelParser = Callable[[dict[str, Any], str], Mapping[str, Any]]
 Model = TypeVar("Model", bound=BaseModel)

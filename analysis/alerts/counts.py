@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from analysis.alerts.rules import MATCH_KEYS, REQUEST_KEYS, AlertRule, Group
+from conflictlens.analysis.alerts.rules import MATCH_KEYS, REQUEST_KEYS, AlertRule, Group
 
 _MATCH = """
     ($m_service::VARCHAR IS NULL OR service GLOB $m_service::VARCHAR)

@@ -17,14 +17,21 @@ from typing import Any
 
 import duckdb
 
-from analysis.alerts import payload
-from analysis.alerts.counts import Counts, read_counts
-from analysis.alerts.reads import StoredState, read_silences, read_states
-from analysis.alerts.rules import AlertRule, AlertsConfig, Group, Silence
-from analysis.alerts.series import BaselineCache, Series, floor_minute, observe
-from analysis.alerts.state import FIRING, NORMAL, PENDING, AlertState, Observation, step
-from analysis.params import MINUTE, naive_utc
-from store.alerts import Changes, OutboxRow, commit
+from conflictlens.analysis.alerts import payload
+from conflictlens.analysis.alerts.counts import Counts, read_counts
+from conflictlens.analysis.alerts.reads import StoredState, read_silences, read_states
+from conflictlens.analysis.alerts.rules import AlertRule, AlertsConfig, Group, Silence
+from conflictlens.analysis.alerts.series import BaselineCache, Series, floor_minute, observe
+from conflictlens.analysis.alerts.state import (
+    FIRING,
+    NORMAL,
+    PENDING,
+    AlertState,
+    Observation,
+    step,
+)
+from conflictlens.analysis.params import MINUTE, naive_utc
+from conflictlens.store.alerts import Changes, OutboxRow, commit
 
 LIVELY = (PENDING, FIRING)  # rows rewritten at every evaluation (their value changes)
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import duckdb
 
-from analysis.alerts.counts import EVENT_MATCH, match_values
-from analysis.alerts.rules import MATCH_KEYS, AlertRule, Group, duration_text, iso
-from analysis.alerts.state import AlertState, Observation
-from analysis.params import fetch
+from conflictlens.analysis.alerts.counts import EVENT_MATCH, match_values
+from conflictlens.analysis.alerts.rules import MATCH_KEYS, AlertRule, Group, duration_text, iso
+from conflictlens.analysis.alerts.state import AlertState, Observation
+from conflictlens.analysis.params import fetch
 
 TOP = 5
 _GROUP = " AND ".join(

@@ -10,8 +10,8 @@ from typing import Any
 
 import duckdb
 
-from analysis.alerts.rules import AlertsConfig, Silence, duration_text, iso
-from analysis.alerts.state import AlertState
+from conflictlens.analysis.alerts.rules import AlertsConfig, Silence, duration_text, iso
+from conflictlens.analysis.alerts.state import AlertState
 
 _STATES = """
     SELECT rule, fingerprint, labels, state, active_since, firing_since, last_condition_at,

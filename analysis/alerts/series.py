@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 
-from analysis.alerts.counts import (
+from conflictlens.analysis.alerts.counts import (
     Counts,
     Cumulative,
     groups_in,
@@ -34,9 +34,9 @@ from analysis.alerts.counts import (
     read_counts,
     window_spans,
 )
-from analysis.alerts.rules import AlertRule, Group
-from analysis.baselines import MAD_TO_SIGMA, MIN_SAMPLES, BaselinePlan, plan_baseline
-from analysis.params import MINUTE, data_start
+from conflictlens.analysis.alerts.rules import AlertRule, Group
+from conflictlens.analysis.baselines import MAD_TO_SIGMA, MIN_SAMPLES, BaselinePlan, plan_baseline
+from conflictlens.analysis.params import MINUTE, data_start
 
 EPOCH = dt.datetime(1970, 1, 1)
 # Fewest samples a baseline of trailing windows needs before it may fire an alert: a few

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic import model_validator as _model_validator
 
-from analysis.alerts.rules import MATCH_KEYS, METRICS, SEVERITIES, AlertRule, Silence
 from conflictlens._settings import Duration, KeyedError, Section, one_of, shown
+from conflictlens.analysis.alerts.rules import MATCH_KEYS, METRICS, SEVERITIES, AlertRule, Silence
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")  # rule names appear in URLs and paths
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Prometheus label names

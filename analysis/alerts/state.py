@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from analysis.alerts.rules import AlertRule
+from conflictlens.analysis.alerts.rules import AlertRule
 
 NORMAL, PENDING, FIRING, RESOLVED, NODATA = "normal", "pending", "firing", "resolved", "nodata"
 STATES = (NORMAL, PENDING, FIRING, RESOLVED, NODATA)

@@ -5,14 +5,25 @@ Importing the package registers the report queries (``analysis.reports.queries``
 catalog.
 """
 
-from analysis.reports import queries as _queries  # noqa: F401 - registers the named queries
-from analysis.reports.archive import Archive, ArchivedReport, ArchiveError
-from analysis.reports.build import QueryFn, Report, ReportOptions, build_report, local_queries
-from analysis.reports.config import ReportsConfig, ScheduleConfig, parse_reports
-from analysis.reports.generate import default_formats, default_zone, generate_now, parse_request
-from analysis.reports.periods import Period, day_period, parse_period
-from analysis.reports.render import FORMATS, render
-from analysis.reports.schedule import Deliver, ReportScheduler, latest_fire
+from conflictlens.analysis.reports import queries as _queries  # noqa: F401 - registers the named queries
+from conflictlens.analysis.reports.archive import Archive, ArchivedReport, ArchiveError
+from conflictlens.analysis.reports.build import (
+    QueryFn,
+    Report,
+    ReportOptions,
+    build_report,
+    local_queries,
+)
+from conflictlens.analysis.reports.config import ReportsConfig, ScheduleConfig, parse_reports
+from conflictlens.analysis.reports.generate import (
+    default_formats,
+    default_zone,
+    generate_now,
+    parse_request,
+)
+from conflictlens.analysis.reports.periods import Period, day_period, parse_period
+from conflictlens.analysis.reports.render import FORMATS, render
+from conflictlens.analysis.reports.schedule import Deliver, ReportScheduler, latest_fire
 
 __all__ = [
     "FORMATS",

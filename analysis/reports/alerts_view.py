@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from analysis.params import Filters, TimeRange, closed_range, fetch
+from conflictlens.analysis.params import Filters, TimeRange, closed_range, fetch
 
 ALERT_COLUMNS: dict[str, Any] = {
     "at": pl.Datetime("us"),

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from analysis.reports.build import Report
-from analysis.reports.periods import Period
-from analysis.reports.render import EXTENSIONS
 from conflictlens._errors import StoreError
+from conflictlens.analysis.reports.build import Report
+from conflictlens.analysis.reports.periods import Period
+from conflictlens.analysis.reports.render import EXTENSIONS
 
 INDEX = "index.json"
 LOCK = ".lock"

@@ -19,9 +19,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from analysis.catalog import run_query
-from analysis.params import TimeRange
-from analysis.reports.periods import Period
+from conflictlens.analysis.catalog import run_query
+from conflictlens.analysis.params import TimeRange
+from conflictlens.analysis.reports.periods import Period
 
 QueryFn = Callable[[str, TimeRange, Mapping[str, Any]], pl.DataFrame]
 Report = dict[str, Any]

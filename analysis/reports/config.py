@@ -28,9 +28,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from analysis.reports.settings import DEFAULT_DIRECTORY, ReportsSettings, ScheduleSettings
 from conflictlens._errors import ConfigError
 from conflictlens._settings import first_error
+from conflictlens.analysis.reports.settings import (
+    DEFAULT_DIRECTORY,
+    ReportsSettings,
+    ScheduleSettings,
+)
 
 
 @dataclass(frozen=True)

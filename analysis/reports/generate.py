@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from analysis.reports.archive import Archive, Entry, Index
-from analysis.reports.build import QueryFn, Report, ReportOptions, build_report
-from analysis.reports.config import ReportsConfig
-from analysis.reports.periods import Period, parse_period
-from analysis.reports.render import FORMATS, render
-from analysis.reports.text import headline
 from conflictlens._errors import InvalidValue
+from conflictlens.analysis.reports.archive import Archive, Entry, Index
+from conflictlens.analysis.reports.build import QueryFn, Report, ReportOptions, build_report
+from conflictlens.analysis.reports.config import ReportsConfig
+from conflictlens.analysis.reports.periods import Period, parse_period
+from conflictlens.analysis.reports.render import FORMATS, render
+from conflictlens.analysis.reports.text import headline
 
 DEFAULT_FORMATS = ("html", "md")  # what a reader opens and what pastes into a ticket
 

@@ -12,8 +12,8 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 
-from analysis.params import TimeRange
 from conflictlens._errors import InvalidValue
+from conflictlens.analysis.params import TimeRange
 
 RELATIVE = {"last-24h": dt.timedelta(hours=24), "last-7d": dt.timedelta(days=7)}
 SCHEDULED = ("yesterday", *RELATIVE)

@@ -13,8 +13,8 @@ import math
 import duckdb
 import polars as pl
 
-from analysis.catalog import PARAM_TYPES, QUERIES, Analysis, Query
-from analysis.params import (
+from conflictlens.analysis.catalog import PARAM_TYPES, QUERIES, Analysis, Query
+from conflictlens.analysis.params import (
     DAY,
     EVENT_FILTER,
     HOUR,
@@ -27,7 +27,7 @@ from analysis.params import (
     fetch,
     naive_utc,
 )
-from analysis.reports.alerts_view import alerts_in_range
+from conflictlens.analysis.reports.alerts_view import alerts_in_range
 
 _TREND = f"""
 WITH buckets AS (

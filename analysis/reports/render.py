@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analysis.reports.build import Report
-from analysis.reports.render_csv import render_csv
-from analysis.reports.render_html import render_html
-from analysis.reports.render_json import render_json
-from analysis.reports.render_md import render_md
+from conflictlens.analysis.reports.build import Report
+from conflictlens.analysis.reports.render_csv import render_csv
+from conflictlens.analysis.reports.render_html import render_html
+from conflictlens.analysis.reports.render_json import render_json
+from conflictlens.analysis.reports.render_md import render_md
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from analysis.reports.build import Report
+from conflictlens.analysis.reports.build import Report
 
 COLUMNS = (
     "section",

@@ -29,20 +29,24 @@ from typing import Any
 
 import jinja2
 
-from analysis.reports import text as fmt
-from analysis.reports.build import Report
-from analysis.reports.sections import SECTIONS, TOP, Table, cell, ingest_tables
+from conflictlens.analysis.reports import text as fmt
+from conflictlens.analysis.reports.build import Report
+from conflictlens.analysis.reports.sections import SECTIONS, TOP, Table, cell, ingest_tables
 
 # Redraw the charts at the printable width for print, and back to the window's width after: a
 # file beside the templates, put in the page as it is and hashed for the CSP.
-PRINT_JS = resources.files("analysis.reports").joinpath("templates", "print.js").read_text("utf-8")
+PRINT_JS = (
+    resources.files("conflictlens.analysis.reports")
+    .joinpath("templates", "print.js")
+    .read_text("utf-8")
+)
 
 
 @functools.cache
 def _page() -> jinja2.Template:
     # From the package (works from a wheel); autoescape on: log text is never markup here.
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("analysis.reports", "templates"),
+        loader=jinja2.PackageLoader("conflictlens.analysis.reports", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

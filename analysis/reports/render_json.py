@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from analysis.reports.build import Report
+from conflictlens.analysis.reports.build import Report
 
 
 def render_json(report: Report) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 import re
 
-from analysis.reports import text as fmt
-from analysis.reports.build import Report
-from analysis.reports.sections import SECTIONS, TOP, Table, cell, ingest_tables
+from conflictlens.analysis.reports import text as fmt
+from conflictlens.analysis.reports.build import Report
+from conflictlens.analysis.reports.sections import SECTIONS, TOP, Table, cell, ingest_tables
 
 # Characters that start emphasis, code, links or strike-through, or end a table cell; the
 # line-start ones (#, -, +, digits) never lead a cell or a heading's text here.

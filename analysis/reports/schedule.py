@@ -30,11 +30,11 @@ from typing import Any
 import duckdb
 from cronsim import CronSim
 
-from analysis.reports.archive import Archive, ArchivedReport, Entry, Index
-from analysis.reports.build import QueryFn, ReportOptions, build_report, local_queries
-from analysis.reports.config import ReportsConfig, ScheduleConfig
-from analysis.reports.generate import keep
-from analysis.reports.periods import Period, scheduled_period, zone
+from conflictlens.analysis.reports.archive import Archive, ArchivedReport, Entry, Index
+from conflictlens.analysis.reports.build import QueryFn, ReportOptions, build_report, local_queries
+from conflictlens.analysis.reports.config import ReportsConfig, ScheduleConfig
+from conflictlens.analysis.reports.generate import keep
+from conflictlens.analysis.reports.periods import Period, scheduled_period, zone
 
 log = logging.getLogger("conflictlens.reports")
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.reports import text as fmt
+from conflictlens.analysis.reports import text as fmt
 
 Column = tuple[str, str, str, str]  # key, header, how to show it (see cell), alignment class
 

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from cronsim import CronSim, CronSimError
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
-from analysis.reports.periods import SCHEDULED, zone
-from analysis.reports.render import FORMATS
 from conflictlens._settings import KeyedError, Section, one_of, shown
+from conflictlens.analysis.reports.periods import SCHEDULED, zone
+from conflictlens.analysis.reports.render import FORMATS
 
 DEFAULT_DIRECTORY = "conflictlens-reports"
 _URL = re.compile(r"^https?://[^\s]+$")

@@ -9,7 +9,7 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-from analysis.reports.periods import zone
+from conflictlens.analysis.reports.periods import zone
 
 MAX_LABEL = 120  # characters of a log-derived name shown in a table cell or chart label
 NONE = "\u2013"  # an en dash: no value

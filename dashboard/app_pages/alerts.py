@@ -6,8 +6,8 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import figures_time, page
-from dashboard.alerts_data import (
+from conflictlens.dashboard import figures_time, page
+from conflictlens.dashboard.alerts_data import (
     add_silence,
     alerts_overview,
     delete_rule,
@@ -15,9 +15,9 @@ from dashboard.alerts_data import (
     preview_rule,
     save_rule,
 )
-from dashboard.data import DataError, ask
-from dashboard.filters import describe
-from dashboard.rule_form import rule_fields
+from conflictlens.dashboard.data import DataError, ask
+from conflictlens.dashboard.filters import describe
+from conflictlens.dashboard.rule_form import rule_fields
 
 NEW_RULE = "New rule"
 view = page.start("Alerts")

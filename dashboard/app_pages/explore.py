@@ -8,10 +8,17 @@ import io
 import polars as pl
 import streamlit as st
 
-from dashboard import page
-from dashboard.data import spreadsheet_csv
-from dashboard.explore_data import SHOWN, SORTS, event_page, event_total, everything, sortable
-from dashboard.tables import grid, readable
+from conflictlens.dashboard import page
+from conflictlens.dashboard.data import spreadsheet_csv
+from conflictlens.dashboard.explore_data import (
+    SHOWN,
+    SORTS,
+    event_page,
+    event_total,
+    everything,
+    sortable,
+)
+from conflictlens.dashboard.tables import grid, readable
 
 view = page.start("Explore")
 PAGE_SIZE = 100

@@ -10,9 +10,9 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import figures, figures_time, page
-from dashboard.data import ask, drawn
-from dashboard.hotspots_data import (
+from conflictlens.dashboard import figures, figures_time, page
+from conflictlens.dashboard.data import ask, drawn
+from conflictlens.dashboard.hotspots_data import (
     KEYS,
     changed_clusters,
     clicked_cell,
@@ -20,9 +20,9 @@ from dashboard.hotspots_data import (
     ranked_table,
     usual_by_route,
 )
-from dashboard.incidents_data import incident_query, incident_rows
-from dashboard.state import go
-from dashboard.tables import grid
+from conflictlens.dashboard.incidents_data import incident_query, incident_rows
+from conflictlens.dashboard.state import go
+from conflictlens.dashboard.tables import grid
 
 view = page.start("Hot spots")
 METRICS = list(figures_time.HEAT_METRICS)

@@ -7,18 +7,18 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import figures_time, page
-from dashboard.data import ask
-from dashboard.incident_view import (
+from conflictlens.dashboard import figures_time, page
+from conflictlens.dashboard.data import ask
+from conflictlens.dashboard.incident_view import (
     clients,
     cluster_filter,
     matching_incident,
     requests_link_query,
     window,
 )
-from dashboard.incidents_data import began_after, card_numbers, card_title
-from dashboard.state import go, link
-from dashboard.tables import grid
+from conflictlens.dashboard.incidents_data import began_after, card_numbers, card_title
+from conflictlens.dashboard.state import go, link
+from conflictlens.dashboard.tables import grid
 
 view = page.start("Incident")
 found = window()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import page
-from dashboard.data import ask, serve_status
-from dashboard.tables import grid
+from conflictlens.dashboard import page
+from conflictlens.dashboard.data import ask, serve_status
+from conflictlens.dashboard.tables import grid
 
 view = page.start("Ingest")
 

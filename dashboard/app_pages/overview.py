@@ -11,11 +11,11 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboard import figures, figures_time, page
-from dashboard.alerts_data import active_alerts
-from dashboard.data import ask, drawn
-from dashboard.filters import set_range
-from dashboard.incidents_data import (
+from conflictlens.dashboard import figures, figures_time, page
+from conflictlens.dashboard.alerts_data import active_alerts
+from conflictlens.dashboard.data import ask, drawn
+from conflictlens.dashboard.filters import set_range
+from conflictlens.dashboard.incidents_data import (
     began_after,
     card_numbers,
     card_title,
@@ -24,8 +24,8 @@ from dashboard.incidents_data import (
     incident_rows,
     requests_query,
 )
-from dashboard.state import go, link
-from dashboard.tables import grid
+from conflictlens.dashboard.state import go, link
+from conflictlens.dashboard.tables import grid
 
 view = page.start("Overview")
 CARDS = 4

@@ -9,8 +9,8 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboard import page
-from dashboard.reports_data import (
+from conflictlens.dashboard import page
+from conflictlens.dashboard.reports_data import (
     REPORT_FORMATS,
     archived_reports,
     generate_defaults,

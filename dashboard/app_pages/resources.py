@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import figures_time, page
-from dashboard.data import ask, drawn
-from dashboard.state import go
-from dashboard.tables import grid
+from conflictlens.dashboard import figures_time, page
+from conflictlens.dashboard.data import ask, drawn
+from conflictlens.dashboard.state import go
+from conflictlens.dashboard.tables import grid
 
 view = page.start("Resources")
 RESOURCE_COLUMNS = (

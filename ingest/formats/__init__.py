@@ -9,10 +9,10 @@ from typing import Protocol
 
 import polars as pl
 
-from ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
-from ingest.formats.fields import NOT_RECOGNISED, PARSED_COLUMNS, RECOGNISED_REJECTS
-from ingest.formats.gateways import GATEWAY_FORMATS
-from ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
+from conflictlens.ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
+from conflictlens.ingest.formats.fields import NOT_RECOGNISED, PARSED_COLUMNS, RECOGNISED_REJECTS
+from conflictlens.ingest.formats.gateways import GATEWAY_FORMATS
+from conflictlens.ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
 
 
 class LogFormat(Protocol):

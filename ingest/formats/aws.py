@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ingest.formats.clf import ClfFormat
-from ingest.formats.fields import NO_REQUEST, NO_RESPONSE, TCP_LISTENER
+from conflictlens.ingest.formats.clf import ClfFormat
+from conflictlens.ingest.formats.fields import NO_REQUEST, NO_RESPONSE, TCP_LISTENER
 
 ALB_FORMAT = (
     "type time elb client:port target:port request_processing_time target_processing_time "

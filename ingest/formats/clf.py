@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 
 from conflictlens._errors import InputError
-from ingest.arrow import int64_array, to_series
-from ingest.formats import scan
-from ingest.formats.fields import convert, reject_reason
+from conflictlens.ingest.arrow import int64_array, to_series
+from conflictlens.ingest.formats import scan
+from conflictlens.ingest.formats.fields import convert, reject_reason
 
 
 class FormatError(InputError, ValueError):

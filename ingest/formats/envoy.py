@@ -24,7 +24,7 @@ quotes inside header values: a line whose user agent holds one is re-parsed on i
 
 from __future__ import annotations
 
-from ingest.formats.clf import ClfFormat
+from conflictlens.ingest.formats.clf import ClfFormat
 
 ENVOY_DEFAULT = (
     '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '

@@ -17,8 +17,14 @@ from collections.abc import Set as AbstractSet
 import numpy as np
 import polars as pl
 
-from ingest.formats.scan import REQUEST_PARTS, REQUEST_SPLIT, byte_set, split_once, with_bytes
-from ingest.formats.times import clf_times, iso_times
+from conflictlens.ingest.formats.scan import (
+    REQUEST_PARTS,
+    REQUEST_SPLIT,
+    byte_set,
+    split_once,
+    with_bytes,
+)
+from conflictlens.ingest.formats.times import clf_times, iso_times
 
 # Canonical raw fields a format may capture.
 RAW_FIELDS = frozenset(

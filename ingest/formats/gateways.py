@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ingest.formats.aws import AWS_ALB, AWS_ELB_CLASSIC
-from ingest.formats.envoy import ENVOY_TEXT, ISTIO_TEXT
-from ingest.formats.haproxy import HAPROXY_HTTPLOG_FORMAT
-from ingest.formats.ingress_nginx import INGRESS_NGINX
-from ingest.formats.traefik import TRAEFIK_CLF
+from conflictlens.ingest.formats.aws import AWS_ALB, AWS_ELB_CLASSIC
+from conflictlens.ingest.formats.envoy import ENVOY_TEXT, ISTIO_TEXT
+from conflictlens.ingest.formats.haproxy import HAPROXY_HTTPLOG_FORMAT
+from conflictlens.ingest.formats.ingress_nginx import INGRESS_NGINX
+from conflictlens.ingest.formats.traefik import TRAEFIK_CLF
 
 if TYPE_CHECKING:
-    from ingest.formats import LogFormat
+    from conflictlens.ingest.formats import LogFormat
 
 GATEWAY_FORMATS: dict[str, LogFormat] = {
     fmt.name: fmt

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ingest.formats.clf import ClfFormat
-from ingest.formats.fields import NO_REQUEST, convert, reject_reason
+from conflictlens.ingest.formats.clf import ClfFormat
+from conflictlens.ingest.formats.fields import NO_REQUEST, convert, reject_reason
 
 HAPROXY_HTTPLOG = (
     "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "

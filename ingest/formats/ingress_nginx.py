@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ingest.formats.clf import ClfFormat
+from conflictlens.ingest.formats.clf import ClfFormat
 
 INGRESS_NGINX_UPSTREAMINFO = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '

@@ -17,8 +17,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.arrow import to_series
-from ingest.formats.scan import address, library, row_addresses, string_views, view_buffers
+from conflictlens.ingest.arrow import to_series
+from conflictlens.ingest.formats.scan import (
+    address,
+    library,
+    row_addresses,
+    string_views,
+    view_buffers,
+)
 
 # Raw fields that are converted to numbers or times: a number in one of them may be taken as
 # written (DuckDB writes 0.120 back as 0.12, and both convert to the same value, or both fail

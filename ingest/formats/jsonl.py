@@ -25,10 +25,10 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ingest.arrow import bool_array, int64_array, to_frame, to_series
-from ingest.formats import scan
-from ingest.formats.fields import RAW_FIELDS, convert, reject_reason
-from ingest.formats.json_scan import PathTrie, compile_paths, scan_json
+from conflictlens.ingest.arrow import bool_array, int64_array, to_frame, to_series
+from conflictlens.ingest.formats import scan
+from conflictlens.ingest.formats.fields import RAW_FIELDS, convert, reject_reason
+from conflictlens.ingest.formats.json_scan import PathTrie, compile_paths, scan_json
 
 BODY_LIMIT = 16 * 1024
 BODY_CODE_PATHS = (

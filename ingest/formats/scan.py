@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.arrow import bool_array, to_series
+from conflictlens.ingest.arrow import bool_array, to_series
 
 # Operations of _scan.c, each with the regex shape it stands for.
 LITERAL = 1
@@ -72,7 +72,7 @@ class ProgramBuilder:
 
 def _load() -> Any:
     try:
-        from ingest.formats import _scan  # type: ignore[attr-defined]
+        from conflictlens.ingest.formats import _scan  # type: ignore[attr-defined]
     except ImportError:
         return None
     library = ctypes.CDLL(_scan.__file__)

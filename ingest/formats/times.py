@@ -14,8 +14,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.arrow import int64_array, to_series
-from ingest.formats import scan
+from conflictlens.ingest.arrow import int64_array, to_series
+from conflictlens.ingest.formats import scan
 
 
 def strptime_iso(texts: pl.Expr) -> pl.Expr:

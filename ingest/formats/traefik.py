@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ingest.formats.clf import ClfFormat
-from ingest.formats.fields import convert, reject_reason
+from conflictlens.ingest.formats.clf import ClfFormat
+from conflictlens.ingest.formats.fields import convert, reject_reason
 
 TRAEFIK_COMMON = (
     '<client> - <user> [<time>] "<request>" <status> <size> "<referer>" "<user agent>" '

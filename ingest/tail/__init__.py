@@ -16,14 +16,14 @@ One concern, one small unit each (read them in this order):
 - ``watcher`` (the thread: an exit event and callbacks) and ``events`` (watchdog nudges,
   the poll finds everything without them);
 - ``follower``: ``Follower`` ties them together; ``status``: what it reports;
-- ``cli``: ``python -m ingest.tail``.
+- ``cli``: ``python -m conflictlens.ingest.tail``.
 
 ``conflictlens serve`` runs the followers of its config (conflictlens/serve_sources.py).
 """
 
-from ingest.tail.follower import Follower
-from ingest.tail.spec import START_BEGINNING, START_END, SourceSpec
-from ingest.tail.status import SourceStatus, StatusCallback
+from conflictlens.ingest.tail.follower import Follower
+from conflictlens.ingest.tail.spec import START_BEGINNING, START_END, SourceSpec
+from conflictlens.ingest.tail.status import SourceStatus, StatusCallback
 
 __all__ = [
     "START_BEGINNING",

@@ -1,7 +1,7 @@
-"""``python -m ingest.tail --db PATH --source GLOB``: see ingest/tail/cli.py."""
+"""``python -m conflictlens.ingest.tail --db PATH --source GLOB``: see ingest/tail/cli.py."""
 
 import sys
 
-from ingest.tail.cli import main
+from conflictlens.ingest.tail.cli import main
 
 sys.exit(main())

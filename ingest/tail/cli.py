@@ -1,4 +1,4 @@
-"""``python -m ingest.tail``: one follower in its own process, until SIGTERM or Ctrl-C.
+"""``python -m conflictlens.ingest.tail``: one follower in its own process, until SIGTERM or Ctrl-C.
 
 ``conflictlens serve`` runs the followers of its config; this command is for following
 without serve (or for tests that kill the follower at random moments). Its status goes to
@@ -16,14 +16,14 @@ from typing import NoReturn
 
 import click
 
-from ingest.formats import FormatError
-from ingest.options import IngestOptions
-from ingest.tail.follower import Follower
-from ingest.tail.spec import START_BEGINNING, START_END, SourceSpec
-from ingest.tail.status import SourceStatus
-from store import StoreError, default_db_path
+from conflictlens.ingest.formats import FormatError
+from conflictlens.ingest.options import IngestOptions
+from conflictlens.ingest.tail.follower import Follower
+from conflictlens.ingest.tail.spec import START_BEGINNING, START_END, SourceSpec
+from conflictlens.ingest.tail.status import SourceStatus
+from conflictlens.store import StoreError, default_db_path
 
-PROG = "python -m ingest.tail"
+PROG = "python -m conflictlens.ingest.tail"
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,7 +73,7 @@ def follow(
 
     Example:
 
-        python -m ingest.tail --db conflictlens.duckdb --source '/var/log/nginx/*.log'
+        python -m conflictlens.ingest.tail --db conflictlens.duckdb --source '/var/log/nginx/*.log'
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     options = IngestOptions(max_line_bytes=max_line_bytes, keep_all=keep_all)
@@ -134,7 +134,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; its exit status (for ``python -m ingest.tail``)."""
+    """Run the command; its exit status (for ``python -m conflictlens.ingest.tail``)."""
     try:
         follow.main(args=list(argv) if argv is not None else None, prog_name=PROG)
     except SystemExit as done:

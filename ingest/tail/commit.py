@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import duckdb
 
 from conflictlens._errors import first_line
-from ingest.batch import store_chunk
-from ingest.tail.followed import FollowedFile
-from ingest.tail.format_choice import FormatChoice
-from ingest.tail.reader import Pending, merge_chunks
-from ingest.tail.spec import SourceSpec
-from store import Writer
+from conflictlens.ingest.batch import store_chunk
+from conflictlens.ingest.tail.followed import FollowedFile
+from conflictlens.ingest.tail.format_choice import FormatChoice
+from conflictlens.ingest.tail.reader import Pending, merge_chunks
+from conflictlens.ingest.tail.spec import SourceSpec
+from conflictlens.store import Writer
 
 log = logging.getLogger("conflictlens.tail")
 

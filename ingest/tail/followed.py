@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingest.formats import LogFormat
-from ingest.tail.handle import OpenedFile
-from ingest.tail.reader import LineReader, Pending
-from ingest.tail.rotation import Change, look
-from ingest.tail.status import Totals
+from conflictlens.ingest.formats import LogFormat
+from conflictlens.ingest.tail.handle import OpenedFile
+from conflictlens.ingest.tail.reader import LineReader, Pending
+from conflictlens.ingest.tail.rotation import Change, look
+from conflictlens.ingest.tail.status import Totals
 
 
 @dataclass

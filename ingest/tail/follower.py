@@ -30,18 +30,18 @@ from typing import Any
 import duckdb
 
 from conflictlens._errors import first_line
-from ingest.identity import FINGERPRINT_BYTES
-from ingest.tail.commit import Committer
-from ingest.tail.events import FolderEvents
-from ingest.tail.followed import FollowedFile
-from ingest.tail.handle import GZIP_ERRORS
-from ingest.tail.identify import stored_paths
-from ingest.tail.scan import FileKey, ScanSchedule, scan_globs
-from ingest.tail.spec import START_END, SourceSpec
-from ingest.tail.status import SourceStatus, StatusCallback, snapshot
-from ingest.tail.tracking import FileSet
-from ingest.tail.watcher import Watcher
-from store import Writer, connect
+from conflictlens.ingest.identity import FINGERPRINT_BYTES
+from conflictlens.ingest.tail.commit import Committer
+from conflictlens.ingest.tail.events import FolderEvents
+from conflictlens.ingest.tail.followed import FollowedFile
+from conflictlens.ingest.tail.handle import GZIP_ERRORS
+from conflictlens.ingest.tail.identify import stored_paths
+from conflictlens.ingest.tail.scan import FileKey, ScanSchedule, scan_globs
+from conflictlens.ingest.tail.spec import START_END, SourceSpec
+from conflictlens.ingest.tail.status import SourceStatus, StatusCallback, snapshot
+from conflictlens.ingest.tail.tracking import FileSet
+from conflictlens.ingest.tail.watcher import Watcher
+from conflictlens.store import Writer, connect
 
 log = logging.getLogger("conflictlens.tail")
 

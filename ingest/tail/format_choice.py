@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ingest.formats import FormatError, LogFormat, UnknownFormat, detect_format, get_format
-from ingest.lines import Chunk, split_lines
-from ingest.pipeline import choose_format
-from ingest.tail.followed import FollowedFile
-from ingest.tail.spec import SourceSpec
-from store import Writer
+from conflictlens.ingest.formats import (
+    FormatError,
+    LogFormat,
+    UnknownFormat,
+    detect_format,
+    get_format,
+)
+from conflictlens.ingest.lines import Chunk, split_lines
+from conflictlens.ingest.pipeline import choose_format
+from conflictlens.ingest.tail.followed import FollowedFile
+from conflictlens.ingest.tail.spec import SourceSpec
+from conflictlens.store import Writer
 
 FALLBACK_FORMAT = "nginx-combined"  # only to count overlong lines before any line was seen
 

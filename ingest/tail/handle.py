@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from conflictlens._errors import InputError
-from ingest.identity import FINGERPRINT_BYTES
+from conflictlens.ingest.identity import FINGERPRINT_BYTES
 
 READ_BLOCK = 4 << 20  # bytes per read() call
 GZIP_MAGIC = b"\x1f\x8b"

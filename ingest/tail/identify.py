@@ -15,9 +15,9 @@ from typing import Protocol
 
 import duckdb
 
-from ingest.identity import FINGERPRINT_BYTES
-from ingest.tail.handle import OpenedFile, gzip_content_length, last_line_end
-from store import SourceRecord, Writer
+from conflictlens.ingest.identity import FINGERPRINT_BYTES
+from conflictlens.ingest.tail.handle import OpenedFile, gzip_content_length, last_line_end
+from conflictlens.store import SourceRecord, Writer
 
 
 class Held(Protocol):

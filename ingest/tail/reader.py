@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
-from ingest.identity import skip_to
-from ingest.lines import Chunk, ChunkData, newline_count, read_chunks
-from ingest.tail.handle import READ_BLOCK, OpenedFile, Unclosed
+from conflictlens.ingest.identity import skip_to
+from conflictlens.ingest.lines import Chunk, ChunkData, newline_count, read_chunks
+from conflictlens.ingest.tail.handle import READ_BLOCK, OpenedFile, Unclosed
 
 
 @dataclass

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ingest.identity import FINGERPRINT_BYTES
-from ingest.tail.handle import current_name
+from conflictlens.ingest.identity import FINGERPRINT_BYTES
+from conflictlens.ingest.tail.handle import current_name
 
 if TYPE_CHECKING:
-    from ingest.tail.followed import FollowedFile
+    from conflictlens.ingest.tail.followed import FollowedFile
 
 
 @dataclass(frozen=True)

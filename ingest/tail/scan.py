@@ -7,7 +7,7 @@ import os
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
-from ingest.tail.handle import file_kind, is_regular
+from conflictlens.ingest.tail.handle import file_kind, is_regular
 
 FileKey = tuple[int, int]  # device, inode
 

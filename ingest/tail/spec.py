@@ -6,8 +6,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from ingest.formats import get_format
-from ingest.options import IngestOptions
+from conflictlens.ingest.formats import get_format
+from conflictlens.ingest.options import IngestOptions
 
 START_BEGINNING = "beginning"
 START_END = "end"

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ingest.tail.followed import FollowedFile
+    from conflictlens.ingest.tail.followed import FollowedFile
 
 RATE_EVERY = 0.5  # seconds: a line rate measured over less would jitter
 

@@ -14,14 +14,14 @@ from collections.abc import Callable
 
 import duckdb
 
-from ingest.tail.followed import FollowedFile
-from ingest.tail.handle import GZIP_ERRORS, NotRegularFile, OpenedFile, open_file
-from ingest.tail.identify import identify, known_identities, stored_totals
-from ingest.tail.reader import LineReader
-from ingest.tail.rotation import track_names
-from ingest.tail.scan import FileKey, Scan
-from ingest.tail.status import Waiting
-from store import Writer
+from conflictlens.ingest.tail.followed import FollowedFile
+from conflictlens.ingest.tail.handle import GZIP_ERRORS, NotRegularFile, OpenedFile, open_file
+from conflictlens.ingest.tail.identify import identify, known_identities, stored_totals
+from conflictlens.ingest.tail.reader import LineReader
+from conflictlens.ingest.tail.rotation import track_names
+from conflictlens.ingest.tail.scan import FileKey, Scan
+from conflictlens.ingest.tail.status import Waiting
+from conflictlens.store import Writer
 
 Problems = dict[str, tuple[int, str]]  # path → (its spec's index, what is wrong)
 

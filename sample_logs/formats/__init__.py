@@ -15,8 +15,8 @@ import importlib
 from dataclasses import dataclass
 from typing import cast
 
-from sample_logs.formats.layout import Formatter
-from sample_logs.names import SAMPLE_FORMATS, SampleFormat
+from conflictlens.sample_logs.formats.layout import Formatter
+from conflictlens.sample_logs.names import SAMPLE_FORMATS, SampleFormat
 
 
 @dataclass(frozen=True)

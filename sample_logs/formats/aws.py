@@ -7,9 +7,9 @@ import hashlib
 
 import polars as pl
 
-from sample_logs.catalog import SERVICES
-from sample_logs.columns import fixed_hex
-from sample_logs.formats.layout import (
+from conflictlens.sample_logs.catalog import SERVICES
+from conflictlens.sample_logs.columns import fixed_hex
+from conflictlens.sample_logs.formats.layout import (
     C,
     by_service,
     layout,

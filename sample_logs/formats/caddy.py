@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from sample_logs.formats.layout import C, go_float, js, json_values, layout, lit, optional
+from conflictlens.sample_logs.formats.layout import (
+    C,
+    go_float,
+    js,
+    json_values,
+    layout,
+    lit,
+    optional,
+)
 
 
 def caddy_json(frame: pl.DataFrame, tz: str) -> pl.Series:

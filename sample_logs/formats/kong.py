@@ -8,8 +8,8 @@ import uuid as uuidlib
 
 import polars as pl
 
-from sample_logs.catalog import SERVICES
-from sample_logs.formats.layout import (
+from conflictlens.sample_logs.catalog import SERVICES
+from conflictlens.sample_logs.formats.layout import (
     BODY,
     BODY_LENGTH,
     HOST,

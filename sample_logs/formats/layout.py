@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from sample_logs.catalog import (
+from conflictlens.sample_logs.catalog import (
     CONFLICT_STATUSES,
     ENDPOINTS,
     ERROR_MESSAGES,

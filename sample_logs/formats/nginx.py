@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from sample_logs.formats.layout import (
+from conflictlens.sample_logs.formats.layout import (
     COMBINED,
     MS,
     TARGET,

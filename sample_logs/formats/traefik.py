@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from sample_logs.catalog import SERVICES
-from sample_logs.formats.layout import (
+from conflictlens.sample_logs.catalog import SERVICES
+from conflictlens.sample_logs.formats.layout import (
     COMBINED,
     C,
     by_service,
