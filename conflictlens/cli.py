@@ -54,7 +54,7 @@ LAZY_COMMANDS = {
         name: f"conflictlens.cli_analysis:{name}"
         for name in ("clusters", "hotspots", "resources", "storms", "incidents")
     },
-    "routes": "conflictlens.routes_cli:routes",
+    "routes": "conflictlens.cli_routes:routes",
     "report": "conflictlens.cli_report:report",
     "alerts": "conflictlens.cli_alerts:alerts",
     "annotate": "conflictlens.cli_annotate:annotate",

@@ -9,25 +9,21 @@ import importlib
 import json
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
-import uvicorn
 
 from conflictlens._errors import ConflictlensError, InputError, StoreError, first_line
 from conflictlens.analysis.reports.archive import ArchiveError
 from conflictlens.api import create_app
 from conflictlens.cli_support import run
 from conflictlens.store import connect
-from tests.helpers import wait_for
-from tests.test_serve import free_port
+from tests.test_alerts_serve import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("conflictlens", "store", "ingest", "analysis", "notify", "dashboard", "sample_logs")
@@ -112,23 +108,6 @@ def test_first_line(message: str, line: str) -> None:
 def test_first_line_of_a_builtin_error() -> None:
     assert first_line(KeyError()) == "KeyError"
     assert first_line(ValueError("bad\nworse")) == "bad"
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """An ASGI app under uvicorn on a free loopback port; yields its URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 60, "the API server")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def answer(url: str) -> tuple[int, Any]:

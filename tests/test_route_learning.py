@@ -25,8 +25,8 @@ from conflictlens.analysis.route_learning import (
     learn_from_counts,
 )
 from conflictlens.cli import cli
+from conflictlens.cli_routes import routes
 from conflictlens.ingest import IngestOptions, import_source
-from conflictlens.routes_cli import routes
 from conflictlens.sample_logs.route_families import (
     FAMILIES,
     STATIC_SIBLINGS,
