@@ -7,12 +7,12 @@ code: it aligns its labels in columns, which a template would only make harder t
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
 import jinja2
 
+from conflictlens._templates import package_template
 from conflictlens.notify.alert import (
     Alert,
     code_text,
@@ -67,18 +67,8 @@ def plain_text(alert: Alert) -> str:
     return "\n".join(lines) + "\n"
 
 
-@functools.cache
 def _html_template() -> jinja2.Template:
-    # From the package (works from a wheel); autoescape on: payload text is never markup here.
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("conflictlens.notify", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    return environment.get_template("alert_email.html.j2")
+    return package_template("conflictlens.notify", "alert_email.html.j2")
 
 
 def _html(alert: Alert) -> str:

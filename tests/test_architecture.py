@@ -22,7 +22,7 @@ FORBIDDEN = {
 
 # Leaf modules every layer may import (as httpx's _exceptions): they import nothing of the
 # project, so no arrow can run back up through them.
-LEAVES = {"conflictlens._errors", "conflictlens._settings"}
+LEAVES = {"conflictlens._errors", "conflictlens._settings", "conflictlens._templates"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -132,20 +133,25 @@ def test_a_new_file_is_a_new_source_from_zero_or_from_its_last_line(
     assert first.record.source_id != second.record.source_id
 
 
+def registered(writer: Writer, path: Path, offset: int) -> Any:
+    """The stored source of the file at ``path``, read up to ``offset``."""
+    with closing(opened(path)) as handle:
+        return writer.register_source(
+            device=handle.key[0],
+            inode=handle.key[1],
+            prefix=handle.prefix,
+            path=str(path),
+            offset=offset,
+        )
+
+
 def test_a_renamed_or_compressed_file_is_the_source_it_was(
     tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
     writer = Writer(con)
     path = tmp_path / "a.log"
     path.write_bytes(LINE * 20)
-    with closing(opened(path)) as first:
-        record = writer.register_source(
-            device=first.key[0],
-            inode=first.key[1],
-            prefix=first.prefix,
-            path=str(path),
-            offset=len(LINE) * 5,
-        )
+    record = registered(writer, path, offset=len(LINE) * 5)
     path.rename(tmp_path / "a.log.1")
     with closing(opened(tmp_path / "a.log.1")) as moved:
         again = identify(writer, moved, str(tmp_path / "a.log.1"), from_end=True, followed=[])
@@ -189,14 +195,7 @@ def test_truncation_while_not_followed_is_a_new_source_but_a_short_copy_is_settl
     writer = Writer(con)
     path = tmp_path / "a.log"
     path.write_bytes(LINE * 20)
-    with closing(opened(path)) as first:
-        old = writer.register_source(
-            device=first.key[0],
-            inode=first.key[1],
-            prefix=first.prefix,
-            path=str(path),
-            offset=len(LINE) * 20,
-        )
+    old = registered(writer, path, offset=len(LINE) * 20)
     (tmp_path / "copy.log").write_bytes(LINE * 19)  # taken before the last line was read
     with closing(opened(tmp_path / "copy.log")) as copy:
         assert identify(

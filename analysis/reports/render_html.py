@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import html
 import importlib.util
@@ -29,6 +28,7 @@ from typing import Any
 
 import jinja2
 
+from conflictlens._templates import package_template
 from conflictlens.analysis.reports import text as fmt
 from conflictlens.analysis.reports.build import Report
 from conflictlens.analysis.reports.sections import SECTIONS, TOP, Table, cell, ingest_tables
@@ -42,18 +42,8 @@ PRINT_JS = (
 )
 
 
-@functools.cache
 def _page() -> jinja2.Template:
-    # From the package (works from a wheel); autoescape on: log text is never markup here.
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("conflictlens.analysis.reports", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    return environment.get_template("report.html.j2")
+    return package_template("conflictlens.analysis.reports", "report.html.j2")
 
 
 # plotly.js offers "share to Plotly Cloud" by default (an upload of the data): a report opened
