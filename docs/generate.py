@@ -417,7 +417,11 @@ def undocumented() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 on a problem")
+    parser.add_argument("--print", dest="page", choices=sorted(PAGES), help="print one page")
     args = parser.parse_args(argv)
+    if args.page:
+        sys.stdout.write(PAGES[args.page][0]())
+        return 0
     problems = undocumented()
     for problem in problems:
         print(f"undocumented: {problem}", file=sys.stderr)
