@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conflictlens.analysis.catalog import QUERIES
 from conflictlens.sample_logs.generator import write_log
 from tests.e2e_support import ServeProcess
 from tests.needs import chrome, needs_browser
@@ -197,16 +196,23 @@ def event_count(driver: Any) -> int:
     return count
 
 
+def overview_of_the_week(
+    bad_day: tuple[ServeProcess, Path], browser: Any
+) -> tuple[ServeProcess, Path, dict[str, Any]]:
+    """The Overview over 7 days opened; serve, the log and its planted deploy spike."""
+    serve, log = bad_day
+    browser.get(f"{serve.dashboard_url}/?range=7d")
+    wait_for_title(browser, "Overview")
+    return serve, log, planted(log)
+
+
 # --- the tests -----------------------------------------------------------------------------------
 
 
 def test_the_overview_names_the_planted_incident_and_leads_to_its_requests(
     bad_day: tuple[ServeProcess, Path], browser: Any
 ) -> None:
-    serve, log = bad_day
-    spike = planted(log)
-    browser.get(f"{serve.dashboard_url}/?range=7d")
-    wait_for_title(browser, "Overview")
+    _serve, log, spike = overview_of_the_week(bad_day, browser)
     card = spike_card(browser, spike)
     start, end = card_window(card["text"])
     # Found in 5-minute buckets: it starts within two of the planted start, inside the window.
@@ -232,10 +238,7 @@ def test_the_overview_names_the_planted_incident_and_leads_to_its_requests(
 def test_an_incident_opens_its_own_view(bad_day: tuple[ServeProcess, Path], browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    serve, log = bad_day
-    spike = planted(log)
-    browser.get(f"{serve.dashboard_url}/?range=7d")
-    wait_for_title(browser, "Overview")
+    _serve, _log, spike = overview_of_the_week(bad_day, browser)
     start, _ = card_window(spike_card(browser, spike)["text"])
     opened = next(
         a
@@ -335,10 +338,7 @@ def test_a_box_dragged_over_the_overview_chart_sets_the_range(
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    serve, log = bad_day
-    spike = planted(log)
-    browser.get(f"{serve.dashboard_url}/?range=7d")
-    wait_for_title(browser, "Overview")
+    _serve, _log, spike = overview_of_the_week(bad_day, browser)
     chart = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[0]
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", chart)
     start = dt.datetime.fromisoformat(spike["start"]).replace(tzinfo=None)
@@ -367,19 +367,12 @@ def test_a_box_dragged_over_the_overview_chart_sets_the_range(
     assert query(browser)["range"] == ["custom"]
 
 
-@pytest.mark.skipif(
-    "annotations" not in QUERIES,
-    reason="needs issue 19's backend (the `annotations` catalog query and POST /api/annotations)",
-)
 def test_a_posted_annotation_is_drawn_and_named_by_the_incident(
     bad_day: tuple[ServeProcess, Path], browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    serve, log = bad_day
-    spike = planted(log)
-    browser.get(f"{serve.dashboard_url}/?range=7d")
-    wait_for_title(browser, "Overview")
+    serve, _log, spike = overview_of_the_week(bad_day, browser)
     start, _ = card_window(spike_card(browser, spike)["text"])
     at = start - dt.timedelta(minutes=3)
     status, body = serve.post(
