@@ -279,6 +279,33 @@ EVENT_COUNT = Query(
     params=("since", "until", *FILTERS),
 )
 
+# The stored data itself, for `conflictlens export` (Parquet for data lakes): every column of
+# the events, and the request rollups summed to one row a minute and key (the table holds
+# partial sums, one per committed batch). Both in a total order, so an export is repeatable.
+EXPORT_EVENTS = Query(
+    name="export_events",
+    description="Every stored conflict event in the range, all columns, in time order.",
+    sql=f"""
+    SELECT * FROM conflict_events WHERE {EVENT_FILTER}
+    ORDER BY ts, source_id, "offset"
+    """,  # noqa: S608 - only fixed filter fragments are interpolated; values are bound
+    params=("since", "until", *FILTERS),
+)
+
+EXPORT_ROLLUPS = Query(
+    name="export_rollups",
+    description="Requests per minute, service, method, route and status in the range.",
+    sql=f"""
+    SELECT minute, service, method, route, status,
+           sum(requests)::BIGINT AS requests, sum(bytes)::BIGINT AS bytes,
+           sum(latency_ms_sum) AS latency_ms_sum, sum(latency_count)::BIGINT AS latency_count
+    FROM request_rollups WHERE {ROLLUP_FILTER}
+    GROUP BY ALL
+    ORDER BY minute, service NULLS FIRST, method NULLS FIRST, route NULLS FIRST, status
+    """,  # noqa: S608
+    params=("since", "until", "service", "method", "route"),
+)
+
 ALERT_NOTIFICATIONS = Query(
     name="alert_notifications",
     description=(
@@ -313,6 +340,8 @@ QUERIES: dict[str, Query | Analysis] = {
         EVENT_COUNT,
         CLIENTS,
         ANNOTATIONS,
+        EXPORT_EVENTS,
+        EXPORT_ROLLUPS,
         ALERT_NOTIFICATIONS,
         *ANALYSES,
     )

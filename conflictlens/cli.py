@@ -57,6 +57,7 @@ LAZY_COMMANDS = {
     "routes": "conflictlens.cli_routes:routes",
     "report": "conflictlens.cli_report:report",
     "alerts": "conflictlens.cli_alerts:alerts",
+    "export": "conflictlens.cli_export:export",
     "annotate": "conflictlens.cli_annotate:annotate",
 }
 
