@@ -59,13 +59,18 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {
     "max_gap_s": (0.001, 7 * 24 * 3600),
     "backoff_factor": (1.0, 1000.0),
     "threshold": (0.0, 1000.0),
+    "min_minutes": (1, 60 * 24 * 366),
 }
+# Any other whole number is bound as a BIGINT: beyond it the store could not take it.
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def check_param(name: str, value: Any) -> None:
     """A numeric parameter inside its bounds and finite; an AnalysisError naming it if not."""
-    bounds = PARAM_BOUNDS.get(name)
-    if bounds is None or not isinstance(value, int | float) or isinstance(value, bool):
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    bounds = PARAM_BOUNDS.get(name, INT64 if isinstance(value, int) else None)
+    if bounds is None:
         return
     low, high = bounds
     if not math.isfinite(value) or not low <= value <= high:

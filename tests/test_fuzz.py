@@ -176,3 +176,16 @@ def test_no_api_parameter_gets_a_500_or_runs_serve_out_of_memory(server: Serve) 
             assert status < 500, (method, path, body, status, answer)
     assert statuses.get(200, 0) > 0 and statuses.get(400, 0) > 0  # both kinds were reached
     assert peak_rss(server.proc.pid) < GIB
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/queries/report_gaps?min_minutes=999999999999999999999999",
+        "/api/queries/events?limit=5&offset=-99999999999999999999999",
+    ],
+)
+def test_a_whole_number_beyond_the_store_is_a_400(server: Serve, path: str) -> None:
+    """Found by the fuzz above once the catalog grew: a number past BIGINT reached DuckDB."""
+    status, body = request(server, "GET", path)
+    assert status == 400, (status, body)
