@@ -87,9 +87,13 @@ APACHE_REQUEST_HEADERS = {
     "if-unmodified-since": "if_unmodified_since",
 }
 
-# nginx writes these as plain numbers, never "-" (Apache's %b does): telling the two apart
-# in detection depends on it.
-EXACT_VARIABLES = {"body_bytes_sent": r"\d+", "bytes_sent": r"\d+"}
+# nginx writes these as plain numbers, never "-" (Apache's %b does) and never quoted: telling
+# the dialects (and nginx layouts) apart in detection depends on it.
+EXACT_VARIABLES = {
+    "body_bytes_sent": r"\d+",
+    "bytes_sent": r"\d+",
+    "request_time": r"\d+(?:\.\d+)?",  # seconds with milliseconds, never quoted, never "-"
+}
 QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
 ADDRESS_LIST = r"[^\s,]*(?:, [^\s,]+)*"
 BRACKETED_TIME = r"[^\]]*"
