@@ -87,12 +87,13 @@ APACHE_REQUEST_HEADERS = {
     "if-unmodified-since": "if_unmodified_since",
 }
 
-# nginx writes these as plain numbers, never "-" (Apache's %b does) and never quoted: telling
-# the dialects (and nginx layouts) apart in detection depends on it.
+# nginx writes these as plain numbers, never quoted, and the sizes never "-" (Apache's %b does):
+# telling the dialects (and nginx layouts) apart in detection depends on it. ($request_time
+# stays any bare token, so that inf or nan is rejected for what it is, not as a layout miss.)
 EXACT_VARIABLES = {
     "body_bytes_sent": r"\d+",
     "bytes_sent": r"\d+",
-    "request_time": r"\d+(?:\.\d+)?",  # seconds with milliseconds, never quoted, never "-"
+    "request_time": r"[^\s\"]+",  # a bare number (seconds), never quoted
 }
 QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
 ADDRESS_LIST = r"[^\s,]*(?:, [^\s,]+)*"
