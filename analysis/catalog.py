@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.events import EVENT_SORTS, conflict_events
@@ -29,6 +28,7 @@ from conflictlens.analysis.params import (
 from conflictlens.analysis.resources import RESOURCE_SORTS, hot_resources, resource_timeline
 from conflictlens.analysis.storms import retry_storms
 from conflictlens.analysis.timeline import clusters_over_time
+from conflictlens.store.engine import Store, as_engine
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,7 @@ for _entry in ANALYSES:
 
 
 def run_query(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     name: str,
     time_range: TimeRange | None = None,
     **values: Any,
@@ -382,8 +382,7 @@ def run_query(
     bound.update({k: v for k, v in values.items() if v is not None})
     if "since" in bound:
         bound.update((time_range or TimeRange()).params())
-    result: pl.DataFrame = con.sql(query.sql, params=_only_used(query, bound)).pl()
-    return result
+    return as_engine(con).sql(query.sql, _only_used(query, bound))
 
 
 def _only_used(query: Query, bound: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.params import (
@@ -28,6 +27,7 @@ from conflictlens.analysis.params import (
     closed_range,
     fetch,
 )
+from conflictlens.store.engine import Store
 
 # Formats whose timestamp is the request's start; the others log at the response's end.
 START_STAMPED = (
@@ -217,7 +217,7 @@ ORDER BY bucket, conflicts DESC, error_code
 
 
 def hot_resources(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -245,7 +245,7 @@ def hot_resources(
 
 
 def resource_timeline(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,

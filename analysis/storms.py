@@ -13,10 +13,10 @@ backoff test come from the halves' spans instead (see ``_backs_off``).
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.params import EVENT_FILTER, Filters, TimeRange, closed_range, fetch
+from conflictlens.store.engine import Store
 
 _STORMS = f"""
 WITH everything AS (
@@ -94,7 +94,7 @@ ORDER BY count DESC, start, client
 
 
 def retry_storms(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,

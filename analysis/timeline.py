@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.params import (
@@ -15,6 +14,7 @@ from conflictlens.analysis.params import (
     closed_range,
     fetch,
 )
+from conflictlens.store.engine import Store
 
 _TIMELINE = f"""
 WITH conflicts AS (
@@ -46,7 +46,7 @@ ORDER BY c.bucket, c.conflicts DESC, c.method, c.route, c.error_code
 
 
 def clusters_over_time(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
