@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 
+from conflictlens.cli import cli
 from conflictlens.store.clickhouse import schema
 
 clickhouse_connect = pytest.importorskip("clickhouse_connect")
@@ -134,6 +137,7 @@ def test_rows_older_than_the_retention_are_not_kept(client: Any) -> None:
         0, "ts", pa.array([dt.datetime(2001, 1, 1)] * 3, pa.timestamp("ms"))
     )
     client.insert_arrow(f"{DB}.conflict_events", old)
+    client.command(f"OPTIMIZE TABLE {DB}.conflict_events FINAL")  # a merge applies the TTL
     stored = client.query(
         f"SELECT count() FROM {DB}.conflict_events WHERE ts < '2002-01-01'"
     ).result_rows
@@ -150,3 +154,42 @@ def test_names_are_identifiers_only() -> None:
         schema.ddl("x; DROP TABLE y")
     with pytest.raises(ValueError, match="cluster"):
         schema.ddl(cluster="a b")
+
+
+def test_cli_prints_the_schema_for_a_cluster(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["clickhouse", "schema", "--cluster", "main", "--database", "fleet",
+              "--retention-days", "14"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "CREATE TABLE IF NOT EXISTS fleet.conflict_events_local ON CLUSTER main" in result.output
+    assert "INTERVAL 14 DAY" in result.output
+    assert result.output.count(";") == len(schema.ddl("fleet", "main", 14))
+
+
+def test_cli_init_creates_the_store_named_by_the_config(client: Any, tmp_path: Path) -> None:
+    # chDB holds one engine per process: the module's in-memory one
+    config = tmp_path / "conflictlens.toml"
+    config.write_text(
+        '[store]\nbackend = "clickhouse"\nurl = "chdb://memory"\n'
+        'database = "cli_init"\nretention_days = 10\n'
+    )
+    for _ in range(2):  # again: nothing to do, no error
+        result = CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        assert "cli_init:" in result.output
+    made = client.query("SELECT create_table_query FROM system.tables WHERE database = 'cli_init' "
+                        "AND name = 'conflict_events'").result_rows  # fmt: skip
+    assert "toIntervalDay(10)" in made[0][0]
+
+
+def test_cli_init_refuses_a_duckdb_store_and_bad_settings(tmp_path: Path) -> None:
+    config = tmp_path / "conflictlens.toml"
+    config.write_text("[store]\nretention_days = 0\n")
+    result = CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "store.retention_days" in result.output and "Traceback" not in result.output
+    config.write_text('[store]\nbackend = "duckdb"\n')
+    result = CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)])
+    assert result.exit_code == 1
+    assert 'backend is not "clickhouse"' in result.output

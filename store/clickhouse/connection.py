@@ -58,13 +58,15 @@ def password(config: StoreConfig) -> str | None:
     return None
 
 
-def connect(config: StoreConfig) -> Any:
-    """A clickhouse_connect Client on the configured server and database."""
+def connect(config: StoreConfig, *, with_database: bool = True) -> Any:
+    """A clickhouse_connect Client on the configured server (and database, which must exist
+    unless ``with_database`` is false: `clickhouse init` creates it)."""
     module = clickhouse_connect()
     url = config.url
+    database = config.database if with_database else None
     try:
         if url.startswith("chdb://"):
-            return module.get_client(dsn=url, database=config.database)
+            return module.get_client(dsn=url, database=database)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise StoreError(
@@ -76,7 +78,7 @@ def connect(config: StoreConfig) -> Any:
             port=parts.port or (8443 if secure else 8123),
             username=config.user or "default",
             password=password(config) or "",
-            database=config.database,
+            database=database or "",
             secure=secure,
             verify=config.verify,
             ca_cert=str(config.ca_cert) if config.ca_cert else None,
