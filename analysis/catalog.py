@@ -161,6 +161,7 @@ METRICS = Query(
     UNION ALL
     SELECT 'conflicts', CASE WHEN r <= 50 THEN route ELSE 'other' END, status, sum(n)::BIGINT, 0
     FROM ranked GROUP BY ALL
+    ORDER BY metric, label, status  -- a total order: the same rows on every engine
     """,
 )
 
@@ -286,8 +287,11 @@ EXPORT_EVENTS = Query(
     name="export_events",
     description="Every stored conflict event in the range, all columns, in time order.",
     sql=f"""
-    SELECT * FROM conflict_events WHERE {EVENT_FILTER}
-    ORDER BY ts, source_id, "offset"
+    SELECT ts, method, path, query, route, resource_ids, status, error_code, kind, kind_rule,
+           client, user_agent, bytes, latency_ms, service, upstream, request_id, source_id,
+           "offset", raw_line
+    FROM conflict_events WHERE {EVENT_FILTER}
+    ORDER BY ts, source_id, "offset"  -- every column named: ClickHouse's rows carry agent
     """,  # noqa: S608 - only fixed filter fragments are interpolated; values are bound
     params=("since", "until", *FILTERS),
 )

@@ -83,7 +83,7 @@ leaders AS (
 ),
 leader_peaks AS (
     SELECT thing, max(n) AS peak FROM (
-        SELECT thing, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+        SELECT thing, make_timestamp(epoch_us(ts) // $width_us * $width_us) AS bucket, count(*) AS n
         FROM events SEMI JOIN leaders USING (thing)
         GROUP BY ALL
     )
@@ -112,7 +112,7 @@ kept AS (
 ),
 per_bucket AS (
     -- grouped on one hashed integer per resource: hashing lists of strings is the slow part
-    SELECT thing, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+    SELECT thing, make_timestamp(epoch_us(ts) // $width_us * $width_us) AS bucket, count(*) AS n
     FROM events SEMI JOIN kept USING (thing)
     GROUP BY ALL
 ),
@@ -206,7 +206,7 @@ GROUP BY r.method, r.route
 """  # noqa: S608
 
 _RESOURCE_TIMELINE = f"""
-SELECT time_bucket($width::INTERVAL, ts) AS bucket, method, route,
+SELECT make_timestamp(epoch_us(ts) // $width_us * $width_us) AS bucket, method, route,
        array_to_string(resource_ids, '/') AS resource, error_code,
        count(*) AS conflicts, count(DISTINCT client) AS clients
 FROM conflict_events
@@ -214,6 +214,10 @@ WHERE {_RESOURCE_MATCH}
 GROUP BY ALL
 ORDER BY bucket, conflicts DESC, error_code
 """  # noqa: S608
+
+# Buckets in microseconds from the epoch: time_bucket's buckets for every width dividing a
+# day (all of BUCKETS), and the same on every engine.
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def hot_resources(
@@ -262,14 +266,24 @@ def resource_timeline(
             return fetch(
                 con,
                 _RESOURCE_TIMELINE,
-                {**closed.params(), **filters.params(), "resource": "", "width": DAY},
+                {
+                    **closed.params(),
+                    **filters.params(),
+                    "resource": "",
+                    "width_us": DAY // _MICROSECOND,
+                },
             )
         row = top.row(0, named=True)
         resource = row["resource"]
         filters = replace(filters, method=row["method"], route=row["route"])
     width = bucket_width(bucket, closed.span) if closed.span is not None else DAY
     check_buckets(closed.span or DAY, width)
-    values = {**closed.params(), **filters.params(), "resource": resource, "width": width}
+    values = {
+        **closed.params(),
+        **filters.params(),
+        "resource": resource,
+        "width_us": width // _MICROSECOND,
+    }
     return fetch(con, _RESOURCE_TIMELINE, values)
 
 
@@ -285,7 +299,7 @@ def _ranking_values(
     return {
         **closed.params(),
         **filters.params(),
-        "width": _peak_width(bucket, closed),
+        "width_us": _peak_width(bucket, closed) // _MICROSECOND,
         "by": by,
         "resource": resource,
         "per_route": per_route,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.params import Filters, TimeRange, closed_range, fetch
+from conflictlens.store.engine import Store
 
 ALERT_COLUMNS: dict[str, Any] = {
     "at": pl.Datetime("us"),
@@ -67,7 +67,7 @@ def no_alerts() -> pl.DataFrame:
 
 
 def alerts_in_range(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -75,7 +75,7 @@ def alerts_in_range(
 ) -> pl.DataFrame:
     """Each alert that fired or resolved in the range, oldest first, with its summary and
     severity (from the notification's payload) and the channels notified."""
-    tables = {row[0] for row in con.execute(_TABLES).fetchall()}
+    tables = set(fetch(con, _TABLES, {})["table_name"])
     if not tables:
         return no_alerts()
     values = closed_range(con, time_range, None).params()

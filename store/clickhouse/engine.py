@@ -67,7 +67,9 @@ def _value_type(value: Any) -> str:
 
 def _call(name: str, *args: Any) -> Any:
     exp = _sqlglot().exp
-    return exp.Anonymous(this=name, expressions=list(args))
+    items = [exp.Literal.number(a) if isinstance(a, int) else a for a in args]
+    items = [exp.Literal.string(a[1:-1]) if isinstance(a, str) else a for a in items]
+    return exp.Anonymous(this=name, expressions=items)
 
 
 def _floor_div(node: Any) -> Any:
@@ -88,21 +90,42 @@ def _epoch_us(node: Any) -> Any:
 def _hash(node: Any) -> Any:
     # DuckDB's hash(a, b) is NULL-safe; cityHash64 of NULL is NULL, of a tuple holding one not.
     exp = _sqlglot().exp
-    return _call("cityHash64", exp.Tuple(expressions=[e.copy() for e in node.expressions]))
+    # As Int64: the hashes are keys to join on, never shown; UInt64 would not fit a count.
+    hashed = _call("cityHash64", exp.Tuple(expressions=[e.copy() for e in node.expressions]))
+    return _call("reinterpretAsInt64", hashed)
+
+
+def _make_timestamp(node: Any) -> Any:
+    # make_timestamp(microseconds since the epoch)
+    return _call("fromUnixTimestamp64Micro", node.expressions[0].copy(), "'UTC'")
 
 
 _FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "EPOCH_US": _epoch_us,
     "HASH": _hash,
+    "MAKE_TIMESTAMP": _make_timestamp,
 }
 
 
 def _transform(node: Any, types: dict[str, str]) -> Any:
+    """Leaves first: parameters and functions (the second pass rebuilds their parents)."""
     exp = _sqlglot().exp
+    if isinstance(node, exp.Try) and isinstance(node.this, exp.Decode):
+        # try(decode(blob)): the text when it is UTF-8, else NULL
+        blob = node.this.this.copy()
+        return exp.If(this=_call("isValidUTF8", blob), true=blob.copy(), false=exp.Null())
     if isinstance(node, exp.Cast) and isinstance(node.this, exp.Placeholder):
         name = node.this.name
         types[name] = _param_type(node.to.sql("duckdb").upper(), node.to.sql("clickhouse"))
         return exp.Placeholder(this=name)
+    if isinstance(node, exp.Anonymous) and node.name.upper() in _FUNCTIONS:
+        return _FUNCTIONS[node.name.upper()](node)
+    return node
+
+
+def _rebuild(node: Any) -> Any:
+    """Operators whose operands are rewritten by the first pass."""
+    exp = _sqlglot().exp
     if isinstance(node, exp.GenerateSeries):
         # DuckDB's range(a, b) ends before b, as ClickHouse's range does.
         end = node.args["end"].copy()
@@ -111,8 +134,6 @@ def _transform(node: Any, types: dict[str, str]) -> Any:
         return _call("range", node.args["start"].copy(), end)
     if isinstance(node, exp.IntDiv):
         return _floor_div(node)
-    if isinstance(node, exp.Anonymous) and node.name.upper() in _FUNCTIONS:
-        return _FUNCTIONS[node.name.upper()](node)
     return node
 
 
@@ -123,7 +144,7 @@ def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     sqlglot = _sqlglot()
     tree = sqlglot.parse_one(text, read="duckdb")
     types: dict[str, str] = {}
-    tree = tree.transform(lambda node: _transform(node, types))
+    tree = tree.transform(lambda node: _transform(node, types)).transform(_rebuild)
     return tree.sql(dialect="clickhouse"), tuple(types.items())
 
 

@@ -32,6 +32,8 @@ INSERT_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 TS = "DateTime64(3, 'UTC')"
+# Times set by conflictlens itself (now(), a user's --at) keep DuckDB's microseconds.
+TS6 = "DateTime64(6, 'UTC')"
 LC = "LowCardinality(Nullable(String))"
 TEXT = "Nullable(String)"
 
@@ -144,8 +146,8 @@ SOURCES = Table(
         ("lines", "Int64"),
         ("rejects", "Int64"),
         ("conflicts", "Int64"),
-        ("first_seen", TS),
-        ("updated_at", TS),
+        ("first_seen", TS6),
+        ("updated_at", TS6),
         _AGENT,
     ),
     engine="ReplacingMergeTree",
@@ -186,7 +188,7 @@ REQUEST_SUMMARIES = tuple(
 
 ROUTE_MAP = Table(
     "route_map",
-    (("route", "String"), ("mapped", "String"), ("origin", "String"), ("updated_at", TS)),
+    (("route", "String"), ("mapped", "String"), ("origin", "String"), ("updated_at", TS6)),
     engine="ReplacingMergeTree",
     engine_args="updated_at",
     order_by="route",
@@ -196,15 +198,15 @@ ALERT_OUTBOX = Table(
     "alert_outbox",
     (
         ("id", "Int64"),
-        ("created_at", TS),
+        ("created_at", TS6),
         ("channel", "String"),
         ("rule", "String"),
         ("fingerprint", "String"),
         ("status", "LowCardinality(String)"),
         ("payload", "String"),
         ("attempts", "Int32"),
-        ("next_attempt_at", TS),
-        ("delivered_at", f"Nullable({TS})"),
+        ("next_attempt_at", TS6),
+        ("delivered_at", f"Nullable({TS6})"),
         ("last_error", TEXT),
     ),
     engine="ReplacingMergeTree",
@@ -218,13 +220,13 @@ ALERT_STATE = Table(
         ("fingerprint", "String"),
         ("labels", "String"),
         ("state", "LowCardinality(String)"),
-        ("active_since", f"Nullable({TS})"),
-        ("firing_since", f"Nullable({TS})"),
-        ("last_condition_at", f"Nullable({TS})"),
-        ("resolved_at", f"Nullable({TS})"),
+        ("active_since", f"Nullable({TS6})"),
+        ("firing_since", f"Nullable({TS6})"),
+        ("last_condition_at", f"Nullable({TS6})"),
+        ("resolved_at", f"Nullable({TS6})"),
         ("last_value", "Nullable(Float64)"),
-        ("last_notified_at", f"Nullable({TS})"),
-        ("updated_at", TS),
+        ("last_notified_at", f"Nullable({TS6})"),
+        ("updated_at", TS6),
     ),
     engine="ReplacingMergeTree",
     engine_args="updated_at",
@@ -236,10 +238,10 @@ ALERT_SILENCES = Table(
     (
         ("id", "Int64"),
         ("matchers", "String"),
-        ("starts_at", TS),
-        ("ends_at", TS),
+        ("starts_at", TS6),
+        ("ends_at", TS6),
         ("comment", "String DEFAULT ''"),
-        ("created_at", TS),
+        ("created_at", TS6),
     ),
     engine="ReplacingMergeTree",
     order_by="id",
@@ -249,10 +251,10 @@ ANNOTATIONS = Table(
     "annotations",
     (
         ("id", "Int64"),
-        ("`at`", TS),
+        ("`at`", TS6),
         ("text", "String"),
         ("service", TEXT),
-        ("created_at", TS),
+        ("created_at", TS6),
     ),
     engine="ReplacingMergeTree",
     order_by="id",
