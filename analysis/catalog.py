@@ -237,20 +237,42 @@ CLIENTS = Query(
     name="clients",
     description=(
         "The clients that got the conflicts in the range (an incident's window, say), most "
-        "first: conflicts, routes and resources they hit, their most frequent error code, "
+        "first: conflicts, routes and resources they hit, their most frequent error code (a tie "
+        "to the first in text order), "
         "their latest user agent, and when they were first and last seen."
     ),
     sql=f"""
-    SELECT client, count(*) AS conflicts,
-           count(DISTINCT route) AS routes,
-           count(DISTINCT (route, resource_ids)) AS resources,
-           mode(error_code) AS top_error_code,
-           arg_max(user_agent, ts) AS user_agent,
-           min(ts) AS first_seen, max(ts) AS last_seen
-    FROM conflict_events
-    WHERE {EVENT_FILTER}
-    GROUP BY client
-    ORDER BY conflicts DESC, client NULLS LAST
+    WITH events AS (
+        SELECT client, route, resource_ids, error_code, user_agent, ts
+        FROM conflict_events
+        WHERE {EVENT_FILTER}
+    ),
+    per_client AS (
+        SELECT client, count(*) AS conflicts,
+               count(DISTINCT route) AS routes,
+               count(DISTINCT (route, resource_ids)) AS resources,
+               arg_max(user_agent, ts) AS latest_user_agent,
+               min(ts) AS first_seen, max(ts) AS last_seen
+        FROM events
+        GROUP BY client
+    ),
+    -- the most frequent error code; a tie goes to the first in text order (a fixed answer)
+    codes AS (
+        SELECT client, error_code, count(*) AS n FROM events
+        WHERE error_code IS NOT NULL
+        GROUP BY client, error_code
+    ),
+    top_codes AS (
+        SELECT client, error_code,
+               row_number() OVER (PARTITION BY client ORDER BY n DESC, error_code) AS code_rank
+        FROM codes
+    )
+    SELECT p.client, p.conflicts, p.routes, p.resources, t.error_code AS top_error_code,
+           p.latest_user_agent AS user_agent, p.first_seen, p.last_seen
+    FROM per_client p
+    LEFT JOIN (SELECT client, error_code FROM top_codes WHERE code_rank = 1) t
+      ON t.client IS NOT DISTINCT FROM p.client
+    ORDER BY p.conflicts DESC, p.client NULLS LAST
     LIMIT $limit::BIGINT
     """,  # noqa: S608 - only the fixed filter fragment is interpolated; values are bound
     params=("since", "until", *FILTERS, "limit"),

@@ -46,7 +46,7 @@ RESOURCE_SORTS = ("peak", "conflicts")
 # full by row id (chosen).
 _RESOURCE_MATCH = f"""
     {EVENT_FILTER}
-      AND len(resource_ids) > 0
+      AND array_length(resource_ids) > 0
       AND ($resource::VARCHAR IS NULL OR array_to_string(resource_ids, '/') = $resource::VARCHAR)
 """
 
@@ -104,7 +104,8 @@ bar AS (
                      LIMIT 1 OFFSET greatest($limit::BIGINT, 1) - 1), 0) AS bar
 ),
 kept AS (
-    SELECT p.thing, e.method, e.route
+    -- ties are ranked by the resource's text: a hash's order differs between engines
+    SELECT p.thing, e.method, e.route, array_to_string(e.resource_ids, '/') AS resource_text
     FROM per_thing p
     JOIN floors f USING (rid)
     JOIN conflict_events e ON e.rowid = p.sample
@@ -118,22 +119,22 @@ per_bucket AS (
 ),
 per_resource AS (
     -- ties go to the earliest bucket: the answer must not depend on the thread that won
-    SELECT thing, sum(n)::BIGINT AS conflicts, max(n) AS peak_conflicts,
-           first(bucket ORDER BY n DESC, bucket) AS peak_start
+    SELECT thing, sum(n)::BIGINT AS conflicts, max(n)::BIGINT AS peak_conflicts,
+           arg_min(bucket, (-n, bucket)) AS peak_start
     FROM per_bucket
     GROUP BY thing
 ),
 ranked AS (
-    SELECT k.method, k.route, r.*,
+    SELECT k.method, k.route, k.resource_text, r.*,
            row_number() OVER (
                PARTITION BY k.method, k.route
                ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
-                        conflicts DESC, thing
+                        conflicts DESC, k.resource_text
            ) AS rank_in_route
     FROM per_resource r JOIN kept k USING (thing)
     QUALIFY rank_in_route <= $per_route::BIGINT
     ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
-             conflicts DESC, method, route, thing
+             conflicts DESC, method, route, resource_text
     LIMIT $limit::BIGINT
 ),
 chosen AS (
@@ -151,8 +152,12 @@ codes AS (
     SELECT thing, error_code, count(*) AS n FROM chosen GROUP BY ALL
 ),
 top_codes AS (
-    SELECT thing, first(error_code ORDER BY n DESC, error_code NULLS LAST) AS top_error_code
-    FROM codes GROUP BY thing
+    SELECT thing, error_code AS top_error_code FROM (
+        SELECT thing, error_code,
+               row_number() OVER (PARTITION BY thing ORDER BY n DESC, error_code NULLS LAST)
+                   AS code_rank
+        FROM codes
+    ) WHERE code_rank = 1
 ),
 details AS (
     SELECT thing, any_value(resource_ids) AS resource_ids, count(DISTINCT client) AS clients,

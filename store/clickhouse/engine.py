@@ -95,13 +95,28 @@ def _hash(node: Any) -> Any:
     return _call("reinterpretAsInt64", hashed)
 
 
+def _row_id(node: Any) -> Any:
+    """DuckDB's rowid: ClickHouse has none. The catalog uses it as a conflict's identity (to
+    fetch a row back, to name a sample), never for its order: the line's source and offset."""
+    exp = _sqlglot().exp
+    table = node.args.get("table")
+    columns = [exp.column(name, table=table.copy() if table else None, quoted=name == "offset")
+               for name in ("agent", "source_id", "offset")]  # fmt: skip
+    return _call("reinterpretAsInt64", _call("cityHash64", *columns))
+
+
 def _make_timestamp(node: Any) -> Any:
     # make_timestamp(microseconds since the epoch)
     return _call("fromUnixTimestamp64Micro", node.expressions[0].copy(), "'UTC'")
 
 
+def _microseconds(node: Any) -> Any:
+    return _call("toIntervalMicrosecond", node.expressions[0].copy())
+
+
 _FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "EPOCH_US": _epoch_us,
+    "TO_MICROSECONDS": _microseconds,
     "HASH": _hash,
     "MAKE_TIMESTAMP": _make_timestamp,
 }
@@ -118,14 +133,38 @@ def _transform(node: Any, types: dict[str, str]) -> Any:
         name = node.this.name
         types[name] = _param_type(node.to.sql("duckdb").upper(), node.to.sql("clickhouse"))
         return exp.Placeholder(this=name)
+    if isinstance(node, exp.Column) and node.name.lower() == "rowid":
+        return _row_id(node)
     if isinstance(node, exp.Anonymous) and node.name.upper() in _FUNCTIONS:
         return _FUNCTIONS[node.name.upper()](node)
     return node
 
 
+def _top_n(node: Any) -> Any:
+    """DuckDB's arg_max(x, v, n): the x of the n highest v, as a list (ties in any order)."""
+    exp = _sqlglot().exp
+    pairs = _call("groupArray", exp.Tuple(expressions=[exp.Neg(this=node.expression.copy()),
+                                                       node.this.copy()]))  # fmt: skip
+    second = exp.Lambda(
+        this=exp.Dot(this=exp.column("t"), expression=exp.Literal.number(2)),
+        expressions=[exp.to_identifier("t")],
+    )
+    return _call("arraySlice", _call("arrayMap", second, _call("arraySort", pairs)), 1,
+                 node.args["count"].copy())  # fmt: skip
+
+
 def _rebuild(node: Any) -> Any:
     """Operators whose operands are rewritten by the first pass."""
     exp = _sqlglot().exp
+    if isinstance(node, exp.ArgMax) and node.args.get("count") is not None:
+        return _top_n(node)
+    if isinstance(node, exp.Select):
+        # DuckDB names ``l.rid`` rid; ClickHouse may keep the qualified name in a subquery.
+        node.set("expressions", [
+            exp.alias_(e, e.name) if isinstance(e, exp.Column) and e.table and
+            not isinstance(e.this, exp.Star) else e
+            for e in node.expressions
+        ])  # fmt: skip
     if isinstance(node, exp.GenerateSeries):
         # DuckDB's range(a, b) ends before b, as ClickHouse's range does.
         end = node.args["end"].copy()
