@@ -134,7 +134,11 @@ SOURCES = Query(
 
 STORE_STATUS = Query(
     name="store_status",
-    description="Row counts of the store's tables and its time span.",
+    description=(
+        "Row counts of the store's tables and its time span. rollup_rows is a storage detail: "
+        "the stored per-minute rows, which a ClickHouse store merges (SummingMergeTree), so "
+        "it differs between engines for the same requests."
+    ),
     sql="""
     SELECT
         (SELECT count(*) FROM conflict_events) AS events,

@@ -113,6 +113,13 @@ def _filters(store: Store, name: str) -> dict[str, Any]:
     return {k: v for k, v in top.items() if k in params and v is not None}
 
 
+# The only columns exempt from the comparison, each a count of how rows are stored rather
+# than of what they say: a ClickHouse SummingMergeTree merges the partial per-minute rollup
+# rows that DuckDB keeps apart (the requests they sum to are compared). Nothing else may be
+# added here; the query's description says so too.
+STORAGE_DETAILS = {"store_status": {"rollup_rows"}}
+
+
 def _normalised(frame: pl.DataFrame) -> pl.DataFrame:
     """Integers of any width as Int64: a source id is INTEGER in DuckDB, Int64 in ClickHouse
     (an agent sends a 63-bit hash)."""
@@ -147,7 +154,9 @@ def test_both_engines_answer_the_same_rows(
     time_range = _ranges(store.truth)[span] if takes_range else None
     duck = run_query(store.duck, name, time_range, **values)
     house = run_query(store.house, name, time_range, **values)
-    assert_same_rows(duck, house)
+    exempt = STORAGE_DETAILS.get(name, set())
+    assert exempt <= set(duck.columns) and exempt <= set(house.columns)
+    assert_same_rows(duck.drop(*exempt), house.drop(*exempt))
 
 
 def test_every_catalog_entry_is_compared() -> None:

@@ -72,15 +72,9 @@ def _call(name: str, *args: Any) -> Any:
     return exp.Anonymous(this=name, expressions=items)
 
 
-def _floor_div(node: Any) -> Any:
-    """DuckDB's ``a // b`` floors; ClickHouse's intDiv truncates toward zero."""
-    a, b = node.this, node.expression
-    exp = _sqlglot().exp
-    remainder = exp.Mod(
-        this=exp.Paren(this=exp.Mod(this=a.copy(), expression=b.copy()) + b.copy()),
-        expression=b.copy(),
-    )
-    return _call("intDiv", exp.Paren(this=a.copy() - remainder), b.copy())
+def _int_div(node: Any) -> Any:
+    """DuckDB's ``a // b`` on integers truncates toward zero (-5 // 2 is -2), as intDiv does."""
+    return _call("intDiv", node.this.copy(), node.expression.copy())
 
 
 def _epoch_us(node: Any) -> Any:
@@ -122,17 +116,24 @@ _FUNCTIONS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _transform(node: Any, types: dict[str, str]) -> Any:
-    """Leaves first: parameters and functions (the second pass rebuilds their parents)."""
+def _parameter(node: Any, types: dict[str, str]) -> Any:
+    """``$name::TYPE`` -> ``{name}``, its type kept for binding (a pass of its own: a node
+    replaced by a later pass is not visited again, so a cast inside it would stay)."""
+    exp = _sqlglot().exp
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Placeholder):
+        name = node.this.name
+        types[name] = _param_type(node.to.sql("duckdb").upper(), node.to.sql("clickhouse"))
+        return exp.Placeholder(this=name)
+    return node
+
+
+def _transform(node: Any) -> Any:
+    """Leaves first: functions (the last pass rebuilds their parents)."""
     exp = _sqlglot().exp
     if isinstance(node, exp.Try) and isinstance(node.this, exp.Decode):
         # try(decode(blob)): the text when it is UTF-8, else NULL
         blob = node.this.this.copy()
         return exp.If(this=_call("isValidUTF8", blob), true=blob.copy(), false=exp.Null())
-    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Placeholder):
-        name = node.this.name
-        types[name] = _param_type(node.to.sql("duckdb").upper(), node.to.sql("clickhouse"))
-        return exp.Placeholder(this=name)
     if isinstance(node, exp.Column) and node.name.lower() == "rowid":
         return _row_id(node)
     if isinstance(node, exp.Anonymous) and node.name.upper() in _FUNCTIONS:
@@ -172,7 +173,7 @@ def _rebuild(node: Any) -> Any:
             end = exp.Add(this=end, expression=exp.Literal.number(1))
         return _call("range", node.args["start"].copy(), end)
     if isinstance(node, exp.IntDiv):
-        return _floor_div(node)
+        return _int_div(node)
     return node
 
 
@@ -183,7 +184,8 @@ def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     sqlglot = _sqlglot()
     tree = sqlglot.parse_one(text, read="duckdb")
     types: dict[str, str] = {}
-    tree = tree.transform(lambda node: _transform(node, types)).transform(_rebuild)
+    tree = tree.transform(lambda node: _parameter(node, types))
+    tree = tree.transform(_transform).transform(_rebuild)
     return tree.sql(dialect="clickhouse"), tuple(types.items())
 
 
