@@ -39,11 +39,37 @@ def copy_store(con: duckdb.DuckDBPyConnection, client: Any, batch_rows: int = 1_
     for table in tables:
         if table in SKIPPED:
             continue
-        reader = con.sql(f'SELECT * FROM "{table}"').fetch_arrow_reader(batch_rows)  # noqa: S608
+        reader = con.sql(f'SELECT * FROM "{table}"').to_arrow_reader(batch_rows)  # noqa: S608
         for batch in reader:
             if batch.num_rows:
                 client.insert_arrow(f"{DB}.{table}", pa.Table.from_batches([batch]))
         print(f"copied {table}", flush=True)
+
+
+def check_copy(con: duckdb.DuckDBPyConnection, client: Any) -> dict[str, int]:
+    """The events and the requests they came with, counted on both sides: a copy that lost
+    rows would make every figure below meaningless."""
+    counts: dict[str, int] = {}
+    for label, sql in (
+        ("events", "SELECT count(*) FROM conflict_events"),
+        ("requests", "SELECT coalesce(sum(requests), 0) FROM request_rollups"),
+    ):
+        duck = con.execute(sql).fetchall()[0]
+        house = client.query(sql.replace("FROM ", f"FROM {DB}.")).result_rows[0][0]
+        if int(duck[0]) != int(house):
+            raise SystemExit(f"the copy into ClickHouse lost rows: {label} {duck[0]} != {house}")
+        counts[label] = int(house)
+    return counts
+
+
+def round_trip(engine: Engine, runs: int = 20) -> float:
+    """The p95 of an empty query: the client's own cost, paid by every catalog query."""
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        engine.sql("SELECT 1 AS one")
+        seconds.append(time.perf_counter() - start)
+    return percentile(seconds, 95)
 
 
 def timed(engine: Engine, name: str, time_range: TimeRange | None, runs: int) -> list[float]:
@@ -67,7 +93,9 @@ def stored_bytes(client: Any) -> dict[str, float]:
         "WHERE database = {db:String} AND table = 'conflict_events' AND name = 'raw_line'",
         parameters={"db": DB},
     ).result_rows[0][0]
-    events, total = int(rows[0]), int(rows[1])
+    events, total = int(rows[0] or 0), int(rows[1] or 0)
+    if events == 0:
+        raise SystemExit(f"system.parts shows no conflict_events rows in {DB}")
     return {
         "events": events,
         "bytes_per_event": total / events if events else 0.0,
@@ -91,12 +119,16 @@ def main() -> int:
     con = duckdb.connect(str(store), read_only=True)
     client = clickhouse_connect.get_client(dsn=f"chdb://{folder}")
     try:
-        schema.apply(client, DB, retention_days=36_500)
+        schema.apply(client, DB, retention_days=3650)
         started = time.perf_counter()
         copy_store(con, client)
         copy_seconds = time.perf_counter() - started
+        copied = check_copy(con, client)
+        print("copied", copied, flush=True)
         client.command(f"USE {DB}")
         engines = {"duckdb": DuckDBEngine(con), "clickhouse": ClickHouseEngine(client, DB)}
+        empty = {label: round_trip(engine) for label, engine in engines.items()}
+        print("empty query p95", empty, flush=True)
         end = spec.end_time
         week = TimeRange(end - dt.timedelta(days=7), end)
         results: dict[str, Any] = {}
@@ -118,6 +150,8 @@ def main() -> int:
         summary = {
             "store": str(store),
             "copy_seconds": copy_seconds,
+            "copied": copied,
+            "empty_query_p95": empty,
             "queries": results,
             "p95_ratio": percentile(ratios, 95) if ratios else None,
             "answered_by_both": len(ratios),

@@ -171,7 +171,7 @@ class StoreSettings(Section):
         None, description="A CA bundle to check the server's certificate with."
     )
     retention_days: int = Field(
-        90, ge=1, le=36_500, description="Days events and rollups are kept in ClickHouse (TTL)."
+        90, ge=1, le=20_000, description="Days events and rollups are kept in ClickHouse (TTL)."
     )
 
 

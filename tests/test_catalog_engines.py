@@ -85,7 +85,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     con = connect(db)
     _extras(con, dt.datetime.fromisoformat(truth["to"]).replace(tzinfo=None))
     client = clickhouse_connect.get_client(dsn="chdb://memory")
-    schema.apply(client, DB, retention_days=365_000)  # the sample's times are in 2026
+    schema.apply(client, DB, retention_days=3650)  # the sample's times are in 2026
     _copy(con, client)
     client.command(f"USE {DB}")
     yield Store(DuckDBEngine(con), ClickHouseEngine(client, DB), truth)

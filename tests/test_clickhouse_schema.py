@@ -193,3 +193,17 @@ def test_cli_init_refuses_a_duckdb_store_and_bad_settings(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)])
     assert result.exit_code == 1
     assert 'backend is not "clickhouse"' in result.output
+
+
+def test_the_longest_retention_keeps_what_is_inserted() -> None:
+    # A TTL date past 2106 wraps round into the past: every row would be dropped on insert.
+    with pytest.raises(ValueError, match="retention_days"):
+        schema.ddl(retention_days=schema.MAX_RETENTION_DAYS + 1)
+    con = clickhouse_connect.get_client(dsn="chdb://memory")
+    database = "cl_schema_longest"
+    schema.apply(con, database, retention_days=schema.MAX_RETENTION_DAYS)
+    try:
+        con.insert_arrow(f"{database}.conflict_events", _events(7))
+        assert con.query(f"SELECT count(*) FROM {database}.conflict_events").result_rows == [(7,)]
+    finally:
+        con.command(f"DROP DATABASE IF EXISTS {database}")

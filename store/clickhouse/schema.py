@@ -24,6 +24,9 @@ from typing import Any
 
 DEFAULT_DATABASE = "conflictlens"
 DEFAULT_RETENTION_DAYS = 90
+# The TTL is a DateTime (seconds since 1970 in 32 bits, up to 2106): a longer retention wraps
+# round to a date in the past and every row inserted is dropped at once.
+MAX_RETENTION_DAYS = 20_000
 DEDUP_WINDOW = 10_000
 # What an insert into conflict_events or request_rollups passes along with its
 # insert_deduplication_token, so that the summary views skip a repeated block too.
@@ -369,8 +372,10 @@ def ddl(
     for what, name in (("database", database), ("cluster", cluster)):
         if name is not None and not _IDENTIFIER.fullmatch(name):
             raise ValueError(f"{what} must be letters, digits and _ only, not {name!r}")
-    if retention_days < 1:
-        raise ValueError(f"retention_days must be at least 1, not {retention_days}")
+    if not 1 <= retention_days <= MAX_RETENTION_DAYS:
+        raise ValueError(
+            f"retention_days must be from 1 to {MAX_RETENTION_DAYS}, not {retention_days}"
+        )
     statements = [f"CREATE DATABASE IF NOT EXISTS {database}{_on(cluster)}"]
     for table in TABLES:
         statements.append(create_table(table, database, cluster, retention_days))
