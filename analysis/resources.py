@@ -99,17 +99,22 @@ floors AS (
            CASE WHEN count(*) >= $per_route::BIGINT THEN min(score) ELSE 0 END AS floor
     FROM leader_scores GROUP BY rid
 ),
+-- joined, not a scalar subquery: ClickHouse runs those while planning, the CTEs under them
+-- again each time
 bar AS (
-    SELECT coalesce((SELECT score FROM leader_scores ORDER BY score DESC
-                     LIMIT 1 OFFSET greatest($limit::BIGINT, 1) - 1), 0) AS bar
+    SELECT coalesce(max(score), 0) AS bar FROM (
+        SELECT score FROM leader_scores ORDER BY score DESC
+        LIMIT 1 OFFSET greatest($limit::BIGINT, 1) - 1
+    )
 ),
 kept AS (
     -- ties are ranked by the resource's text: a hash's order differs between engines
     SELECT p.thing, e.method, e.route, array_to_string(e.resource_ids, '/') AS resource_text
     FROM per_thing p
     JOIN floors f USING (rid)
+    CROSS JOIN bar b
     JOIN conflict_events e ON e.rowid = p.sample
-    WHERE p.c >= f.floor AND p.c >= (SELECT bar FROM bar)
+    WHERE p.c >= f.floor AND p.c >= b.bar
 ),
 per_bucket AS (
     -- grouped on one hashed integer per resource: hashing lists of strings is the slow part

@@ -37,6 +37,11 @@ _PARAM_TYPES = {
 }
 
 
+# An outer join's missing side is NULL, as in DuckDB (not the type's default); a CTE marked
+# MATERIALIZED is computed once.
+_SETTINGS = "join_use_nulls = 1, enable_materialized_cte = 1"
+
+
 def _param_type(duckdb_type: str, fallback: str) -> str:
     """The ClickHouse type of a ``$name::TYPE`` parameter; a list's items may be NULL."""
     if duckdb_type.endswith("[]"):
@@ -177,6 +182,19 @@ def _rebuild(node: Any) -> Any:
     return node
 
 
+def _materialise_shared(tree: Any) -> None:
+    """A CTE read more than once is computed once, as DuckDB does; ClickHouse would otherwise
+    run it again at every reference (and every CTE built on it)."""
+    exp = _sqlglot().exp
+    reads: dict[str, int] = {}
+    for table in tree.find_all(exp.Table):
+        if not table.args.get("db"):
+            reads[table.name] = reads.get(table.name, 0) + 1
+    for cte in tree.find_all(exp.CTE):
+        if reads.get(cte.alias, 0) > 1:
+            cte.set("materialized", True)
+
+
 @functools.lru_cache(maxsize=512)
 def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The ClickHouse SQL for a catalog text, with the parameter names it binds and the
@@ -186,7 +204,10 @@ def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     types: dict[str, str] = {}
     tree = tree.transform(lambda node: _parameter(node, types))
     tree = tree.transform(_transform).transform(_rebuild)
-    return tree.sql(dialect="clickhouse"), tuple(types.items())
+    _materialise_shared(tree)
+    # In the text, not as the driver's settings: a server may keep no session, and chDB
+    # through the driver pays a round trip per query for settings passed apart.
+    return f"{tree.sql(dialect='clickhouse')} SETTINGS {_SETTINGS}", tuple(types.items())
 
 
 def _bind(sql: str, casts: Mapping[str, str], params: Mapping[str, Any]) -> str:
@@ -232,7 +253,7 @@ class ClickHouseEngine:
         values = dict(params or {})
         sql = _bind(translated, dict(casts), values)
         try:
-            table = self.client.query_arrow(sql, parameters=values, settings={"join_use_nulls": 1})
+            table = self.client.query_arrow(sql, parameters=values)
         except Exception as exc:  # the driver's errors share no base worth naming
             raise StoreError(f"ClickHouse could not answer: {first_line(exc)}") from None
         return to_frame(table)
