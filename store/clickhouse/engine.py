@@ -4,8 +4,11 @@ text with sqlglot, its ``$name`` parameters become ClickHouse server-side parame
 timestamps, Int64 counts, plain strings).
 
 Only what the catalog uses is translated beyond sqlglot's own mapping (the functions in
-``_FUNCTIONS``); a query that needs more is rewritten in the portable subset next to it
-(tests/test_catalog_engines.py runs every catalog entry on both engines).
+``_FUNCTIONS``; rowid, which ClickHouse lacks, as a hash of the line's identity; DuckDB's
+top-n arg_max; ``//`` as intDiv); a query that needs more is rewritten in the portable subset
+next to it (tests/test_catalog_engines.py runs every catalog entry on both engines).
+Two rewrites are for ClickHouse's way of running a query, not its dialect: a CTE read more
+than once is MATERIALIZED (DuckDB computes it once), and qualified projections are aliased.
 """
 
 from __future__ import annotations
