@@ -178,10 +178,14 @@ intervals AS (
     FROM chosen c
     LEFT JOIN sources s ON s.source_id = c.source_id
 ),
+-- Each write's start (+1) and end (-1), from one read of intervals (ClickHouse plans a CTE
+-- again for every read).
 edges AS (
-    SELECT thing, began AS instant, 1 AS delta FROM intervals
-    UNION ALL
-    SELECT thing, began + to_microseconds((ms * 1000)::BIGINT), -1 FROM intervals
+    SELECT i.thing,
+           CASE WHEN d.delta = 1 THEN i.began
+                ELSE i.began + to_microseconds((i.ms * 1000)::BIGINT) END AS instant,
+           d.delta
+    FROM intervals i CROSS JOIN (SELECT 1 AS delta UNION ALL SELECT -1 AS delta) d
 ),
 flight AS (
     -- At equal instants ends come first: a write that ends as another begins never overlapped
