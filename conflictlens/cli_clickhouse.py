@@ -44,7 +44,12 @@ def store_settings(config_file: str | None) -> StoreSettings:
 
 @click.group()
 def clickhouse() -> None:
-    """The ClickHouse store shared by a fleet of gateways (the [store] table)."""
+    """The ClickHouse store shared by a fleet of gateways (the [store] table).
+
+    Example:
+
+        conflictlens clickhouse schema --cluster main > schema.sql
+    """
 
 
 @clickhouse.command()
