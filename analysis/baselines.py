@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -35,7 +34,8 @@ from conflictlens.analysis.params import (
     data_start,
     fetch,
 )
-from conflictlens.store.summaries import EPOCH, summarised_before
+from conflictlens.store.engine import Store
+from conflictlens.store.summaries import EPOCH
 
 CLUSTER_KEYS: tuple[str, ...] = ("service", "method", "route", "error_code", "kind")
 ROUTE_KEYS: tuple[str, ...] = ("service", "method", "route")
@@ -143,6 +143,16 @@ _ROUTE_NAMES = f"""
 """  # noqa: S608
 
 
+def summarised_before(con: Store) -> dt.datetime:
+    """Everything before this is in the summary tables (store/summaries.py), complete: the
+    watermark, or the oldest hour invalidated since, whichever is first."""
+    watermark = fetch(con, "SELECT max(complete_before) AS t FROM hours_watermark", {})
+    # HAVING: no row when nothing is invalidated (ClickHouse's min() of nothing is 1970).
+    invalid = fetch(con, "SELECT min(hour) AS t FROM hour_invalidations HAVING count(*) > 0", {})
+    found = [v for v in (*watermark["t"], *invalid["t"]) if isinstance(v, dt.datetime)]
+    return min(found) if found else EPOCH
+
+
 @dataclass(frozen=True)
 class WindowCounts:
     """Conflicts per (cid, j) and requests per (rid, j), and the names behind cid."""
@@ -154,7 +164,7 @@ class WindowCounts:
 
 
 def _window_numbers(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     until: dt.datetime,
     width: dt.timedelta,
     windows: list[int],
@@ -201,7 +211,7 @@ def _window_numbers(
 
 
 def window_counts(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     until: dt.datetime,
     width: dt.timedelta,
     windows: list[int],
@@ -220,7 +230,7 @@ def window_counts(
 
 
 def series_baselines(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     width: dt.timedelta,
     filters: Filters,

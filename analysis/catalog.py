@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.events import EVENT_SORTS, conflict_events
@@ -29,6 +28,7 @@ from conflictlens.analysis.params import (
 from conflictlens.analysis.resources import RESOURCE_SORTS, hot_resources, resource_timeline
 from conflictlens.analysis.storms import retry_storms
 from conflictlens.analysis.timeline import clusters_over_time
+from conflictlens.store.engine import Store, as_engine
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,11 @@ SOURCES = Query(
 
 STORE_STATUS = Query(
     name="store_status",
-    description="Row counts of the store's tables and its time span.",
+    description=(
+        "Row counts of the store's tables and its time span. rollup_rows is a storage detail: "
+        "the stored per-minute rows, which a ClickHouse store merges (SummingMergeTree), so "
+        "it differs between engines for the same requests."
+    ),
     sql="""
     SELECT
         (SELECT count(*) FROM conflict_events) AS events,
@@ -161,6 +165,7 @@ METRICS = Query(
     UNION ALL
     SELECT 'conflicts', CASE WHEN r <= 50 THEN route ELSE 'other' END, status, sum(n)::BIGINT, 0
     FROM ranked GROUP BY ALL
+    ORDER BY metric, label, status  -- a total order: the same rows on every engine
     """,
 )
 
@@ -236,20 +241,42 @@ CLIENTS = Query(
     name="clients",
     description=(
         "The clients that got the conflicts in the range (an incident's window, say), most "
-        "first: conflicts, routes and resources they hit, their most frequent error code, "
+        "first: conflicts, routes and resources they hit, their most frequent error code (a tie "
+        "to the first in text order), "
         "their latest user agent, and when they were first and last seen."
     ),
     sql=f"""
-    SELECT client, count(*) AS conflicts,
-           count(DISTINCT route) AS routes,
-           count(DISTINCT (route, resource_ids)) AS resources,
-           mode(error_code) AS top_error_code,
-           arg_max(user_agent, ts) AS user_agent,
-           min(ts) AS first_seen, max(ts) AS last_seen
-    FROM conflict_events
-    WHERE {EVENT_FILTER}
-    GROUP BY client
-    ORDER BY conflicts DESC, client NULLS LAST
+    WITH events AS (
+        SELECT client, route, resource_ids, error_code, user_agent, ts
+        FROM conflict_events
+        WHERE {EVENT_FILTER}
+    ),
+    per_client AS (
+        SELECT client, count(*) AS conflicts,
+               count(DISTINCT route) AS routes,
+               count(DISTINCT (route, resource_ids)) AS resources,
+               arg_max(user_agent, ts) AS latest_user_agent,
+               min(ts) AS first_seen, max(ts) AS last_seen
+        FROM events
+        GROUP BY client
+    ),
+    -- the most frequent error code; a tie goes to the first in text order (a fixed answer)
+    codes AS (
+        SELECT client, error_code, count(*) AS n FROM events
+        WHERE error_code IS NOT NULL
+        GROUP BY client, error_code
+    ),
+    top_codes AS (
+        SELECT client, error_code,
+               row_number() OVER (PARTITION BY client ORDER BY n DESC, error_code) AS code_rank
+        FROM codes
+    )
+    SELECT p.client, p.conflicts, p.routes, p.resources, t.error_code AS top_error_code,
+           p.latest_user_agent AS user_agent, p.first_seen, p.last_seen
+    FROM per_client p
+    LEFT JOIN (SELECT client, error_code FROM top_codes WHERE code_rank = 1) t
+      ON t.client IS NOT DISTINCT FROM p.client
+    ORDER BY p.conflicts DESC, p.client NULLS LAST
     LIMIT $limit::BIGINT
     """,  # noqa: S608 - only the fixed filter fragment is interpolated; values are bound
     params=("since", "until", *FILTERS, "limit"),
@@ -286,8 +313,11 @@ EXPORT_EVENTS = Query(
     name="export_events",
     description="Every stored conflict event in the range, all columns, in time order.",
     sql=f"""
-    SELECT * FROM conflict_events WHERE {EVENT_FILTER}
-    ORDER BY ts, source_id, "offset"
+    SELECT ts, method, path, query, route, resource_ids, status, error_code, kind, kind_rule,
+           client, user_agent, bytes, latency_ms, service, upstream, request_id, source_id,
+           "offset", raw_line
+    FROM conflict_events WHERE {EVENT_FILTER}
+    ORDER BY ts, source_id, "offset"  -- every column named: ClickHouse's rows carry agent
     """,  # noqa: S608 - only fixed filter fragments are interpolated; values are bound
     params=("since", "until", *FILTERS),
 )
@@ -354,7 +384,7 @@ for _entry in ANALYSES:
 
 
 def run_query(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     name: str,
     time_range: TimeRange | None = None,
     **values: Any,
@@ -382,8 +412,7 @@ def run_query(
     bound.update({k: v for k, v in values.items() if v is not None})
     if "since" in bound:
         bound.update((time_range or TimeRange()).params())
-    result: pl.DataFrame = con.sql(query.sql, params=_only_used(query, bound)).pl()
-    return result
+    return as_engine(con).sql(query.sql, _only_used(query, bound))
 
 
 def _only_used(query: Query, bound: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.params import (
@@ -20,6 +19,7 @@ from conflictlens.analysis.params import (
     fetch,
     flag,
 )
+from conflictlens.store.engine import Store
 
 # What Explore may sort by: parameter value -> column (all of them columns of the answer).
 EVENT_SORTS: tuple[str, ...] = (
@@ -62,7 +62,7 @@ _SQL: dict[tuple[str, bool], str] = {
 
 
 def conflict_events(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.baselines import (
@@ -38,6 +37,7 @@ from conflictlens.analysis.params import (
     fetch,
 )
 from conflictlens.analysis.spans import ceil_to, floor_to
+from conflictlens.store.engine import Store
 
 SORTS = ("growth", "volume", "ratio", "new")
 
@@ -67,7 +67,7 @@ MIN_PEAK_BUCKETS = 12
 
 
 def hot_spots(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -94,9 +94,7 @@ def hot_spots(
     return _rank(ranked, sort, min_conflicts, min_requests).select(_COLUMNS).head(limit)
 
 
-def _peaks(
-    con: duckdb.DuckDBPyConnection, closed: TimeRange, filters: Filters, min_conflicts: int
-) -> pl.DataFrame:
+def _peaks(con: Store, closed: TimeRange, filters: Filters, min_conflicts: int) -> pl.DataFrame:
     """Per cluster, its busiest bucket of the range by score against the bucket's baseline
     (from history, else from the range's own buckets), with the range's own per-bucket
     median and MAD."""
@@ -163,7 +161,7 @@ def _with_peaks(period: pl.DataFrame, peaks: pl.DataFrame, min_conflicts: int) -
 
 
 def _with_new(
-    con: duckdb.DuckDBPyConnection, period: pl.DataFrame, closed: TimeRange, filters: Filters
+    con: Store, period: pl.DataFrame, closed: TimeRange, filters: Filters
 ) -> pl.DataFrame:
     start = data_start(con)
     since = closed.params()["since"]

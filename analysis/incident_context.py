@@ -11,17 +11,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import duckdb
+from conflictlens.analysis.params import fetch
+from conflictlens.store.engine import Store
 
 # An annotation is named as the change behind an incident that begins at most this long
 # after it.
 ANNOTATION_WINDOW = dt.timedelta(minutes=15)
 
+# The keys as parallel lists, read back by position: lists and indexing (1-based) mean the
+# same in DuckDB and ClickHouse, where a list of structs does not.
 _REQUESTS = """
-WITH k AS (
-    SELECT unnest($keys::STRUCT(
-        incident BIGINT, service VARCHAR, method VARCHAR, route VARCHAR,
-        start TIMESTAMP, "end" TIMESTAMP)[], recursive := true)
+WITH i AS (SELECT unnest(range(1, array_length($incident::BIGINT[]) + 1)) AS i),
+k AS (
+    SELECT ($incident::BIGINT[])[i] AS incident, ($service::VARCHAR[])[i] AS service,
+           ($method::VARCHAR[])[i] AS method, ($route::VARCHAR[])[i] AS route,
+           ($start::TIMESTAMP[])[i] AS start, ($end::TIMESTAMP[])[i] AS "end"
+    FROM i
 )
 SELECT k.incident, coalesce(sum(r.requests), 0)::BIGINT AS requests
 FROM k JOIN request_rollups r
@@ -40,7 +45,7 @@ ORDER BY "at" DESC, id DESC
 
 
 def with_context(
-    con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], width: dt.timedelta
+    con: Store, rows: list[dict[str, Any]], width: dt.timedelta
 ) -> list[dict[str, Any]]:
     """The incident rows with their headline figures and preceding annotation added.
     ``width`` is the detection bucket: an incident's start is its first bucket's start."""
@@ -79,7 +84,7 @@ def _distinct(values: Any) -> list[str]:
     return list(dict.fromkeys(str(v) for v in values))
 
 
-def _requests(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> dict[int, int]:
+def _requests(con: Store, rows: list[dict[str, Any]]) -> dict[int, int]:
     """Requests on the incidents' routes (service, method, route of their clusters) during
     each incident, from the per-minute rollups: one query for all incidents."""
     keys = {
@@ -88,18 +93,19 @@ def _requests(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> dic
         for c in row["clusters"]
     }
     names = ("incident", "service", "method", "route", "start", "end")
-    found = con.execute(_REQUESTS, {"keys": [dict(zip(names, k, strict=True)) for k in keys]})
-    return {int(incident): int(count) for incident, count in found.fetchall()}
+    columns = dict(zip(names, zip(*sorted(keys, key=repr), strict=True), strict=True))
+    found = fetch(con, _REQUESTS, {name: list(values) for name, values in columns.items()})
+    return {int(incident): int(count) for incident, count in found.iter_rows()}
 
 
 def _annotations(
-    con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], width: dt.timedelta
+    con: Store, rows: list[dict[str, Any]], width: dt.timedelta
 ) -> list[tuple[dt.datetime, str, str | None]]:
     """The annotations that can precede any of the incidents, newest first."""
     since = min(row["start"] for row in rows) - ANNOTATION_WINDOW
     until = max(row["start"] for row in rows) + width
-    found = con.execute(_ANNOTATIONS, {"since": since, "until": until}).fetchall()
-    return [(at, text, service) for at, text, service in found]
+    found = fetch(con, _ANNOTATIONS, {"since": since, "until": until})
+    return [(at, text, service) for at, text, service in found.iter_rows()]
 
 
 def preceding_annotation(

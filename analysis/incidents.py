@@ -25,7 +25,6 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.baselines import CLUSTER_KEYS, empty_series, series_baselines
@@ -40,6 +39,7 @@ from conflictlens.analysis.params import (
     data_start,
 )
 from conflictlens.analysis.spans import ceil_to, floor_to
+from conflictlens.store.engine import Store
 
 RATIO_LIFT = 1.5
 MIN_EPISODE_BUCKETS = 2
@@ -62,7 +62,7 @@ def incident_bucket(name: str | None) -> dt.timedelta:
 
 
 def _detected(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     bucket: str | None,
@@ -105,7 +105,7 @@ def _detected(
 
 
 def anomalous_buckets(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -124,7 +124,7 @@ def anomalous_buckets(
 
 
 def incidents(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -255,7 +255,7 @@ def _group(episodes: pl.DataFrame, width: dt.timedelta) -> list[list[dict[str, A
 
 
 def _joiners(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     members: list[dict[str, Any]],
     filters: Filters,
     min_conflicts: int,

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from conflictlens._errors import AnalysisError as AnalysisError
+from conflictlens.store.engine import Store, as_engine
 
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
@@ -207,29 +207,29 @@ def bucket_width(name: str | None, span: dt.timedelta) -> dt.timedelta:
         raise AnalysisError(f"unknown bucket {name!r}; known: auto, {', '.join(BUCKETS)}") from None
 
 
-def data_end(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+def _moment(con: Store, sql: str) -> dt.datetime | None:
+    value = fetch(con, sql, {}).item()
+    return value if isinstance(value, dt.datetime) else None
+
+
+def data_end(con: Store) -> dt.datetime | None:
     """Just after the newest minute in the store: where an open range ends."""
-    rows = con.execute(
-        "SELECT greatest((SELECT max(minute) FROM request_rollups) + INTERVAL 1 MINUTE, "
-        "(SELECT max(ts) FROM conflict_events) + INTERVAL 1 MICROSECOND)"
-    ).fetchall()
-    value = rows[0][0]
-    return value if isinstance(value, dt.datetime) else None
+    # The two ends apart: greatest() of a NULL end (no rows) is NULL in ClickHouse only.
+    rollups = _moment(con, "SELECT max(minute) + INTERVAL 1 MINUTE FROM request_rollups")
+    events = _moment(con, "SELECT max(ts) + INTERVAL 1 MICROSECOND FROM conflict_events")
+    found = [value for value in (rollups, events) if value is not None]
+    return max(found) if found else None
 
 
-def data_start(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+def data_start(con: Store) -> dt.datetime | None:
     """The oldest minute in the store: how far back history (and baselines) can reach."""
-    rows = con.execute(
-        "SELECT least((SELECT min(minute) FROM request_rollups), "
-        "date_trunc('minute', (SELECT min(ts) FROM conflict_events)))"
-    ).fetchall()
-    value = rows[0][0]
-    return value if isinstance(value, dt.datetime) else None
+    rollups = _moment(con, "SELECT min(minute) FROM request_rollups")
+    events = _moment(con, "SELECT date_trunc('minute', min(ts)) FROM conflict_events")
+    found = [value for value in (rollups, events) if value is not None]
+    return min(found) if found else None
 
 
-def closed_range(
-    con: duckdb.DuckDBPyConnection, time_range: TimeRange, default_span: dt.timedelta | None
-) -> TimeRange:
+def closed_range(con: Store, time_range: TimeRange, default_span: dt.timedelta | None) -> TimeRange:
     """Fill open ends: until defaults to the end of the data, since to ``default_span``
     before until (or the start of the data when no default span is given). Both ends are
     kept inside EARLIEST..LATEST."""
@@ -255,8 +255,8 @@ def sql_values(time_range: TimeRange, filters: Filters, **extra: Any) -> dict[st
     return {**time_range.params(), **filters.params(), **extra}
 
 
-def fetch(con: duckdb.DuckDBPyConnection, sql: str, values: dict[str, Any]) -> pl.DataFrame:
-    """Run fixed ``sql`` with the values it names bound as parameters, as a Polars frame."""
+def fetch(con: Store, sql: str, values: dict[str, Any]) -> pl.DataFrame:
+    """Run fixed ``sql`` with the values it names bound as parameters, as a Polars frame,
+    on the store's engine (a bare DuckDB connection is the embedded store)."""
     used = {k: v for k, v in values.items() if re.search(rf"\${k}\b", sql)}
-    frame: pl.DataFrame = con.sql(sql, params=used).pl()
-    return frame
+    return as_engine(con).sql(sql, used)

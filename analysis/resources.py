@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.params import (
@@ -28,6 +27,7 @@ from conflictlens.analysis.params import (
     closed_range,
     fetch,
 )
+from conflictlens.store.engine import Store
 
 # Formats whose timestamp is the request's start; the others log at the response's end.
 START_STAMPED = (
@@ -46,7 +46,7 @@ RESOURCE_SORTS = ("peak", "conflicts")
 # full by row id (chosen).
 _RESOURCE_MATCH = f"""
     {EVENT_FILTER}
-      AND len(resource_ids) > 0
+      AND array_length(resource_ids) > 0
       AND ($resource::VARCHAR IS NULL OR array_to_string(resource_ids, '/') = $resource::VARCHAR)
 """
 
@@ -83,7 +83,7 @@ leaders AS (
 ),
 leader_peaks AS (
     SELECT thing, max(n) AS peak FROM (
-        SELECT thing, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+        SELECT thing, make_timestamp(epoch_us(ts) // $width_us * $width_us) AS bucket, count(*) AS n
         FROM events SEMI JOIN leaders USING (thing)
         GROUP BY ALL
     )
@@ -99,41 +99,47 @@ floors AS (
            CASE WHEN count(*) >= $per_route::BIGINT THEN min(score) ELSE 0 END AS floor
     FROM leader_scores GROUP BY rid
 ),
+-- joined, not a scalar subquery: ClickHouse runs those while planning, the CTEs under them
+-- again each time
 bar AS (
-    SELECT coalesce((SELECT score FROM leader_scores ORDER BY score DESC
-                     LIMIT 1 OFFSET greatest($limit::BIGINT, 1) - 1), 0) AS bar
+    SELECT coalesce(max(score), 0) AS bar FROM (
+        SELECT score FROM leader_scores ORDER BY score DESC
+        LIMIT 1 OFFSET greatest($limit::BIGINT, 1) - 1
+    )
 ),
 kept AS (
-    SELECT p.thing, e.method, e.route
+    -- ties are ranked by the resource's text: a hash's order differs between engines
+    SELECT p.thing, e.method, e.route, array_to_string(e.resource_ids, '/') AS resource_text
     FROM per_thing p
     JOIN floors f USING (rid)
+    CROSS JOIN bar b
     JOIN conflict_events e ON e.rowid = p.sample
-    WHERE p.c >= f.floor AND p.c >= (SELECT bar FROM bar)
+    WHERE p.c >= f.floor AND p.c >= b.bar
 ),
 per_bucket AS (
     -- grouped on one hashed integer per resource: hashing lists of strings is the slow part
-    SELECT thing, time_bucket($width::INTERVAL, ts) AS bucket, count(*) AS n
+    SELECT thing, make_timestamp(epoch_us(ts) // $width_us * $width_us) AS bucket, count(*) AS n
     FROM events SEMI JOIN kept USING (thing)
     GROUP BY ALL
 ),
 per_resource AS (
     -- ties go to the earliest bucket: the answer must not depend on the thread that won
-    SELECT thing, sum(n)::BIGINT AS conflicts, max(n) AS peak_conflicts,
-           first(bucket ORDER BY n DESC, bucket) AS peak_start
+    SELECT thing, sum(n)::BIGINT AS conflicts, max(n)::BIGINT AS peak_conflicts,
+           arg_min(bucket, (-n, bucket)) AS peak_start
     FROM per_bucket
     GROUP BY thing
 ),
 ranked AS (
-    SELECT k.method, k.route, r.*,
+    SELECT k.method, k.route, k.resource_text, r.*,
            row_number() OVER (
                PARTITION BY k.method, k.route
                ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
-                        conflicts DESC, thing
+                        conflicts DESC, k.resource_text
            ) AS rank_in_route
     FROM per_resource r JOIN kept k USING (thing)
     QUALIFY rank_in_route <= $per_route::BIGINT
     ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
-             conflicts DESC, method, route, thing
+             conflicts DESC, method, route, resource_text
     LIMIT $limit::BIGINT
 ),
 chosen AS (
@@ -151,8 +157,12 @@ codes AS (
     SELECT thing, error_code, count(*) AS n FROM chosen GROUP BY ALL
 ),
 top_codes AS (
-    SELECT thing, first(error_code ORDER BY n DESC, error_code NULLS LAST) AS top_error_code
-    FROM codes GROUP BY thing
+    SELECT thing, error_code AS top_error_code FROM (
+        SELECT thing, error_code,
+               row_number() OVER (PARTITION BY thing ORDER BY n DESC, error_code NULLS LAST)
+                   AS code_rank
+        FROM codes
+    ) WHERE code_rank = 1
 ),
 details AS (
     SELECT thing, any_value(resource_ids) AS resource_ids, count(DISTINCT client) AS clients,
@@ -168,10 +178,14 @@ intervals AS (
     FROM chosen c
     LEFT JOIN sources s ON s.source_id = c.source_id
 ),
+-- Each write's start (+1) and end (-1), from one read of intervals (ClickHouse plans a CTE
+-- again for every read).
 edges AS (
-    SELECT thing, began AS instant, 1 AS delta FROM intervals
-    UNION ALL
-    SELECT thing, began + to_microseconds((ms * 1000)::BIGINT), -1 FROM intervals
+    SELECT i.thing,
+           CASE WHEN d.delta = 1 THEN i.began
+                ELSE i.began + to_microseconds((i.ms * 1000)::BIGINT) END AS instant,
+           d.delta
+    FROM intervals i CROSS JOIN (SELECT 1 AS delta UNION ALL SELECT -1 AS delta) d
 ),
 flight AS (
     -- At equal instants ends come first: a write that ends as another begins never overlapped
@@ -206,7 +220,7 @@ GROUP BY r.method, r.route
 """  # noqa: S608
 
 _RESOURCE_TIMELINE = f"""
-SELECT time_bucket($width::INTERVAL, ts) AS bucket, method, route,
+SELECT make_timestamp(epoch_us(ts) // $width_us * $width_us) AS bucket, method, route,
        array_to_string(resource_ids, '/') AS resource, error_code,
        count(*) AS conflicts, count(DISTINCT client) AS clients
 FROM conflict_events
@@ -215,9 +229,13 @@ GROUP BY ALL
 ORDER BY bucket, conflicts DESC, error_code
 """  # noqa: S608
 
+# Buckets in microseconds from the epoch: time_bucket's buckets for every width dividing a
+# day (all of BUCKETS), and the same on every engine.
+_MICROSECOND = dt.timedelta(microseconds=1)
+
 
 def hot_resources(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -245,7 +263,7 @@ def hot_resources(
 
 
 def resource_timeline(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -262,14 +280,24 @@ def resource_timeline(
             return fetch(
                 con,
                 _RESOURCE_TIMELINE,
-                {**closed.params(), **filters.params(), "resource": "", "width": DAY},
+                {
+                    **closed.params(),
+                    **filters.params(),
+                    "resource": "",
+                    "width_us": DAY // _MICROSECOND,
+                },
             )
         row = top.row(0, named=True)
         resource = row["resource"]
         filters = replace(filters, method=row["method"], route=row["route"])
     width = bucket_width(bucket, closed.span) if closed.span is not None else DAY
     check_buckets(closed.span or DAY, width)
-    values = {**closed.params(), **filters.params(), "resource": resource, "width": width}
+    values = {
+        **closed.params(),
+        **filters.params(),
+        "resource": resource,
+        "width_us": width // _MICROSECOND,
+    }
     return fetch(con, _RESOURCE_TIMELINE, values)
 
 
@@ -285,7 +313,7 @@ def _ranking_values(
     return {
         **closed.params(),
         **filters.params(),
-        "width": _peak_width(bucket, closed),
+        "width_us": _peak_width(bucket, closed) // _MICROSECOND,
         "by": by,
         "resource": resource,
         "per_route": per_route,

@@ -13,16 +13,17 @@ backoff test come from the halves' spans instead (see ``_backs_off``).
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.params import EVENT_FILTER, Filters, TimeRange, closed_range, fetch
+from conflictlens.store.engine import Store
 
 _STORMS = f"""
 WITH everything AS (
     -- One integer per (client, method, route, resource): sorting and grouping on it is cheap. The
     -- windows carry only it, the time and the row id; the strings are joined back at the end.
-    SELECT hash(client, method, route, resource_ids) AS thread, ts, rowid AS event
+    SELECT hash(client, method, route, resource_ids) AS thread, ts, source_id, "offset",
+           rowid AS event
     FROM conflict_events
     WHERE {EVENT_FILTER} AND client IS NOT NULL
 ),
@@ -33,13 +34,14 @@ candidates AS (
 ),
 -- The windows order every candidate try by (thread, time, row id) at once, not per thread: one
 -- sort of all of them is much cheaper than a window partitioned on a hash of every thread.
--- The row id settles tries at the same instant; pos numbers the tries in that order.
+-- The line's source and offset settle tries at the same instant (the row id is an identity,
+-- not an order on every engine); pos numbers the tries in that order.
 gaps AS (
     SELECT e.*, row_number() OVER w AS pos,
            CASE WHEN lag(thread) OVER w = thread
                 THEN epoch_us(ts - lag(ts) OVER w) / 1000.0 END AS gap_ms
     FROM everything e SEMI JOIN candidates USING (thread)
-    WINDOW w AS (ORDER BY thread, ts, event)
+    WINDOW w AS (ORDER BY thread, ts, source_id, "offset")
 ),
 -- A thread's first try has no gap, so a run starts at it or at a gap over max_gap_s; a run's
 -- tries are consecutive in pos order, and the run is named by the pos of its first try.
@@ -61,6 +63,16 @@ described AS (
     SELECT n.*, e.client, e.method, e.route, e.resource_ids, e.error_code, e.user_agent
     FROM numbered n JOIN conflict_events e ON e.rowid = n.event
 ),
+-- How often each error code and user agent occurs in its run, and its first try there: the
+-- most frequent is kept, a tie going to the one tried first (no value is NULL: arg_max skips it).
+weighed AS (
+    SELECT *,
+           (count(*) OVER (PARTITION BY run, error_code),
+            -min(pos) OVER (PARTITION BY run, error_code)) AS code_weight,
+           (count(*) OVER (PARTITION BY run, user_agent),
+            -min(pos) OVER (PARTITION BY run, user_agent)) AS agent_weight
+    FROM described
+),
 stormy AS (
     SELECT thread, run, any_value(client) AS client, any_value(method) AS method,
            any_value(route) AS route, any_value(resource_ids) AS resource_ids,
@@ -75,13 +87,12 @@ stormy AS (
            coalesce(sum(gap_ms) FILTER (WHERE n > (tries + 1) // 2), 0) AS second_half_span_ms,
            count(gap_ms) FILTER (WHERE n > (tries + 1) // 2) AS second_half_gaps,
            -- the finest unit the run's timestamps show: whole seconds, milliseconds or finer
-           CASE WHEN bool_and(epoch_us(ts) % 1000000 = 0) THEN 1000.0
-                WHEN bool_and(epoch_us(ts) % 1000 = 0) THEN 1.0
+           CASE WHEN max(abs(epoch_us(ts) % 1000000)) = 0 THEN 1000.0
+                WHEN max(abs(epoch_us(ts) % 1000)) = 0 THEN 1.0
                 ELSE 0.001 END::DOUBLE AS resolution_ms,
-           -- the most frequent; a tie goes to the one tried first
-           mode(error_code ORDER BY ts, event) AS error_code,
-           mode(user_agent ORDER BY ts, event) AS user_agent
-    FROM described
+           arg_max(error_code, code_weight) AS error_code,
+           arg_max(user_agent, agent_weight) AS user_agent
+    FROM weighed
     GROUP BY thread, run
 )
 SELECT client, method, route, nullif(array_to_string(resource_ids, '/'), '') AS resource,
@@ -94,7 +105,7 @@ ORDER BY count DESC, start, client
 
 
 def retry_storms(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import duckdb
+import datetime as dt
+
 import polars as pl
 
 from conflictlens.analysis.params import (
@@ -15,17 +16,23 @@ from conflictlens.analysis.params import (
     closed_range,
     fetch,
 )
+from conflictlens.store.engine import Store
+
+# Buckets counted in microseconds from the epoch (time_bucket's own origin is 2000-01-03:
+# the same buckets for every width that divides a day, which all of BUCKETS do).
+_MICROSECOND = dt.timedelta(microseconds=1)
+_US_PER_DAY = 86_400_000_000
 
 _TIMELINE = f"""
 WITH conflicts AS (
-    SELECT time_bucket($width::INTERVAL, ts) AS bucket,
+    SELECT make_timestamp(epoch_us(ts) // $width_us * $width_us) AS bucket,
            service, method, route, error_code, kind, count(*) AS conflicts
     FROM conflict_events
     WHERE {EVENT_FILTER}
     GROUP BY ALL
 ),
 requests AS (
-    SELECT time_bucket($width::INTERVAL, minute) AS bucket,
+    SELECT make_timestamp(epoch_us(minute) // $width_us * $width_us) AS bucket,
            service, method, route, sum(requests)::BIGINT AS requests
     FROM request_rollups
     WHERE {ROLLUP_FILTER}
@@ -46,7 +53,7 @@ ORDER BY c.bucket, c.conflicts DESC, c.method, c.route, c.error_code
 
 
 def clusters_over_time(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -58,10 +65,12 @@ def clusters_over_time(
     conflicts in the bucket (buckets are UTC-aligned)."""
     closed = closed_range(con, time_range, None)
     if closed.span is None:
-        return fetch(con, _TIMELINE, {**closed.params(), **filters.params(), "width": "1 day"})
+        return fetch(
+            con, _TIMELINE, {**closed.params(), **filters.params(), "width_us": _US_PER_DAY}
+        )
     width = bucket_width(bucket, closed.span)
     check_buckets(closed.span, width)
-    values = {**closed.params(), **filters.params(), "width": width}
+    values = {**closed.params(), **filters.params(), "width_us": width // _MICROSECOND}
     return fetch(con, _TIMELINE, values).with_columns(
         bucket_seconds=pl.lit(int(width.total_seconds()))
     )

@@ -9,6 +9,7 @@ analysis.reports.config, notify.config) and kept here as tables.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -142,6 +143,38 @@ class KindRuleSettings(Section):
     kind: NonEmpty = Field(description="The kind those codes get.")
 
 
+class StoreSettings(Section):
+    """``[store]``: where events are kept: the embedded DuckDB file (the default) or a
+    ClickHouse server shared by a fleet of gateways (`conflictlens clickhouse init`)."""
+
+    backend: Literal["duckdb", "clickhouse"] = Field(
+        "duckdb", description="`duckdb` (the file named by `db`) or `clickhouse`."
+    )
+    url: str = Field(
+        "http://localhost:8123",
+        description="ClickHouse's HTTP(S) address, or `chdb:///a/folder` for chDB in-process.",
+    )
+    database: str = Field(
+        "conflictlens",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The ClickHouse database holding the tables.",
+    )
+    user: str | None = Field(None, description="The ClickHouse user (default: `default`).")
+    password_env: str | None = Field(
+        None, description="The environment variable holding the ClickHouse password."
+    )
+    password_file: Path | None = Field(
+        None, description="A file holding the ClickHouse password (when `password_env` is unset)."
+    )
+    verify: bool = Field(True, description="Check the server's TLS certificate (https).")
+    ca_cert: Path | None = Field(
+        None, description="A CA bundle to check the server's certificate with."
+    )
+    retention_days: int = Field(
+        90, ge=1, le=20_000, description="Days events and rollups are kept in ClickHouse (TTL)."
+    )
+
+
 class ConfigFile(Section):
     """``conflictlens.toml``: looked for at ``--config``, ``$CONFLICTLENS_CONFIG``, then
     ``./conflictlens.toml``."""
@@ -163,6 +196,9 @@ class ConfigFile(Section):
     serve: ServeSettings = Field(default_factory=ServeSettings, description="The API server.")
     dashboard: DashboardSettings = Field(
         default_factory=DashboardSettings, description="The dashboard."
+    )
+    store: StoreSettings = Field(
+        default_factory=StoreSettings, description="The store: DuckDB or ClickHouse."
     )
     # [alerts] and [reports] are validated by their own loaders, after the channels they
     # name; "declared_by" points the config reference at the models that declare them.

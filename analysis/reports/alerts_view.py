@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from conflictlens.analysis.params import Filters, TimeRange, closed_range, fetch
+from conflictlens.store.engine import Store
 
 ALERT_COLUMNS: dict[str, Any] = {
     "at": pl.Datetime("us"),
@@ -38,8 +38,10 @@ _OUTBOX = """
 SELECT min(created_at) AS at,
        CASE status WHEN 'firing' THEN 'fired' ELSE 'resolved' END AS event,
        rule, fingerprint, any_value(payload) AS payload,
-       list(DISTINCT channel ORDER BY channel) AS channels,
-       list(DISTINCT channel ORDER BY channel) FILTER (WHERE delivered_at IS NOT NULL) AS delivered
+       -- sorted, and the NULL of an undelivered row dropped, in Python (_channels): an
+       -- ordered list aggregate and FILTER on one have no ClickHouse translation
+       list(DISTINCT channel) AS channels,
+       list(DISTINCT CASE WHEN delivered_at IS NOT NULL THEN channel END) AS delivered
 FROM alert_outbox
 WHERE status IN ('firing', 'resolved')
   AND ($since::TIMESTAMP IS NULL OR created_at >= $since::TIMESTAMP)
@@ -67,7 +69,7 @@ def no_alerts() -> pl.DataFrame:
 
 
 def alerts_in_range(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     time_range: TimeRange,
     filters: Filters,
     *,
@@ -75,7 +77,7 @@ def alerts_in_range(
 ) -> pl.DataFrame:
     """Each alert that fired or resolved in the range, oldest first, with its summary and
     severity (from the notification's payload) and the channels notified."""
-    tables = {row[0] for row in con.execute(_TABLES).fetchall()}
+    tables = set(fetch(con, _TABLES, {})["table_name"])
     if not tables:
         return no_alerts()
     values = closed_range(con, time_range, None).params()
@@ -90,7 +92,8 @@ def alerts_in_range(
                     "severity": _text(payload.get("severity")),
                     "summary": _text(payload.get("summary")),
                     "labels": json.dumps(payload.get("labels") or {}, sort_keys=True),
-                    "delivered": row["delivered"] or [],
+                    "channels": _channels(row["channels"]),
+                    "delivered": _channels(row["delivered"]),
                 }
             )
             notified.add((row["rule"], row["fingerprint"], row["event"]))
@@ -103,6 +106,10 @@ def alerts_in_range(
         return no_alerts()
     frame = pl.DataFrame(rows, schema=ALERT_COLUMNS)
     return _matching(frame, filters).sort("at", "rule", "event").head(limit)
+
+
+def _channels(names: list[str | None] | None) -> list[str]:
+    return sorted({name for name in names or [] if name is not None})
 
 
 def _payload(text: str | None) -> dict[str, Any]:

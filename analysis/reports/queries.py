@@ -29,18 +29,28 @@ from conflictlens.analysis.params import (
 )
 from conflictlens.analysis.reports.alerts_view import alerts_in_range
 
+# Buckets counted in microseconds from the start of the range (time_bucket with an origin and
+# range over an INTERVAL have no ClickHouse translation; integer arithmetic runs on both).
+# ``//`` truncates toward zero: a rollup minute begins up to a minute before the range, so
+# one width is added before dividing and taken off after, to floor as time_bucket does (that
+# minute falls before the first bucket).
+_TREND_BUCKET = """make_timestamp(epoch_us($since::TIMESTAMP) + (
+    (epoch_us({column}) - epoch_us($since::TIMESTAMP) + $width_us::BIGINT) // $width_us::BIGINT - 1
+) * $width_us::BIGINT)"""
+
 _TREND = f"""
 WITH buckets AS (
-    SELECT range AS bucket FROM range($since::TIMESTAMP, $until::TIMESTAMP, $width::INTERVAL)
+    SELECT make_timestamp(epoch_us($since::TIMESTAMP) + i * $width_us::BIGINT) AS bucket
+    FROM (SELECT unnest(range(0, $buckets::BIGINT)) AS i)
 ),
 conflicts AS (
-    SELECT time_bucket($width::INTERVAL, ts, $since::TIMESTAMP) AS bucket, count(*) AS conflicts
+    SELECT {_TREND_BUCKET.format(column="ts")} AS bucket, count(*) AS conflicts
     FROM conflict_events
     WHERE {EVENT_FILTER}
     GROUP BY ALL
 ),
 requests AS (
-    SELECT time_bucket($width::INTERVAL, minute, $since::TIMESTAMP) AS bucket,
+    SELECT {_TREND_BUCKET.format(column="minute")} AS bucket,
            sum(requests)::BIGINT AS requests
     FROM request_rollups
     WHERE {ROLLUP_FILTER}
@@ -130,7 +140,12 @@ def ratio_trend(
         )
     width = MINUTE * width_minutes if width_minutes else trend_width(closed.span)
     check_buckets(closed.span, width)
-    values = {**closed.params(), **filters.params(), "width": width}
+    values = {
+        **closed.params(),
+        **filters.params(),
+        "width_us": width // dt.timedelta(microseconds=1),
+        "buckets": math.ceil(closed.span / width),
+    }
     return fetch(con, _TREND, values).with_columns(
         bucket_seconds=pl.lit(int(width.total_seconds()), pl.Int64)
     )

@@ -1,0 +1,262 @@
+"""Running the catalog's SQL on ClickHouse: the DuckDB-dialect text is translated once per
+text with sqlglot, its ``$name`` parameters become ClickHouse server-side parameters
+(``{name:Type}``), and the Arrow answer is turned into the frame DuckDB would give (naive UTC
+timestamps, Int64 counts, plain strings).
+
+Only what the catalog uses is translated beyond sqlglot's own mapping (the functions in
+``_FUNCTIONS``; rowid, which ClickHouse lacks, as a hash of the line's identity; DuckDB's
+top-n arg_max; ``//`` as intDiv); a query that needs more is rewritten in the portable subset
+next to it (tests/test_catalog_engines.py runs every catalog entry on both engines).
+Two rewrites are for ClickHouse's way of running a query, not its dialect: a CTE read more
+than once is MATERIALIZED (DuckDB computes it once), and qualified projections are aliased.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from conflictlens._errors import StoreError, first_line
+from conflictlens.store.clickhouse.connection import INSTALL_HINT
+
+_TIMESTAMP = "DateTime64(6, 'UTC')"
+# DuckDB casts of parameters -> the ClickHouse type bound.
+_PARAM_TYPES = {
+    "TIMESTAMP": _TIMESTAMP,
+    "DATETIME": _TIMESTAMP,
+    "VARCHAR": "String",
+    "TEXT": "String",
+    "BIGINT": "Int64",
+    "INT": "Int64",
+    "DOUBLE": "Float64",
+    "FLOAT": "Float64",
+    "BOOLEAN": "Bool",
+}
+
+
+# An outer join's missing side is NULL, as in DuckDB (not the type's default); a CTE marked
+# MATERIALIZED is computed once.
+_SETTINGS = "join_use_nulls = 1, enable_materialized_cte = 1"
+
+
+def _param_type(duckdb_type: str, fallback: str) -> str:
+    """The ClickHouse type of a ``$name::TYPE`` parameter; a list's items may be NULL."""
+    if duckdb_type.endswith("[]"):
+        item = duckdb_type[:-2]
+        return f"Array(Nullable({_PARAM_TYPES.get(item, item)}))"
+    return f"Nullable({_PARAM_TYPES.get(duckdb_type, fallback)})"
+
+
+def _sqlglot() -> Any:
+    try:
+        return importlib.import_module("sqlglot")
+    except ImportError:
+        raise StoreError(f"the ClickHouse store needs sqlglot: {INSTALL_HINT}") from None
+
+
+def _value_type(value: Any) -> str:
+    """The ClickHouse type of a parameter bound without a cast, from its Python value."""
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        return "Int64"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, dt.datetime):
+        return _TIMESTAMP
+    return "String"
+
+
+def _call(name: str, *args: Any) -> Any:
+    exp = _sqlglot().exp
+    items = [exp.Literal.number(a) if isinstance(a, int) else a for a in args]
+    items = [exp.Literal.string(a[1:-1]) if isinstance(a, str) else a for a in items]
+    return exp.Anonymous(this=name, expressions=items)
+
+
+def _int_div(node: Any) -> Any:
+    """DuckDB's ``a // b`` on integers truncates toward zero (-5 // 2 is -2), as intDiv does."""
+    return _call("intDiv", node.this.copy(), node.expression.copy())
+
+
+def _epoch_us(node: Any) -> Any:
+    return _call("toUnixTimestamp64Micro", _call("toDateTime64", node.expressions[0], 6, "'UTC'"))
+
+
+def _hash(node: Any) -> Any:
+    # DuckDB's hash(a, b) is NULL-safe; cityHash64 of NULL is NULL, of a tuple holding one not.
+    exp = _sqlglot().exp
+    # As Int64: the hashes are keys to join on, never shown; UInt64 would not fit a count.
+    hashed = _call("cityHash64", exp.Tuple(expressions=[e.copy() for e in node.expressions]))
+    return _call("reinterpretAsInt64", hashed)
+
+
+def _row_id(node: Any) -> Any:
+    """DuckDB's rowid: ClickHouse has none. The catalog uses it as a conflict's identity (to
+    fetch a row back, to name a sample), never for its order: the line's source and offset."""
+    exp = _sqlglot().exp
+    table = node.args.get("table")
+    columns = [exp.column(name, table=table.copy() if table else None, quoted=name == "offset")
+               for name in ("agent", "source_id", "offset")]  # fmt: skip
+    return _call("reinterpretAsInt64", _call("cityHash64", *columns))
+
+
+def _make_timestamp(node: Any) -> Any:
+    # make_timestamp(microseconds since the epoch)
+    return _call("fromUnixTimestamp64Micro", node.expressions[0].copy(), "'UTC'")
+
+
+def _microseconds(node: Any) -> Any:
+    return _call("toIntervalMicrosecond", node.expressions[0].copy())
+
+
+_FUNCTIONS: dict[str, Callable[[Any], Any]] = {
+    "EPOCH_US": _epoch_us,
+    "TO_MICROSECONDS": _microseconds,
+    "HASH": _hash,
+    "MAKE_TIMESTAMP": _make_timestamp,
+}
+
+
+def _parameter(node: Any, types: dict[str, str]) -> Any:
+    """``$name::TYPE`` -> ``{name}``, its type kept for binding (a pass of its own: a node
+    replaced by a later pass is not visited again, so a cast inside it would stay)."""
+    exp = _sqlglot().exp
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Placeholder):
+        name = node.this.name
+        types[name] = _param_type(node.to.sql("duckdb").upper(), node.to.sql("clickhouse"))
+        return exp.Placeholder(this=name)
+    return node
+
+
+def _transform(node: Any) -> Any:
+    """Leaves first: functions (the last pass rebuilds their parents)."""
+    exp = _sqlglot().exp
+    if isinstance(node, exp.Try) and isinstance(node.this, exp.Decode):
+        # try(decode(blob)): the text when it is UTF-8, else NULL
+        blob = node.this.this.copy()
+        return exp.If(this=_call("isValidUTF8", blob), true=blob.copy(), false=exp.Null())
+    if isinstance(node, exp.Column) and node.name.lower() == "rowid":
+        return _row_id(node)
+    if isinstance(node, exp.Anonymous) and node.name.upper() in _FUNCTIONS:
+        return _FUNCTIONS[node.name.upper()](node)
+    return node
+
+
+def _top_n(node: Any) -> Any:
+    """DuckDB's arg_max(x, v, n): the x of the n highest v, as a list (ties in any order)."""
+    exp = _sqlglot().exp
+    pairs = _call("groupArray", exp.Tuple(expressions=[exp.Neg(this=node.expression.copy()),
+                                                       node.this.copy()]))  # fmt: skip
+    second = exp.Lambda(
+        this=exp.Dot(this=exp.column("t"), expression=exp.Literal.number(2)),
+        expressions=[exp.to_identifier("t")],
+    )
+    return _call("arraySlice", _call("arrayMap", second, _call("arraySort", pairs)), 1,
+                 node.args["count"].copy())  # fmt: skip
+
+
+def _rebuild(node: Any) -> Any:
+    """Operators whose operands are rewritten by the first pass."""
+    exp = _sqlglot().exp
+    if isinstance(node, exp.ArgMax) and node.args.get("count") is not None:
+        return _top_n(node)
+    if isinstance(node, exp.Select):
+        # DuckDB names ``l.rid`` rid; ClickHouse may keep the qualified name in a subquery.
+        node.set("expressions", [
+            exp.alias_(e, e.name) if isinstance(e, exp.Column) and e.table and
+            not isinstance(e.this, exp.Star) else e
+            for e in node.expressions
+        ])  # fmt: skip
+    if isinstance(node, exp.GenerateSeries):
+        # DuckDB's range(a, b) ends before b, as ClickHouse's range does.
+        end = node.args["end"].copy()
+        if not node.args.get("is_end_exclusive"):
+            end = exp.Add(this=end, expression=exp.Literal.number(1))
+        return _call("range", node.args["start"].copy(), end)
+    if isinstance(node, exp.IntDiv):
+        return _int_div(node)
+    return node
+
+
+def _materialise_shared(tree: Any) -> None:
+    """A CTE read more than once is computed once, as DuckDB does; ClickHouse would otherwise
+    run it again at every reference (and every CTE built on it)."""
+    exp = _sqlglot().exp
+    reads: dict[str, int] = {}
+    for table in tree.find_all(exp.Table):
+        if not table.args.get("db"):
+            reads[table.name] = reads.get(table.name, 0) + 1
+    for cte in tree.find_all(exp.CTE):
+        if reads.get(cte.alias, 0) > 1:
+            cte.set("materialized", True)
+
+
+@functools.lru_cache(maxsize=512)
+def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The ClickHouse SQL for a catalog text, with the parameter names it binds and the
+    types given by their casts (``{name}`` marks where each goes)."""
+    sqlglot = _sqlglot()
+    tree = sqlglot.parse_one(text, read="duckdb")
+    types: dict[str, str] = {}
+    tree = tree.transform(lambda node: _parameter(node, types))
+    tree = tree.transform(_transform).transform(_rebuild)
+    _materialise_shared(tree)
+    # In the text, not as the driver's settings: a server may keep no session, and chDB
+    # through the driver pays a round trip per query for settings passed apart.
+    return f"{tree.sql(dialect='clickhouse')} SETTINGS {_SETTINGS}", tuple(types.items())
+
+
+def _bind(sql: str, casts: Mapping[str, str], params: Mapping[str, Any]) -> str:
+    """Placeholders ``{name: }`` become ``{name:Nullable(Type)}``."""
+    for name, value in params.items():
+        kind = casts.get(name) or f"Nullable({_value_type(value)})"
+        sql = sql.replace(f"{{{name}: }}", f"{{{name}:{kind}}}")
+    return sql
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return _plain(column.cast(kind.value_type))
+    if pa.types.is_timestamp(kind):
+        return column.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.timestamp("us"))
+    if pa.types.is_unsigned_integer(kind) and kind.bit_width == 64:
+        return column.cast(pa.int64())
+    if pa.types.is_large_string(kind) or pa.types.is_binary(kind):
+        return column.cast(pa.string()) if pa.types.is_large_string(kind) else column
+    return column
+
+
+def to_frame(table: pa.Table) -> pl.DataFrame:
+    """The frame DuckDB would answer: naive UTC timestamps, Int64 counts, plain strings."""
+    columns = [_plain(table.column(i)) for i in range(table.num_columns)]
+    frame = pl.from_arrow(pa.table(columns, names=table.column_names))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+class ClickHouseEngine:
+    """The catalog on a ClickHouse store (a server, or chDB in-process)."""
+
+    name = "clickhouse"
+
+    def __init__(self, client: Any, database: str) -> None:
+        self.client = client
+        self.database = database
+
+    def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        translated, casts = translate(text)
+        values = dict(params or {})
+        sql = _bind(translated, dict(casts), values)
+        try:
+            table = self.client.query_arrow(sql, parameters=values)
+        except Exception as exc:  # the driver's errors share no base worth naming
+            raise StoreError(f"ClickHouse could not answer: {first_line(exc)}") from None
+        return to_frame(table)
