@@ -59,6 +59,7 @@ LAZY_COMMANDS = {
     "alerts": "conflictlens.cli_alerts:alerts",
     "export": "conflictlens.cli_export:export",
     "annotate": "conflictlens.cli_annotate:annotate",
+    "agent": "conflictlens.cli_agent:agent",
 }
 
 

@@ -111,8 +111,11 @@ OUTBOUND_TABLE = "outbound"
 
 
 def ipc_blob(frame: pl.DataFrame) -> bytes | None:
-    """A frame as an Arrow IPC file (LZ4), None when it has no rows."""
-    return frame.write_ipc(None, compression="lz4").getvalue() if frame.height else None
+    """A frame as an Arrow IPC file (LZ4; no view types, which readers such as ClickHouse's
+    Arrow input may not know), None when it has no rows."""
+    if not frame.height:
+        return None
+    return frame.write_ipc(None, compression="lz4", compat_level=pl.CompatLevel.oldest()).getvalue()
 
 
 class Writer:
@@ -335,19 +338,23 @@ class Writer:
 
     def _keep_outbound(self, batch: Batch, rejects: pl.DataFrame, totals: tuple[Any, ...]) -> None:
         """The batch's rows for the shipper, with the source's totals after it."""
+        blobs = [
+            ipc_blob(batch.events.drop("raw_line", strict=False)),
+            ipc_blob(batch.rollups),
+            ipc_blob(rejects),
+        ]
         self.con.execute(
-            f"INSERT INTO {OUTBOUND_TABLE} (source_id, start_offset, end_offset, lines, "
-            "total_rejects, total_lines, total_conflicts, events, rollups, rejects, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbound (source_id, start_offset, end_offset, lines, "
+            "total_rejects, total_lines, total_conflicts, events, rollups, rejects, size, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 batch.source_id,
                 batch.start,
                 batch.end,
                 batch.lines,
                 *totals,
-                ipc_blob(batch.events.drop("raw_line", strict=False)),
-                ipc_blob(batch.rollups),
-                ipc_blob(rejects),
+                *blobs,
+                sum(len(b) for b in blobs if b is not None),
                 _now(),
             ],
         )

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS {OUTBOUND_TABLE} (
     events          BLOB,               -- Arrow IPC files; NULL when the batch has none
     rollups         BLOB,
     rejects         BLOB,
+    size            BIGINT NOT NULL,    -- bytes of the blobs: the buffer's bound counts these
     created_at      TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS agent_identity (name VARCHAR NOT NULL);
@@ -112,30 +113,27 @@ def oldest(con: duckdb.DuckDBPyConnection) -> OutboundRow | None:
     """The batch committed first that is not shipped yet (a source's batches in order)."""
     rows = con.execute(
         "SELECT source_id, start_offset, end_offset, lines, total_rejects, total_lines, "
-        f"total_conflicts, events, rollups, rejects FROM {OUTBOUND_TABLE} "
+        "total_conflicts, events, rollups, rejects FROM outbound "
         "ORDER BY created_at, source_id, start_offset LIMIT 1"
     ).fetchall()
     if not rows:
         return None
     r = rows[0]
-    return OutboundRow(*(int(v) for v in r[:7]), *(None if b is None else bytes(b) for b in r[7:]))
+    n = [int(v) for v in r[:7]]
+    blobs = [None if b is None else bytes(b) for b in r[7:]]
+    return OutboundRow(n[0], n[1], n[2], n[3], n[4], n[5], n[6], blobs[0], blobs[1], blobs[2])
 
 
 def shipped(con: duckdb.DuckDBPyConnection, row: OutboundRow) -> None:
     con.execute(
-        f"DELETE FROM {OUTBOUND_TABLE} "
-        "WHERE source_id = ? AND start_offset = ? AND end_offset = ?",
+        "DELETE FROM outbound WHERE source_id = ? AND start_offset = ? AND end_offset = ?",
         [row.source_id, row.start, row.end],
     )
 
 
 def backlog(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """Batches waiting and their bytes."""
-    rows = con.execute(
-        "SELECT count(*), coalesce(sum(coalesce(octet_length(events), 0) + "
-        "coalesce(octet_length(rollups), 0) + coalesce(octet_length(rejects), 0)), 0) "
-        f"FROM {OUTBOUND_TABLE}"
-    ).fetchall()
+    rows = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbound").fetchall()
     return int(rows[0][0]), int(rows[0][1])
 
 
