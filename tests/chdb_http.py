@@ -24,8 +24,11 @@ import argparse
 import os
 import re
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -135,6 +138,51 @@ def handler(store: Store) -> type[BaseHTTPRequestHandler]:
         do_POST = _answer
 
     return Handler
+
+
+class StoreServer:
+    """This server as a child process of a test or benchmark: started, stopped (an outage)
+    and started again on the same port and directory."""
+
+    def __init__(self, folder: Path, *, cpu: int | None = None) -> None:
+        self.folder = folder
+        self.port = 0
+        self.cpu = cpu
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        port_file = self.folder / "store.port"
+        port_file.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "tests.chdb_http", "--path", str(self.folder / "ch")]
+        command += ["--port", str(self.port), "--port-file", str(port_file)]
+        if self.cpu is not None:
+            command = ["taskset", "-c", str(self.cpu), *command]
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": root}
+        self.process = subprocess.Popen(command, env=env, cwd=root)
+        deadline = time.monotonic() + timeout
+        while not port_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the chDB store server did not start")
+            time.sleep(0.05)
+        self.port = int(port_file.read_text())
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        self.process = None
+
+    def client(self, database: str | None = None) -> Any:
+        import clickhouse_connect
+
+        return clickhouse_connect.get_client(
+            host="127.0.0.1", port=self.port, database=database or "default"
+        )
 
 
 def main() -> None:

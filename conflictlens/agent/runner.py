@@ -76,7 +76,7 @@ class ShipLoop(threading.Thread):
         backoff = 0.0
         try:
             while True:
-                if self._ship_waiting():
+                if self.ship_waiting():
                     backoff = 0.0
                     wait = self._options.ship_interval_s
                 else:
@@ -93,7 +93,7 @@ class ShipLoop(threading.Thread):
                 self._shipper.close()
             self._con.close()
 
-    def _ship_waiting(self) -> bool:
+    def ship_waiting(self) -> bool:
         """Every waiting batch; False when the store refused or could not be reached."""
         try:
             if self._shipper is None:
