@@ -58,6 +58,9 @@ def agent(
 
         conflictlens agent --config /etc/conflictlens/agent.toml
     """
+    stop = threading.Event()  # first: a SIGTERM while starting up is a clean stop too
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
     from conflictlens.agent.config import agent_options
     from conflictlens.agent.runner import Agent
     from conflictlens.config import load_config
@@ -72,13 +75,11 @@ def agent(
         fmt=fmt,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    stop = threading.Event()
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda *_: stop.set())
     logging.getLogger("conflictlens.agent").info(
         "agent %s: following %d source(s), shipping to the store every %.0f s",
         options.name,
         len(options.specs),
         options.ship_interval_s,
     )
-    Agent(options).run(stop)
+    if not stop.is_set():
+        Agent(options).run(stop)

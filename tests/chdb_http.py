@@ -174,7 +174,11 @@ class StoreServer:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(30)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:  # what is stored was stored at each insert
+                self.process.kill()
+                self.process.wait(30)
         self.process = None
 
     def client(self, database: str | None = None) -> Any:
@@ -199,6 +203,9 @@ def main() -> None:
         os.replace(tmp, args.port_file)
     server.serve_forever()
     server.server_close()
+    # Every insert was written when it was answered; chDB's own teardown can hang while
+    # connections linger, so the process ends here.
+    os._exit(0)
 
 
 if __name__ == "__main__":

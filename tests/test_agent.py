@@ -176,7 +176,7 @@ def test_agent_ships_a_live_log_as_the_generator_wrote_it(
         wait_for(
             lambda: (
                 scalar(store, database, "SELECT sum(requests) FROM request_rollups")
-                == truth["lines"]
+                >= truth["lines"]  # more: a line stored twice, which the checks below say
             ),
             90,
             "every line in the store",

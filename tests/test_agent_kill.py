@@ -60,7 +60,7 @@ def test_ten_kills_and_an_outage_store_every_line_once(
         wait_for(
             lambda: (
                 scalar(store, database, "SELECT sum(requests) FROM request_rollups")
-                == truth["lines"]
+                >= truth["lines"]  # more: a line stored twice, which the checks below say
             ),
             120,
             "every line in the store",
