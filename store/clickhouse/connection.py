@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 from conflictlens._errors import StoreError, first_line
 
 INSTALL_HINT = "pip install 'conflictlens[clickhouse]'"
+CHDB_HINT = "pip install 'conflictlens[chdb]'"
 
 
 class StoreConfig(Protocol):
@@ -66,6 +68,8 @@ def connect(config: StoreConfig, *, with_database: bool = True) -> Any:
     database = config.database if with_database else None
     try:
         if url.startswith("chdb://"):
+            if importlib.util.find_spec("chdb") is None:
+                raise StoreError(f"a chdb:// store needs chDB: {CHDB_HINT}")
             return module.get_client(dsn=url, database=database)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
