@@ -60,6 +60,7 @@ LAZY_COMMANDS = {
     "export": "conflictlens.cli_export:export",
     "annotate": "conflictlens.cli_annotate:annotate",
     "clickhouse": "conflictlens.cli_clickhouse:clickhouse",
+    "agent": "conflictlens.cli_agent:agent",
 }
 
 

@@ -129,6 +129,46 @@ class IngestSettings(Section):
     latest: Day = Field(IngestOptions.latest, description="Times from this date on are rejects.")
 
 
+class AgentSettings(Section):
+    """``[agent]``: `conflictlens agent` on a gateway node, shipping to a ClickHouse store."""
+
+    name: NonEmpty | None = Field(
+        None,
+        description="This node's name in the store (its `agent` column); the host name when "
+        "not set. Keep it stable: it is part of every batch's deduplication token.",
+    )
+    state: NonEmpty = Field(
+        "conflictlens-agent.duckdb",
+        description="The local state file (checkpoints and the disk buffer); relative to the "
+        "config file.",
+    )
+    url: NonEmpty | None = Field(
+        None,
+        description="The ClickHouse store: `http(s)://host[:port]` (or `chdb:///a/folder`). "
+        "Required to run the agent.",
+    )
+    database: NonEmpty = Field("conflictlens", description="The store's database.")
+    user: str | None = Field(None, description="The ClickHouse user (`default` when not set).")
+    password_env: str | None = Field(
+        None, description="The environment variable holding the password."
+    )
+    password_file: str | None = Field(None, description="A file holding the password.")
+    verify: bool = Field(True, description="Verify the server's TLS certificate.")
+    ca_cert: str | None = Field(None, description="A CA bundle for the server's certificate.")
+    ship_interval_ms: int = Field(
+        2000, ge=1000, le=5000, description="Batches are shipped this often (ms)."
+    )
+    flush_ms: int = Field(
+        1000, ge=10, description="Followed lines are cut into a batch at least this often (ms)."
+    )
+    max_buffer_mb: int = Field(
+        1024,
+        ge=1,
+        description="Batches kept on disk while the store is unreachable; past this the agent "
+        "stops reading until the store catches up (the logs hold the rest).",
+    )
+
+
 class RouteRuleSettings(Section):
     """One ``[[routes]]`` entry: paths matching `pattern` get the template `route`."""
 
@@ -194,6 +234,9 @@ class ConfigFile(Section):
         default_factory=list, description="Log files `serve` follows."
     )
     serve: ServeSettings = Field(default_factory=ServeSettings, description="The API server.")
+    agent: AgentSettings = Field(
+        default_factory=AgentSettings, description="A gateway node's agent (`conflictlens agent`)."
+    )
     dashboard: DashboardSettings = Field(
         default_factory=DashboardSettings, description="The dashboard."
     )

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -103,13 +104,31 @@ _INSERTS = {
 }
 
 
+# An agent's state file (conflictlens.agent.state) has this table. There, a batch's rows do
+# not stay: they are kept for the shipper as Arrow IPC blobs (conflict events without their
+# log lines), committed in the same transaction as the offset.
+OUTBOUND_TABLE = "outbound"
+
+
+def ipc_blob(frame: pl.DataFrame) -> bytes | None:
+    """A frame as an Arrow IPC file (LZ4; no view types, which readers such as ClickHouse's
+    Arrow input may not know), None when it has no rows."""
+    if not frame.height:
+        return None
+    return frame.write_ipc(None, compression="lz4", compat_level=pl.CompatLevel.oldest()).getvalue()
+
+
 class Writer:
-    """Owns the write path of one open connection."""
+    """Owns the write path of one open connection (of a store, or of an agent's state)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         self._routes: RouteResolver | None = None
         self._routes_generation = -1
+        found = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [OUTBOUND_TABLE]
+        ).fetchall()
+        self.outbound = bool(found[0][0])
 
     def resolve_source(
         self, *, device: int, inode: int, prefix: bytes, path: str, full_prefix_len: int
@@ -289,7 +308,7 @@ class Writer:
         moved = con.execute(
             'UPDATE sources SET "offset" = ?, lines = lines + ?, rejects = rejects + ?, '
             'conflicts = conflicts + ?, updated_at = ? WHERE source_id = ? AND "offset" = ? '
-            "RETURNING rejects",
+            "RETURNING rejects, lines, conflicts",
             [
                 batch.end,
                 batch.lines,
@@ -309,10 +328,36 @@ class Writer:
         # their samples: a file of garbage must not grow the store by its own size.
         kept_before = int(moved[0][0]) - batch.rejects.height
         rejects = batch.rejects.head(max(0, MAX_REJECTS_PER_SOURCE - kept_before))
+        if self.outbound:
+            self._keep_outbound(batch, rejects, moved[0])
+            return
         for table, frame in zip(_INSERTS, (batch.events, batch.rollups, rejects), strict=True):
             if frame.height:
                 self._insert(table, frame, routes)
         self._invalidate_summarised_hours(batch)
+
+    def _keep_outbound(self, batch: Batch, rejects: pl.DataFrame, totals: tuple[Any, ...]) -> None:
+        """The batch's rows for the shipper, with the source's totals after it."""
+        blobs = [
+            ipc_blob(batch.events.drop("raw_line", strict=False)),
+            ipc_blob(batch.rollups),
+            ipc_blob(rejects),
+        ]
+        self.con.execute(
+            "INSERT INTO outbound (source_id, start_offset, end_offset, lines, "
+            "total_rejects, total_lines, total_conflicts, events, rollups, rejects, size, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                batch.source_id,
+                batch.start,
+                batch.end,
+                batch.lines,
+                *totals,
+                *blobs,
+                sum(len(b) for b in blobs if b is not None),
+                _now(),
+            ],
+        )
 
     def _invalidate_summarised_hours(self, batch: Batch) -> None:
         """Lines for an hour already summarised (a late line, an older log) mark it stale."""
