@@ -1,6 +1,10 @@
-"""DuckDB's ``GLOB`` (the alert rules' match patterns) on ClickHouse, which has none: the
-alert catalog's ``column GLOB $name::VARCHAR`` runs as ``match(column, regex)`` with the
-pattern turned into the anchored RE2 expression it stands for."""
+"""The alert queries (analysis/alerts: counts, payload) on ClickHouse: DuckDB's ``GLOB``
+(the rules' match patterns), which ClickHouse has not, runs as ``match(column, regex)`` with
+the pattern turned into the anchored RE2 expression it stands for; ``array_to_string`` and
+``len`` of a list, which sqlglot does not map, become arrayStringConcat and length.
+
+(For the integrator: these belong in store/clickhouse/engine.py's translation; they are
+here so that the engine's module, still being worked on, is not edited twice.)"""
 
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ import polars as pl
 from conflictlens.store.clickhouse.engine import ClickHouseEngine
 
 _GLOB = re.compile(r"(\w+) GLOB \$(\w+)::VARCHAR")
+_REWRITES = (
+    (re.compile(r"\barray_to_string\("), "arrayStringConcat("),
+    (re.compile(r"\blen\((\w+)\) > 0"), r"notEmpty(\1)"),
+)
 
 
 def glob_regex(pattern: str) -> str:
@@ -42,6 +50,8 @@ class GlobEngine(ClickHouseEngine):
     """ClickHouseEngine that also answers the alert queries' GLOB matches."""
 
     def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        for pattern, replacement in _REWRITES:
+            text = pattern.sub(replacement, text)
         names = {name for _, name in _GLOB.findall(text)}
         if not names:
             return super().sql(text, params)

@@ -1,0 +1,183 @@
+"""Two `conflictlens serve` replicas (real processes on loopback) against one ClickHouse
+(chDB behind ClickHouse's HTTP interface, tests/chdb_http.py): each notification and each
+scheduled report exactly once, and both APIs answer the store's totals.
+
+The data: a generated log (sample_logs/generator.py) whose every line lies in the minute
+before the first evaluation slot B, a planted spike over an empty past, imported and copied
+into ClickHouse before the replicas start (the rows of the future are invisible to an
+evaluation until their time comes). A rule on the conflict count over one minute fires at
+B, when the spike's minute is complete, and resolves at B + 1 min, when the window is empty.
+A real webhook receiver is the channel: it must get one "firing" and one "resolved", while
+both replicas evaluate every 5 seconds and both try to deliver every 5 seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from conflictlens.cli import cli
+from conflictlens.sample_logs.generator import write_log
+from conflictlens.store import connect
+from tests.helpers import wait_for
+from tests.test_notify import Receiver
+from tests.test_serve import free_port
+
+pytest.importorskip("chdb")
+from tests.chdb_http import StoreServer  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+DB = "replicas"
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("conflict_events", "request_rollups", "rejects", "sources")
+
+
+def config_text(store_url: str, hook: str, above: int) -> str:
+    return f"""
+[store]
+backend = "clickhouse"
+url = "{store_url}"
+database = "{DB}"
+[alerts]
+evaluation_interval = "5s"
+[[alerts.rules]]
+name = "spike"
+metric = "count"
+window = "1m"
+above = {above}
+channels = ["hook"]
+[alerts.channels.hook]
+type = "webhook"
+url = "{hook}"
+[reports.nightly]
+schedule = "* * * * *"
+period = "yesterday"
+"""
+
+
+def _planted(folder: Path, until: dt.datetime) -> dict[str, Any]:
+    """The spike: a generated log in [until - 1 min, until), imported, copied to ClickHouse."""
+    log = folder / "spike.log"
+    truth = write_log(log, 4000, style="nginx-combined", seed=11, end=until, hours=1 / 60)
+    db = folder / "import.duckdb"
+    result = CliRunner().invoke(cli, ["ingest", "--db", str(db), str(log)])
+    assert result.exit_code == 0, result.output
+    return truth | {"db": str(db)}
+
+
+def _copy(db: str, client: Any) -> None:
+    con = connect(Path(db), read_only=True)
+    try:
+        for table in COPIED:
+            data = con.sql(f'SELECT * FROM "{table}"').arrow()  # noqa: S608 - fixed names
+            data = data.read_all() if hasattr(data, "read_all") else data
+            if data.num_rows:
+                client.insert_arrow(table, data)
+    finally:
+        con.close()
+
+
+def _get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 - loopback
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{url}: {exc.code} {exc.read()[:300]!r}") from None
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StoreServer]:
+    server = StoreServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _replica(name: str, config: Path, folder: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONFLICTLENS_REPLICA": name}
+    command = [sys.executable, "-m", "conflictlens", "serve", "--config", str(config)]
+    command += ["--db", str(folder / f"{name}.duckdb"), "--port", str(port), "--no-dashboard"]
+    out = (folder / f"{name}.log").open("wb")
+    return subprocess.Popen(command, env=env, cwd=folder, stdout=out, stderr=out)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return _get(f"http://127.0.0.1:{port}/api/health")["status"] == "ok"
+    except OSError:
+        return False
+
+
+def test_two_replicas_send_each_notification_and_report_once(
+    tmp_path: Path, store: StoreServer
+) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    first_slot = (now + dt.timedelta(seconds=100)).replace(second=0, microsecond=0)
+    truth = _planted(tmp_path, first_slot)
+    receiver = Receiver().start()
+    config = tmp_path / "conflictlens.toml"
+    config.write_text(config_text(store.url, receiver.url(), truth["conflicts"] // 2))
+    result = CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    client = store.client(DB)
+    _copy(truth["db"], client)
+    ports = {"a": free_port(), "b": free_port()}
+    replicas = [_replica(name, config, tmp_path, port) for name, port in ports.items()]
+    try:
+        for port in ports.values():
+            wait_for(lambda port=port: _healthy(port), 60, "a replica's API")
+        # Both answer the store's totals over the spike's minute, equal to the truth.
+        minute = first_slot - dt.timedelta(minutes=1)  # the log's times are whole seconds
+        span = {"since": minute.isoformat(), "until": first_slot.isoformat()}
+        query = urllib.parse.urlencode(span)
+        for port in ports.values():
+            totals = _get(f"http://127.0.0.1:{port}/api/queries/totals?{query}")[0]
+            assert (totals["conflicts"], totals["requests"]) == (truth["conflicts"], truth["lines"])
+            assert (
+                _get(f"http://127.0.0.1:{port}/api/status")["store"]["events"] == truth["conflicts"]
+            )
+
+        def statuses() -> list[str]:
+            return [json.loads(r.body)["status"] for r in receiver.requests]
+
+        wait_for(lambda: statuses() == ["firing", "resolved"], 240, "firing, then resolved")
+        # Several more evaluation and delivery rounds of both replicas: nothing more arrives.
+        time.sleep(15)
+        assert statuses() == ["firing", "resolved"]
+        firing = json.loads(receiver.requests[0].body)
+        assert firing["conflicts"] == truth["conflicts"]
+        # The evaluation slots were shared out, and the report archived once.
+        wait_for(
+            lambda: client.query("SELECT count() FROM report_archive").result_rows[0][0],
+            90,
+            "the report",
+        )
+        time.sleep(3)
+        archived = client.query("SELECT id, replica FROM report_archive").result_rows
+        assert len(archived) == 1, archived
+        outbox = client.query("SELECT DISTINCT id FROM alert_outbox").result_rows
+        assert len(outbox) == 2, outbox
+        work = [_get(f"http://127.0.0.1:{port}/api/replica") for port in ports.values()]
+        assert sum(w["notifications_sent"] for w in work) == 2, work
+    finally:
+        for process in replicas:
+            process.terminate()
+        for process in replicas:
+            process.wait(30)
+        receiver.stop()
