@@ -105,12 +105,14 @@ def run(
     from conflictlens.replicated_alerts import ReplicatedAlerts
     from conflictlens.replicated_reports import ReplicatedReports
     from conflictlens.serve import serve
-    from conflictlens.store.clickhouse.connection import connect
+    from conflictlens.store.clickhouse.connection import clickhouse_connect, connect
     from conflictlens.store.clickhouse.glob_engine import GlobEngine
     from conflictlens.store.clickhouse.state import Claims
 
     if config.sources:
         raise ConfigError(SOURCES_REFUSED)
+    # One client for the API's threads and the jobs: no session, so queries may overlap.
+    clickhouse_connect().common.set_setting("autogenerate_session_id", False)
     client = connect(config.store)
     engine = GlobEngine(client, config.store.database)
     claims = Claims(client, replica_name())
