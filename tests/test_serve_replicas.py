@@ -158,7 +158,7 @@ def test_two_replicas_send_each_notification_once_and_answer_the_truth(
         def statuses() -> list[str]:
             return [json.loads(r.body)["status"] for r in receiver.requests]
 
-        wait_for(lambda: statuses() == ["firing", "resolved"], 240, "firing, then resolved")
+        wait_for(lambda: "resolved" in statuses(), 240, "the resolved notification")
         # Several more evaluation and delivery rounds of both replicas: nothing more arrives.
         time.sleep(15)
         assert statuses() == ["firing", "resolved"]
