@@ -7,8 +7,8 @@ before the first evaluation slot B, a planted spike over an empty past, imported
 into ClickHouse before the replicas start (the rows of the future are invisible to an
 evaluation until their time comes). A rule on the conflict count over one minute fires at
 B, when the spike's minute is complete, and resolves at B + 1 min, when the window is empty.
-A real webhook receiver is the channel: it must get one "firing" and one "resolved", while
-both replicas evaluate every 5 seconds and both try to deliver every 5 seconds.
+A real webhook receiver, slow to answer, is the channel: it must get one "firing" and one
+"resolved", while both replicas evaluate every 5 seconds and both try to deliver every 5 seconds.
 
 Scheduled reports: two replicas (in-process, on their own threads) run the same tick at
 once against the same store; one report is archived. (In the serve processes the report's
@@ -23,11 +23,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,6 @@ from conflictlens.cli import cli
 from conflictlens.sample_logs.generator import write_log
 from conflictlens.store import connect
 from tests.helpers import wait_for
-from tests.test_notify import Receiver
 from tests.test_serve import free_port
 
 pytest.importorskip("chdb")
@@ -68,6 +69,7 @@ channels = ["hook"]
 [alerts.channels.hook]
 type = "webhook"
 url = "{hook}"
+timeout = 20
 """
 
 
@@ -101,6 +103,41 @@ def _get(url: str) -> Any:
         raise AssertionError(f"{url}: {exc.code} {exc.read()[:300]!r}") from None
 
 
+class SlowReceiver:
+    """A webhook receiver on loopback that answers each POST after SEND_SECONDS: a send
+    outlasts a delivery round (serve_clickhouse.DELIVER_EVERY), so the other replica's next
+    round finds the notification not yet delivered and only its claim keeps it from sending."""
+
+    SEND_SECONDS = 7.0
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(SlowReceiver.SEND_SECONDS)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[StoreServer]:
     server = StoreServer(tmp_path)
@@ -132,7 +169,7 @@ def test_two_replicas_send_each_notification_once_and_answer_the_truth(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     first_slot = (now + dt.timedelta(seconds=100)).replace(second=0, microsecond=0)
     truth = _planted(tmp_path, first_slot)
-    receiver = Receiver().start()
+    receiver = SlowReceiver()
     config = tmp_path / "conflictlens.toml"
     config.write_text(config_text(store.url, receiver.url(), truth["conflicts"] // 2))
     result = CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)])
@@ -156,13 +193,13 @@ def test_two_replicas_send_each_notification_once_and_answer_the_truth(
             )
 
         def statuses() -> list[str]:
-            return [json.loads(r.body)["status"] for r in receiver.requests]
+            return [json.loads(body)["status"] for body in receiver.bodies]
 
         wait_for(lambda: "resolved" in statuses(), 240, "the resolved notification")
         # Several more evaluation and delivery rounds of both replicas: nothing more arrives.
         time.sleep(15)
         assert statuses() == ["firing", "resolved"]
-        firing = json.loads(receiver.requests[0].body)
+        firing = json.loads(receiver.bodies[0])
         assert firing["conflicts"] == truth["conflicts"]
         outbox = client.query("SELECT DISTINCT id FROM alert_outbox").result_rows
         assert len(outbox) == 2, outbox
@@ -177,8 +214,6 @@ def test_two_replicas_send_each_notification_once_and_answer_the_truth(
 
 
 def test_two_replicas_archive_a_due_report_once(tmp_path: Path, store: StoreServer) -> None:
-    import threading
-
     from conflictlens.analysis.reports.config import ReportsConfig, ScheduleConfig
     from conflictlens.replicated_reports import ReplicatedReports
     from conflictlens.store.clickhouse.state import Claims
