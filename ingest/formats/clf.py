@@ -90,6 +90,10 @@ APACHE_REQUEST_HEADERS = {
 # nginx writes these as plain numbers, never "-" (Apache's %b does): telling the two apart
 # in detection depends on it.
 EXACT_VARIABLES = {"body_bytes_sent": r"\d+", "bytes_sent": r"\d+"}
+# Time fields are bare numbers (or "-"): one that starts with a quote is another layout's
+# quoted field in that place (Harbor's nginx appends "-" "https" to combined, which nginx-
+# extended's $request_time and error-code header would otherwise take, "https" as the code).
+LATENCY_RAW = ("latency_s", "latency_ms", "latency_us")
 QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
 ADDRESS_LIST = r"[^\s,]*(?:, [^\s,]+)*"
 BRACKETED_TIME = r"[^\]]*"
@@ -137,7 +141,7 @@ class ClfFormat:
     ) -> pl.DataFrame:
         """Parse a frame with columns ``line`` and ``offset`` into parsed columns + ``reject``."""
         frame = self._extract(lines)
-        frame = frame.with_columns(pl.col(self.fields[0]).is_not_null().alias("_matched"))
+        frame = frame.with_columns(self._matched().alias("_matched"))
         if self.fallback is not None:
             frame = self._retry_with_prefix(frame, self.fallback)
         if self.unclosed_referer is not None:
@@ -146,6 +150,7 @@ class ClfFormat:
             frame = self._retry_with_prefix(frame, self.shorter)
         if self.quotes is not None:
             frame = self._retry_with_prefix(frame, self.quotes)
+        frame = self._forget_unmatched(frame)
         frame = convert(frame, set(self.fields), list(self.unescape))
         return frame.with_columns(reject=reject_reason(pl.col("_matched"), self.name))
 
@@ -172,7 +177,27 @@ class ClfFormat:
         retry = frame["line"].gather(rows).str.extract_groups(fallback).struct.unnest()
         updates = [frame[name].scatter(rows, retry[name]) for name in retry.columns]
         frame = frame.with_columns(updates)
-        return frame.with_columns(pl.col(self.fields[0]).is_not_null().alias("_matched"))
+        return frame.with_columns(self._matched().alias("_matched"))
+
+    def _forget_unmatched(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """A line refused for a quoted time field keeps nothing the scanner read from it (as a
+        line the regex missed)."""
+        if not any(f in self.fields for f in LATENCY_RAW):
+            return frame
+        missed = ~frame["_matched"]
+        if not missed.any():
+            return frame
+        read = [c for c in frame.columns if c not in ("line", "offset", "_matched")]
+        return frame.with_columns(
+            [pl.when(pl.col("_matched")).then(pl.col(name)).alias(name) for name in read]
+        )
+
+    def _matched(self) -> pl.Expr:
+        """A line the layout read: its first field found, and no time field quoted."""
+        found = pl.col(self.fields[0]).is_not_null()
+        for name in (f for f in LATENCY_RAW if f in self.fields):
+            found = found & ~pl.col(name).str.starts_with('"').fill_null(False)
+        return found
 
 
 def tokenize_nginx(fmt: str) -> list[Token]:
