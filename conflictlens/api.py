@@ -11,6 +11,7 @@ import io
 import os
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import duckdb
@@ -23,6 +24,7 @@ from conflictlens._errors import ConflictlensError, InvalidValue, first_line
 from conflictlens.analysis import PARAM_TYPES, QUERIES, AnalysisError, TimeRange, run_query
 from conflictlens.output import records
 from conflictlens.store import SCHEMA_VERSION
+from conflictlens.store.engine import Store
 from conflictlens.timeparse import parse_time
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -40,14 +42,15 @@ QUERY_SECONDS = 20.0  # the longest one named query may run before it is interru
 
 
 def create_app(
-    cursor: Callable[[], duckdb.DuckDBPyConnection],
+    cursor: Callable[[], AbstractContextManager[Store]],
     *,
     db_path: str,
     token: str | Callable[[], str | None] | None = None,
     source_status: StatusProvider = list,
     hosts: frozenset[str] = LOOPBACK_HOSTS,
 ) -> FastAPI:
-    """The API over a store. ``cursor()`` gives a fresh cursor of serve's own connection.
+    """The API over a store. ``cursor()`` gives a fresh cursor of serve's own connection (a
+    context manager; on ClickHouse, one holding the shared engine).
     ``hosts`` are the names it answers to (a DNS-rebinding page's Host is refused)."""
     app = FastAPI(title="conflictlens", version=__version__)
     allowed = LOOPBACK_HOSTS | hosts
@@ -172,10 +175,11 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _within_time_limit(
-    con: duckdb.DuckDBPyConnection, run: Callable[[], pl.DataFrame]
-) -> pl.DataFrame:
-    """Run a query, interrupting it after QUERY_SECONDS: one request never holds serve."""
+def _within_time_limit(con: Store, run: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+    """Run a query, interrupting it after QUERY_SECONDS: one request never holds serve.
+    (A ClickHouse server bounds its queries with its own max_execution_time.)"""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return run()
     timer = threading.Timer(QUERY_SECONDS, con.interrupt)
     timer.start()
     try:

@@ -226,6 +226,11 @@ def serve_command(
     config, db = resolve_config(config_file, db_path)
     if find_server(db):
         raise UserError(f"serve is already running for {db}")
+    if config.store.backend == "clickhouse":
+        from conflictlens.serve_clickhouse import command
+
+        command(config, db, host, port, None if no_dashboard else dashboard_port)
+        return
     bind = host or config.serve.host
     password_hash = _password_hash(config)
     # Without a token serve itself refuses a non-loopback address, with its own message.

@@ -90,6 +90,7 @@ def init(config_file: str | None, cluster: str | None) -> None:
 
         conflictlens clickhouse init --config conflictlens.toml
     """
+    from conflictlens.store.clickhouse import state as serve_state
     from conflictlens.store.clickhouse.connection import connect
     from conflictlens.store.clickhouse.schema import apply
 
@@ -99,6 +100,8 @@ def init(config_file: str | None, cluster: str | None) -> None:
     client = connect(settings, with_database=False)  # it may not exist yet
     try:
         statements = apply(client, settings.database, cluster, settings.retention_days)
+        # serve's own state (claims, outbox keys, report archive): several replicas share it
+        statements += serve_state.apply(client, settings.database, settings.retention_days)
     except Exception as exc:
         from conflictlens._errors import StoreError, first_line
 

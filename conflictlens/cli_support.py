@@ -147,7 +147,7 @@ def read_query(
     values: dict[str, Any],
 ) -> Any:
     """Run a catalog query: through a running serve when there is one (it owns the file),
-    else on the database opened read-only."""
+    else on the database opened read-only (or on the ClickHouse store the config names)."""
     import polars as pl
 
     from conflictlens.analysis import run_query
@@ -163,6 +163,12 @@ def read_query(
         except (ServerError, OSError) as exc:
             raise UserError(str(exc)) from None
         return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    if config.store.backend == "clickhouse":  # no serve: the shared store itself
+        from conflictlens.store.clickhouse.connection import connect as connect_clickhouse
+        from conflictlens.store.clickhouse.glob_engine import GlobEngine
+
+        engine = GlobEngine(connect_clickhouse(config.store), config.store.database)
+        return run_query(engine, name, time_range, **values)
     con = connect(db, read_only=True)
     try:
         return run_query(con, name, time_range, **values)

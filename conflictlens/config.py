@@ -24,6 +24,7 @@ from conflictlens.settings import (
     DashboardSettings,
     ServeSettings,
     SourceSettings,
+    StoreSettings,
 )
 from conflictlens.store import default_db_path
 
@@ -52,6 +53,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     serve: ServeConfig = field(default_factory=ServeConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    store: StoreSettings = field(default_factory=StoreSettings)  # [store]: DuckDB or ClickHouse
     alerts_section: AlertsConfig | None = None  # None: the file has no [alerts]
     reports_section: ReportsConfig | None = None  # None: the file has no [reports]
 
@@ -145,6 +147,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         sources=tuple(_relative_to(source, path) for source in file.sources),
         serve=file.serve,
         dashboard=file.dashboard,
+        store=file.store,
         alerts_section=alerts,
         reports_section=reports,
     )

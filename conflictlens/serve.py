@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ import uvicorn
 from conflictlens._errors import ServerError, first_line
 from conflictlens.api import create_app
 from conflictlens.client import discovery_file, write_discovery
+from conflictlens.store.engine import Store
 
 log = logging.getLogger("conflictlens.serve")
 
@@ -187,9 +189,10 @@ def with_lag_seconds(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def serve(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | None,
     db: Path,
     *,
+    cursor: Callable[[], AbstractContextManager[Store]] | None = None,
     host: str = "127.0.0.1",
     port: int = 8409,
     token: str | None = None,
@@ -205,7 +208,9 @@ def serve(
     """Run until SIGTERM or Ctrl-C; then stop following, flush and close within seconds.
 
     ``token`` is the token at start; ``current_token``, when given, the one in force (a
-    config reload may add or change it), asked on every request."""
+    config reload may add or change it), asked on every request. Without ``con`` (serve on
+    ClickHouse) the API reads through ``cursor`` and ``jobs`` are not taken: the replica's
+    own scheduler is one of ``services``."""
     if not is_loopback(host) and not token:
         raise ServeError(
             f"refusing to bind {host} without a token: set serve.token in the config or CONFLICTLENS_TOKEN"
@@ -225,8 +230,10 @@ def serve(
 
     # Bound to every address, serve cannot know its names: the token (required there) guards it.
     hosts = frozenset({"*"} if host in ("0.0.0.0", "::", "") else {host.lower()})
+    reader = cursor if cursor is not None else con.cursor if con is not None else None
+    assert reader is not None, "serve needs a connection or a cursor"
     app = create_app(
-        con.cursor,
+        reader,
         db_path=str(db),
         token=current_token or token,
         source_status=following,
@@ -237,8 +244,10 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     scheduler = Scheduler()
-    job_cursor = con.cursor()  # the scheduler thread's own handle on the database
+    # the scheduler thread's own handle on the database
+    job_cursor = con.cursor() if con is not None else None
     for job in jobs or []:
+        assert job_cursor is not None, "jobs run on a DuckDB connection"
         scheduler.every(job.name, job.seconds, _bound(job, job_cursor), job.first_after)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     stop_once = threading.Event()
@@ -269,7 +278,8 @@ def serve(
         scheduler.stop()
         for service in services or []:
             service.stop()
-        job_cursor.close()
+        if job_cursor is not None:
+            job_cursor.close()
         for follower in followers:
             follower.stop()
         for sig, handler in previous.items():

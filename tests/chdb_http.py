@@ -10,6 +10,8 @@ answers the part of ClickHouse's HTTP interface that clickhouse-connect's HTTP c
 - an ``INSERT ... FORMAT X`` whose data is the body (decompressed per Content-Encoding) is
   run as ``INSERT ... FROM INFILE`` with the request's settings (``insert_deduplication_token``
   among them) in a ``SETTINGS`` clause: deduplication is ClickHouse's own, nothing here;
+- without ``query``, the statement is the body's first line (clickhouse-connect's insert());
+  a chunked body is read as such;
 - errors are HTTP 500 with ClickHouse's message and ``X-ClickHouse-Exception-Code``.
 
 Settings sent with other statements are not applied (no test depends on them).
@@ -77,6 +79,13 @@ class Store:
 
     def run(self, params: dict[str, str], body: bytes, encoding: str | None) -> bytes:
         sql = params.get("query", "")
+        if not sql and body:
+            # clickhouse-connect's insert() sends the statement as the body's first line,
+            # the whole body compressed as one
+            if encoding and encoding != "identity":
+                body, encoding = _decompress(body, encoding), None
+            head, _, body = body.partition(b"\n")
+            sql = head.decode()
         settings = {
             k: v for k, v in params.items() if k not in _NOT_SETTINGS and not k.startswith("param_")
         }
@@ -109,8 +118,7 @@ def handler(store: Store) -> type[BaseHTTPRequestHandler]:
             return
 
         def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self._body()
             params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             if self.path.startswith("/ping"):
                 self._send(200, b"Ok.\n")
@@ -123,6 +131,22 @@ def handler(store: Store) -> type[BaseHTTPRequestHandler]:
                 self._send(500, text.encode(), code.group(1) if code else "1000")
                 return
             self._send(200, result)
+
+        def _body(self) -> bytes:
+            """The request's body: by Content-Length, or chunked (clickhouse-connect's
+            insert() streams its blocks)."""
+            if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
 
         def _send(self, status: int, data: bytes, code: str | None = None) -> None:
             self.send_response(status)

@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 
 from conflictlens.analysis.alerts.rules import MATCH_KEYS, REQUEST_KEYS, AlertRule, Group
+from conflictlens.store.engine import Store, as_engine
 
 _MATCH = """
     ($m_service::VARCHAR IS NULL OR service GLOB $m_service::VARCHAR)
@@ -81,7 +82,7 @@ class Counts:
 
 
 def read_counts(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     match: Mapping[str, str],
     until: dt.datetime,
     bucket: dt.timedelta,
@@ -103,7 +104,11 @@ def read_counts(
     used = {k: v for k, v in values.items() if re.search(rf"\${k}\b", sql)}
     events: list[Row] = []
     rollups: list[Row] = []
-    for what, *row in con.execute(sql, used).fetchall():
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        found = con.execute(sql, used).fetchall()
+    else:  # another engine answers a frame
+        found = as_engine(con).sql(sql, used).rows()
+    for what, *row in found:
         (events if what == "conflicts" else rollups).append(tuple(row))
     return Counts(events, rollups, until, bucket)
 

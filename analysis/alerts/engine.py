@@ -32,6 +32,7 @@ from conflictlens.analysis.alerts.state import (
 )
 from conflictlens.analysis.params import MINUTE, naive_utc
 from conflictlens.store.alerts import Changes, OutboxRow, commit
+from conflictlens.store.engine import Store
 
 LIVELY = (PENDING, FIRING)  # rows rewritten at every evaluation (their value changes)
 
@@ -86,10 +87,28 @@ def evaluate_all(
     evaluation computes them again, with the same outcome."""
     moment = naive_utc(now)
     assert moment is not None
-    end = floor_minute(moment)
-    silences = (*alerts.silences, *read_silences(con, moment))
+    states, silences = read_states(con), read_silences(con, moment)
+    transitions, changes = evaluate(con, alerts, moment, states, silences, cache=cache)
+    commit(con, changes, moment)
+    return transitions
+
+
+def evaluate(
+    con: Store,
+    alerts: AlertsConfig,
+    now: dt.datetime,
+    states: list[StoredState],
+    stored_silences: list[Silence],
+    *,
+    cache: BaselineCache | None = None,
+) -> tuple[list[Transition], Changes]:
+    """Evaluate every rule at ``now`` (naive UTC) from the persisted ``states`` and the
+    stored silences active now, reading counts from ``con`` (any engine); the changes to
+    commit, which the caller writes (serve on ClickHouse writes them elsewhere)."""
+    end = floor_minute(now)
+    silences = (*alerts.silences, *stored_silences)
     stored: dict[str, dict[Group, StoredState]] = {}
-    for row in read_states(con):
+    for row in states:
         rule = next((r for r in alerts.rules if r.name == row.rule), None)
         group = rule.group_from_labels(row.labels) if rule else ()
         # A row that no longer fits its rule (group_by changed, rule gone) is left alone.
@@ -103,13 +122,12 @@ def evaluate_all(
         series = observe(
             con, rule, [end], extra_groups=list(known), counts=counts[rule.name], cache=cache
         )
-        transitions += _evaluate(con, series, alerts, known, silences, moment, changes)
-    commit(con, changes, moment)
-    return transitions
+        transitions += _evaluate(con, series, alerts, known, silences, now, changes)
+    return transitions, changes
 
 
 def _current_counts(
-    con: duckdb.DuckDBPyConnection, rules: tuple[AlertRule, ...], end: dt.datetime
+    con: Store, rules: tuple[AlertRule, ...], end: dt.datetime
 ) -> dict[str, Counts]:
     """The current windows, one read per distinct match: rules that count the same requests
     share it, in buckets that divide every one of their windows."""
@@ -126,7 +144,7 @@ def _current_counts(
 
 
 def _evaluate(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     series: Series,
     alerts: AlertsConfig,
     stored: dict[Group, StoredState],
@@ -165,7 +183,7 @@ def _evaluate(
 
 
 def _record(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     changes: Changes,
     rule: AlertRule,
     group: Group,

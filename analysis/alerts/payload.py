@@ -12,12 +12,11 @@ import math
 import urllib.parse
 from typing import Any
 
-import duckdb
-
 from conflictlens.analysis.alerts.counts import EVENT_MATCH, match_values
 from conflictlens.analysis.alerts.rules import MATCH_KEYS, AlertRule, Group, duration_text, iso
 from conflictlens.analysis.alerts.state import AlertState, Observation
 from conflictlens.analysis.params import fetch
+from conflictlens.store.engine import Store
 
 TOP = 5
 _GROUP = " AND ".join(
@@ -45,7 +44,7 @@ _LINK_NAMES = {"service": "service", "method": "method", "route": "route", "erro
 
 
 def build(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     rule: AlertRule,
     group: Group,
     obs: Observation,

@@ -23,7 +23,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 
 from conflictlens.analysis.alerts.counts import (
@@ -37,6 +36,7 @@ from conflictlens.analysis.alerts.counts import (
 from conflictlens.analysis.alerts.rules import AlertRule, Group
 from conflictlens.analysis.baselines import MAD_TO_SIGMA, MIN_SAMPLES, BaselinePlan, plan_baseline
 from conflictlens.analysis.params import MINUTE, data_start
+from conflictlens.store.engine import Store
 
 EPOCH = dt.datetime(1970, 1, 1)
 # Fewest samples a baseline of trailing windows needs before it may fire an alert: a few
@@ -123,7 +123,7 @@ class Series:
 
 
 def observe(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     rule: AlertRule,
     ends: Sequence[dt.datetime],
     *,
@@ -142,7 +142,7 @@ def observe(
 
 
 def _observe_one(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     rule: AlertRule,
     end: dt.datetime,
     extra: Sequence[Group],
@@ -168,7 +168,7 @@ def _observe_one(
 
 
 def _read_baseline(
-    con: duckdb.DuckDBPyConnection, rule: AlertRule, base: dt.datetime, start: dt.datetime | None
+    con: Store, rule: AlertRule, base: dt.datetime, start: dt.datetime | None
 ) -> Baseline:
     plan = plan_at(rule, base, start if start is not None else data_start(con))
     moments = sample_ends(rule, base, plan)
@@ -207,7 +207,7 @@ def _baseline(
 
 
 def _observe_many(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     rule: AlertRule,
     ends: list[dt.datetime],
     extra: Sequence[Group],

@@ -1,0 +1,208 @@
+"""``conflictlens serve`` on a ClickHouse store (``[store] backend = "clickhouse"``): a
+stateless replica. Several may run against one ClickHouse.
+
+No DuckDB file is opened: the API answers every catalog query through the ClickHouse engine,
+logs arrive from ``conflictlens agent`` on the gateway nodes (so ``[[sources]]`` is refused),
+and the jobs that need one owner run on a wall-clock grid with their state in the store:
+alert evaluation (one replica per slot), alert delivery (a claim per attempt) and scheduled
+reports (a claim per report); conflictlens.replicated_alerts says what is guaranteed. The
+DuckDB jobs (summaries, learned routes) have no counterpart: ClickHouse keeps the summaries
+in materialized views.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+
+from conflictlens._errors import ConfigError
+from conflictlens.config import Config
+from conflictlens.store.engine import Engine
+
+log = logging.getLogger("conflictlens.serve")
+
+SOURCES_REFUSED = (
+    "with a ClickHouse store, gateway nodes run `conflictlens agent`: remove [[sources]]"
+)
+DELIVER_EVERY = 5.0
+REPORTS_EVERY = 60.0
+AFTER_SLOT = 1.0  # seconds after a slot starts before its job runs (replicas' clocks differ)
+
+
+def replica_name() -> str:
+    """This replica's name in claims: $CONFLICTLENS_REPLICA, else host and pid."""
+    return os.environ.get("CONFLICTLENS_REPLICA") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def slot_of(now: float, period: float) -> float:
+    """The start of the grid slot holding ``now`` (seconds since the epoch)."""
+    return (now // period) * period
+
+
+@dataclass
+class GridScheduler:
+    """Jobs run once per slot of a wall-clock grid (every replica computes the same slots),
+    each given its slot's start as an aware UTC time. A failing job is logged."""
+
+    jobs: list[tuple[str, float, Callable[[dt.datetime], object]]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def every(self, name: str, seconds: float, job: Callable[[dt.datetime], object]) -> None:
+        self.jobs.append((name, seconds, job))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="grid-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        done: dict[str, float] = {}
+        while not self._stop.is_set():
+            for name, period, job in self.jobs:
+                slot = slot_of(time.time() - AFTER_SLOT, period)
+                if done.get(name) == slot:
+                    continue
+                done[name] = slot
+                try:
+                    job(dt.datetime.fromtimestamp(slot, dt.UTC))
+                except Exception:
+                    log.exception("job %s failed", name)
+            self._stop.wait(0.2)
+
+
+def describe(config: Config) -> str:
+    store = config.store
+    return f"clickhouse {store.url.split('@')[-1]}/{store.database}"
+
+
+def run(
+    config: Config,
+    db: Path,
+    *,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    current_token: Callable[[], str | None],
+) -> None:
+    """Serve the API of the ClickHouse store until SIGTERM."""
+    from conflictlens.notify.send import deliver
+    from conflictlens.replicated_alerts import ReplicatedAlerts
+    from conflictlens.replicated_reports import ReplicatedReports
+    from conflictlens.serve import serve
+    from conflictlens.store.clickhouse.connection import clickhouse_connect, connect
+    from conflictlens.store.clickhouse.glob_engine import GlobEngine
+    from conflictlens.store.clickhouse.state import Claims
+
+    if config.sources:
+        raise ConfigError(SOURCES_REFUSED)
+    # One client for the API's threads and the jobs: no session, so queries may overlap.
+    clickhouse_connect().common.set_setting("autogenerate_session_id", False)
+    client = connect(config.store)
+    engine = GlobEngine(client, config.store.database)
+    claims = Claims(client, replica_name())
+
+    def send(name: str, outgoing: Any) -> None:
+        deliver(config.alerts.channels[name], outgoing)
+
+    alerts = ReplicatedAlerts(engine, client, claims, lambda: config.alerts, send)
+    reports = ReplicatedReports(engine, client, claims, lambda: config.reports)
+    scheduler = GridScheduler()
+    if config.alerts.rules:
+        interval = config.alerts.evaluation_interval.total_seconds()
+        scheduler.every("alerts", interval, alerts.evaluate_slot)
+        scheduler.every("deliver", DELIVER_EVERY, alerts.deliver)
+    if config.reports.schedules:
+        scheduler.every("reports", REPORTS_EVERY, reports.run_due)
+
+    @contextlib.contextmanager
+    def cursor() -> Iterator[Engine]:
+        yield engine  # clickhouse_connect's HTTP client is shared by threads
+
+    serve(
+        None,
+        db,
+        cursor=cursor,
+        host=host,
+        port=port,
+        token=config.serve.token,
+        current_token=current_token,
+        on_ready=on_ready,
+        routers=[replica_router(claims, alerts, reports)],
+        services=[scheduler],
+    )
+
+
+def command(
+    config: Any, db: Path, host: str | None, port: int | None, dashboard_port: int | None
+) -> None:
+    """serve as a stateless replica of a ClickHouse store (conflictlens.serve_clickhouse)."""
+    import click
+
+    from conflictlens.cli import _password_hash
+    from conflictlens.cli_support import require_dashboard
+    from conflictlens.dashboard_process import start_dashboard, stop_dashboard
+
+    bind = host or config.serve.host
+    started: list[Any] = []
+    if dashboard_port is not None:
+        require_dashboard("or pass --no-dashboard")
+
+    def ready(url: str) -> None:
+        click.echo(f"conflictlens serve: {describe(config)} at {url}", err=True)
+        if dashboard_port is not None:
+            started.append(
+                start_dashboard(
+                    db,
+                    bind,
+                    dashboard_port,
+                    token=config.serve.token,
+                    password_hash=_password_hash(config),
+                    config=config.path,
+                )
+            )
+            click.echo(f"dashboard: http://{bind}:{dashboard_port}", err=True)
+
+    try:
+        run(
+            config,
+            db,
+            host=bind,
+            port=port or config.serve.port,
+            on_ready=ready,
+            current_token=lambda: config.serve.token,
+        )
+    finally:
+        for process in started:
+            stop_dashboard(process)
+
+
+def replica_router(claims: Any, alerts: Any, reports: Any) -> APIRouter:
+    """GET /api/replica: this replica's name and what it did (slots won, sent, built)."""
+    router = APIRouter(prefix="/api", tags=["replica"])
+
+    @router.get("/replica")
+    def replica() -> dict[str, Any]:
+        return {
+            "replica": claims.replica,
+            "alert_slots_evaluated": alerts.evaluated,
+            "notifications_sent": alerts.delivered,
+            "reports_archived": reports.built,
+        }
+
+    return router
