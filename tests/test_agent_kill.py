@@ -66,6 +66,13 @@ def test_ten_kills_and_an_outage_store_every_line_once(
             "every line in the store",
         )
     finally:
+        # The clean stop is asked of a running agent: one still starting when the store is
+        # complete would die of the signal before its handler is set (the default action).
+        wait_for(
+            lambda: output.read_text().count("following 1 source") >= KILLS + 1,
+            60,
+            "the last agent running",
+        )
         code = stop_agent(agent)
     assert code == 0, output.read_text()[-2000:]
     assert_store_has(store, database, generated, truth)
