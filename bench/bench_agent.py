@@ -66,8 +66,9 @@ def run_agent(
         client = store.client(DATABASE)
         config = work / "agent.toml"
         config.write_text(
+            f'[store]\nbackend = "clickhouse"\nurl = "{store.url}"\ndatabase = "{DATABASE}"\n\n'
             f'[agent]\nname = "bench"\nstate = "{work / "state.duckdb"}"\n'
-            f'url = "{store.url}"\ndatabase = "{DATABASE}"\nship_interval_ms = 1000\n\n'
+            f"ship_interval_ms = 1000\n\n"
             f'[[sources]]\npath = "{log}"\nformat = "nginx-combined"\n'
         )
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -20,6 +20,7 @@ from conflictlens._errors import ConfigError as ConfigError
 from conflictlens._settings import first_error
 from conflictlens.ingest import IngestOptions
 from conflictlens.settings import (
+    AgentSettings,
     ConfigFile,
     DashboardSettings,
     ServeSettings,
@@ -54,6 +55,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     store: StoreSettings = field(default_factory=StoreSettings)  # [store]: DuckDB or ClickHouse
+    agent: AgentSettings = field(default_factory=AgentSettings)  # [agent]: a gateway node's
     alerts_section: AlertsConfig | None = None  # None: the file has no [alerts]
     reports_section: ReportsConfig | None = None  # None: the file has no [reports]
 
@@ -147,9 +149,23 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         sources=tuple(_relative_to(source, path) for source in file.sources),
         serve=file.serve,
         dashboard=file.dashboard,
-        store=file.store,
+        store=_store_relative_to(file.store, path),
+        agent=file.agent,
         alerts_section=alerts,
         reports_section=reports,
+    )
+
+
+def _store_relative_to(store: StoreSettings, path: Path | None) -> StoreSettings:
+    """The store's password and CA files relative to the config file, like the other paths."""
+    if path is None:
+        return store
+    return store.model_copy(
+        update={
+            name: path.parent / value
+            for name in ("password_file", "ca_cert")
+            if (value := getattr(store, name)) is not None and not value.is_absolute()
+        }
     )
 
 

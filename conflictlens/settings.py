@@ -130,7 +130,8 @@ class IngestSettings(Section):
 
 
 class AgentSettings(Section):
-    """``[agent]``: `conflictlens agent` on a gateway node, shipping to a ClickHouse store."""
+    """``[agent]``: `conflictlens agent` on a gateway node, shipping to the ClickHouse store
+    that ``[store]`` names (its url, database, user and password)."""
 
     name: NonEmpty | None = Field(
         None,
@@ -142,19 +143,6 @@ class AgentSettings(Section):
         description="The local state file (checkpoints and the disk buffer); relative to the "
         "config file.",
     )
-    url: NonEmpty | None = Field(
-        None,
-        description="The ClickHouse store: `http(s)://host[:port]` (or `chdb:///a/folder`). "
-        "Required to run the agent.",
-    )
-    database: NonEmpty = Field("conflictlens", description="The store's database.")
-    user: str | None = Field(None, description="The ClickHouse user (`default` when not set).")
-    password_env: str | None = Field(
-        None, description="The environment variable holding the password."
-    )
-    password_file: str | None = Field(None, description="A file holding the password.")
-    verify: bool = Field(True, description="Verify the server's TLS certificate.")
-    ca_cert: str | None = Field(None, description="A CA bundle for the server's certificate.")
     ship_interval_ms: int = Field(
         2000, ge=1000, le=5000, description="Batches are shipped this often (ms)."
     )

@@ -127,8 +127,9 @@ def assert_store_has(store: StoreServer, database: str, log: Path, truth: dict[s
 def agent_config(folder: Path, store: StoreServer, database: str, log: Path) -> Path:
     config = folder / "agent.toml"
     config.write_text(
-        f'[agent]\nname = "node-1"\nstate = "state.duckdb"\nurl = "{store.url}"\n'
-        f'database = "{database}"\nship_interval_ms = 1000\nflush_ms = 200\n\n'
+        f'[store]\nbackend = "clickhouse"\nurl = "{store.url}"\ndatabase = "{database}"\n\n'
+        f'[agent]\nname = "node-1"\nstate = "state.duckdb"\nship_interval_ms = 1000\n'
+        f"flush_ms = 200\n\n"
         f'[[sources]]\npath = "{log}"\n'
     )
     return config
@@ -310,5 +311,6 @@ def test_agent_without_a_store_is_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "Error: no store: set [agent] url in the config or give --url"
+        'Error: no store: set [store] backend = "clickhouse" and its url in the config, or '
+        "give --url"
     ]

@@ -4,8 +4,6 @@ agent's options."""
 from __future__ import annotations
 
 import socket
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from conflictlens._errors import ConfigError
@@ -13,37 +11,7 @@ from conflictlens.agent.runner import AgentOptions
 from conflictlens.config import Config
 from conflictlens.ingest.formats import FormatError
 from conflictlens.ingest.tail import SourceSpec
-from conflictlens.settings import AgentSettings, ConfigFile
 from conflictlens.store.clickhouse.shipper import Shipper
-
-
-def agent_settings(config: Config) -> AgentSettings:
-    """The ``[agent]`` table of the loaded config (load_config validated the file already)."""
-    if config.path is None:
-        return AgentSettings()
-    data = tomllib.loads(config.path.read_text(encoding="utf-8"))
-    return ConfigFile.model_validate(data).agent
-
-
-@dataclass(frozen=True)
-class StoreTarget:
-    """What store.clickhouse.connection.connect reads (its StoreConfig)."""
-
-    url: str
-    database: str
-    user: str | None
-    password_env: str | None
-    password_file: Path | None
-    verify: bool
-    ca_cert: Path | None
-
-
-def _relative(path: str | None, config: Config) -> Path | None:
-    if path is None:
-        return None
-    if config.path is not None and not Path(path).is_absolute():
-        return config.path.parent / path
-    return Path(path)
 
 
 def source_specs(config: Config, globs: tuple[str, ...], fmt: str) -> list[SourceSpec]:
@@ -86,21 +54,17 @@ def agent_options(
     """The agent's options: the command's options over the config's ``[agent]``."""
     from conflictlens.store.clickhouse.connection import connect
 
-    section = agent_settings(config)
-    store_url = url or section.url
-    if not store_url:
-        raise ConfigError("no store: set [agent] url in the config or give --url")
-    target = StoreTarget(
-        store_url,
-        database or section.database,
-        section.user,
-        section.password_env,
-        _relative(section.password_file, config),
-        section.verify,
-        _relative(section.ca_cert, config),
-    )
-    state_path = Path(state) if state else _relative(section.state, config)
-    assert state_path is not None
+    section = config.agent
+    store = config.store
+    if url is None and store.backend != "clickhouse":
+        raise ConfigError(
+            'no store: set [store] backend = "clickhouse" and its url in the config, or give --url'
+        )
+    overrides = {"url": url, "database": database}
+    target = store.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    state_path = Path(state) if state else Path(section.state)
+    if state is None and config.path is not None and not state_path.is_absolute():
+        state_path = config.path.parent / state_path  # relative to the config file
     return AgentOptions(
         name=name or section.name or socket.gethostname(),
         state=state_path,
