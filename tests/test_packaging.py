@@ -57,7 +57,8 @@ def test_the_wheel_installs_conflictlens_alone(core: Path) -> None:
         [str(core / "pip"), "list", "--format", "json"], capture_output=True, text=True, check=True
     ).stdout
     names = {p["name"].lower() for p in json.loads(installed)}
-    assert not names & {"streamlit", "plotly"}
+    # the dashboard and the ClickHouse store are extras: a core install has neither
+    assert not names & {"streamlit", "plotly", "clickhouse-connect", "chdb", "chdb-core", "sqlglot"}
 
 
 def test_a_core_install_ingests_answers_and_serves(core: Path, tmp_path: Path) -> None:
@@ -77,6 +78,17 @@ def test_a_core_install_ingests_answers_and_serves(core: Path, tmp_path: Path) -
     refused = subprocess.run([exe, "serve", "--db", str(db)], capture_output=True, text=True)
     assert refused.returncode == 1
     assert refused.stderr.strip().endswith("or pass --no-dashboard")
+    # the agent is in the core install; the ClickHouse client it ships with is the extra
+    agent = subprocess.run(
+        [exe, "agent", "--source", str(log), "--url", "http://127.0.0.1:9", "--state",
+         str(tmp_path / "state.duckdb")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert agent.returncode == 1
+    assert agent.stderr.strip().splitlines()[-1] == (
+        "Error: the ClickHouse store needs clickhouse-connect: "
+        "pip install 'conflictlens[clickhouse]'"
+    ), agent.stderr
     port = free_port()
     serve = subprocess.Popen(
         [exe, "serve", "--db", str(db), "--port", str(port), "--no-dashboard"],

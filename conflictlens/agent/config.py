@@ -52,8 +52,9 @@ def agent_options(
     fmt: str = "auto",
 ) -> AgentOptions:
     """The agent's options: the command's options over the config's ``[agent]``."""
-    from conflictlens.store.clickhouse.connection import connect
+    from conflictlens.store.clickhouse.connection import clickhouse_connect, connect
 
+    clickhouse_connect()  # a missing client is one line now, not an outage retried forever
     section = config.agent
     store = config.store
     if url is None and store.backend != "clickhouse":
