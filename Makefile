@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 
-.PHONY: demo test test-fast bench lint system-deps samples docs clean
+.PHONY: demo test test-clickhouse test-fast bench lint system-deps samples docs clean
 
 $(BIN)/conflictlens: pyproject.toml setup.py ingest/formats/_scan.c ingest/formats/_json.c ingest/formats/_times.c ingest/formats/_views.h ingest/_routes.c ingest/_otlp.c
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ samples: $(BIN)/conflictlens
 # fixtures (stores built from generated logs) are built once.
 test: $(BIN)/conflictlens system-deps
 	$(BIN)/python -m pytest -n auto --dist loadfile
+
+# The ClickHouse contract: the schema, deduplication and catalog tests against a real server
+# (docs/fleet.md says how to start one with the official image); `make test` runs them on chDB.
+test-clickhouse: $(BIN)/conflictlens
+	@test -n "$$CONFLICTLENS_TEST_CLICKHOUSE_URL" || { \
+		echo "set CONFLICTLENS_TEST_CLICKHOUSE_URL, e.g. http://localhost:8123 (see docs/fleet.md)"; \
+		exit 2; }
+	$(BIN)/python -m pytest -p no:cacheprovider tests/test_clickhouse_schema.py tests/test_catalog_engines.py
 
 test-fast: $(BIN)/conflictlens
 	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"

@@ -25,8 +25,7 @@ from conflictlens.store import connect
 from conflictlens.store.clickhouse import schema
 from conflictlens.store.clickhouse.engine import ClickHouseEngine
 from conflictlens.store.engine import DuckDBEngine
-
-clickhouse_connect = pytest.importorskip("clickhouse_connect")
+from tests.clickhouse_target import clickhouse_client
 
 pytestmark = pytest.mark.slow
 
@@ -84,11 +83,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     assert result.exit_code == 0, result.output
     con = connect(db)
     _extras(con, dt.datetime.fromisoformat(truth["to"]).replace(tzinfo=None))
-    client = clickhouse_connect.get_client(dsn="chdb://memory")
+    client = clickhouse_client()
     schema.apply(client, DB, retention_days=3650)  # the sample's times are in 2026
     _copy(con, client)
-    client.command(f"USE {DB}")
-    yield Store(DuckDBEngine(con), ClickHouseEngine(client, DB), truth)
+    # (a session's USE does not outlive an HTTP request: the engine's client names the database)
+    yield Store(DuckDBEngine(con), ClickHouseEngine(clickhouse_client(DB), DB), truth)
     client.command(f"DROP DATABASE IF EXISTS {DB}")
     con.close()
 

@@ -15,15 +15,14 @@ from click.testing import CliRunner
 
 from conflictlens.cli import cli
 from conflictlens.store.clickhouse import schema
-
-clickhouse_connect = pytest.importorskip("clickhouse_connect")
+from tests.clickhouse_target import clickhouse_client, clickhouse_url
 
 DB = "cl_schema"
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    con = clickhouse_connect.get_client(dsn="chdb://memory")
+    con = clickhouse_client()
     schema.apply(con, DB, retention_days=30)
     yield con
     con.command(f"DROP DATABASE IF EXISTS {DB}")
@@ -168,10 +167,10 @@ def test_cli_prints_the_schema_for_a_cluster(tmp_path: Path) -> None:
 
 
 def test_cli_init_creates_the_store_named_by_the_config(client: Any, tmp_path: Path) -> None:
-    # chDB holds one engine per process: the module's in-memory one
+    # the module's store (chDB holds one engine per process: its in-memory one)
     config = tmp_path / "conflictlens.toml"
     config.write_text(
-        '[store]\nbackend = "clickhouse"\nurl = "chdb://memory"\n'
+        f'[store]\nbackend = "clickhouse"\nurl = "{clickhouse_url()}"\n'
         'database = "cli_init"\nretention_days = 10\n'
     )
     for _ in range(2):  # again: nothing to do, no error
@@ -199,7 +198,7 @@ def test_the_longest_retention_keeps_what_is_inserted() -> None:
     # A TTL date past 2106 wraps round into the past: every row would be dropped on insert.
     with pytest.raises(ValueError, match="retention_days"):
         schema.ddl(retention_days=schema.MAX_RETENTION_DAYS + 1)
-    con = clickhouse_connect.get_client(dsn="chdb://memory")
+    con = clickhouse_client()
     database = "cl_schema_longest"
     schema.apply(con, database, retention_days=schema.MAX_RETENTION_DAYS)
     try:

@@ -33,17 +33,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import chdb  # noqa: F401 - the tests need chDB (the dev install has it): no silent skip
 import pytest
 from click.testing import CliRunner
 
 from conflictlens.cli import cli
 from conflictlens.sample_logs.generator import write_log
 from conflictlens.store import connect
+from tests.chdb_http import StoreServer
 from tests.helpers import wait_for
 from tests.test_serve import free_port
-
-pytest.importorskip("chdb")
-from tests.chdb_http import StoreServer
 
 pytestmark = pytest.mark.slow
 
