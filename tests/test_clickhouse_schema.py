@@ -61,7 +61,7 @@ def test_events_carry_raw_line_agent_and_a_64_bit_source_id(client: Any) -> None
     assert columns["agent"] == "LowCardinality(String)"
     assert columns["source_id"] == "Int64"
     assert columns["resource_ids"] == "Array(String)"
-    assert columns["ts"] == "DateTime64(3, 'UTC')"
+    assert columns["ts"] == "DateTime64(6, 'UTC')"
 
 
 def test_retention_and_partitions_are_in_force(client: Any) -> None:
@@ -206,3 +206,17 @@ def test_the_longest_retention_keeps_what_is_inserted() -> None:
         assert con.query(f"SELECT count(*) FROM {database}.conflict_events").result_rows == [(7,)]
     finally:
         con.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+def test_a_request_time_keeps_its_microseconds(client: Any) -> None:
+    """Envoy and Caddy log microseconds; the catalog's answers must equal DuckDB's, which
+    keeps them."""
+    logged = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=651225)
+    events = _events(1).set_column(0, "ts", pa.array([logged], pa.timestamp("us")))
+    client.insert_arrow(f"{DB}.conflict_events", events)
+    found = client.query(
+        f"SELECT ts FROM {DB}.conflict_events WHERE source_id = {{id:Int64}} "
+        "AND toMicrosecond(ts) = 651225",
+        parameters={"id": 2**62 + 7},
+    ).result_rows
+    assert [row[0].replace(tzinfo=None) for row in found] == [logged]

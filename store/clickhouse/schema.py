@@ -1,7 +1,8 @@
 """The ClickHouse store's schema: the same tables and columns as the DuckDB store
 (store/schema.py), so one query catalog reads both.
 
-Types: TIMESTAMP is DateTime64(3, 'UTC') (naive UTC on the way out, as in DuckDB); VARCHAR is
+Types: TIMESTAMP is DateTime64(6, 'UTC') like DuckDB's, microseconds (naive UTC on the way out),
+and DateTime64(3) where a time is whole minutes or slots (the same 8 bytes); VARCHAR is
 Nullable(String), LowCardinality where the values repeat (service, method, route, codes);
 VARCHAR[] is Array(String); integers keep their DuckDB width, except ``source_id``: an agent
 sends a 63-bit hash of its name and its local source id, so it is Int64. The tables agents
@@ -68,7 +69,7 @@ _AGENT = ("agent", "LowCardinality(String) DEFAULT ''")
 EVENTS = Table(
     "conflict_events",
     (
-        ("ts", TS),
+        ("ts", TS6),  # a request's time as logged: Envoy and Caddy log microseconds
         ("method", LC),
         ("path", TEXT),
         ("query", TEXT),
@@ -125,7 +126,7 @@ REJECTS = Table(
         ("`offset`", "Int64"),
         ("reason", "LowCardinality(String)"),
         ("sample", "String"),
-        ("seen_at", TS),
+        ("seen_at", TS6),
         _AGENT,
     ),
     order_by="(source_id, `offset`)",
