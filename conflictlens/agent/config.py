@@ -11,26 +11,16 @@ from conflictlens.agent.runner import AgentOptions
 from conflictlens.config import Config
 from conflictlens.ingest.formats import FormatError
 from conflictlens.ingest.tail import SourceSpec
+from conflictlens.serve_sources import configured_specs
 from conflictlens.store.clickhouse.shipper import Shipper
 
 
 def source_specs(config: Config, globs: tuple[str, ...], fmt: str) -> list[SourceSpec]:
     """The ``[[sources]]`` of the config, and the globs given on the command line."""
-    specs = []
-    for number, source in enumerate(config.sources, start=1):
-        try:
-            specs.append(
-                SourceSpec(
-                    source.path,
-                    source.format,
-                    source.log_format,
-                    source.start,
-                    source.service,
-                    options=config.ingest,
-                )
-            )
-        except (ValueError, FormatError) as exc:
-            raise ConfigError(f"sources[{number}] ({source.path}): {exc}") from None
+    try:
+        specs = configured_specs(config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     for glob in globs:
         try:
             specs.append(SourceSpec(glob, fmt, options=config.ingest))
