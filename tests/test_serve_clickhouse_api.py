@@ -8,7 +8,8 @@ deduplication token.
   incident naming one needs hours of baseline traffic: tests/test_annotations.py covers it.)
 - a silence posted twice (one row), listed active, expired (a newer version of the row), then
   listed inactive; expiring it again is a 404.
-- GET /api/alerts answers the configured rule, the silence and the recent notifications.
+- GET /api/alerts answers the configured rule, the silence and the recent notifications (a
+  test notification queued through POST /api/alerts/test/{rule}).
 """
 
 from __future__ import annotations
@@ -116,6 +117,14 @@ def test_annotations_and_silences_through_a_clickhouse_replica(
         assert [(s["id"], s["active"]) for s in silences] == [(number, False)]
         assert _post(f"{base}/api/alerts/silences/{number}/expire")[0] == 404
         assert _post(f"{base}/api/alerts/silences/12345/expire")[0] == 404
+        # A test notification goes into the shared outbox; the overview lists it.
+        status, queued = _post(f"{base}/api/alerts/test/spike")
+        assert (status, queued["channels"]) == (200, ["hook"]), queued
+        recent = _get(f"{base}/api/alerts")["notifications"]
+        assert [(n["rule"], n["status"], n["channel"]) for n in recent] == [
+            ("spike", "test", "hook")
+        ]
+        assert _post(f"{base}/api/alerts/test/nothing")[0] == 404
     finally:
         replica.terminate()
         replica.wait(30)
