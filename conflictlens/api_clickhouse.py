@@ -27,7 +27,7 @@ from fastapi import APIRouter, HTTPException
 from conflictlens.analysis.alerts import AlertsConfig
 from conflictlens.analysis.alerts.engine import test_notifications_for
 from conflictlens.analysis.alerts.reads import overview_of
-from conflictlens.analysis.alerts.rules import iso
+from conflictlens.analysis.alerts.rules import Silence, iso
 from conflictlens.analysis.params import naive_utc
 from conflictlens.api_alerts import SilenceRequest, silence_window
 from conflictlens.api_annotations import annotations_router
@@ -71,6 +71,14 @@ def recent_notifications(client: Any, limit: int = RECENT) -> list[dict[str, Any
     return found
 
 
+def stored_silences(client: Any) -> list[Silence]:
+    """Every silence added through the API, its newest version."""
+    return [
+        Silence(matchers, starts, ends, comment, number)
+        for number, matchers, starts, ends, comment in silences.read_silences(client)
+    ]
+
+
 def router(
     engine: Engine, client: Any, alerts: Callable[[], AlertsConfig], clock: Clock = utc_now
 ) -> list[APIRouter]:
@@ -100,7 +108,7 @@ def alerts_router(
     def state() -> dict[str, Any]:
         """Every rule with the state of its groups, the silences and recent notifications."""
         answer = overview_of(
-            alerts(), read_states(client), silences.read_silences(client), _naive(clock())
+            alerts(), read_states(client), stored_silences(client), _naive(clock())
         )
         return {**answer, "notifications": recent_notifications(client)}
 
@@ -110,7 +118,7 @@ def alerts_router(
         now = _naive(clock())
         return [
             {**s.to_json(), "active": s.starts_at <= now < s.ends_at}
-            for s in (*alerts().silences, *silences.read_silences(client))
+            for s in (*alerts().silences, *stored_silences(client))
         ]
 
     @api.post("/silences", status_code=201)

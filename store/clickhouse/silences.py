@@ -15,7 +15,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from conflictlens.analysis.alerts.rules import Silence
 from conflictlens.store.clickhouse.annotations import content_id, utc
 from conflictlens.store.clickhouse.state import READ_SETTINGS
 
@@ -41,10 +40,15 @@ def _latest(client: Any, silence_id: int | None, active_at: dt.datetime | None) 
     return list(client.query(_LATEST, parameters=parameters, settings=READ_SETTINGS).result_rows)
 
 
-def read_silences(client: Any, active_at: dt.datetime | None = None) -> list[Silence]:
+# (id, matchers, starts_at, ends_at, comment), times naive UTC: the fields of a Silence
+# (the store knows nothing of rules: conflictlens.api_clickhouse builds them).
+StoredSilence = tuple[int, dict[str, str], dt.datetime, dt.datetime, str]
+
+
+def read_silences(client: Any, active_at: dt.datetime | None = None) -> list[StoredSilence]:
     """The newest version of every silence stored, or of those active at ``active_at``."""
     return [
-        Silence(json.loads(r[1]), _naive(r[2]), _naive(r[3]), r[4], int(r[0]))
+        (int(r[0]), json.loads(r[1]), _naive(r[2]), _naive(r[3]), str(r[4]))
         for r in _latest(client, None, active_at)
     ]
 
