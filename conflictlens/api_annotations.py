@@ -28,6 +28,8 @@ from conflictlens.timeparse import parse_time
 
 Cursor = Callable[[], duckdb.DuckDBPyConnection]
 Clock = Callable[[], dt.datetime]
+# Stores one annotation (on the cursor's store) and answers its id: at, text, service, now.
+Writer = Callable[[Any, dt.datetime, str, str | None, dt.datetime], int]
 
 
 def utc_now() -> dt.datetime:
@@ -82,7 +84,11 @@ def annotation_time(text: str | None, now: dt.datetime) -> dt.datetime:
         raise AnnotationError(f"at: {first_line(exc)}") from None
 
 
-def annotations_router(cursor: Cursor, clock: Clock = utc_now) -> APIRouter:
+def annotations_router(
+    cursor: Cursor, clock: Clock = utc_now, write: Writer = add_annotation
+) -> APIRouter:
+    """``write`` stores one annotation: into serve's DuckDB file by default (a ClickHouse
+    replica passes its own, conflictlens.api_clickhouse)."""
     router = APIRouter(prefix="/api/annotations", tags=["annotations"], route_class=OneLineErrors)
 
     @router.post("", status_code=201)
@@ -92,7 +98,7 @@ def annotations_router(cursor: Cursor, clock: Clock = utc_now) -> APIRouter:
         now = clock()
         at = annotation_time(request.at, now)
         with cursor() as con:
-            number = add_annotation(con, at, request.text, request.service, now)
+            number = write(con, at, request.text, request.service, now)
         return {"id": number}
 
     @router.get("")

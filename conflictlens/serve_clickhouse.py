@@ -101,6 +101,7 @@ def run(
     current_token: Callable[[], str | None],
 ) -> None:
     """Serve the API of the ClickHouse store until SIGTERM."""
+    from conflictlens import api_clickhouse
     from conflictlens.notify.send import deliver
     from conflictlens.replicated_alerts import ReplicatedAlerts
     from conflictlens.replicated_reports import ReplicatedReports
@@ -143,7 +144,10 @@ def run(
         token=config.serve.token,
         current_token=current_token,
         on_ready=on_ready,
-        routers=[replica_router(claims, alerts, reports)],
+        routers=[
+            replica_router(claims, alerts, reports),
+            *api_clickhouse.router(engine, client, lambda: config.alerts),
+        ],
         services=[scheduler],
     )
 

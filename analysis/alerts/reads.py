@@ -75,7 +75,13 @@ def overview(
     """Every rule with the persisted state of its groups (a group without a row is normal),
     rows of rules no longer configured, and the silences (config and store) with whether each
     is active at ``now``."""
-    states = read_states(con)
+    return overview_of(alerts, read_states(con), read_silences(con), now)
+
+
+def overview_of(
+    alerts: AlertsConfig, states: list[StoredState], stored: list[Silence], now: dt.datetime
+) -> dict[str, Any]:
+    """The overview from the states and stored silences, however they were read."""
     names = {rule.name for rule in alerts.rules}
     rules = [
         {
@@ -85,7 +91,7 @@ def overview(
         }
         for rule in alerts.rules
     ]
-    silences = [*alerts.silences, *read_silences(con)]
+    silences = [*alerts.silences, *stored]
     return {
         "evaluation_interval": duration_text(alerts.evaluation_interval),
         "channels": sorted(alerts.channels),

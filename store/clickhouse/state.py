@@ -11,7 +11,7 @@ every replica the same winner. The same tokens make an enqueue idempotent: a not
 outbox row is keyed by (rule, group fingerprint, channel, status, episode start), so storing
 it twice stores it once.
 
-The tables the catalog reads (alert_outbox, alert_state, alert_silences) are the schema's;
+The tables the catalog reads (alert_outbox, alert_state, alert_silences, annotations) are the schema's;
 ``apply`` adds their deduplication window (a setting, no column changes) and creates the new
 ones: ``serve_claims`` (claims and delivery outcomes) and ``report_archive``.
 
@@ -38,7 +38,7 @@ _DEDUP = (
     f"replicated_deduplication_window = {DEDUP_WINDOW}"
 )
 # Tables of the schema that get a deduplication window here.
-DEDUPLICATED = ("alert_outbox", "alert_state", "alert_silences")
+DEDUPLICATED = ("alert_outbox", "alert_state", "alert_silences", "annotations")
 
 
 def ddl(database: str, retention_days: int) -> list[str]:
