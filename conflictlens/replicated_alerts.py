@@ -65,11 +65,6 @@ _STATES = """
     WHERE NOT (state = 'normal' AND firing_since IS NULL)
     ORDER BY rule, fingerprint
 """
-_SILENCES = """
-    SELECT id, matchers, starts_at, ends_at, comment FROM alert_silences FINAL
-    WHERE starts_at <= {now:DateTime64(6, 'UTC')} AND ends_at > {now:DateTime64(6, 'UTC')}
-    ORDER BY id
-"""
 
 
 def naive(moment: Any) -> Any:
@@ -90,9 +85,13 @@ def read_states(client: Any) -> list[StoredState]:
 
 
 def read_silences(client: Any, now: dt.datetime) -> list[Silence]:
-    at = now.replace(tzinfo=dt.UTC)
-    rows = client.query(_SILENCES, parameters={"now": at}).result_rows
-    return [Silence(json.loads(r[1]), naive(r[2]), naive(r[3]), r[4], int(r[0])) for r in rows]
+    """The silences active now, read as the API reads them (each one's newest version)."""
+    from conflictlens.store.clickhouse.silences import read_silences as stored
+
+    return [
+        Silence(matchers, naive(starts), naive(ends), comment, number)
+        for number, matchers, starts, ends, comment in stored(client, active_at=now)
+    ]
 
 
 def notification_key(
