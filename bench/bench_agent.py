@@ -32,7 +32,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import OUT, BenchError, machine, positive_int, script_parser, write_json  # noqa: E402
+from bench.common import (  # noqa: E402
+    OUT,
+    BenchError,
+    machine,
+    positive_int,
+    script_parser,
+    summary_row,
+    write_json,
+)
 
 BAR_LINES_S = 300_000
 DATABASE = "bench"
@@ -150,6 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         "wc_l": {"seconds": round(wc_s, 3), "lines_per_s": round(truth["lines"] / wc_s)},
         "bar_lines_per_s": BAR_LINES_S,
         "met": ok,
+        "summary": [
+            summary_row(
+                f"agent: {truth['lines']:,} combined lines parsed and shipped on one core, "
+                "end to end into ClickHouse (chDB)",
+                f"{agent['lines_per_s']:,} lines/s",
+                f">= {BAR_LINES_S:,} lines/s, every event stored once",
+                ok,
+                peer=f"wc -l {round(truth['lines'] / wc_s):,} lines/s",
+            ),
+            summary_row(
+                "agent: bytes per stored conflict event (ClickHouse parts on disk)",
+                f"{round(agent['event_bytes_on_disk'] / max(1, agent['events']), 1)}",
+                "none",
+                None,
+            ),
+        ],
     }
     out = write_json(OUT / "bench_agent.json", results)
     print(

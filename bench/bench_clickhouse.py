@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from bench.analysis_store import Spec, ensure_store
-from bench.common import OUT, percentile, write_json
+from bench.common import OUT, percentile, summary_row, write_json
 from conflictlens.analysis.catalog import QUERIES, Analysis, run_query
 from conflictlens.analysis.params import TimeRange
 from conflictlens.store.clickhouse import schema
@@ -173,12 +173,30 @@ def main() -> int:
             "catalog_entries": len(QUERIES),
             "storage": stored_bytes(client),
         }
+        overall = summary["p95_ratio"]
+        summary["summary"] = [
+            summary_row(
+                f"catalog on ClickHouse (chDB) vs DuckDB, {len(ratios)} of {len(QUERIES)} "
+                "queries, a week of the 30-day store: p95 of the per-query p95 ratios",
+                f"{overall:.1f}x" if overall else "no ratio",
+                "<= 2x",
+                bool(overall and overall <= 2 and len(ratios) == len(QUERIES)),
+                peer="DuckDB",
+            ),
+            summary_row(
+                "ClickHouse bytes per stored conflict event (without raw_line)",
+                f"{summary['storage']['bytes_per_event']:.1f} "
+                f"({summary['storage']['bytes_per_event_without_raw_line']:.1f})",
+                "none",
+                None,
+            ),
+        ]
         print({k: v for k, v in summary.items() if k != "queries"})
         write_json(args.workdir / "bench_clickhouse.json", summary)
     finally:
         con.close()
         shutil.rmtree(folder, ignore_errors=True)
-    return 0
+    return 0 if summary["summary"][0]["pass"] else 1
 
 
 if __name__ == "__main__":
