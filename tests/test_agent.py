@@ -147,6 +147,20 @@ def start_agent(config: Path, output: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def wait_for_every_line(
+    store: StoreServer, database: str, truth: dict[str, Any], seconds: float
+) -> None:
+    """Until the store counts at least every line written (more: a line stored twice, which
+    the checks that follow say)."""
+    wait_for(
+        lambda: (
+            scalar(store, database, "SELECT sum(requests) FROM request_rollups") >= truth["lines"]
+        ),
+        seconds,
+        "every line in the store",
+    )
+
+
 def stop_agent(agent: subprocess.Popen[bytes]) -> int:
     agent.send_signal(signal.SIGTERM)
     return agent.wait(60)
@@ -174,14 +188,7 @@ def test_agent_ships_a_live_log_as_the_generator_wrote_it(
     agent = start_agent(agent_config(tmp_path, store, database, log), tmp_path / "agent.out")
     try:
         append_live(generated, log, pieces=12, pause=0.25)
-        wait_for(
-            lambda: (
-                scalar(store, database, "SELECT sum(requests) FROM request_rollups")
-                >= truth["lines"]  # more: a line stored twice, which the checks below say
-            ),
-            90,
-            "every line in the store",
-        )
+        wait_for_every_line(store, database, truth, 90)
     finally:
         code = stop_agent(agent)
     assert code == 0, (tmp_path / "agent.out").read_text()

@@ -20,10 +20,10 @@ from tests.test_agent import (
     append_live,
     assert_store_has,
     fresh_database,
-    scalar,
     start_agent,
     stop_agent,
     store,  # noqa: F401 (the module's store fixture)
+    wait_for_every_line,
 )
 
 KILLS = 10
@@ -57,14 +57,7 @@ def test_ten_kills_and_an_outage_store_every_line_once(
     writer.join(120)
     assert not writer.is_alive()
     try:
-        wait_for(
-            lambda: (
-                scalar(store, database, "SELECT sum(requests) FROM request_rollups")
-                >= truth["lines"]  # more: a line stored twice, which the checks below say
-            ),
-            120,
-            "every line in the store",
-        )
+        wait_for_every_line(store, database, truth, 120)
     finally:
         # The clean stop is asked of a running agent: one still starting when the store is
         # complete would die of the signal before its handler is set (the default action).
