@@ -227,3 +227,24 @@ def test_unrecognised_lines_from_stdin_are_rejects_too(tmp_path: Path, run_cli: 
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["files"][0]["format"], summary["rejected"]) == ("unrecognised", 3)
+
+
+def test_a_connect_target_is_a_host_and_port_not_a_path(tmp_path: Path, run_cli: RunCli) -> None:
+    """CONNECT names a host and port (authority-form), which is no path: the path is none,
+    and an absolute URL beside it keeps only its path (a HAProxy file from logstash's
+    patterns tests: corpus/part-J/SOURCES.md; line 6 is the CONNECT)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    log = REAL / "corpus" / "part-J" / "haproxy-httplog" / "logstash-patterns-core-haproxy.log"
+    result = run_cli("ingest", "--format", "auto", log, "--json")
+    assert result.exit_code == 0, result.output
+    rows = query(
+        tmp_path / "conflictlens.duckdb",
+        "SELECT method, path FROM conflict_events WHERE method IN ('CONNECT', 'GET') ORDER BY 1, 2",
+    )
+    assert rows == [
+        ("CONNECT", None),
+        ("GET", "/"),
+        ("GET", "/component---src-pages-index-js-4b15624544f97cf0bb8f.js"),
+        ("GET", "/path/to/image"),
+        ("GET", "/serv/login.php"),
+    ]

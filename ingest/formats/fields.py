@@ -96,6 +96,8 @@ PROTOCOL = rf"^{_PROTOCOL}$"
 REQUEST_LINE_SPACES = rf"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>.+?)(?: {_PROTOCOL})?$"
 PROXY_PROTOCOL = r"^PROXY (?:TCP4|TCP6|UNKNOWN)(?: |$)"
 ABSOLUTE_URI_PREFIX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*"
+# CONNECT's target: a host (or a bracketed IPv6 address) and a port.
+AUTHORITY_FORM = r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$"
 
 # One pass over both dialects, so that an escaped backslash is never read as the start of
 # another escape: nginx \xHH (\x5C is a backslash), Apache \xhh, \" and \\.
@@ -185,14 +187,22 @@ def _split_request_lines(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _relative_paths(frame: pl.DataFrame) -> pl.DataFrame:
-    """``http://host/x`` → ``/x`` and an empty path → ``/``, only on the rows that need it."""
+    """``http://host/x`` → ``/x``, an empty path → ``/`` and ``host:443`` → none, only on the
+    rows that need it."""
     paths = frame["_path"]
     odd = ~paths.str.starts_with("/").fill_null(True)
     if not odd.any():
         return frame
     rows = odd.arg_true()
     fixed = paths.gather(rows).str.replace(ABSOLUTE_URI_PREFIX, "")
-    fixed = pl.select(pl.when(fixed == "").then(pl.lit("/")).otherwise(fixed)).to_series()
+    fixed = pl.select(
+        # CONNECT's target is a host and port (authority-form, RFC 9110 9.3.6): no path.
+        pl.when(fixed.str.contains(AUTHORITY_FORM))
+        .then(pl.lit(None, dtype=pl.String))
+        .when(fixed == "")
+        .then(pl.lit("/"))
+        .otherwise(fixed)
+    ).to_series()
     return frame.with_columns(paths.scatter(rows, fixed))
 
 
