@@ -37,12 +37,6 @@ def ranked_table(spots: pl.DataFrame, trends: pl.DataFrame) -> pl.DataFrame:
     return table.select([c for c in RANKED if c in table.columns])
 
 
-def changed_clusters(spots: pl.DataFrame) -> pl.DataFrame:
-    found = with_status(spots).filter(pl.col("status") != "")
-    return found.select("status", "method", "route", "error_code", "times_usual", "conflicts",
-                        "score")  # fmt: skip
-
-
 def usual_by_route(spots: pl.DataFrame) -> Usual:
     """A route's usual ratio: the sum of its clusters' (they share its requests)."""
     if spots.height == 0 or "baseline_ratio" not in spots.columns:

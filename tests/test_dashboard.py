@@ -35,7 +35,7 @@ from tests.helpers import conflicts_by_cluster, truth_requests
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
     "app_pages/overview.py": {"plotly_chart": 2, "metric": 3},
-    "app_pages/hotspots.py": {"plotly_chart": 1, "dataframe": 2, "tabs": 3},  # ranked, new/growing
+    "app_pages/hotspots.py": {"plotly_chart": 1, "dataframe": 1, "tabs": 3},  # the ranking
     "app_pages/resources.py": {"plotly_chart": 1, "dataframe": 1, "tabs": 2},
     "app_pages/explore.py": {"dataframe": 1},
     "app_pages/alerts.py": {"tabs": 4},  # the Rules tab: an empty config, so no rules yet
@@ -157,7 +157,7 @@ def test_rank_by_reorders_the_ranked_clusters(app: AppTest) -> None:
     app.switch_page("app_pages/hotspots.py").run()
     app.selectbox(key="sort").set_value("volume").run()
     assert not app.exception
-    by_volume = app.dataframe[0].value["conflicts"].tolist()  # ranked, new/growing
+    by_volume = app.dataframe[0].value["conflicts"].tolist()  # the ranking
     assert by_volume == sorted(by_volume, reverse=True) and len(by_volume) > 1
     app.selectbox(key="sort").set_value("ratio").run()
     ratios = app.dataframe[0].value["ratio"].tolist()
@@ -166,7 +166,7 @@ def test_rank_by_reorders_the_ranked_clusters(app: AppTest) -> None:
 
 @pytest.mark.parametrize(
     ("section", "charts", "tables"),
-    [("Heatmap and ranking", ["heatmap"], 2), ("Treemap", ["treemap"], 0), ("Incidents", [], 1)],
+    [("Heatmap and ranking", ["heatmap"], 1), ("Treemap", ["treemap"], 0), ("Incidents", [], 1)],
 )
 def test_hot_spots_draws_only_the_open_tab(
     app: AppTest, section: str, charts: list[str], tables: int
