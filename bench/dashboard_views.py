@@ -42,9 +42,9 @@ VIEWS: dict[str, View] = {
     # (a link), timed as one.
     "hotspots": View(
         "Hot spots",
-        [("timeline", {}), ("hotspots", {}), ("hotspots", {"sort": "growth"})],
+        [("timeline", {}), ("hotspots", {"sort": "growth"})],
         charts=1,
-        tables=2,
+        tables=1,
     ),
     "hotspots?section=Treemap": View("Hot spots", [("clusters", {})], charts=1),
     "hotspots?section=Incidents": View("Hot spots", [("incidents", {})], tables=1),
