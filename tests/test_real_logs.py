@@ -248,3 +248,20 @@ def test_a_connect_target_is_a_host_and_port_not_a_path(tmp_path: Path, run_cli:
         ("GET", "/path/to/image"),
         ("GET", "/serv/login.php"),
     ]
+
+
+def test_clf_times_with_a_fraction_of_a_second_are_read(tmp_path: Path, run_cli: RunCli) -> None:
+    """Apache's ``%{%d/%b/%Y:%H:%M:%S}t.%{msec_frac}t`` and talisker (gunicorn) write the CLF
+    time with milliseconds: every line stored at its millisecond, none rejected (talisker's
+    own test log: corpus/part-K/SOURCES.md)."""
+    log = REAL / "corpus" / "part-K" / "apache-combined" / "talisker-access.log"
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    result = run_cli("ingest", "--format", "auto", log, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["lines"], summary["parsed"], summary["rejected"]) == (3, 3, 0)
+    rows = query(
+        tmp_path / "conflictlens.duckdb",
+        "SELECT strftime(ts, '%H:%M:%S.%g') FROM conflict_events ORDER BY ts",
+    )
+    assert [r[0] for r in rows] == ["10:11:27.856", "10:11:37.124", "10:11:43.961"]

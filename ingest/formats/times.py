@@ -26,12 +26,16 @@ def strptime_iso(texts: pl.Expr) -> pl.Expr:
 
 
 CLF_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
+# Apache's %{%d/%b/%Y:%H:%M:%S}t.%{msec_frac}t and servers that copied it (gunicorn's talisker)
+CLF_FRACTION_FORMAT = "%d/%b/%Y:%H:%M:%S%.f %z"
 
 
 def strptime_clf(texts: pl.Expr) -> pl.Expr:
-    """Polars' reading of nginx's $time_local and Apache's %t, in UTC and naive."""
-    return texts.str.strptime(
-        pl.Datetime("us", "UTC"), CLF_FORMAT, strict=False
+    """Polars' reading of nginx's $time_local and Apache's %t (with or without a fraction of
+    a second), in UTC and naive."""
+    return pl.coalesce(
+        texts.str.strptime(pl.Datetime("us", "UTC"), form, strict=False)
+        for form in (CLF_FORMAT, CLF_FRACTION_FORMAT)
     ).dt.replace_time_zone(None)
 
 
