@@ -35,8 +35,8 @@ log = logging.getLogger("conflictlens.serve")
 SOURCES_REFUSED = (
     "with a ClickHouse store, gateway nodes run `conflictlens agent`: remove [[sources]]"
 )
-DELIVER_EVERY = 5.0
 REPORTS_EVERY = 60.0
+Period = float | Callable[[], float]  # seconds, or what the config in force says
 AFTER_SLOT = 1.0  # seconds after a slot starts before its job runs (replicas' clocks differ)
 
 
@@ -55,11 +55,11 @@ class GridScheduler:
     """Jobs run once per slot of a wall-clock grid (every replica computes the same slots),
     each given its slot's start as an aware UTC time. A failing job is logged."""
 
-    jobs: list[tuple[str, float, Callable[[dt.datetime], object]]] = field(default_factory=list)
+    jobs: list[tuple[str, Period, Callable[[dt.datetime], object]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def every(self, name: str, seconds: float, job: Callable[[dt.datetime], object]) -> None:
+    def every(self, name: str, seconds: Period, job: Callable[[dt.datetime], object]) -> None:
         self.jobs.append((name, seconds, job))
 
     def start(self) -> None:
@@ -75,7 +75,8 @@ class GridScheduler:
         done: dict[str, float] = {}
         while not self._stop.is_set():
             for name, period, job in self.jobs:
-                slot = slot_of(time.time() - AFTER_SLOT, period)
+                seconds = period() if callable(period) else period
+                slot = slot_of(time.time() - AFTER_SLOT, seconds)
                 if done.get(name) == slot:
                     continue
                 done[name] = slot
@@ -103,8 +104,9 @@ def run(
     """Serve the API of the ClickHouse store until SIGTERM."""
     from conflictlens import api_clickhouse
     from conflictlens.notify.send import deliver
-    from conflictlens.replicated_alerts import ReplicatedAlerts
+    from conflictlens.replicated_alerts import DELIVER_EVERY, ReplicatedAlerts
     from conflictlens.replicated_reports import ReplicatedReports
+    from conflictlens.replicated_rules import rules_in_force
     from conflictlens.serve import serve
     from conflictlens.store.clickhouse.connection import clickhouse_connect, connect
     from conflictlens.store.clickhouse.glob_engine import GlobEngine
@@ -121,15 +123,16 @@ def run(
     def send(name: str, outgoing: Any) -> None:
         deliver(config.alerts.channels[name], outgoing)
 
-    alerts = ReplicatedAlerts(engine, client, claims, lambda: config.alerts, send)
+    in_force = rules_in_force(client, lambda: config.alerts)
+    alerts = ReplicatedAlerts(engine, client, claims, in_force, send)
     reports = ReplicatedReports(engine, client, claims, lambda: config.reports)
     scheduler = GridScheduler()
-    if config.alerts.rules:
-        interval = config.alerts.evaluation_interval.total_seconds()
-        scheduler.every("alerts", interval, alerts.evaluate_slot)
-        scheduler.every("deliver", DELIVER_EVERY, alerts.deliver)
-    if config.reports.schedules:
-        scheduler.every("reports", REPORTS_EVERY, reports.run_due)
+    # Always: rules may be added through the API or a reload, and the interval changed.
+    scheduler.every(
+        "alerts", lambda: config.alerts.evaluation_interval.total_seconds(), alerts.evaluate_slot
+    )
+    scheduler.every("deliver", DELIVER_EVERY, alerts.deliver)
+    scheduler.every("reports", REPORTS_EVERY, reports.run_due)
 
     @contextlib.contextmanager
     def cursor() -> Iterator[Engine]:
@@ -146,7 +149,9 @@ def run(
         on_ready=on_ready,
         routers=[
             replica_router(claims, alerts, reports),
-            *api_clickhouse.router(engine, client, lambda: config.alerts),
+            *api_clickhouse.router(
+                engine, client, in_force, delivery_status=alerts.status, replica=claims.replica
+            ),
         ],
         services=[scheduler],
     )
