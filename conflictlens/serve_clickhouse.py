@@ -5,7 +5,8 @@ No DuckDB file is opened: the API answers every catalog query through the ClickH
 logs arrive from ``conflictlens agent`` on the gateway nodes (so ``[[sources]]`` is refused),
 and the jobs that need one owner run on a wall-clock grid with their state in the store:
 alert evaluation (one replica per slot), alert delivery (a claim per attempt) and scheduled
-reports (a claim per report); conflictlens.replicated_alerts says what is guaranteed. The
+reports (a claim per report, and one per delivery to a channel);
+conflictlens.replicated_alerts says what is guaranteed. The
 DuckDB jobs (summaries, learned routes) have no counterpart: ClickHouse keeps the summaries
 in materialized views.
 """
@@ -103,6 +104,7 @@ def run(
 ) -> None:
     """Serve the API of the ClickHouse store until SIGTERM."""
     from conflictlens import api_clickhouse
+    from conflictlens.notify.report_delivery import ReportDelivery
     from conflictlens.notify.send import deliver
     from conflictlens.replicated_alerts import DELIVER_EVERY, ReplicatedAlerts
     from conflictlens.replicated_reports import ReplicatedReports
@@ -125,7 +127,11 @@ def run(
 
     in_force = rules_in_force(client, lambda: config.alerts)
     alerts = ReplicatedAlerts(engine, client, claims, in_force, send)
-    reports = ReplicatedReports(engine, client, claims, lambda: config.reports)
+
+    def send_report(name: str, archived: Any) -> None:
+        ReportDelivery(config.alerts.channels)(name, archived)
+
+    reports = ReplicatedReports(engine, client, claims, lambda: config.reports, send_report)
     scheduler = GridScheduler()
     # Always: rules may be added through the API or a reload, and the interval changed.
     scheduler.every(
@@ -212,6 +218,7 @@ def replica_router(claims: Any, alerts: Any, reports: Any) -> APIRouter:
             "alert_slots_evaluated": alerts.evaluated,
             "notifications_sent": alerts.delivered,
             "reports_archived": reports.built,
+            "reports_sent": reports.sent,
         }
 
     return router
