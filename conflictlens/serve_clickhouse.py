@@ -2,7 +2,8 @@
 stateless replica. Several may run against one ClickHouse.
 
 No DuckDB file is opened: the API answers every catalog query through the ClickHouse engine,
-logs arrive from ``conflictlens agent`` on the gateway nodes (so ``[[sources]]`` is refused),
+logs arrive from ``conflictlens agent`` on the gateway nodes (so ``[[sources]]`` is refused)
+and through OTLP (``POST /v1/logs``: conflictlens.replicated_otlp),
 and the jobs that need one owner run on a wall-clock grid with their state in the store:
 alert evaluation (one replica per slot), alert delivery (a claim per attempt) and scheduled
 reports (a claim per report, and one per delivery to a channel);
@@ -104,9 +105,11 @@ def run(
 ) -> None:
     """Serve the API of the ClickHouse store until SIGTERM."""
     from conflictlens import api_clickhouse
+    from conflictlens.api_otlp import otlp_router
     from conflictlens.notify.report_delivery import ReportDelivery
     from conflictlens.notify.send import deliver
     from conflictlens.replicated_alerts import DELIVER_EVERY, ReplicatedAlerts
+    from conflictlens.replicated_otlp import ClickHouseOtlpIntake
     from conflictlens.replicated_reports import ReplicatedReports
     from conflictlens.replicated_rules import rules_in_force
     from conflictlens.serve import serve
@@ -132,6 +135,7 @@ def run(
         ReportDelivery(config.alerts.channels)(name, archived)
 
     reports = ReplicatedReports(engine, client, claims, lambda: config.reports, send_report)
+    intake = ClickHouseOtlpIntake(client, lambda: config.ingest)
     scheduler = GridScheduler()
     # Always: rules may be added through the API or a reload, and the interval changed.
     scheduler.every(
@@ -154,6 +158,7 @@ def run(
         current_token=current_token,
         on_ready=on_ready,
         routers=[
+            otlp_router(intake),
             replica_router(claims, alerts, reports),
             *api_clickhouse.router(
                 engine, client, in_force, delivery_status=alerts.status, replica=claims.replica
