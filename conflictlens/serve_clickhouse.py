@@ -24,13 +24,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
 from conflictlens._errors import ConfigError
 from conflictlens.config import Config
 from conflictlens.store.engine import Engine
+
+if TYPE_CHECKING:
+    from conflictlens.jobs import Live
 
 log = logging.getLogger("conflictlens.serve")
 
@@ -94,16 +97,34 @@ def describe(config: Config) -> str:
     return f"clickhouse {store.url.split('@')[-1]}/{store.database}"
 
 
+def reloaded(running: Config, *, exposed: bool) -> Config:
+    """The config file as it is now, if a running replica can take it: the same store, no
+    [[sources]], and a token while bound beyond loopback; else ConfigError (one line)."""
+    from conflictlens.config import load_config
+
+    fresh = load_config(str(running.path) if running.path else None)
+    new, old = fresh.store, running.store
+    if (new.backend, new.url, new.database) != (old.backend, old.url, old.database):
+        raise ConfigError("[store] changed: restart serve to use another store")
+    if fresh.sources:
+        raise ConfigError(SOURCES_REFUSED)
+    if exposed and not fresh.serve.token:
+        raise ConfigError("serve.token removed while serve is bound beyond loopback")
+    return fresh
+
+
 def run(
-    config: Config,
+    live: Live,
     db: Path,
     *,
     host: str,
     port: int,
     on_ready: Callable[[str], None],
-    current_token: Callable[[], str | None],
+    token_changed: Callable[[str | None], None] = lambda _: None,
 ) -> None:
-    """Serve the API of the ClickHouse store until SIGTERM."""
+    """Serve the API of the ClickHouse store until SIGTERM. ``live.config`` is the config in
+    force: a change of the config file replaces it (``reloaded``), and every part reads it
+    when it runs; ``token_changed`` is called when a reload changed the token."""
     from conflictlens import api_clickhouse
     from conflictlens.api_otlp import otlp_router
     from conflictlens.notify.report_delivery import ReportDelivery
@@ -112,11 +133,12 @@ def run(
     from conflictlens.replicated_otlp import ClickHouseOtlpIntake
     from conflictlens.replicated_reports import ReplicatedReports
     from conflictlens.replicated_rules import rules_in_force
-    from conflictlens.serve import serve
+    from conflictlens.serve import is_loopback, serve
     from conflictlens.store.clickhouse.connection import clickhouse_connect, connect
     from conflictlens.store.clickhouse.glob_engine import GlobEngine
     from conflictlens.store.clickhouse.state import Claims
 
+    config = live.config
     if config.sources:
         raise ConfigError(SOURCES_REFUSED)
     # One client for the API's threads and the jobs: no session, so queries may overlap.
@@ -126,23 +148,34 @@ def run(
     claims = Claims(client, replica_name())
 
     def send(name: str, outgoing: Any) -> None:
-        deliver(config.alerts.channels[name], outgoing)
+        deliver(live.config.alerts.channels[name], outgoing)
 
-    in_force = rules_in_force(client, lambda: config.alerts)
+    in_force = rules_in_force(client, lambda: live.config.alerts)
     alerts = ReplicatedAlerts(engine, client, claims, in_force, send)
 
     def send_report(name: str, archived: Any) -> None:
-        ReportDelivery(config.alerts.channels)(name, archived)
+        ReportDelivery(live.config.alerts.channels)(name, archived)
 
-    reports = ReplicatedReports(engine, client, claims, lambda: config.reports, send_report)
-    intake = ClickHouseOtlpIntake(client, lambda: config.ingest)
+    reports = ReplicatedReports(engine, client, claims, lambda: live.config.reports, send_report)
+    intake = ClickHouseOtlpIntake(client, lambda: live.config.ingest)
     scheduler = GridScheduler()
     # Always: rules may be added through the API or a reload, and the interval changed.
     scheduler.every(
-        "alerts", lambda: config.alerts.evaluation_interval.total_seconds(), alerts.evaluate_slot
+        "alerts",
+        lambda: live.config.alerts.evaluation_interval.total_seconds(),
+        alerts.evaluate_slot,
     )
     scheduler.every("deliver", DELIVER_EVERY, alerts.deliver)
     scheduler.every("reports", REPORTS_EVERY, reports.run_due)
+
+    def reload() -> list[Any]:
+        """The config file as it is now, in force from now on (serve's ConfigReloader calls
+        this on a change; a refusal keeps the running config and is shown in /api/status)."""
+        fresh = reloaded(live.config, exposed=not is_loopback(host))
+        before, live.config = live.config.serve.token, fresh
+        if fresh.serve.token != before:
+            token_changed(fresh.serve.token)
+        return []  # a replica follows no files
 
     @contextlib.contextmanager
     def cursor() -> Iterator[Engine]:
@@ -155,8 +188,10 @@ def run(
         host=host,
         port=port,
         token=config.serve.token,
-        current_token=current_token,
+        current_token=lambda: live.config.serve.token,
         on_ready=on_ready,
+        config_path=config.path,
+        reload_followers=reload if config.path is not None else None,
         routers=[
             otlp_router(intake),
             replica_router(claims, alerts, reports),
@@ -177,6 +212,7 @@ def command(
     from conflictlens.cli import _password_hash
     from conflictlens.cli_support import require_dashboard
     from conflictlens.dashboard_process import start_dashboard, stop_dashboard
+    from conflictlens.jobs import Live
 
     bind = host or config.serve.host
     started: list[Any] = []
@@ -198,14 +234,29 @@ def command(
             )
             click.echo(f"dashboard: http://{bind}:{dashboard_port}", err=True)
 
+    def token_changed(token: str | None) -> None:
+        """The dashboard asks serve with the token: started again with the new one."""
+        if started:
+            stop_dashboard(started.pop())
+            started.append(
+                start_dashboard(
+                    db,
+                    bind,
+                    dashboard_port or 8501,
+                    token=token,
+                    password_hash=_password_hash(config),
+                    config=config.path,
+                )
+            )
+
     try:
         run(
-            config,
+            Live(config),
             db,
             host=bind,
             port=port or config.serve.port,
             on_ready=ready,
-            current_token=lambda: config.serve.token,
+            token_changed=token_changed,
         )
     finally:
         for process in started:
