@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from conflictlens._errors import StoreError
 from conflictlens.ingest.batch import batch_from_parsed
 from conflictlens.ingest.formats import FORMATS, LogFormat
 from conflictlens.ingest.options import IngestOptions
@@ -63,8 +64,10 @@ _SOURCE_ROW = """
 """
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(StoreError, RuntimeError):
     """The store did not take a request's rows now: the sender should retry (a 503)."""
+
+    status_code = 503
 
 
 def digest_of(body: bytes) -> str:

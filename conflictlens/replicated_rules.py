@@ -28,6 +28,7 @@ from conflictlens.api_alerts import RuleRequest
 from conflictlens.store.clickhouse import rules as stored_rules
 
 log = logging.getLogger("conflictlens.alerts")
+_REPORTED: set[tuple[str, dt.datetime]] = set()  # stored versions already logged as left out
 
 
 def in_force(base: AlertsConfig, stored: list[stored_rules.StoredRule]) -> AlertsConfig:
@@ -50,7 +51,9 @@ def _parsed(edit: stored_rules.StoredRule, base: AlertsConfig) -> AlertRule | No
     try:
         return parse_rule(edit.table, base.channels, at=f"stored rule {edit.name}")
     except ValueError as exc:  # ConfigError included
-        log.error("stored alert rule %s left out: %s", edit.name, first_line(exc))
+        if (edit.name, edit.version) not in _REPORTED:  # once, not at every read
+            _REPORTED.add((edit.name, edit.version))
+            log.error("stored alert rule %s left out: %s", edit.name, first_line(exc))
         return None
 
 
