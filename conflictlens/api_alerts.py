@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,6 +47,7 @@ from conflictlens.analysis.params import naive_utc
 from conflictlens.config import ConfigError
 from conflictlens.config_edit import delete_rule, save_rule
 from conflictlens.store import alerts as alert_store
+from conflictlens.store.engine import Store
 from conflictlens.timeparse import parse_time
 
 log = logging.getLogger("conflictlens.alerts")
@@ -134,27 +136,13 @@ def alerts_router(
     the file it came from (rules are saved there); ``outbox_written()`` wakes the delivery
     thread, whose ``delivery_status()`` is None where there is none."""
     router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+    add_history_routes(router, cursor, alerts)
 
     @router.get("")
     def state() -> dict[str, Any]:
         """Every rule with the state of its groups, and the silences."""
         with cursor() as con:
             return overview(con, alerts(), _naive(clock()))
-
-    @router.get("/backtest")
-    def replay(
-        since: str | None = None, until: str | None = None, rule: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Backtest: the episodes the rules (or RULE) would have raised over stored history between
-        since and until."""
-        config = alerts()
-        if rule is not None and rule not in {r.name for r in config.rules}:
-            raise HTTPException(404, f"no alert rule named {rule!r}")
-        first = parse_time(since) if since else None
-        last = parse_time(until) if until else None
-        with cursor() as con:
-            episodes = backtest(con, config, first, last, (rule,) if rule else ())
-        return [e.to_json() for e in episodes]
 
     @router.get("/silences")
     def silences() -> list[dict[str, Any]]:
@@ -209,16 +197,6 @@ def alerts_router(
             raise HTTPException(404, "no delivery thread runs here")
         return status
 
-    @router.post("/preview")
-    def preview_rule(request: RuleRequest) -> dict[str, Any]:
-        """A rule's backtest episodes and chart series over since..until, saved or not."""
-        config = alerts()
-        rule = parse_rule(request.rule, config.channels)
-        first = parse_time(request.since) if request.since else None
-        last = parse_time(request.until) if request.until else None
-        with cursor() as con:
-            return preview(con, rule, config.evaluation_interval, first, last)
-
     @router.put("/rules/{name}")
     def put_rule(name: str, request: RuleRequest) -> dict[str, Any]:
         """Write the rule into the config file in place of rule NAME (or add it); serve reloads it."""
@@ -243,6 +221,40 @@ def alerts_router(
         return {"deleted": name, "path": str(path), "rules": len(saved.alerts.rules)}
 
     return router
+
+
+def add_history_routes(
+    router: APIRouter,
+    cursor: Callable[[], AbstractContextManager[Store]],
+    alerts: Callable[[], AlertsConfig],
+) -> None:
+    """GET /backtest and POST /preview on ``router``: the rules replayed over stored history,
+    on whatever store ``cursor`` opens (a DuckDB cursor, or a ClickHouse replica's engine)."""
+
+    @router.get("/backtest")
+    def replay(
+        since: str | None = None, until: str | None = None, rule: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Backtest: the episodes the rules (or RULE) would have raised over stored history between
+        since and until."""
+        config = alerts()
+        if rule is not None and rule not in {r.name for r in config.rules}:
+            raise HTTPException(404, f"no alert rule named {rule!r}")
+        first = parse_time(since) if since else None
+        last = parse_time(until) if until else None
+        with cursor() as con:
+            episodes = backtest(con, config, first, last, (rule,) if rule else ())
+        return [e.to_json() for e in episodes]
+
+    @router.post("/preview")
+    def preview_rule(request: RuleRequest) -> dict[str, Any]:
+        """A rule's backtest episodes and chart series over since..until, saved or not."""
+        config = alerts()
+        rule = parse_rule(request.rule, config.channels)
+        first = parse_time(request.since) if request.since else None
+        last = parse_time(request.until) if request.until else None
+        with cursor() as con:
+            return preview(con, rule, config.evaluation_interval, first, last)
 
 
 def _editable(path: Path | None) -> Path:

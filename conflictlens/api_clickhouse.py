@@ -5,11 +5,15 @@ to the store's tables, so the dashboard's Alerts page, ``conflictlens annotate``
 
 GET /api/alerts                       rules, their groups' states (alert_state, written by
                                       replicated_alerts), silences, recent notifications
+GET /api/alerts/backtest              as api_alerts, through the ClickHouse engine
+POST /api/alerts/preview              as api_alerts (the Alerts page's rule editor)
+GET /api/alerts/delivery              this replica's delivery rounds (ReplicatedAlerts)
 GET /api/alerts/silences              every silence
 POST /api/alerts/silences             as api_alerts; the id is a hash of the silence
 POST /api/alerts/silences/{id}/expire a newer version of the silence, ending now
 POST /api/alerts/test/{rule}          a status="test" notification per channel, queued in the
                                       shared outbox (a replica's delivery round sends it)
+PUT, DELETE /api/alerts/rules/{name}  a rule's new version in the store (replicated_rules)
 POST /api/annotations, GET /api/annotations   api_annotations with the ClickHouse writer
 
 Every write is one insert with a deterministic id as its deduplication token
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from fastapi import APIRouter, HTTPException
@@ -29,9 +34,10 @@ from conflictlens.analysis.alerts.engine import test_notifications_for
 from conflictlens.analysis.alerts.reads import overview_of
 from conflictlens.analysis.alerts.rules import Silence, iso
 from conflictlens.analysis.params import naive_utc
-from conflictlens.api_alerts import SilenceRequest, silence_window
+from conflictlens.api_alerts import SilenceRequest, add_history_routes, silence_window
 from conflictlens.api_annotations import annotations_router
 from conflictlens.replicated_alerts import read_states
+from conflictlens.replicated_rules import add_rule_routes
 from conflictlens.store.clickhouse import silences
 from conflictlens.store.clickhouse.annotations import add_annotation
 from conflictlens.store.clickhouse.state import READ_SETTINGS, Notification, enqueue
@@ -80,18 +86,29 @@ def stored_silences(client: Any) -> list[Silence]:
 
 
 def router(
-    engine: Engine, client: Any, alerts: Callable[[], AlertsConfig], clock: Clock = utc_now
+    engine: Engine,
+    client: Any,
+    alerts: Callable[[], AlertsConfig],
+    clock: Clock = utc_now,
+    delivery_status: Callable[[], dict[str, Any]] | None = None,
+    replica: str = "",
 ) -> list[APIRouter]:
-    """The alert and annotation routers of a replica on ``client``'s store."""
-    return [alerts_router(engine, client, alerts, clock), _annotations(engine, client, clock)]
+    """The alert and annotation routers of a replica on ``client``'s store; ``alerts()`` is
+    the config in force (replicated_rules.rules_in_force)."""
+    api = alerts_router(engine, client, alerts, clock, delivery_status)
+    where = f"the ClickHouse store ({getattr(engine, 'database', '')}.alert_rules)"
+    add_rule_routes(api, client, alerts, clock, replica, where)
+    return [api, _annotations(engine, client, clock)]
+
+
+@contextmanager
+def _on(engine: Engine) -> Iterator[Engine]:
+    yield engine  # clickhouse_connect's HTTP client is shared by threads
 
 
 def _annotations(engine: Engine, client: Any, clock: Clock) -> APIRouter:
-    from contextlib import contextmanager
-
-    @contextmanager
-    def cursor() -> Iterator[Any]:
-        yield engine
+    def cursor() -> Any:
+        return _on(engine)
 
     def write(_: Any, at: dt.datetime, text: str, service: str | None, now: dt.datetime) -> int:
         return add_annotation(client, at, text, service, now)
@@ -100,9 +117,14 @@ def _annotations(engine: Engine, client: Any, clock: Clock) -> APIRouter:
 
 
 def alerts_router(
-    engine: Engine, client: Any, alerts: Callable[[], AlertsConfig], clock: Clock = utc_now
+    engine: Engine,
+    client: Any,
+    alerts: Callable[[], AlertsConfig],
+    clock: Clock = utc_now,
+    delivery_status: Callable[[], dict[str, Any]] | None = None,
 ) -> APIRouter:
     api = APIRouter(prefix="/api/alerts", tags=["alerts"])
+    add_history_routes(api, lambda: _on(engine), alerts)
 
     @api.get("")
     def state() -> dict[str, Any]:
@@ -164,5 +186,12 @@ def alerts_router(
             "channels": [r.channel for r in rows],
             "outbox_ids": [n.id for n in queued],
         }
+
+    @api.get("/delivery")
+    def delivery() -> dict[str, Any]:
+        """This replica's delivery rounds: their last run and each channel's outcome."""
+        if delivery_status is None:
+            raise HTTPException(404, "no delivery thread runs here")
+        return delivery_status()
 
     return api

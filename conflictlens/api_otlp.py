@@ -9,9 +9,11 @@ that cannot commit now is a 503 (senders retry it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import zlib
+from typing import Protocol
 
 import duckdb
 from fastapi import APIRouter, Request
@@ -21,8 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from conflictlens._errors import first_line
 from conflictlens.api import OTLP_PATH
 from conflictlens.ingest.batch import DATA_ERRORS
-from conflictlens.ingest.otlp import Accepted, OtlpIntake
-from conflictlens.ingest.otlp_decode import OtlpError, decode_json, decode_protobuf
+from conflictlens.ingest.otlp import Accepted
+from conflictlens.ingest.otlp_decode import Decoded, OtlpError, decode_json, decode_protobuf
 
 log = logging.getLogger("conflictlens.otlp")
 
@@ -33,7 +35,13 @@ MAX_DECOMPRESSED_BYTES = 128 << 20  # a gzip bomb stops here
 INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE = 3, 8, 14
 
 
-def otlp_router(intake: OtlpIntake) -> APIRouter:
+class Intake(Protocol):
+    """Where accepted records go: OtlpIntake (DuckDB) or replicated_otlp's (ClickHouse)."""
+
+    def accept(self, decoded: Decoded, digest: str = "") -> Accepted: ...
+
+
+def otlp_router(intake: Intake) -> APIRouter:
     router = APIRouter()
 
     @router.post(OTLP_PATH)
@@ -49,8 +57,9 @@ def otlp_router(intake: OtlpIntake) -> APIRouter:
     return router
 
 
-def handle(intake: OtlpIntake, body: bytes, encoding: str, as_json: bool) -> Response:
-    """Decode, commit, answer: the whole request off the event loop."""
+def handle(intake: Intake, body: bytes, encoding: str, as_json: bool) -> Response:
+    """Decode, commit, answer: the whole request off the event loop. The intake gets the
+    digest of the decompressed body: on ClickHouse, what names the request's rows."""
     try:
         data = decompress(body, encoding)
         decoded = decode_json(data) if as_json else decode_protobuf(data)
@@ -58,7 +67,7 @@ def handle(intake: OtlpIntake, body: bytes, encoding: str, as_json: bool) -> Res
         code = RESOURCE_EXHAUSTED if "over" in str(exc) else INVALID_ARGUMENT
         return failure(413 if code == RESOURCE_EXHAUSTED else 400, code, str(exc), as_json)
     try:
-        accepted = intake.accept(decoded)
+        accepted = intake.accept(decoded, hashlib.sha256(data).hexdigest())
     except DATA_ERRORS as exc:
         reason = first_line(exc)
         return failure(400, INVALID_ARGUMENT, f"a record cannot be stored: {reason}", as_json)

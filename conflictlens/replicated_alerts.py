@@ -54,6 +54,7 @@ from conflictlens.store.engine import Engine
 
 log = logging.getLogger("conflictlens.alerts")
 
+DELIVER_EVERY = 5.0  # seconds between a replica's delivery rounds
 CLAIM_TIMEOUT = dt.timedelta(minutes=2)  # a send takes at most a minute (timeouts)
 MAX_ATTEMPTS = 12
 LOOK_BACK = dt.timedelta(days=2)  # undelivered rows older than this are left alone
@@ -151,6 +152,10 @@ class ReplicatedAlerts:
     cache: BaselineCache = field(default_factory=dict)
     evaluated: int = 0  # slots this replica won
     delivered: int = 0
+    rounds: int = 0  # delivery rounds run here
+    last_run: dt.datetime | None = None
+    last_round: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
 
     def evaluate_slot(self, slot: dt.datetime) -> bool:
         """Evaluate as of ``slot`` (aware UTC) when this replica wins the slot."""
@@ -173,13 +178,24 @@ class ReplicatedAlerts:
 
     def deliver(self, now: dt.datetime | None = None) -> int:
         """Send the undelivered notifications this replica claims; the number sent."""
+        now = now or utc_now()
+        self.rounds, self.last_run = self.rounds + 1, now
+        try:
+            sent, failed = self._deliver_round(now)
+        except Exception as exc:  # the store is away: the next round tries again
+            self.last_error = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise
+        self.last_round, self.last_error = {"delivered": sent, "failed": failed}, None
+        self.delivered += sent
+        return sent
+
+    def _deliver_round(self, now: dt.datetime) -> tuple[int, int]:
         from conflictlens.notify.send import Outgoing
 
-        now = now or utc_now()
         channels = self.alerts().channels
         rows = [r for r in undelivered(self.client, now - LOOK_BACK) if r.channel in channels]
         history = self.claims.history([f"outbox|{r.id}" for r in rows])
-        sent = 0
+        sent = failed = 0
         for entry in rows:
             key = f"outbox|{entry.id}"
             attempt = next_attempt(history.get(key, []), now)
@@ -193,12 +209,27 @@ class ReplicatedAlerts:
                 self.claims.outcome(key, attempt, "failed", utc_now(), reason)
                 mark_outbox(self.client, entry, attempt, utc_now(), reason)
                 log.warning("alert to %s: attempt %d failed: %s", entry.channel, attempt, reason)
+                failed += 1
                 continue
             self.claims.outcome(key, attempt, "delivered", utc_now(), "")
             mark_outbox(self.client, entry, attempt, utc_now(), "")
             sent += 1
-        self.delivered += sent
-        return sent
+        return sent, failed
+
+    def status(self) -> dict[str, Any]:
+        """GET /api/alerts/delivery on this replica: its rounds (the others run their own)."""
+        from conflictlens.notify.channels import describe_channel
+
+        return {
+            "replica": self.claims.replica,
+            "running": True,
+            "interval_s": DELIVER_EVERY,
+            "rounds": self.rounds,
+            "last_run": self.last_run.isoformat() if self.last_run else None,
+            "last_summary": self.last_round or None,
+            "last_error": self.last_error,
+            "channels": [describe_channel(c) for _, c in sorted(self.alerts().channels.items())],
+        }
 
 
 def backoff(attempts: int) -> dt.timedelta:

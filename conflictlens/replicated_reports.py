@@ -10,7 +10,15 @@ that dies while building leaves a claim without an outcome, taken over after
 CLAIM_TIMEOUT as the next attempt: a report is archived once (the archive is keyed by id,
 the insert deduplicated), whatever happens to the replicas.
 
-Delivering scheduled reports to channels stays with the embedded store for now.
+Delivering a report to each channel of its schedule: a claim per (report, channel) and
+attempt, as an alert notification's (conflictlens.replicated_alerts): every tick each replica
+looks at the reports archived in the last LOOK_BACK whose deliveries are owed, claims
+``report-send|<report>|<channel>`` with the next attempt number, and the holder renders the
+report from the archived JSON into its own reports directory (an e-mail attaches the file; a
+link names it under ``[reports] base_url``, which a fleet should set), sends it, and records
+``delivered`` or ``failed`` (tried again after a backoff, up to MAX_ATTEMPTS). Sent once,
+unless the sender dies between sending and recording: then again after CLAIM_TIMEOUT, with
+the same Idempotency-Key (at least once).
 """
 
 from __future__ import annotations
@@ -18,22 +26,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from conflictlens.analysis import TimeRange, run_query
+from conflictlens.analysis.reports.archive import ArchivedReport, write_atomic
 from conflictlens.analysis.reports.build import ReportOptions, build_report
 from conflictlens.analysis.reports.config import ReportsConfig
 from conflictlens.analysis.reports.periods import scheduled_period
+from conflictlens.analysis.reports.render import EXTENSIONS, render
 from conflictlens.analysis.reports.schedule import latest_fire
-from conflictlens.replicated_alerts import next_attempt
+from conflictlens.replicated_alerts import LOOK_BACK, next_attempt
 from conflictlens.store.clickhouse.state import READ_SETTINGS, Claims
 from conflictlens.store.engine import Engine
 
 log = logging.getLogger("conflictlens.reports")
+
+Deliver = Callable[[str, ArchivedReport], None]  # (channel name, report); raises on failure
+_RECENT = """
+    SELECT id, schedule FROM report_archive FINAL
+    WHERE created_at >= {since:DateTime64(6, 'UTC')} ORDER BY created_at, id
+"""
 
 
 def archived(client: Any, report_id: str) -> bool:
@@ -51,13 +69,22 @@ class ReplicatedReports:
     client: Any
     claims: Claims
     reports: Callable[[], ReportsConfig]
+    deliver: Deliver | None = None  # None: archived only
     built: int = 0  # reports this replica archived
+    sent: int = 0  # report deliveries this replica made
 
     def ask(self, name: str, time_range: TimeRange, values: Mapping[str, Any]) -> pl.DataFrame:
         return run_query(self.engine, name, time_range, **values)
 
     def run_due(self, now: dt.datetime) -> list[str]:
-        """Build and archive the due reports this replica claims; their ids."""
+        """Build and archive the due reports this replica claims, then send the deliveries
+        it claims; the ids of the reports built."""
+        done = self._build_due(now)
+        if self.deliver is not None:
+            self.send_owed(now)
+        return done
+
+    def _build_due(self, now: dt.datetime) -> list[str]:
         config = self.reports()
         done = []
         for schedule in config.schedules:
@@ -102,6 +129,60 @@ class ReplicatedReports:
             self.built += 1
             done.append(report_id)
         return done
+
+    def send_owed(self, now: dt.datetime) -> int:
+        """Send each owed delivery of the recent reports that this replica claims."""
+        schedules = {s.name: s for s in self.reports().schedules}
+        rows = self.client.query(
+            _RECENT, parameters={"since": now - LOOK_BACK}, settings=READ_SETTINGS
+        ).result_rows
+        owed = [
+            (str(report_id), channel)
+            for report_id, schedule in rows
+            if schedule in schedules
+            for channel in schedules[schedule].channels
+        ]
+        keys = {f"report-send|{r}|{c}": (r, c) for r, c in owed}
+        history = self.claims.history(list(keys))
+        sent = 0
+        for key, (report_id, channel) in keys.items():
+            attempt = next_attempt(history.get(key, []), now)
+            if attempt is None or not self.claims.claim(key, attempt, now):
+                continue
+            try:
+                assert self.deliver is not None
+                self.deliver(channel, self._archived(report_id, schedules))
+            except Exception as exc:  # any failure of a channel is recorded, never raised
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                self.claims.outcome(key, attempt, "failed", now, reason)
+                log.warning(
+                    "report %s to %s: attempt %d failed: %s", report_id, channel, attempt, reason
+                )
+                continue
+            self.claims.outcome(key, attempt, "delivered", now, "")
+            sent += 1
+        self.sent += sent
+        return sent
+
+    def _archived(self, report_id: str, schedules: Mapping[str, Any]) -> ArchivedReport:
+        """The archived report, its files rendered into this replica's reports directory."""
+        row = self.client.query(
+            "SELECT schedule, report FROM report_archive FINAL WHERE id = {id:String}",
+            parameters={"id": report_id},
+            settings=READ_SETTINGS,
+        ).result_rows[0]
+        report = json.loads(row[1])
+        config = self.reports()
+        directory = Path(config.directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = "conflictlens-" + re.sub(r"[^A-Za-z0-9._-]", "_", report_id.replace("|", "-"))
+        files = []
+        for fmt in dict.fromkeys((*schedules[row[0]].formats, "json")):
+            name = f"{stem}{EXTENSIONS[fmt]}"
+            write_atomic(directory / name, render(report, fmt))
+            files.append({"format": fmt, "name": name})
+        entry = {"id": report_id, "files": files}
+        return ArchivedReport(report, entry, directory, config.base_url)
 
 
 def _json(report: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import duckdb
 import polars as pl
@@ -40,7 +41,7 @@ from conflictlens.ingest.formats.json_scan import path_keys
 from conflictlens.ingest.formats.jsonl import ENVOY_JSON, KONG_JSON, TRAEFIK_JSON
 from conflictlens.ingest.options import IngestOptions
 from conflictlens.ingest.otlp_decode import BOOL, DOUBLE, INT, RESOURCE, STRING, Decoded
-from conflictlens.store.writer import Batch, Writer
+from conflictlens.store.writer import Batch, SourceRecord, Writer
 
 FORMAT = "otlp"  # a source's format until a body line names one
 UNKNOWN_SERVICE = "unknown_service"  # what the OpenTelemetry SDKs call a nameless service
@@ -214,6 +215,42 @@ class Accepted:
     reason: str | None  # the first rejected record's reason
 
 
+def records_of(decoded: Decoded) -> pl.DataFrame:
+    """One row per record: its fields, its resource's service name and its raw fields."""
+    return pl.concat(
+        [
+            decoded.records.with_columns(service_name=service_names(decoded)),
+            attribute_fields(decoded).drop("owner"),
+        ],
+        how="horizontal",
+    )
+
+
+def parse_stream(
+    stream: pl.DataFrame,
+    options: IngestOptions,
+    body_format: Callable[[pl.DataFrame], LogFormat | None],
+) -> pl.DataFrame:
+    """The records of one source (with their offsets) as parsed lines: by their attributes,
+    by their body in the format ``body_format(lines)`` gives, or rejected."""
+    by_attributes = pl.col("status").is_not_null()
+    has_line = pl.col("body").str.strip_chars().ne("").fill_null(False)
+    parts = [from_attributes(stream.filter(by_attributes), options)]
+    lines = stream.filter(~by_attributes & has_line)
+    if lines.height:
+        parts.append(from_bodies(lines, body_format(lines), options))
+    parts.append(without_status(stream.filter(~by_attributes & ~has_line)))
+    return pl.concat(parts, how="vertical_relaxed").sort("offset")
+
+
+def detect_body_format(lines: pl.DataFrame) -> LogFormat | None:
+    """The format of body lines, detected as a file's is (None: no known format)."""
+    try:
+        return detect_format(lines.select(pl.col("body").alias("line")))
+    except UnknownFormat:
+        return None
+
+
 class OtlpIntake:
     """Commits OTLP requests into the store, one at a time, on a cursor of serve's connection.
 
@@ -242,7 +279,8 @@ class OtlpIntake:
                 self._con.close()
                 self._con, self._writer = None, None
 
-    def accept(self, decoded: Decoded) -> Accepted:
+    def accept(self, decoded: Decoded, digest: str = "") -> Accepted:
+        """``digest`` (of the request's body) is for a store without transactions."""
         with self._lock:
             if self._writer is None:
                 self._con = self._cursor()
@@ -250,13 +288,7 @@ class OtlpIntake:
             return self._commit(self._writer, decoded, self._options())
 
     def _commit(self, writer: Writer, decoded: Decoded, options: IngestOptions) -> Accepted:
-        records = pl.concat(
-            [
-                decoded.records.with_columns(service_name=service_names(decoded)),
-                attribute_fields(decoded).drop("owner"),
-            ],
-            how="horizontal",
-        )
+        records = records_of(decoded)
         batches: list[Batch] = []
         for (name,), stream in records.group_by("service_name", maintain_order=True):
             source = writer.stream_source(f"{SOURCE_PREFIX}{name}")
@@ -265,7 +297,7 @@ class OtlpIntake:
             stream = stream.with_columns(
                 offset=pl.int_range(pl.len(), dtype=pl.Int64) + source.offset
             )
-            parsed = self._parse(writer, source.source_id, source.format, stream, options)
+            parsed = parse_stream(stream, options, partial(self._body_format, writer, source))
             end = source.offset + stream.height
             batches.append(batch_from_parsed(parsed, options, source.source_id, source.offset, end))
         writer.commit_all(batches)
@@ -273,37 +305,20 @@ class OtlpIntake:
         reason = str(pl.concat(rejects)["reason"][0]) if rejects else None
         return Accepted(records.height, sum(b.rejects.height for b in batches), reason)
 
-    def _parse(
-        self,
-        writer: Writer,
-        source_id: int,
-        stored_format: str | None,
-        stream: pl.DataFrame,
-        options: IngestOptions,
-    ) -> pl.DataFrame:
-        by_attributes = pl.col("status").is_not_null()
-        has_line = pl.col("body").str.strip_chars().ne("").fill_null(False)
-        parts = [from_attributes(stream.filter(by_attributes), options)]
-        lines = stream.filter(~by_attributes & has_line)
-        if lines.height:
-            fmt = self._body_format(writer, source_id, stored_format, lines)
-            parts.append(from_bodies(lines, fmt, options))
-        parts.append(without_status(stream.filter(~by_attributes & ~has_line)))
-        return pl.concat(parts, how="vertical_relaxed").sort("offset")
-
     def _body_format(
-        self, writer: Writer, source_id: int, stored: str | None, lines: pl.DataFrame
+        self, writer: Writer, source: SourceRecord, lines: pl.DataFrame
     ) -> LogFormat | None:
         """The format of a source's body lines: remembered, stored, or detected now."""
+        source_id, stored = source.source_id, source.format
         if source_id in self._formats:
             return self._formats[source_id]
         if stored in FORMATS:
             fmt: LogFormat = FORMATS[stored]
         else:
-            try:
-                fmt = detect_format(lines.select(pl.col("body").alias("line")))
-            except UnknownFormat:
+            found = detect_body_format(lines)
+            if found is None:
                 return None
+            fmt = found
             writer.set_format(source_id, fmt.name, None)
         self._formats[source_id] = fmt
         return fmt

@@ -104,7 +104,7 @@ def _get(url: str) -> Any:
 
 class SlowReceiver:
     """A webhook receiver on loopback that answers each POST after SEND_SECONDS: a send
-    outlasts a delivery round (serve_clickhouse.DELIVER_EVERY), so the other replica's next
+    outlasts a delivery round (replicated_alerts.DELIVER_EVERY), so the other replica's next
     round finds the notification not yet delivered and only its claim keeps it from sending."""
 
     SEND_SECONDS = 7.0

@@ -13,7 +13,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import numpy as np
 
 from conflictlens.analysis.alerts.engine import observation
@@ -21,6 +20,7 @@ from conflictlens.analysis.alerts.rules import AlertRule, AlertsConfig, iso
 from conflictlens.analysis.alerts.series import Series, floor_minute, observe
 from conflictlens.analysis.alerts.state import FIRING, PENDING, RESOLVED, AlertState, step
 from conflictlens.analysis.params import check_buckets, data_end, data_start, naive_utc
+from conflictlens.store.engine import Store
 
 MAX_STEPS = 500_000  # evaluation steps of one backtest (a year at one a minute)
 
@@ -57,7 +57,7 @@ def evaluation_times(
 
 
 def backtest(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     alerts: AlertsConfig,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
@@ -83,7 +83,7 @@ def backtest(
 
 
 def _replay(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     rule: AlertRule,
     times: list[dt.datetime],
     start: dt.datetime | None,
@@ -139,7 +139,7 @@ PREVIEW_GROUPS = 5
 
 
 def preview(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     rule: AlertRule,
     interval: dt.timedelta,
     since: dt.datetime | None = None,

@@ -13,7 +13,9 @@ it twice stores it once.
 
 The tables the catalog reads (alert_outbox, alert_state, alert_silences, annotations) are the schema's;
 ``apply`` adds their deduplication window (a setting, no column changes) and creates the new
-ones: ``serve_claims`` (claims and delivery outcomes) and ``report_archive``.
+ones: ``serve_claims`` (claims and delivery outcomes), ``report_archive`` and
+``alert_rules`` (rules edited through the API: store/clickhouse/rules.py) and
+``otlp_requests`` (what each OTLP request stored: conflictlens/replicated_otlp.py).
 
 Async inserts must stay off for these tables (a token is per block); on a cluster the state
 tables are written through one shard (no Distributed table in front of them) and read back
@@ -66,6 +68,28 @@ SETTINGS {_DEDUP}""",
     report String
 ) ENGINE = ReplacingMergeTree
 ORDER BY id
+SETTINGS {_DEDUP}""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.alert_rules (
+    name String,
+    version {TS6},
+    rule String,
+    deleted UInt8,
+    replica String
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY name
+SETTINGS {_DEDUP}""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.otlp_requests (
+    source_id Int64,
+    digest String,
+    path String,
+    format Nullable(String),
+    lines Int64,
+    rejects Int64,
+    conflicts Int64,
+    at {TS6}
+) ENGINE = ReplacingMergeTree
+ORDER BY (source_id, digest)
+TTL toDateTime(at) + INTERVAL {max(retention_days, 1)} DAY
 SETTINGS {_DEDUP}""",
     ]
 
