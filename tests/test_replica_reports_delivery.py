@@ -5,9 +5,8 @@ and a real webhook receiver on loopback are the channels (tests/test_reports_sch
 
 The webhook refuses the first attempt (HTTP 500): one replica records the failure, and
 after the backoff one replica sends it again, with the same Idempotency-Key. The e-mail's
-attachment is the report rendered from the archived JSON, whose counts are the generated
-log's truth. (The build runs on the DuckDB engine, as in tests/test_serve_replicas.py: the
-report's trend query is not translated for ClickHouse yet.)
+attachment is the report rendered from the archived JSON, built by ClickHouse from the
+store's rows, whose counts are the generated log's truth.
 """
 
 from __future__ import annotations
@@ -28,14 +27,13 @@ from conflictlens.analysis.reports.render import render
 from conflictlens.cli import cli
 from conflictlens.notify.report_delivery import ReportDelivery
 from conflictlens.replicated_reports import ReplicatedReports
-from conflictlens.store import connect
+from conflictlens.store.clickhouse.engine import ClickHouseEngine
 from conflictlens.store.clickhouse.state import Claims
-from conflictlens.store.engine import DuckDBEngine
 from tests.chdb_http import StoreServer
 from tests.test_reports_schedule import Hooks, Inbox, channels
 from tests.test_reports_schedule import hooks as hooks
 from tests.test_reports_schedule import smtp as smtp
-from tests.test_serve_replicas import DB, _planted, config_text
+from tests.test_serve_replicas import DB, _copy, _planted, config_text
 from tests.test_serve_replicas import store as store
 
 pytestmark = pytest.mark.slow
@@ -70,7 +68,7 @@ def test_two_replicas_deliver_a_scheduled_report_once_to_each_channel(
     config.write_text(config_text(store.url, "http://127.0.0.1:9/none", 1))
     assert CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)]).exit_code == 0
     schedule = ScheduleConfig(schedule="* * * * *", formats=("html",), channels=("mail", "hook"))
-    con = connect(Path(truth["db"]), read_only=True)
+    _copy(truth["db"], store.client(DB))
     hooks.statuses = [500]  # the webhook's first attempt fails
     replicas = []
     for name in ("a", "b"):
@@ -81,37 +79,34 @@ def test_two_replicas_deliver_a_scheduled_report_once_to_each_channel(
         )
         replicas.append(
             ReplicatedReports(
-                DuckDBEngine(con.cursor()),
+                ClickHouseEngine(store.client(DB), DB),
                 store.client(DB),
                 Claims(store.client(DB), name),
                 lambda reports=reports: reports,
                 ReportDelivery(channels(port, hooks.url)),
             )
         )
-    try:
-        _at_once(replicas, lambda r: r.run_due(now))
-        (archived,) = store.client(DB).query("SELECT id, report FROM report_archive").result_rows
-        report = json.loads(archived[1])
-        assert (report["conflicts"], report["requests"]) == (truth["conflicts"], truth["lines"])
-        # Sent: the mail once; the webhook tried once (refused).
-        assert len(inbox.envelopes) == 1 and len(hooks.requests) == 1
-        # Before the backoff ends nothing is sent again; after it, the webhook once.
-        _at_once(replicas, lambda r: r.send_owed(now + dt.timedelta(seconds=10)))
-        assert len(hooks.requests) == 1
-        _at_once(replicas, lambda r: r.send_owed(now + dt.timedelta(seconds=20)))
-        _at_once(replicas, lambda r: r.send_owed(now + dt.timedelta(minutes=5)))
-        assert len(inbox.envelopes) == 1 and len(hooks.requests) == 2
-        assert sum(r.sent for r in replicas) == 2
-        first, second = hooks.requests
-        label = re.sub(r"[^A-Za-z0-9._:-]", "_", report["period"]["label"])  # "... (UTC)"
-        key = f"report-nightly_{label}-hook"
-        assert first[1]["Idempotency-Key"] == second[1]["Idempotency-Key"] == key
-        assert (second[2]["conflicts"], second[2]["id"]) == (truth["conflicts"], archived[0])
-        assert second[2]["link"].startswith("https://reports.example/cl/conflictlens-nightly-")
-        # The e-mail attaches the report as rendered from the archive.
-        (message,) = inbox.messages()
-        (attachment,) = list(message.iter_attachments())
-        assert attachment.get_content().encode() == render(report, "html")
-        assert second[2]["link"].endswith(attachment.get_filename())
-    finally:
-        con.close()
+    _at_once(replicas, lambda r: r.run_due(now))
+    (archived,) = store.client(DB).query("SELECT id, report FROM report_archive").result_rows
+    report = json.loads(archived[1])
+    assert (report["conflicts"], report["requests"]) == (truth["conflicts"], truth["lines"])
+    # Sent: the mail once; the webhook tried once (refused).
+    assert len(inbox.envelopes) == 1 and len(hooks.requests) == 1
+    # Before the backoff ends nothing is sent again; after it, the webhook once.
+    _at_once(replicas, lambda r: r.send_owed(now + dt.timedelta(seconds=10)))
+    assert len(hooks.requests) == 1
+    _at_once(replicas, lambda r: r.send_owed(now + dt.timedelta(seconds=20)))
+    _at_once(replicas, lambda r: r.send_owed(now + dt.timedelta(minutes=5)))
+    assert len(inbox.envelopes) == 1 and len(hooks.requests) == 2
+    assert sum(r.sent for r in replicas) == 2
+    first, second = hooks.requests
+    label = re.sub(r"[^A-Za-z0-9._:-]", "_", report["period"]["label"])  # "... (UTC)"
+    key = f"report-nightly_{label}-hook"
+    assert first[1]["Idempotency-Key"] == second[1]["Idempotency-Key"] == key
+    assert (second[2]["conflicts"], second[2]["id"]) == (truth["conflicts"], archived[0])
+    assert second[2]["link"].startswith("https://reports.example/cl/conflictlens-nightly-")
+    # The e-mail attaches the report as rendered from the archive.
+    (message,) = inbox.messages()
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_content().encode() == render(report, "html")
+    assert second[2]["link"].endswith(attachment.get_filename())

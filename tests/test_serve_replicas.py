@@ -11,9 +11,8 @@ A real webhook receiver, slow to answer, is the channel: it must get one "firing
 "resolved", while both replicas evaluate every 5 seconds and both try to deliver every 5 seconds.
 
 Scheduled reports: two replicas (in-process, on their own threads) run the same tick at
-once against the same store; one report is archived. (In the serve processes the report's
-trend query does not run on ClickHouse yet: analysis/reports/queries.py's range over an
-INTERVAL, left to the engine's translation.)
+once against the same store; one report is archived, built by ClickHouse from the store's
+rows, with the generated log's counts.
 """
 
 from __future__ import annotations
@@ -215,19 +214,20 @@ def test_two_replicas_send_each_notification_once_and_answer_the_truth(
 def test_two_replicas_archive_a_due_report_once(tmp_path: Path, store: StoreServer) -> None:
     from conflictlens.analysis.reports.config import ReportsConfig, ScheduleConfig
     from conflictlens.replicated_reports import ReplicatedReports
+    from conflictlens.store.clickhouse.engine import ClickHouseEngine
     from conflictlens.store.clickhouse.state import Claims
-    from conflictlens.store.engine import DuckDBEngine
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     truth = _planted(tmp_path, now.replace(tzinfo=None, hour=0, minute=0, second=0))
     config = tmp_path / "conflictlens.toml"
     config.write_text(config_text(store.url, "http://127.0.0.1:9/none", 1))
     assert CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)]).exit_code == 0
-    con = connect(Path(truth["db"]), read_only=True)
+    _copy(truth["db"], store.client(DB))
     reports = ReportsConfig(nightly=ScheduleConfig(schedule="* * * * *", formats=("json",)))
     replicas = [
         ReplicatedReports(
-            DuckDBEngine(con.cursor()),
+            # Built on ClickHouse, as in a replica: every report query runs there.
+            ClickHouseEngine(store.client(DB), DB),
             store.client(DB),
             Claims(store.client(DB), n),
             lambda: reports,
@@ -253,7 +253,6 @@ def test_two_replicas_archive_a_due_report_once(tmp_path: Path, store: StoreServ
     assert len(rows) == 1, [r[0] for r in rows]
     report = json.loads(rows[0][1])
     assert (report["conflicts"], report["requests"]) == (truth["conflicts"], truth["lines"])
-    con.close()
 
 
 def test_sources_with_a_clickhouse_store_are_refused_in_one_line(tmp_path: Path) -> None:
