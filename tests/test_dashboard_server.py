@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,25 @@ def test_everything_else_passes_unchanged(dashboard: str) -> None:
     _, bundle = _get(f"{dashboard}/{script.decode()}", gzipped=True)
     on_disk = STREAMLIT_PAGE.parent / script.decode()
     assert bundle == on_disk.read_bytes()
+
+
+def test_the_pages_code_is_imported_while_the_server_starts() -> None:
+    """The server's start (its lifespan) imports every module the pages draw with, so that
+    no first visit pays for them; the entry points are not among them. In a fresh
+    interpreter: nothing imported them before."""
+    code = """
+import asyncio, sys
+from conflictlens.dashboard import server
+before = {m for m in server.PAGE_CODE if m in sys.modules}
+
+async def start():
+    async with server._page_code_loaded(server.app):
+        pass
+
+asyncio.run(start())
+print(sorted(before), all(m in sys.modules for m in server.PAGE_CODE), len(server.PAGE_CODE))
+"""
+    answer = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split("\n")[0]
+    assert answer == "[] True 16", answer  # dashboard/*.py but __init__, app, server
