@@ -18,10 +18,11 @@ from the driver. The phases, in this order:
    fresh browser. Streamlit pages that compute nothing take 0.9 s (a title) to 2.2 s (a
    chart and a table) here (bench/dashboard_floor.py), so this phase shows what a brand-new
    browser pays; it is not the view's own cost.
-1b. **First visit, returning browser** (bar: every view within FIRST_VISIT_BAR_S, 1.5 s): serve
-   is restarted (nothing any view asked is cached in serve or the dashboard), then each view
-   is opened once in the browser profile that opened it in phase 1: a user's first look at a
-   view since serve started, in a browser that has opened the dashboard before.
+1b. **First visit of each view since serve started** (bar: every view within FIRST_VISIT_BAR_S,
+   1.5 s): one browser opens every view once (the app's code is then in the browser, as in
+   the browser of a user who keeps the dashboard open), serve is restarted (nothing any view
+   asked is cached in serve or the dashboard), and each view is opened once more in that
+   browser, no warm-up: a user's first look at each view after a deploy.
 2. **Warm visits** (issue 8's bar: every view within WARM_BAR_S, 1.5 s, the slowest of
    ``--visits``): in one browser, WARMUP_LOADS (3) untimed loads of each view, then timed
    visits, each followed by one of the peer; the store does not change, so answers are cached.
@@ -48,18 +49,18 @@ import argparse
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import OUT, BenchError, child_env, conflictlens_exe, free_port, write_json
-from bench.dashboard_browser import browser, start_peer, wait_for
+from bench.dashboard_browser import browser, open_view, start_peer, wait_for
 from bench.dashboard_live import live_visits
 from bench.dashboard_report import print_results, summary_rows
 from bench.dashboard_store import data_end, demo_store, store_path, working_copy
-from bench.dashboard_visits import first_visits, returning_visits, warm_visits
+from bench.dashboard_views import VIEWS
+from bench.dashboard_visits import first_visits, visits_after_restart, warm_visits
 
 APPEND_RATE = 2_000  # lines a second appended in phase 3
 
@@ -98,27 +99,27 @@ def measure(args: argparse.Namespace, db: Path, config: Path, end: str) -> dict[
     results: dict[str, Any] = {"visits": args.visits}
     api, dash = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{port}"
     peer_url = f"http://127.0.0.1:{peer_port}"
-    profiles = Path(tempfile.mkdtemp(prefix="dashboard-profiles-", dir=OUT))
+    driver = None
     try:
         for url in (api + "/api/health", dash + "/_stcore/health", peer_url + "/_stcore/health"):
             wait_for(url)
-        results["first_visit"] = first_visits(dash, peer_url, profiles)
-        # Restarted: nothing the first visits asked is cached in serve or the dashboard.
+        results["first_visit"] = first_visits(dash, peer_url)
+        driver = browser()
+        for path, view in VIEWS.items():  # the app's code in the browser, as a user's has it
+            open_view(driver, f"{dash}/{path}", view)
+        # Restarted: nothing any view asked is cached in serve or the dashboard.
         stop(serve)
         serve = start_serve(db, config, api_port, port)
         for url in (api + "/api/health", dash + "/_stcore/health"):
             wait_for(url)
-        results["returning_visit"] = returning_visits(dash, peer_url, profiles)
-        driver = browser()
-        try:
-            results["warm"] = warm_visits(driver, dash, peer_url, api, args.visits, end)
-            results["live_append"] = live_visits(driver, dash, peer_url, api, db, args, end)
-        finally:
-            driver.quit()
+        results["after_restart"] = visits_after_restart(driver, dash)
+        results["warm"] = warm_visits(driver, dash, peer_url, api, args.visits, end)
+        results["live_append"] = live_visits(driver, dash, peer_url, api, db, args, end)
     finally:
+        if driver is not None:
+            driver.quit()
         for process in (serve, peer):
             stop(process)
-        shutil.rmtree(profiles, ignore_errors=True)
     return results
 
 

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from bench.common import OUT, BenchError, child_env
@@ -28,9 +27,7 @@ def wait_for(url: str, seconds: float = 90) -> None:
     raise BenchError(f"{url} did not answer within {seconds:.0f} s")
 
 
-def browser(profile: Path | None = None) -> Any:
-    """Headless Chromium; with ``profile``, that profile folder (its HTTP cache and V8's code
-    cache kept between browsers), else an empty one of its own."""
+def browser() -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -45,8 +42,6 @@ def browser(profile: Path | None = None) -> Any:
         "--window-size=1400,1000",
     ):
         options.add_argument(argument)
-    if profile is not None:
-        options.add_argument(f"--user-data-dir={profile}")
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 

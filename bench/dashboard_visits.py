@@ -11,7 +11,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError
@@ -42,21 +41,20 @@ def api_seconds(
 # --- phase 1: first visits --------------------------------------------------------------
 
 
-def cold_visit(url: str, view: View, profile: Path | None = None) -> float:
-    """One visit in a browser of its own: a fresh profile (nothing cached), or ``profile``."""
-    driver = browser(profile)
+def cold_visit(url: str, view: View) -> float:
+    """One visit in a browser of its own (a fresh profile: nothing cached)."""
+    driver = browser()
     try:
         return open_view(driver, url, view)
     finally:
         driver.quit()
 
 
-def first_visits(dash: str, peer_url: str, profiles: Path) -> dict[str, Any]:
-    """Each view once in a browser with an empty profile, kept in ``profiles``."""
+def first_visits(dash: str, peer_url: str) -> dict[str, Any]:
     print("phase 1: each view's first visit, in a fresh browser, no warm-up", flush=True)
     rows = []
-    for number, (path, view) in enumerate(VIEWS.items()):
-        seconds = cold_visit(f"{dash}/{path}", view, profiles / str(number))
+    for path, view in VIEWS.items():
+        seconds = cold_visit(f"{dash}/{path}", view)
         print(f"  {view_name(path, view.title):<26} {seconds:6.2f} s", flush=True)
         rows.append({"view": view_name(path, view.title), "seconds": round(seconds, 3)})
     peer = cold_visit(peer_url, PEER)
@@ -64,16 +62,16 @@ def first_visits(dash: str, peer_url: str, profiles: Path) -> dict[str, Any]:
     return {"peer_s": round(peer, 3), "views": rows}
 
 
-def returning_visits(dash: str, peer_url: str, profiles: Path) -> dict[str, Any]:
-    """Each view's first visit since serve (re)started, in the browser profile that opened it
-    in phase 1: a user who has used the dashboard before. Nothing of the view is cached in
-    serve or the dashboard (both restarted); the browser has Streamlit's and Plotly's
-    bundles, as any browser that has opened the dashboard once keeps them."""
-    print("phase 1b: each view's first visit after serve restarted, in the browser that "
-          "opened it before", flush=True)  # fmt: skip
+def visits_after_restart(driver: Any, dash: str) -> dict[str, Any]:
+    """Each view's first visit since serve (and its dashboard) restarted, in a browser that
+    had the dashboard open before: nothing any view asks is cached in serve or the
+    dashboard, and the browser has Streamlit's and Plotly's code, as the browser of a user
+    who keeps the dashboard open has."""
+    print("phase 1b: each view's first visit after serve restarted, in the browser that had "
+          "the dashboard open", flush=True)  # fmt: skip
     rows = []
-    for number, (path, view) in enumerate(VIEWS.items()):
-        seconds = cold_visit(f"{dash}/{path}", view, profiles / str(number))
+    for path, view in VIEWS.items():
+        seconds = open_view(driver, f"{dash}/{path}", view)
         print(f"  {view_name(path, view.title):<26} {seconds:6.2f} s", flush=True)
         rows.append(
             {
