@@ -37,8 +37,12 @@ SEND = "report-send|"
 _ROWS = """
     SELECT id, schedule, replica, created_at FROM report_archive FINAL ORDER BY id
 """
-_REPORTS = """
-    SELECT id, created_at, report FROM report_archive FINAL WHERE id IN {ids:Array(String)}
+_REPORT = """
+    SELECT id, created_at, report FROM report_archive FINAL WHERE id = {id:String}
+"""
+# Every version (no FINAL): the index asks for the versions it listed, whichever is newest now.
+_VERSIONS = """
+    SELECT id, created_at, report FROM report_archive WHERE id IN {ids:Array(String)}
 """
 _SENDS = """
     SELECT key, attempt, kind, at, detail FROM serve_claims
@@ -87,7 +91,7 @@ class ReportIndex:
 
     def report(self, report_id: str) -> dict[str, Any] | None:
         """The archived report's data, or None."""
-        found = self._query(_REPORTS, {"ids": [report_id]})
+        found = self._query(_REPORT, {"id": report_id})
         return json.loads(found[0][2]) if found else None
 
     def load(self, *, deliveries: bool = True) -> dict[str, Any]:
@@ -99,7 +103,9 @@ class ReportIndex:
         schedules = {s.name: s for s in self.reports().schedules}
         entries = []
         for report_id, schedule, replica, created_at in rows:
-            fact = facts[(report_id, _utc(created_at))]
+            fact = facts.get((report_id, _utc(created_at)))
+            if fact is None:  # merged away by a newer version since: listed next time
+                continue
             plan = schedules.get(schedule)
             if fact.requested is not None:
                 formats: Sequence[str] = fact.requested
@@ -135,7 +141,7 @@ class ReportIndex:
             known = {v: self._facts[v] for v in versions if v in self._facts}
         missing = sorted({v[0] for v in versions if v not in known})
         if missing:
-            for report_id, created_at, text in self._query(_REPORTS, {"ids": missing}):
+            for report_id, created_at, text in self._query(_VERSIONS, {"ids": missing}):
                 version = (str(report_id), _utc(created_at))
                 known[version] = facts_of(json.loads(text))
                 with self._lock:
