@@ -63,7 +63,7 @@ def _rows(client: Any, report_id: str) -> int:
 
 
 def test_replicas_make_list_and_serve_a_report_on_demand_once(
-    tmp_path: Path, store: StoreServer
+    tmp_path: Path, store: StoreServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     until = dt.datetime.now(dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
     truth = _planted(tmp_path, until)
@@ -129,6 +129,24 @@ def test_replicas_make_list_and_serve_a_report_on_demand_once(
         assert status == 400 and "invalid period 'last-year'" in detail and "\n" not in detail
         status, body, _ = _call(a, "/api/reports", {"period": "yesterday", "formats": ["pdf"]})
         assert status == 400 and "unknown report format" in json.loads(body)["detail"]
+        # The dashboard's Reports page, started by replica A, lists and opens it through A.
+        monkeypatch.setenv("CONFLICTLENS_DB", str(tmp_path / "a.duckdb"))
+        monkeypatch.setenv("CONFLICTLENS_CONFIG", str(config))
+        from conflictlens.dashboard.reports_data import (
+            archived_reports,
+            generate_report,
+            report_file,
+        )
+
+        assert generate_report(asked["period"], "UTC", ["html"]) == entry  # "Generate now"
+
+        (shown,) = archived_reports()
+        assert (shown["id"], shown["summary"], shown["size"]) == (
+            entry["id"],
+            entry["summary"],
+            entry["size"],
+        )
+        assert report_file(names["html"]) == render(report, "html")
     finally:
         for process in replicas:
             process.terminate()
