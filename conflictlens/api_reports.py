@@ -20,7 +20,13 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from conflictlens.analysis.reports import Archive, ReportsConfig, generate_now, parse_request
+from conflictlens.analysis.reports import (
+    Archive,
+    Period,
+    ReportsConfig,
+    generate_now,
+    parse_request,
+)
 from conflictlens.analysis.reports.build import local_queries
 from conflictlens.analysis.reports.render import MEDIA_TYPES
 
@@ -36,6 +42,21 @@ class ReportRequest(BaseModel):
     period: str = Field("yesterday", description="yesterday, last-24h, last-7d, a date, FROM..TO")
     tz: str | None = Field(None, description="IANA zone; default [reports.nightly]'s, else UTC")
     formats: list[str] | None = Field(None, description="html, md, json, csv; JSON is always kept")
+
+    def parsed(self, settings: ReportsConfig, now: dt.datetime) -> tuple[Period, tuple[str, ...]]:
+        """The period and formats asked, with the defaults of ``settings``; InvalidValue
+        (answered 400 in one line) for a bad period, zone or format."""
+        return parse_request(settings, self.period, self.tz, self.formats, now)
+
+
+def no_file(name: str) -> HTTPException:
+    return HTTPException(404, f"no report file {name!r} in the reports index")
+
+
+def file_response(data: bytes, fmt: str) -> Response:
+    """A report file with its format's media type, never sniffed as anything else."""
+    media = MEDIA_TYPES.get(fmt, "application/octet-stream")
+    return Response(data, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
 
 
 def reports_router(
@@ -57,22 +78,19 @@ def reports_router(
         archive = Archive(reports().directory)
         found = archive.listed_file(name)
         if found is None:
-            raise HTTPException(404, f"no report file {name!r} in the reports index")
+            raise no_file(name)
         path, fmt = found
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise HTTPException(500, f"{path}: {exc.strerror or exc}") from None
-        media = MEDIA_TYPES.get(fmt, "application/octet-stream")
-        return Response(data, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
+        return file_response(data, fmt)
 
     @router.post("", status_code=201)
     def generate(request: ReportRequest) -> dict[str, Any]:
         """Make a report of a period now, archive it and answer with its entry."""
         settings = reports()
-        period, formats = parse_request(
-            settings, request.period, request.tz, request.formats, clock()
-        )
+        period, formats = request.parsed(settings, clock())
         with cursor() as con:
             return generate_now(settings, local_queries(con), period, formats, clock())
 

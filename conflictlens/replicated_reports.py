@@ -35,7 +35,7 @@ from typing import Any
 import polars as pl
 
 from conflictlens.analysis import TimeRange, run_query
-from conflictlens.analysis.reports.archive import ArchivedReport, write_atomic
+from conflictlens.analysis.reports.archive import PREFIX, ArchivedReport, write_atomic
 from conflictlens.analysis.reports.build import ReportOptions, build_report
 from conflictlens.analysis.reports.config import ReportsConfig
 from conflictlens.analysis.reports.periods import scheduled_period
@@ -105,21 +105,8 @@ class ReplicatedReports:
                 )
                 report = build_report(self.ask, period, options=options, generated=now)
                 report["schedule"] = {"name": schedule.name, "fire": fire.isoformat()}
-                self.client.insert(
-                    "report_archive",
-                    [
-                        [
-                            report_id,
-                            schedule.name,
-                            period.label,
-                            self.claims.replica,
-                            now,
-                            _json(report),
-                        ]
-                    ],
-                    column_names=["id", "schedule", "period", "replica", "created_at", "report"],
-                    settings={"insert_deduplication_token": key},
-                )
+                row = (report_id, schedule.name, period.label, self.claims.replica, now)
+                insert_report(self.client, row, report, token=key)
             except Exception as exc:  # the next tick (any replica) tries again
                 log.exception("report %s failed", report_id)
                 self.claims.outcome(key, attempt, "failed", now, str(exc))
@@ -175,14 +162,38 @@ class ReplicatedReports:
         config = self.reports()
         directory = Path(config.directory)
         directory.mkdir(parents=True, exist_ok=True)
-        stem = "conflictlens-" + re.sub(r"[^A-Za-z0-9._-]", "_", report_id.replace("|", "-"))
         files = []
         for fmt in dict.fromkeys((*schedules[row[0]].formats, "json")):
-            name = f"{stem}{EXTENSIONS[fmt]}"
+            name = file_name(report_id, fmt)
             write_atomic(directory / name, render(report, fmt))
             files.append({"format": fmt, "name": name})
         entry = {"id": report_id, "files": files}
         return ArchivedReport(report, entry, directory, config.base_url)
+
+
+def file_name(report_id: str, fmt: str) -> str:
+    """The name of an archived report's file in format ``fmt``, the same on every replica:
+    ``conflictlens-nightly-2026-11-19__UTC_.html`` (what a delivery's link names and
+    ``GET /api/reports/files/{name}`` serves)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", report_id.replace("|", "-"))
+    return f"{PREFIX}{stem}{EXTENSIONS[fmt]}"
+
+
+def insert_report(
+    client: Any,
+    row: tuple[str, str, str, str, dt.datetime],
+    report: Mapping[str, Any],
+    *,
+    token: str,
+) -> None:
+    """Archive ``report`` as (id, schedule, period, replica, created_at) in one insert whose
+    deduplication token is ``token``: however many replicas insert it, one row is stored."""
+    client.insert(
+        "report_archive",
+        [[*row, _json(report)]],
+        column_names=["id", "schedule", "period", "replica", "created_at", "report"],
+        settings={"insert_deduplication_token": token},
+    )
 
 
 def _json(report: Mapping[str, Any]) -> str:

@@ -125,7 +125,7 @@ def run(
     """Serve the API of the ClickHouse store until SIGTERM. ``live.config`` is the config in
     force: a change of the config file replaces it (``reloaded``), and every part reads it
     when it runs; ``token_changed`` is called when a reload changed the token."""
-    from conflictlens import api_clickhouse
+    from conflictlens import api_clickhouse, api_reports_clickhouse
     from conflictlens.api_otlp import otlp_router
     from conflictlens.notify.report_delivery import ReportDelivery
     from conflictlens.notify.send import deliver
@@ -195,6 +195,13 @@ def run(
         routers=[
             otlp_router(intake),
             replica_router(claims, alerts, reports),
+            api_reports_clickhouse.reports_router(
+                engine,
+                client,
+                lambda: live.config.reports,
+                replica=claims.replica,
+                database=config.store.database,
+            ),
             *api_clickhouse.router(
                 engine, client, in_force, delivery_status=alerts.status, replica=claims.replica
             ),

@@ -1,11 +1,12 @@
 """The Reports page's data: the archive of reports, their files, and "Generate now".
 
-The archive is a directory of files with an index (analysis.reports.archive), not the
-database, so it is read from disk whether or not serve runs; its place comes from the
-config file's [reports] table (``$CONFLICTLENS_CONFIG``, as for every command). Building a
-report needs the store: while serve runs it owns the file, so serve builds and archives the
-report (``POST /api/reports``); with no serve it is built here on the store opened read-only.
-Both end in the same ``generate_now``.
+While serve runs, everything goes through its API (``/api/reports``): it lists the archive
+and hands out its files, and builds and archives a report (it owns the store). On a
+ClickHouse store that is the only way: the archive is in the store (``report_archive``),
+answered the same by every replica. With no serve the archive is the directory of files with
+an index (analysis.reports.archive) named by the config file's [reports] table
+(``$CONFLICTLENS_CONFIG``, as for every command), and a report is built here on the store
+opened read-only. Both end in the same ``generate_now`` on DuckDB.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from conflictlens._errors import first_line
 from conflictlens.analysis.reports import (
@@ -27,7 +29,7 @@ from conflictlens.analysis.reports import (
     parse_request,
 )
 from conflictlens.analysis.reports.render import FORMATS, MEDIA_TYPES
-from conflictlens.client import ServerError, find_server, send_json
+from conflictlens.client import ServerError, find_server, get_bytes, get_json, send_json
 from conflictlens.config import ConfigError, load_config
 from conflictlens.dashboard.data import DataError, current_store, read_only
 
@@ -56,7 +58,8 @@ def generate_defaults() -> tuple[str, tuple[str, ...]]:
 
 def archived_reports() -> list[dict[str, Any]]:
     """Every archived report, latest period first, as plain rows for a table (plus its files)."""
-    index = _archive_read(lambda archive: archive.load())
+    served = _from_serve(lambda url, token: get_json(url, "/api/reports", token=token))
+    index = served if served is not None else _archive_read(lambda archive: archive.load())
     entries = sorted(index["reports"], key=_newest, reverse=True)
     return [
         {
@@ -90,6 +93,11 @@ def _deliveries(deliveries: Sequence[dict[str, Any]]) -> str:
 
 def report_file(name: str) -> bytes:
     """The stored file ``name``; only names the index lists are read."""
+    path = f"/api/reports/files/{quote(name, safe='')}"
+    served = _from_serve(lambda url, token: get_bytes(url, path, token=token))
+    if served is not None:
+        data: bytes = served
+        return data
     found = _archive_read(lambda archive: archive.listed_file(name))
     if found is None:
         raise DataError(f"no report file {name!r} in the reports index")
@@ -130,6 +138,21 @@ def generate_report(period: str, tz: str | None, formats: Sequence[str]) -> dict
             return generate_now(settings, local_queries(con), chosen, wanted)
         except ArchiveError as exc:
             raise DataError(str(exc)) from None
+
+
+def _from_serve(ask: Callable[[str, str | None], T]) -> T | None:
+    """serve's answer to ``ask(url, token)``, or None when no serve runs; its refusal (a
+    file the index does not list: 404) is one line."""
+    store = current_store()
+    url = find_server(Path(store.db))
+    if url is None:
+        return None
+    try:
+        return ask(url, store.token)
+    except ServerError as exc:
+        raise DataError(first_line(exc)) from None
+    except OSError as exc:
+        raise DataError(f"serve at {url} did not answer: {exc}") from None
 
 
 def _archive_read(read: Callable[[Archive], T]) -> T:
