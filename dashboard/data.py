@@ -56,7 +56,7 @@ def ask(name: str, since: str | None, until: str | None, **values: Any) -> pl.Da
     changes."""
     frozen = tuple(sorted((k, v) for k, v in values.items() if v not in (None, "")))
     store = current_store()
-    return _ask(store, run_version(store), name, since, until, frozen)
+    return _ask(store, run_version(store), name, since, until, frozen, run_server(store))
 
 
 def pin_version() -> None:
@@ -65,7 +65,9 @@ def pin_version() -> None:
     question, a live store that commits every half second changed under a page while it
     drew, and the page asked serve again for answers it had just fetched (the timeline for
     the chart, then again for the figure), a second and more per visit during an append."""
-    st.session_state[_PINNED] = store_version(Path(current_store().db))
+    store = current_store()
+    st.session_state[_PINNED] = store_version(Path(store.db))
+    st.session_state[_SERVER] = (find_server(Path(store.db)),)
 
 
 def run_version(store: Store) -> tuple[int, ...]:
@@ -74,7 +76,15 @@ def run_version(store: Store) -> tuple[int, ...]:
     return tuple(pinned) if pinned is not None else store_version(Path(store.db))
 
 
+def run_server(store: Store) -> str | None:
+    """serve's address, looked up once per run (by pin_version): each lookup is a round trip
+    to serve's health check, which a page asking five questions paid five times."""
+    pinned = st.session_state.get(_SERVER)
+    return pinned[0] if pinned is not None else find_server(Path(store.db))
+
+
 _PINNED = "_store_version"
+_SERVER = "_serve_url"
 
 
 def drawn(
@@ -93,7 +103,8 @@ def drawn(
     store = current_store()
     version = run_version(store)
     builder = f"{build.__module__}.{build.__qualname__}"
-    return _drawn(store, version, builder, name, since, until, frozen, args, build)
+    server = run_server(store)
+    return _drawn(store, version, builder, name, since, until, frozen, args, build, server)
 
 
 @st.cache_resource(ttl=ANSWER_SECONDS, max_entries=ANSWERS_KEPT, show_spinner=False)
@@ -107,9 +118,10 @@ def _drawn(
     values: tuple[tuple[str, Any], ...],
     args: tuple[Any, ...],
     _build: Callable[..., Any],
+    _server: str | None,
 ) -> Any:
     """``builder`` (the function's name) is the key; ``_build`` itself is not hashed."""
-    return _build(_ask(store, version, name, since, until, values), *args)
+    return _build(_ask(store, version, name, since, until, values, _server), *args)
 
 
 def store_version(db: Path) -> tuple[int, ...]:
@@ -135,13 +147,14 @@ def _ask(
     since: str | None,
     until: str | None,
     values: tuple[tuple[str, Any], ...],
+    _server: str | None,
 ) -> pl.DataFrame:
     """``version`` is part of the cache key only: an answer is reused until the store
-    changes, however often pages (or their live parts) ask."""
+    changes, however often pages (or their live parts) ask. ``_server`` (not part of the
+    key) is serve's address, or None to open the file."""
     params = dict(values)
-    url = find_server(Path(store.db))
-    if url is not None:
-        return _from_serve(url, store.token, name, {**params, "since": since, "until": until})
+    if _server is not None:
+        return _from_serve(_server, store.token, name, {**params, "since": since, "until": until})
     return _from_file(Path(store.db), name, since, until, params)
 
 
