@@ -10,37 +10,27 @@ that point would then guard ``/`` alone; every other page would open without it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from conflictlens.dashboard.data import pin_version
-from conflictlens.dashboard.login import require_login, signed_in
-
-PAGES = Path(__file__).parent / "app_pages"
+from conflictlens.dashboard.login import require_login
+from conflictlens.dashboard.state import MENU, page_path
 
 st.set_page_config(page_title="conflictlens", page_icon=":material/sync_problem:", layout="wide")
 
 # The navigation comes before the login so that the page asked for (an alert's link, with its
-# filters) is the one shown after signing in; it stays hidden until then.
+# filters) is the one shown after signing in. Streamlit's own menu is hidden: each page draws
+# the menu as links that carry the range and filters (page.menu), so that a page switch is one
+# entry in the browser's history (Streamlit's menu drops the query, and putting it back made
+# a second entry, at which Back stopped).
 navigation = st.navigation(
     [
-        st.Page(PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page(PAGES / "hotspots.py", title="Hot spots", icon=":material/local_fire_department:"),
-        st.Page(PAGES / "resources.py", title="Resources", icon=":material/description:"),
-        st.Page(PAGES / "explore.py", title="Explore", icon=":material/search:"),
-        st.Page(PAGES / "alerts.py", title="Alerts", icon=":material/notifications_active:"),
-        st.Page(PAGES / "reports.py", title="Reports", icon=":material/summarize:"),
-        st.Page(PAGES / "ingest.py", title="Ingest", icon=":material/input:"),
-        # Opened from an incident (its window and clusters in the link), not from the menu.
-        st.Page(
-            PAGES / "incident.py",
-            title="Incident",
-            icon=":material/crisis_alert:",
-            visibility="hidden",
-        ),
-    ],
-    position="sidebar" if signed_in() else "hidden",
+        st.Page(page_path(name), title=title, icon=icon, default=name == MENU[0][0])
+        for name, title, icon in MENU
+    ]
+    # Opened from an incident (its window and clusters in the link), not from the menu.
+    + [st.Page(page_path("incident"), title="Incident", icon=":material/crisis_alert:")],
+    position="hidden",
 )
 require_login()
 pin_version()  # every full run of any page answers for one version of the store

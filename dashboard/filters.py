@@ -202,9 +202,7 @@ def set_range(since: dt.datetime, until: dt.datetime) -> None:
     """A range chosen on a chart (a box drawn over it): into the URL, and the page again."""
     if until <= since:
         return
-    st.query_params["range"] = CUSTOM
-    st.query_params["since"] = iso(since)
-    st.query_params["until"] = iso(until)
+    st.query_params.update(range=CUSTOM, since=iso(since), until=iso(until))  # one history entry
     st.rerun()
 
 
@@ -257,12 +255,19 @@ def _to_url(view: View) -> None:
     fields["cluster"] = list(fields.pop("clusters"))
     if view.range != CUSTOM:
         fields["since"] = fields["until"] = None
-    for key, value in fields.items():
-        if value:
-            st.query_params[key] = value
-        elif key in st.query_params:
-            del st.query_params[key]
+    # Only what differs, in one change: each change of the URL is an entry in the browser's
+    # history (Back would stop at a URL that holds some of the view).
+    changed = {k: v for k, v in fields.items() if v and st.query_params.get_all(k) != _listed(v)}
+    if changed:
+        st.query_params.update(changed)
+    for key in [k for k, v in fields.items() if not v and k in st.query_params]:
+        del st.query_params[key]
     mark_seen(URL_KEYS)
+
+
+def _listed(value: Any) -> list[str]:
+    """A value as the URL query holds it: a list of strings."""
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
 
 
 def describe(view: View) -> str:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from conflictlens.dashboard.data import DataError, pin_version
 from conflictlens.dashboard.filters import View, describe, sidebar
+from conflictlens.dashboard.state import MENU, link
 
 REFRESH = {"off": None, "10 s": "10s", "30 s": "30s", "1 min": "60s"}
 
@@ -17,16 +18,27 @@ REFRESH = {"off": None, "10 s": "10s", "30 s": "30s", "1 min": "60s"}
 def start(title: str) -> View:
     """Title, sidebar filters and the view they select; stops the page on a data error."""
     st.title(title)
+    places = st.sidebar.container(key="nav")  # first in the sidebar, drawn once the query is set
     try:
         view = sidebar(title)
     except DataError as exc:
         st.error(str(exc))
         st.stop()
+    menu(places)
     with st.sidebar:
         st.selectbox("Auto-refresh", list(REFRESH), key="refresh", bind="query-params")
         updated()
     st.caption(describe(view))
     return view
+
+
+def menu(places: Any = None) -> None:
+    """The pages, as links that carry the range and filters: Streamlit's own menu (hidden in
+    app.py) drops the query, and putting it back made a second entry in the browser's
+    history, at which Back stopped."""
+    with places if places is not None else st.sidebar.container(key="nav"):
+        for name, title, icon in MENU:
+            link(name, title, icon)
 
 
 def updated() -> None:

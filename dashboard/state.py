@@ -32,6 +32,16 @@ SHARED = (
     "client",
     "cluster",
 )
+# The menu: each page's file name, title and icon, in order (the first opens at "/").
+MENU = (
+    ("overview", "Overview", ":material/dashboard:"),
+    ("hotspots", "Hot spots", ":material/local_fire_department:"),
+    ("resources", "Resources", ":material/description:"),
+    ("explore", "Explore", ":material/search:"),
+    ("alerts", "Alerts", ":material/notifications_active:"),
+    ("reports", "Reports", ":material/summarize:"),
+    ("ingest", "Ingest", ":material/input:"),
+)
 MEMORY = "_shared_query"
 SEEN = "_seen_query"
 
@@ -51,9 +61,15 @@ def restore() -> None:
     now = shared_query()
     remembered: dict[str, list[str]] = st.session_state.get(MEMORY, {})
     if not now and remembered:
-        for key, values in remembered.items():
-            if key not in st.query_params:
-                st.query_params[key] = values if len(values) > 1 else values[0]
+        # In one change of the URL: each change is an entry in the browser's history, and
+        # Back would stop at a URL holding only some of the filters.
+        st.query_params.update(
+            {
+                k: v if len(v) > 1 else v[0]
+                for k, v in remembered.items()
+                if k not in st.query_params
+            }
+        )
         now = shared_query()
     st.session_state[MEMORY] = now
 
@@ -81,7 +97,8 @@ def target(changes: Mapping[str, Any], *, keep: bool = True) -> dict[str, str | 
     ``changes`` (None drops a key; a list repeats it)."""
     query: dict[str, str | list[str]] = {}
     if keep:
-        for key, values in shared_query().items():
+        # (a page without the filters, as Reports, passes on the ones remembered)
+        for key, values in (shared_query() or st.session_state.get(MEMORY, {})).items():
             query[key] = values if len(values) > 1 else values[0]
     for key, value in changes.items():
         if value is None or value == [] or value == "":

@@ -215,7 +215,7 @@ def test_a_page_opened_at_its_own_address_asks_for_the_password_first(
             assert browser.find_elements(By.CSS_SELECTOR, 'input[type="password"]'), path
             assert not browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"), path
             assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]'), path
-            assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]'), path
+            assert not browser.find_elements(By.CSS_SELECTOR, ".st-key-nav"), path  # no menu
         browser.get(f"{url}/{link}")
         _settled(browser, "conflictlens")
         browser.find_element(By.CSS_SELECTOR, 'input[type="password"]').send_keys("s3cret")
@@ -224,8 +224,9 @@ def test_a_page_opened_at_its_own_address_asks_for_the_password_first(
         WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, TREEMAP))
         assert browser.current_url == f"{url}/{link}"
         assert "Filters (1 set)" in browser.find_element(By.CSS_SELECTOR, ".st-key-filters").text
-        nav = browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]').text
-        assert "Hot spots" in nav and "app" not in nav.split()  # the app's own navigation
+        nav = browser.find_element(By.CSS_SELECTOR, ".st-key-nav").text
+        assert "Hot spots" in nav and "app" not in nav.split()  # the app's own menu
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]')
 
 
 def _health_checks(driver: object) -> list[str]:

@@ -294,7 +294,7 @@ def test_a_heatmap_cell_click_opens_resources_with_its_route_and_time(
 def _nav(driver: Any, title: str) -> None:
     from selenium.webdriver.common.by import By
 
-    nav = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebarNav"]')
+    nav = driver.find_element(By.CSS_SELECTOR, ".st-key-nav")  # the pages' menu (page.menu)
     next(
         a for a in nav.find_elements(By.CSS_SELECTOR, "a") if a.text.strip().endswith(title)
     ).click()

@@ -34,6 +34,7 @@ TABLE = ("period", "created", "size", "formats", "deliveries", "summary")
 VIEWER_HEIGHT = 800
 
 st.title("Reports")
+page.menu()
 
 
 def generate() -> None:
