@@ -41,16 +41,21 @@ _PARAM_TYPES = {
 
 
 # An outer join's missing side is NULL, as in DuckDB (not the type's default); a CTE marked
-# MATERIALIZED is computed once.
-_SETTINGS = "join_use_nulls = 1, enable_materialized_cte = 1"
+# MATERIALIZED is computed once. The Arrow answer is not compressed: in-process (chDB) it only
+# costs time both ways, and a server's HTTP answer is compressed by the driver already.
+_SETTINGS = (
+    "join_use_nulls = 1, enable_materialized_cte = 1, "
+    "output_format_arrow_compression_method = 'none'"
+)
 
 
 def _param_type(duckdb_type: str, fallback: str) -> str:
-    """The ClickHouse type of a ``$name::TYPE`` parameter; a list's items may be NULL."""
+    """The ClickHouse type of a ``$name::TYPE`` parameter (Nullable added when bound to NULL,
+    see _bind); a list's items may be NULL."""
     if duckdb_type.endswith("[]"):
         item = duckdb_type[:-2]
         return f"Array(Nullable({_PARAM_TYPES.get(item, item)}))"
-    return f"Nullable({_PARAM_TYPES.get(duckdb_type, fallback)})"
+    return _PARAM_TYPES.get(duckdb_type, fallback)
 
 
 def _sqlglot() -> Any:
@@ -144,6 +149,11 @@ def _transform(node: Any) -> Any:
         return exp.If(this=_call("isValidUTF8", blob), true=blob.copy(), false=exp.Null())
     if isinstance(node, exp.Column) and node.name.lower() == "rowid":
         return _row_id(node)
+    if isinstance(node, (exp.Lag, exp.Lead)):
+        # Before the first row (after the last) DuckDB gives NULL; ClickHouse gives the
+        # type's default (1970-01-01, 0) unless the column is Nullable.
+        node.set("this", _call("toNullable", node.this.copy()))
+        return node
     if isinstance(node, exp.Anonymous) and node.name.upper() in _FUNCTIONS:
         return _FUNCTIONS[node.name.upper()](node)
     return node
@@ -214,9 +224,14 @@ def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 def _bind(sql: str, casts: Mapping[str, str], params: Mapping[str, Any]) -> str:
-    """Placeholders ``{name: }`` become ``{name:Nullable(Type)}``."""
+    """Placeholders ``{name: }`` become ``{name:Type}``, ``{name:Nullable(Type)}`` when the
+    value is NULL: a value known not to be NULL keeps every expression on it out of
+    Nullable (a filter switched off by ``$x IS NULL`` folds away, a window number computed
+    from ``$until`` is a plain Int64 key to group by, which is much faster)."""
     for name, value in params.items():
-        kind = casts.get(name) or f"Nullable({_value_type(value)})"
+        kind = casts.get(name) or _value_type(value)
+        if value is None and not kind.startswith("Array("):
+            kind = f"Nullable({kind})"
         sql = sql.replace(f"{{{name}: }}", f"{{{name}:{kind}}}")
     return sql
 

@@ -302,9 +302,12 @@ _MV_SOURCES: dict[str, tuple[str, str, str]] = {
 }
 
 # The newest hour of rollups is still filling; everything before it is summarised (the views
-# keep the summaries complete): the same watermark DuckDB's refresh keeps.
+# keep the summaries complete): the same watermark DuckDB's refresh keeps. A DateTime64 like
+# DuckDB's TIMESTAMP: toStartOfHour alone gives a DateTime, which reaches Arrow as a bare
+# UInt32, and readers that want a time would take the store for one never summarised.
 _WATERMARK_VIEW = (
-    "SELECT toStartOfHour(max(minute)) AS complete_before FROM {database}.request_rollups"
+    "SELECT toDateTime64(toStartOfHour(max(minute)), 3, 'UTC') AS complete_before "
+    "FROM {database}.request_rollups"
 )
 
 SUMMARY_TABLES = tuple(_MV_SOURCES)
@@ -383,8 +386,10 @@ def ddl(
         if cluster:
             statements.append(create_distributed(table, database, cluster))
     statements.extend(create_summary_view(name, database, cluster) for name in SUMMARY_TABLES)
+    # OR REPLACE: a view holds no data, and `clickhouse init` run again brings an older
+    # store's view up to date.
     statements.append(
-        f"CREATE VIEW IF NOT EXISTS {database}.hours_watermark{_on(cluster)} AS "
+        f"CREATE OR REPLACE VIEW {database}.hours_watermark{_on(cluster)} AS "
         + _WATERMARK_VIEW.format(database=database)
     )
     return statements
