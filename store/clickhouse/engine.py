@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from conflictlens._errors import StoreError, first_line
 from conflictlens.store.clickhouse.connection import INSTALL_HINT
+from conflictlens.store.clickhouse.folding import fold_null_tests
 
 _TIMESTAMP = "DateTime64(6, 'UTC')"
 # DuckDB casts of parameters -> the ClickHouse type bound.
@@ -208,14 +209,20 @@ def _materialise_shared(tree: Any) -> None:
             cte.set("materialized", True)
 
 
-@functools.lru_cache(maxsize=512)
-def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+@functools.lru_cache(maxsize=1024)
+def translate(
+    text: str, nulls: frozenset[str] | None = None
+) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The ClickHouse SQL for a catalog text, with the parameter names it binds and the
-    types given by their casts (``{name}`` marks where each goes)."""
+    types given by their casts (``{name}`` marks where each goes). With ``nulls``, the names
+    of the parameters bound to NULL (every other one is bound to a value), the filters they
+    switch off are folded away (store/clickhouse/folding.py)."""
     sqlglot = _sqlglot()
     tree = sqlglot.parse_one(text, read="duckdb")
     types: dict[str, str] = {}
     tree = tree.transform(lambda node: _parameter(node, types))
+    if nulls is not None:
+        fold_null_tests(tree, nulls, sqlglot.exp)
     tree = tree.transform(_transform).transform(_rebuild)
     _materialise_shared(tree)
     # In the text, not as the driver's settings: a server may keep no session, and chDB
@@ -267,9 +274,12 @@ class ClickHouseEngine:
         self.database = database
 
     def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
-        translated, casts = translate(text)
         values = dict(params or {})
+        nulls = frozenset(name for name, value in values.items() if value is None)
+        translated, casts = translate(text, nulls)
         sql = _bind(translated, dict(casts), values)
+        # a parameter only a folded filter read is not sent
+        values = {name: value for name, value in values.items() if f"{{{name}:" in sql}
         try:
             table = self.client.query_arrow(sql, parameters=values)
         except Exception as exc:  # the driver's errors share no base worth naming
