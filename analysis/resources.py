@@ -226,12 +226,11 @@ ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN r.peak_conflicts ELSE r.conflicts 
 """  # noqa: S608
 
 # The hottest resource alone (resource_timeline's default): the first row of _HOT_RESOURCES
-# without the details that row would carry.
+# without the details that row would carry (its text is kept's, taken from one of its
+# conflicts; every conflict of a resource has the same ids).
 _TOP_RESOURCE = f"""
 WITH {_RANKED}
-SELECT r.method, r.route, array_to_string(any_value(c.resource_ids), '/') AS resource
-FROM ranked r JOIN chosen c USING (thing)
-GROUP BY r.method, r.route
+SELECT method, route, resource_text AS resource FROM ranked
 """  # noqa: S608
 
 _RESOURCE_TIMELINE = f"""
