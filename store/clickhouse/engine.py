@@ -266,7 +266,12 @@ def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_dictionary(kind):
         return _plain(column.cast(kind.value_type))
     if pa.types.is_timestamp(kind):
-        return column.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.timestamp("us"))
+        if kind.unit != "us":
+            column = column.cast(pa.timestamp("us", tz=kind.tz))
+        # Arrow keeps UTC instants whatever the zone: as naive UTC they are the same integers,
+        # taken as they are (a cast to a naive type costs tens of ms a million rows).
+        naive = pa.timestamp("us")
+        return pa.chunked_array([chunk.view(naive) for chunk in column.chunks], naive)
     if pa.types.is_unsigned_integer(kind) and kind.bit_width == 64:
         return column.cast(pa.int64())
     if pa.types.is_large_string(kind) or pa.types.is_binary(kind):
