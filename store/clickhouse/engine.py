@@ -1,14 +1,17 @@
 """Running the catalog's SQL on ClickHouse: the DuckDB-dialect text is translated once per
-text with sqlglot, its ``$name`` parameters become ClickHouse server-side parameters
-(``{name:Type}``), and the Arrow answer is turned into the frame DuckDB would give (naive UTC
-timestamps, Int64 counts, plain strings).
+text and set of NULL parameters with sqlglot, its ``$name`` parameters become ClickHouse
+server-side parameters (``{name:Type}``, Nullable only when bound to NULL), and the Arrow
+answer is turned into the frame DuckDB would give (naive UTC timestamps, Int64 counts, plain
+strings).
 
 Only what the catalog uses is translated beyond sqlglot's own mapping (the functions in
 ``_FUNCTIONS``; rowid, which ClickHouse lacks, as a hash of the line's identity; DuckDB's
 top-n arg_max; ``//`` as intDiv); a query that needs more is rewritten in the portable subset
 next to it (tests/test_catalog_engines.py runs every catalog entry on both engines).
-Two rewrites are for ClickHouse's way of running a query, not its dialect: a CTE read more
-than once is MATERIALIZED (DuckDB computes it once), and qualified projections are aliased.
+Some rewrites are for ClickHouse's way of running a query, not its dialect: a CTE read more
+than once is MATERIALIZED (DuckDB computes it once), qualified projections are aliased,
+filters switched off by a NULL parameter are folded away (folding.py: ClickHouse's analyzer
+pays for every parameter it resolves), and information_schema.tables reads system.tables.
 """
 
 from __future__ import annotations
