@@ -46,10 +46,14 @@ _PARAM_TYPES = {
 
 # An outer join's missing side is NULL, as in DuckDB (not the type's default); a CTE marked
 # MATERIALIZED is computed once. The Arrow answer is not compressed: in-process (chDB) it only
-# costs time both ways, and a server's HTTP answer is compressed by the driver already.
+# costs time both ways, and a server's HTTP answer is compressed by the driver already. No JIT:
+# ClickHouse compiles an expression, aggregate or sort the third time it sees it, 30-40 ms
+# each, as long as a small catalog query takes to run, and the catalog's few dozen texts
+# gained nothing measurable from the compiled code at these sizes.
 _SETTINGS = (
     "join_use_nulls = 1, enable_materialized_cte = 1, "
-    "output_format_arrow_compression_method = 'none'"
+    "output_format_arrow_compression_method = 'none', compile_expressions = 0, "
+    "compile_aggregate_expressions = 0, compile_sort_description = 0"
 )
 
 
