@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from conflictlens.analysis import spans
 from conflictlens.analysis.params import fetch
 from conflictlens.store.engine import Store
 
@@ -29,7 +30,11 @@ k AS (
     FROM i
 )
 SELECT k.incident, coalesce(sum(r.requests), 0)::BIGINT AS requests
-FROM k JOIN request_rollups r
+FROM k JOIN (
+    -- only the minutes inside some incident: a plain range test that skips the rest (a join
+    -- condition alone has ClickHouse read every rollup of the store)
+    SELECT service, method, route, minute, requests FROM request_rollups WHERE {windows}
+) r
   ON r.service IS NOT DISTINCT FROM k.service
  AND r.method IS NOT DISTINCT FROM k.method
  AND r.route IS NOT DISTINCT FROM k.route
@@ -94,7 +99,15 @@ def _requests(con: Store, rows: list[dict[str, Any]]) -> dict[int, int]:
     }
     names = ("incident", "service", "method", "route", "start", "end")
     columns = dict(zip(names, zip(*sorted(keys, key=repr), strict=True), strict=True))
-    found = fetch(con, _REQUESTS, {name: list(values) for name, values in columns.items()})
+    windows = spans.merged([(row["start"], row["end"]) for row in rows])
+    found = fetch(
+        con,
+        _REQUESTS.format(windows=spans.clause("minute", "window", windows)),
+        {
+            **{name: list(values) for name, values in columns.items()},
+            **spans.values("window", windows),
+        },
+    )
     return {int(incident): int(count) for incident, count in found.iter_rows()}
 
 

@@ -107,14 +107,24 @@ bar AS (
         LIMIT 1 OFFSET greatest($limit::BIGINT, 1) - 1
     )
 ),
+-- Rows fetched by row id are looked up among the range's only, and joined with the few
+-- wanted on the right: ClickHouse builds its hash table from the right side (all stored
+-- events, hashed, the other way round), and an IN (subquery) would plan the CTEs under it
+-- again.
 kept AS (
     -- ties are ranked by the resource's text: a hash's order differs between engines
     SELECT p.thing, e.method, e.route, array_to_string(e.resource_ids, '/') AS resource_text
-    FROM per_thing p
-    JOIN floors f USING (rid)
-    CROSS JOIN bar b
-    JOIN conflict_events e ON e.rowid = p.sample
-    WHERE p.c >= f.floor AND p.c >= b.bar
+    FROM (
+        SELECT rowid AS event, method, route, resource_ids FROM conflict_events
+        WHERE {_RESOURCE_MATCH}
+    ) e
+    JOIN (
+        SELECT p.thing, p.sample
+        FROM per_thing p
+        JOIN floors f USING (rid)
+        CROSS JOIN bar b
+        WHERE p.c >= f.floor AND p.c >= b.bar
+    ) p ON p.sample = e.event
 ),
 per_bucket AS (
     -- grouped on one hashed integer per resource: hashing lists of strings is the slow part
@@ -145,8 +155,13 @@ ranked AS (
 chosen AS (
     -- the listed resources' conflicts in full, fetched by row id
     SELECT c.thing, e.ts, e.resource_ids, e.client, e.error_code, e.latency_ms, e.source_id
-    FROM (SELECT thing, event FROM events SEMI JOIN ranked USING (thing)) c
-    JOIN conflict_events e ON e.rowid = c.event
+    FROM (
+        SELECT rowid AS event, ts, resource_ids, client, error_code, latency_ms, source_id
+        FROM conflict_events
+        WHERE {_RESOURCE_MATCH}
+    ) e
+    JOIN (SELECT thing, event FROM events SEMI JOIN ranked USING (thing)) c
+      ON c.event = e.event
 )"""  # noqa: S608 - fixed fragments only; every value is bound
 
 # Ranking needs only counts per bucket; clients, error codes and overlapping writes are then
@@ -211,12 +226,11 @@ ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN r.peak_conflicts ELSE r.conflicts 
 """  # noqa: S608
 
 # The hottest resource alone (resource_timeline's default): the first row of _HOT_RESOURCES
-# without the details that row would carry.
+# without the details that row would carry (its text is kept's, taken from one of its
+# conflicts; every conflict of a resource has the same ids).
 _TOP_RESOURCE = f"""
 WITH {_RANKED}
-SELECT r.method, r.route, array_to_string(any_value(c.resource_ids), '/') AS resource
-FROM ranked r JOIN chosen c USING (thing)
-GROUP BY r.method, r.route
+SELECT method, route, resource_text AS resource FROM ranked
 """  # noqa: S608
 
 _RESOURCE_TIMELINE = f"""

@@ -1,14 +1,17 @@
 """Running the catalog's SQL on ClickHouse: the DuckDB-dialect text is translated once per
-text with sqlglot, its ``$name`` parameters become ClickHouse server-side parameters
-(``{name:Type}``), and the Arrow answer is turned into the frame DuckDB would give (naive UTC
-timestamps, Int64 counts, plain strings).
+text and set of NULL parameters with sqlglot, its ``$name`` parameters become ClickHouse
+server-side parameters (``{name:Type}``, Nullable only when bound to NULL), and the Arrow
+answer is turned into the frame DuckDB would give (naive UTC timestamps, Int64 counts, plain
+strings).
 
 Only what the catalog uses is translated beyond sqlglot's own mapping (the functions in
 ``_FUNCTIONS``; rowid, which ClickHouse lacks, as a hash of the line's identity; DuckDB's
 top-n arg_max; ``//`` as intDiv); a query that needs more is rewritten in the portable subset
 next to it (tests/test_catalog_engines.py runs every catalog entry on both engines).
-Two rewrites are for ClickHouse's way of running a query, not its dialect: a CTE read more
-than once is MATERIALIZED (DuckDB computes it once), and qualified projections are aliased.
+Some rewrites are for ClickHouse's way of running a query, not its dialect: a CTE read more
+than once is MATERIALIZED (DuckDB computes it once), qualified projections are aliased,
+filters switched off by a NULL parameter are folded away (folding.py: ClickHouse's analyzer
+pays for every parameter it resolves), and information_schema.tables reads system.tables.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pyarrow as pa
 
 from conflictlens._errors import StoreError, first_line
 from conflictlens.store.clickhouse.connection import INSTALL_HINT
+from conflictlens.store.clickhouse.folding import fold_null_tests
 
 _TIMESTAMP = "DateTime64(6, 'UTC')"
 # DuckDB casts of parameters -> the ClickHouse type bound.
@@ -41,16 +45,25 @@ _PARAM_TYPES = {
 
 
 # An outer join's missing side is NULL, as in DuckDB (not the type's default); a CTE marked
-# MATERIALIZED is computed once.
-_SETTINGS = "join_use_nulls = 1, enable_materialized_cte = 1"
+# MATERIALIZED is computed once. The Arrow answer is not compressed: in-process (chDB) it only
+# costs time both ways, and a server's HTTP answer is compressed by the driver already. No JIT:
+# ClickHouse compiles an expression, aggregate or sort the third time it sees it, 30-40 ms
+# each, as long as a small catalog query takes to run, and the catalog's few dozen texts
+# gained nothing measurable from the compiled code at these sizes.
+_SETTINGS = (
+    "join_use_nulls = 1, enable_materialized_cte = 1, "
+    "output_format_arrow_compression_method = 'none', compile_expressions = 0, "
+    "compile_aggregate_expressions = 0, compile_sort_description = 0"
+)
 
 
 def _param_type(duckdb_type: str, fallback: str) -> str:
-    """The ClickHouse type of a ``$name::TYPE`` parameter; a list's items may be NULL."""
+    """The ClickHouse type of a ``$name::TYPE`` parameter (Nullable added when bound to NULL,
+    see _bind); a list's items may be NULL."""
     if duckdb_type.endswith("[]"):
         item = duckdb_type[:-2]
         return f"Array(Nullable({_PARAM_TYPES.get(item, item)}))"
-    return f"Nullable({_PARAM_TYPES.get(duckdb_type, fallback)})"
+    return _PARAM_TYPES.get(duckdb_type, fallback)
 
 
 def _sqlglot() -> Any:
@@ -107,6 +120,22 @@ def _row_id(node: Any) -> Any:
     return _call("reinterpretAsInt64", _call("cityHash64", *columns))
 
 
+_SCHEMA_TABLES = ("information_schema", "tables")
+
+
+def _tables_of_this_database(node: Any) -> Any:
+    """information_schema.tables as the store's own tables: ClickHouse's is a view that
+    reads every column of system.tables for every database (milliseconds to list two)."""
+    sqlglot = _sqlglot()
+    tables = sqlglot.parse_one(
+        "SELECT name AS table_name, database AS table_schema FROM system.tables "
+        "WHERE database = currentDatabase()",
+        read="clickhouse",
+    )
+    return sqlglot.exp.Subquery(this=tables, alias=sqlglot.exp.TableAlias(
+        this=sqlglot.exp.to_identifier(node.alias or "tables")))  # fmt: skip
+
+
 def _make_timestamp(node: Any) -> Any:
     # make_timestamp(microseconds since the epoch)
     return _call("fromUnixTimestamp64Micro", node.expressions[0].copy(), "'UTC'")
@@ -144,6 +173,13 @@ def _transform(node: Any) -> Any:
         return exp.If(this=_call("isValidUTF8", blob), true=blob.copy(), false=exp.Null())
     if isinstance(node, exp.Column) and node.name.lower() == "rowid":
         return _row_id(node)
+    if isinstance(node, exp.Table) and (node.db.lower(), node.name.lower()) == _SCHEMA_TABLES:
+        return _tables_of_this_database(node)
+    if isinstance(node, (exp.Lag, exp.Lead)):
+        # Before the first row (after the last) DuckDB gives NULL; ClickHouse gives the
+        # type's default (1970-01-01, 0) unless the column is Nullable.
+        node.set("this", _call("toNullable", node.this.copy()))
+        return node
     if isinstance(node, exp.Anonymous) and node.name.upper() in _FUNCTIONS:
         return _FUNCTIONS[node.name.upper()](node)
     return node
@@ -198,14 +234,20 @@ def _materialise_shared(tree: Any) -> None:
             cte.set("materialized", True)
 
 
-@functools.lru_cache(maxsize=512)
-def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+@functools.lru_cache(maxsize=1024)
+def translate(
+    text: str, nulls: frozenset[str] | None = None
+) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The ClickHouse SQL for a catalog text, with the parameter names it binds and the
-    types given by their casts (``{name}`` marks where each goes)."""
+    types given by their casts (``{name}`` marks where each goes). With ``nulls``, the names
+    of the parameters bound to NULL (every other one is bound to a value), the filters they
+    switch off are folded away (store/clickhouse/folding.py)."""
     sqlglot = _sqlglot()
     tree = sqlglot.parse_one(text, read="duckdb")
     types: dict[str, str] = {}
     tree = tree.transform(lambda node: _parameter(node, types))
+    if nulls is not None:
+        fold_null_tests(tree, nulls, sqlglot.exp)
     tree = tree.transform(_transform).transform(_rebuild)
     _materialise_shared(tree)
     # In the text, not as the driver's settings: a server may keep no session, and chDB
@@ -214,9 +256,14 @@ def translate(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 def _bind(sql: str, casts: Mapping[str, str], params: Mapping[str, Any]) -> str:
-    """Placeholders ``{name: }`` become ``{name:Nullable(Type)}``."""
+    """Placeholders ``{name: }`` become ``{name:Type}``, ``{name:Nullable(Type)}`` when the
+    value is NULL: a value known not to be NULL keeps every expression on it out of
+    Nullable (a filter switched off by ``$x IS NULL`` folds away, a window number computed
+    from ``$until`` is a plain Int64 key to group by, which is much faster)."""
     for name, value in params.items():
-        kind = casts.get(name) or f"Nullable({_value_type(value)})"
+        kind = casts.get(name) or _value_type(value)
+        if value is None and not kind.startswith("Array("):
+            kind = f"Nullable({kind})"
         sql = sql.replace(f"{{{name}: }}", f"{{{name}:{kind}}}")
     return sql
 
@@ -226,7 +273,12 @@ def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_dictionary(kind):
         return _plain(column.cast(kind.value_type))
     if pa.types.is_timestamp(kind):
-        return column.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.timestamp("us"))
+        if kind.unit != "us":
+            column = column.cast(pa.timestamp("us", tz=kind.tz))
+        # Arrow keeps UTC instants whatever the zone: as naive UTC they are the same integers,
+        # taken as they are (a cast to a naive type costs tens of ms a million rows).
+        naive = pa.timestamp("us")
+        return pa.chunked_array([chunk.view(naive) for chunk in column.chunks], naive)
     if pa.types.is_unsigned_integer(kind) and kind.bit_width == 64:
         return column.cast(pa.int64())
     if pa.types.is_large_string(kind) or pa.types.is_binary(kind):
@@ -252,9 +304,12 @@ class ClickHouseEngine:
         self.database = database
 
     def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
-        translated, casts = translate(text)
         values = dict(params or {})
+        nulls = frozenset(name for name, value in values.items() if value is None)
+        translated, casts = translate(text, nulls)
         sql = _bind(translated, dict(casts), values)
+        # a parameter only a folded filter read is not sent
+        values = {name: value for name, value in values.items() if f"{{{name}:" in sql}
         try:
             table = self.client.query_arrow(sql, parameters=values)
         except Exception as exc:  # the driver's errors share no base worth naming

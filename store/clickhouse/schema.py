@@ -54,6 +54,7 @@ class Table:
     partition_by: str | None = None
     ttl_column: str | None = None
     dedup: bool = False
+    projections: tuple[tuple[str, str], ...] = ()  # (name, SELECT ... of the projection)
 
     def settings(self) -> str:
         # Nullable keys: service, method and route are NULL when a log does not say.
@@ -61,10 +62,23 @@ class Table:
         if self.dedup:
             pairs.append(f"non_replicated_deduplication_window = {DEDUP_WINDOW}")
             pairs.append(f"replicated_deduplication_window = {DEDUP_WINDOW}")
+        if self.projections:
+            # a merge that sums rows rebuilds the projection from the merged rows
+            pairs.append(f"deduplicate_merge_projection_mode = '{PROJECTION_MODE}'")
         return ", ".join(pairs)
 
 
 _AGENT = ("agent", "LowCardinality(String) DEFAULT ''")
+PROJECTION_MODE = "rebuild"
+
+# The rollups summed per minute alone, for the questions asked of all traffic: totals,
+# trends, gaps, the store's status (a week is ten thousand rows instead of a million; a
+# query filtered on a service or route reads the table itself).
+_PER_MINUTE = (
+    "per_minute",
+    "SELECT minute, sum(requests), sum(bytes), sum(latency_ms_sum), sum(latency_count) "
+    "GROUP BY minute",
+)
 
 EVENTS = Table(
     "conflict_events",
@@ -117,6 +131,7 @@ ROLLUPS = Table(
     partition_by="toDate(minute)",
     ttl_column="minute",
     dedup=True,
+    projections=(_PER_MINUTE,),
 )
 
 REJECTS = Table(
@@ -302,9 +317,12 @@ _MV_SOURCES: dict[str, tuple[str, str, str]] = {
 }
 
 # The newest hour of rollups is still filling; everything before it is summarised (the views
-# keep the summaries complete): the same watermark DuckDB's refresh keeps.
+# keep the summaries complete): the same watermark DuckDB's refresh keeps. A DateTime64 like
+# DuckDB's TIMESTAMP: toStartOfHour alone gives a DateTime, which reaches Arrow as a bare
+# UInt32, and readers that want a time would take the store for one never summarised.
 _WATERMARK_VIEW = (
-    "SELECT toStartOfHour(max(minute)) AS complete_before FROM {database}.request_rollups"
+    "SELECT toDateTime64(toStartOfHour(max(minute)), 3, 'UTC') AS complete_before "
+    "FROM {database}.request_rollups"
 )
 
 SUMMARY_TABLES = tuple(_MV_SOURCES)
@@ -342,6 +360,23 @@ def create_table(table: Table, database: str, cluster: str | None, retention_day
         lines.append(f"TTL toDateTime({table.ttl_column}) + INTERVAL {retention_days} DAY")
     lines.append(f"SETTINGS {table.settings()}")
     return "\n".join(lines)
+
+
+def add_projections(table: Table, database: str, cluster: str | None) -> list[str]:
+    """The table's projections, added after it is created (and after its Distributed table,
+    which copies the columns only): a store created before them gets them too, and the parts
+    it wrote before are read without them until merged or MATERIALIZE PROJECTION."""
+    if not table.projections:
+        return []
+    target = f"{database}.{_local(table.name, cluster)}{_on(cluster)}"
+    return [
+        f"ALTER TABLE {target} MODIFY SETTING deduplicate_merge_projection_mode = "
+        f"'{PROJECTION_MODE}'",
+        *(
+            f"ALTER TABLE {target} ADD PROJECTION IF NOT EXISTS {name} ({select})"
+            for name, select in table.projections
+        ),
+    ]
 
 
 def create_distributed(table: Table, database: str, cluster: str) -> str:
@@ -382,9 +417,12 @@ def ddl(
         statements.append(create_table(table, database, cluster, retention_days))
         if cluster:
             statements.append(create_distributed(table, database, cluster))
+        statements.extend(add_projections(table, database, cluster))
     statements.extend(create_summary_view(name, database, cluster) for name in SUMMARY_TABLES)
+    # OR REPLACE: a view holds no data, and `clickhouse init` run again brings an older
+    # store's view up to date.
     statements.append(
-        f"CREATE VIEW IF NOT EXISTS {database}.hours_watermark{_on(cluster)} AS "
+        f"CREATE OR REPLACE VIEW {database}.hours_watermark{_on(cluster)} AS "
         + _WATERMARK_VIEW.format(database=database)
     )
     return statements
