@@ -29,9 +29,14 @@ from conflictlens.replicated_reports import ReplicatedReports, file_name
 from conflictlens.store.clickhouse.engine import ClickHouseEngine
 from conflictlens.store.clickhouse.state import Claims
 from tests.chdb_http import StoreServer
-from tests.helpers import wait_for
-from tests.test_serve import free_port
-from tests.test_serve_replicas import DB, _copy, _healthy, _planted, _replica, config_text
+from tests.test_serve_replicas import (
+    DB,
+    _copy,
+    _planted,
+    config_text,
+    planted_today,
+    replicas_running,
+)
 from tests.test_serve_replicas import store as store
 
 pytestmark = pytest.mark.slow
@@ -72,11 +77,7 @@ def test_replicas_make_list_and_serve_a_report_on_demand_once(
     assert CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)]).exit_code == 0
     client = store.client(DB)
     _copy(truth["db"], client)
-    ports = {"a": free_port(), "b": free_port()}
-    replicas = [_replica(name, config, tmp_path, port) for name, port in ports.items()]
-    try:
-        for port in ports.values():
-            wait_for(lambda port=port: _healthy(port), 60, "a replica's API")
+    with replicas_running(config, tmp_path) as ports:
         a, b = ports["a"], ports["b"]
         assert json.loads(_call(b, "/api/reports")[1])["reports"] == []
         since = until - dt.timedelta(minutes=1)
@@ -147,22 +148,13 @@ def test_replicas_make_list_and_serve_a_report_on_demand_once(
             entry["size"],
         )
         assert report_file(names["html"]) == render(report, "html")
-    finally:
-        for process in replicas:
-            process.terminate()
-        for process in replicas:
-            process.wait(30)
 
 
 def test_the_index_shows_a_scheduled_report_and_its_deliveries(
     tmp_path: Path, store: StoreServer
 ) -> None:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    truth = _planted(tmp_path, now.replace(tzinfo=None, hour=0, minute=0, second=0))
-    config = tmp_path / "conflictlens.toml"
-    config.write_text(config_text(store.url, "http://127.0.0.1:9/none", 1))
-    assert CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)]).exit_code == 0
-    _copy(truth["db"], store.client(DB))
+    truth, _ = planted_today(tmp_path, store)
     schedule = ScheduleConfig(schedule="* * * * *", formats=("html",), channels=("mail", "hook"))
     settings = ReportsConfig(directory=tmp_path / "sent", nightly=schedule)
     written: dict[str, ArchivedReport] = {}

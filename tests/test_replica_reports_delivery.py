@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from conflictlens.analysis.reports.config import ReportsConfig, ScheduleConfig
 from conflictlens.analysis.reports.render import render
-from conflictlens.cli import cli
 from conflictlens.notify.report_delivery import ReportDelivery
 from conflictlens.replicated_reports import ReplicatedReports
 from conflictlens.store.clickhouse.engine import ClickHouseEngine
@@ -33,7 +31,7 @@ from tests.chdb_http import StoreServer
 from tests.test_reports_schedule import Hooks, Inbox, channels
 from tests.test_reports_schedule import hooks as hooks
 from tests.test_reports_schedule import smtp as smtp
-from tests.test_serve_replicas import DB, _copy, _planted, config_text
+from tests.test_serve_replicas import DB, planted_today
 from tests.test_serve_replicas import store as store
 
 pytestmark = pytest.mark.slow
@@ -63,12 +61,8 @@ def test_two_replicas_deliver_a_scheduled_report_once_to_each_channel(
 ) -> None:
     inbox, port = smtp
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    truth = _planted(tmp_path, now.replace(tzinfo=None, hour=0, minute=0, second=0))
-    config = tmp_path / "conflictlens.toml"
-    config.write_text(config_text(store.url, "http://127.0.0.1:9/none", 1))
-    assert CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)]).exit_code == 0
+    truth, _ = planted_today(tmp_path, store)
     schedule = ScheduleConfig(schedule="* * * * *", formats=("html",), channels=("mail", "hook"))
-    _copy(truth["db"], store.client(DB))
     hooks.statuses = [500]  # the webhook's first attempt fails
     replicas = []
     for name in ("a", "b"):

@@ -17,6 +17,7 @@ rows, with the generated log's counts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -79,6 +80,19 @@ def _planted(folder: Path, until: dt.datetime) -> dict[str, Any]:
     result = CliRunner().invoke(cli, ["ingest", "--db", str(db), str(log)])
     assert result.exit_code == 0, result.output
     return truth | {"db": str(db)}
+
+
+def planted_today(folder: Path, store: StoreServer) -> tuple[dict[str, Any], Path]:
+    """The spike planted in today's first minute, imported and copied into the store, whose
+    schema a config naming it (no channel that answers) has initialised: the truth, the
+    config."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    truth = _planted(folder, now.replace(tzinfo=None, hour=0, minute=0, second=0))
+    config = folder / "conflictlens.toml"
+    config.write_text(config_text(store.url, "http://127.0.0.1:9/none", 1))
+    assert CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)]).exit_code == 0
+    _copy(truth["db"], store.client(DB))
+    return truth, config
 
 
 def _copy(db: str, client: Any) -> None:
@@ -161,6 +175,23 @@ def _healthy(port: int) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def replicas_running(config: Path, folder: Path) -> Iterator[dict[str, int]]:
+    """Two serve replicas, "a" and "b", on the store ``config`` names: their API ports, once
+    both answer; stopped after."""
+    ports = {"a": free_port(), "b": free_port()}
+    replicas = [_replica(name, config, folder, port) for name, port in ports.items()]
+    try:
+        for port in ports.values():
+            wait_for(lambda port=port: _healthy(port), 60, "a replica's API")
+        yield ports
+    finally:
+        for process in replicas:
+            process.terminate()
+        for process in replicas:
+            process.wait(30)
+
+
 def test_two_replicas_send_each_notification_once_and_answer_the_truth(
     tmp_path: Path, store: StoreServer
 ) -> None:
@@ -174,40 +205,37 @@ def test_two_replicas_send_each_notification_once_and_answer_the_truth(
     assert result.exit_code == 0, result.output
     client = store.client(DB)
     _copy(truth["db"], client)
-    ports = {"a": free_port(), "b": free_port()}
-    replicas = [_replica(name, config, tmp_path, port) for name, port in ports.items()]
     try:
-        for port in ports.values():
-            wait_for(lambda port=port: _healthy(port), 60, "a replica's API")
-        # Both answer the store's totals over the spike's minute, equal to the truth.
-        minute = first_slot - dt.timedelta(minutes=1)  # the log's times are whole seconds
-        span = {"since": minute.isoformat(), "until": first_slot.isoformat()}
-        query = urllib.parse.urlencode(span)
-        for port in ports.values():
-            totals = _get(f"http://127.0.0.1:{port}/api/queries/totals?{query}")[0]
-            assert (totals["conflicts"], totals["requests"]) == (truth["conflicts"], truth["lines"])
-            assert (
-                _get(f"http://127.0.0.1:{port}/api/status")["store"]["events"] == truth["conflicts"]
-            )
+        with replicas_running(config, tmp_path) as ports:
+            # Both answer the store's totals over the spike's minute, equal to the truth.
+            minute = first_slot - dt.timedelta(minutes=1)  # the log's times are whole seconds
+            span = {"since": minute.isoformat(), "until": first_slot.isoformat()}
+            query = urllib.parse.urlencode(span)
+            for port in ports.values():
+                totals = _get(f"http://127.0.0.1:{port}/api/queries/totals?{query}")[0]
+                assert (totals["conflicts"], totals["requests"]) == (
+                    truth["conflicts"],
+                    truth["lines"],
+                )
+                assert (
+                    _get(f"http://127.0.0.1:{port}/api/status")["store"]["events"]
+                    == truth["conflicts"]
+                )
 
-        def statuses() -> list[str]:
-            return [json.loads(body)["status"] for body in receiver.bodies]
+            def statuses() -> list[str]:
+                return [json.loads(body)["status"] for body in receiver.bodies]
 
-        wait_for(lambda: "resolved" in statuses(), 240, "the resolved notification")
-        # Several more evaluation and delivery rounds of both replicas: nothing more arrives.
-        time.sleep(15)
-        assert statuses() == ["firing", "resolved"]
-        firing = json.loads(receiver.bodies[0])
-        assert firing["conflicts"] == truth["conflicts"]
-        outbox = client.query("SELECT DISTINCT id FROM alert_outbox").result_rows
-        assert len(outbox) == 2, outbox
-        work = [_get(f"http://127.0.0.1:{port}/api/replica") for port in ports.values()]
-        assert sum(w["notifications_sent"] for w in work) == 2, work
+            wait_for(lambda: "resolved" in statuses(), 240, "the resolved notification")
+            # Several more evaluation and delivery rounds of both replicas: nothing more arrives.
+            time.sleep(15)
+            assert statuses() == ["firing", "resolved"]
+            firing = json.loads(receiver.bodies[0])
+            assert firing["conflicts"] == truth["conflicts"]
+            outbox = client.query("SELECT DISTINCT id FROM alert_outbox").result_rows
+            assert len(outbox) == 2, outbox
+            work = [_get(f"http://127.0.0.1:{port}/api/replica") for port in ports.values()]
+            assert sum(w["notifications_sent"] for w in work) == 2, work
     finally:
-        for process in replicas:
-            process.terminate()
-        for process in replicas:
-            process.wait(30)
         receiver.stop()
 
 
@@ -218,11 +246,7 @@ def test_two_replicas_archive_a_due_report_once(tmp_path: Path, store: StoreServ
     from conflictlens.store.clickhouse.state import Claims
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    truth = _planted(tmp_path, now.replace(tzinfo=None, hour=0, minute=0, second=0))
-    config = tmp_path / "conflictlens.toml"
-    config.write_text(config_text(store.url, "http://127.0.0.1:9/none", 1))
-    assert CliRunner().invoke(cli, ["clickhouse", "init", "--config", str(config)]).exit_code == 0
-    _copy(truth["db"], store.client(DB))
+    truth, _ = planted_today(tmp_path, store)
     reports = ReportsConfig(nightly=ScheduleConfig(schedule="* * * * *", formats=("json",)))
     replicas = [
         ReplicatedReports(
