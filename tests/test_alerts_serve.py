@@ -177,6 +177,8 @@ def test_serve_wakes_its_delivery_whenever_it_writes_to_the_outbox(
             with serving(app) as url:
                 post(f"{url}/api/alerts/test/{RULE}")
                 wait_for(lambda: len(receiver.requests) == 2, 60, "the test, woken")
+                # (the receiver has the request before the round that sent it has ended)
+                wait_for(lambda: delivery.rounds >= 3, 60, "the test's round ended")
                 with urllib.request.urlopen(f"{url}/api/alerts/delivery", timeout=30) as answer:
                     status = json.loads(answer.read())
         finally:
