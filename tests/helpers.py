@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
@@ -157,3 +159,19 @@ def wait_for(
             return
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def post_json(url: str, body: Any = None, *, timeout: float = 30) -> tuple[int, Any]:
+    """POST ``body`` as JSON; the status and the JSON answer, an HTTP error's included."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({} if body is None else body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())

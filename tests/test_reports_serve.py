@@ -6,14 +6,13 @@ itself would fail), and ``conflictlens report --archive`` files a report the sam
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conflictlens.sample_logs.generator import write_log
+from tests.helpers import post_json
 from tests.test_serve import Serve, run
 
 pytestmark = pytest.mark.slow
@@ -33,18 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def post(server: Serve, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        server.url + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
+    return post_json(server.url + path, body, timeout=120)  # a report is built while it waits
 
 
 def test_serve_builds_lists_and_hands_out_reports(

@@ -20,14 +20,13 @@ import os
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from conflictlens.cli import cli
 from tests.chdb_http import StoreServer
-from tests.helpers import wait_for
+from tests.helpers import post_json, wait_for
 from tests.test_serve import free_port
 from tests.test_serve_replicas import (
     DB,
@@ -39,20 +38,6 @@ from tests.test_serve_replicas import (
 from tests.test_serve_replicas import store as store
 
 pytestmark = pytest.mark.slow
-
-
-def _post(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body or {}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_annotations_and_silences_through_a_clickhouse_replica(
@@ -80,7 +65,7 @@ def test_annotations_and_silences_through_a_clickhouse_replica(
         cli_id = json.loads(result.output)["id"]
         # A client retrying its POST: the same annotation twice, stored once.
         earlier = {"at": (minute - dt.timedelta(hours=2)).isoformat() + "Z", "text": "flag"}
-        answers = [_post(f"{base}/api/annotations", earlier) for _ in range(2)]
+        answers = [post_json(f"{base}/api/annotations", earlier) for _ in range(2)]
         assert [status for status, _ in answers] == [201, 201]
         assert answers[0][1]["id"] == answers[1][1]["id"] != cli_id
         since = (minute - dt.timedelta(hours=3)).isoformat()
@@ -98,7 +83,7 @@ def test_annotations_and_silences_through_a_clickhouse_replica(
             "duration": "2h",
             "comment": "deploy",
         }
-        added = [_post(f"{base}/api/alerts/silences", silence) for _ in range(2)]
+        added = [post_json(f"{base}/api/alerts/silences", silence) for _ in range(2)]
         assert [status for status, _ in added] == [201, 201]
         number = added[0][1]["id"]
         assert added[1][1]["id"] == number
@@ -109,22 +94,22 @@ def test_annotations_and_silences_through_a_clickhouse_replica(
         assert [(s["id"], s["active"]) for s in overview["silences"]] == [(number, True)]
         assert overview["notifications"] == []
         # Expired: a newer version, read back as the silence's state.
-        assert _post(f"{base}/api/alerts/silences/{number}/expire") == (
+        assert post_json(f"{base}/api/alerts/silences/{number}/expire") == (
             200,
             {"id": number, "expired": True},
         )
         silences = _get(f"{base}/api/alerts/silences")
         assert [(s["id"], s["active"]) for s in silences] == [(number, False)]
-        assert _post(f"{base}/api/alerts/silences/{number}/expire")[0] == 404
-        assert _post(f"{base}/api/alerts/silences/12345/expire")[0] == 404
+        assert post_json(f"{base}/api/alerts/silences/{number}/expire")[0] == 404
+        assert post_json(f"{base}/api/alerts/silences/12345/expire")[0] == 404
         # A test notification goes into the shared outbox; the overview lists it.
-        status, queued = _post(f"{base}/api/alerts/test/spike")
+        status, queued = post_json(f"{base}/api/alerts/test/spike")
         assert (status, queued["channels"]) == (200, ["hook"]), queued
         recent = _get(f"{base}/api/alerts")["notifications"]
         assert [(n["rule"], n["status"], n["channel"]) for n in recent] == [
             ("spike", "test", "hook")
         ]
-        assert _post(f"{base}/api/alerts/test/nothing")[0] == 404
+        assert post_json(f"{base}/api/alerts/test/nothing")[0] == 404
     finally:
         replica.terminate()
         replica.wait(30)
