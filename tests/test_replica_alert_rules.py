@@ -24,9 +24,8 @@ from conflictlens.cli import cli
 from conflictlens.config import load_config
 from conflictlens.store import connect
 from tests.chdb_http import StoreServer
-from tests.helpers import wait_for
+from tests.helpers import post_json, wait_for
 from tests.test_serve import free_port
-from tests.test_serve_clickhouse_api import _post
 from tests.test_serve_replicas import (
     DB,
     _copy,
@@ -93,7 +92,7 @@ def test_backtest_preview_and_rule_edits_through_clickhouse_replicas(
         # The rule editor's preview of a rule not saved: DuckDB's answer over the same rows.
         draft = {"name": "draft", "metric": "count", "window": "1m", "above": 1}
         draft["channels"] = ["hook"]
-        status, shown = _post(f"{b}/api/alerts/preview", {"rule": draft, **span})
+        status, shown = post_json(f"{b}/api/alerts/preview", {"rule": draft, **span})
         assert status == 200, shown
         expected = preview(
             con, parse_rule(draft, alerts.channels), alerts.evaluation_interval, first, last
