@@ -250,9 +250,12 @@ def translate(
         fold_null_tests(tree, nulls, sqlglot.exp)
     tree = tree.transform(_transform).transform(_rebuild)
     _materialise_shared(tree)
+    # The catalog's comments are for its readers: the driver scans every character of the
+    # text for parameters, in Python, on every run (resources' comments were most of it).
+    sql = tree.sql(dialect="clickhouse", comments=False)
     # In the text, not as the driver's settings: a server may keep no session, and chDB
     # through the driver pays a round trip per query for settings passed apart.
-    return f"{tree.sql(dialect='clickhouse')} SETTINGS {_SETTINGS}", tuple(types.items())
+    return f"{sql} SETTINGS {_SETTINGS}", tuple(types.items())
 
 
 def _bind(sql: str, casts: Mapping[str, str], params: Mapping[str, Any]) -> str:

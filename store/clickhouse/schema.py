@@ -3,7 +3,11 @@
 
 Types: TIMESTAMP is DateTime64(6, 'UTC') like DuckDB's, microseconds (naive UTC on the way out),
 and DateTime64(3) where a time is whole minutes or slots (the same 8 bytes); VARCHAR is
-Nullable(String), LowCardinality where the values repeat (service, method, route, codes);
+Nullable(String), also where the values repeat (service, method, route, codes): a
+LowCardinality column stores them in a tenth of the space, but every query that sorts or merges
+its blocks (an export, the grouped rollups) pays tens of ms per such column and 0.5M rows to
+re-index their dictionaries, while plain strings in sort-key order compress almost as well
+(88 against 82 bytes per stored conflict event).
 VARCHAR[] is Array(String); integers keep their DuckDB width, except ``source_id``: an agent
 sends a 63-bit hash of its name and its local source id, so it is Int64. The tables agents
 insert into (events, rollups, rejects, sources) carry the shipping gateway node in ``agent``
@@ -38,7 +42,6 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TS = "DateTime64(3, 'UTC')"
 # Times set by conflictlens itself (now(), a user's --at) keep DuckDB's microseconds.
 TS6 = "DateTime64(6, 'UTC')"
-LC = "LowCardinality(Nullable(String))"
 TEXT = "Nullable(String)"
 
 
@@ -84,21 +87,21 @@ EVENTS = Table(
     "conflict_events",
     (
         ("ts", TS6),  # a request's time as logged: Envoy and Caddy log microseconds
-        ("method", LC),
+        ("method", TEXT),
         ("path", TEXT),
         ("query", TEXT),
-        ("route", LC),
+        ("route", TEXT),
         ("resource_ids", "Array(String)"),
         ("status", "Int16"),
-        ("error_code", LC),
-        ("kind", LC),
-        ("kind_rule", LC),
+        ("error_code", TEXT),
+        ("kind", TEXT),
+        ("kind_rule", TEXT),
         ("client", TEXT),
         ("user_agent", TEXT),
         ("bytes", "Nullable(Int64)"),
         ("latency_ms", "Nullable(Float64)"),
-        ("service", LC),
-        ("upstream", LC),
+        ("service", TEXT),
+        ("upstream", TEXT),
         ("request_id", TEXT),
         ("source_id", "Int64"),
         ("`offset`", "Int64"),
@@ -115,9 +118,9 @@ ROLLUPS = Table(
     "request_rollups",
     (
         ("minute", TS),
-        ("service", LC),
-        ("method", LC),
-        ("route", LC),
+        ("service", TEXT),
+        ("method", TEXT),
+        ("route", TEXT),
         ("status", "Int16"),
         ("requests", "Int64"),
         ("bytes", "Int64"),
@@ -175,13 +178,13 @@ SOURCES = Table(
     dedup=True,
 )
 
-_CLUSTER = (("service", LC), ("method", LC), ("route", LC))
+_CLUSTER = (("service", TEXT), ("method", TEXT), ("route", TEXT))
 _SLOT_KEY = "(service, route, method, slot)"
 
 CONFLICT_SUMMARIES = tuple(
     Table(
         name,
-        (("slot", TS), *_CLUSTER, ("error_code", LC), ("kind", LC), ("conflicts", "Int64")),
+        (("slot", TS), *_CLUSTER, ("error_code", TEXT), ("kind", TEXT), ("conflicts", "Int64")),
         engine="SummingMergeTree",
         engine_args="conflicts",
         order_by="(service, route, method, slot, error_code, kind)",
