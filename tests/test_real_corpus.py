@@ -40,6 +40,7 @@ ALSO_DETECTED = {
     "apache-combined": {"nginx-combined", "nginx-common"},  # the same layouts: a named tie
     "apache-common": {"nginx-common"},
     "nginx-combined": {"apache-combined", "nginx-main"},  # nginx-main: a trailing XFF field
+    "nginx-main": {"nginx-combined"},  # an X-Forwarded-For with no address read (masked)
     "istio-text": {"envoy-text"},  # Istio 1.0 wrote Envoy's own layout
     "traefik-clf": {"nginx-combined"},  # a U+201C quote breaks Traefik's tail (see README)
     "ingress-nginx": {"apache-common"},  # an operator's own layout, not the controller's

@@ -4,6 +4,7 @@ through the CLI, with what each line must become read off the line by hand."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.conftest import RunCli
@@ -265,3 +266,33 @@ def test_clf_times_with_a_fraction_of_a_second_are_read(tmp_path: Path, run_cli:
         "SELECT strftime(ts, '%H:%M:%S.%g') FROM conflict_events ORDER BY ts",
     )
     assert [r[0] for r in rows] == ["10:11:27.856", "10:11:37.124", "10:11:43.961"]
+
+
+def test_a_referer_written_as_a_bare_dash_keeps_the_user_agent(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """MarkLogic writes an absent referer as an unquoted ``-`` in an otherwise combined line:
+    the quoted user agent after it is still read, on those lines and on the file's quoted ones
+    (Azure-Sentinel's MarkLogic sample log: corpus/part-N/SOURCES.md)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    log = REAL / "corpus" / "part-N" / "apache-combined" / "azure-sentinel-marklogic.log"
+    result = run_cli("ingest", "--format", "auto", log, "--json")
+    assert result.exit_code == 0, result.output
+    rows = query(
+        tmp_path / "conflictlens.duckdb",
+        "SELECT count(*), count(user_agent) FROM conflict_events",
+    )
+    lines = log.read_text().splitlines()
+    assert rows == [(len(lines), len(lines))]
+    assert sum(bool(re.search(r'[0-9] - "', line)) for line in lines) == 12  # unquoted referers
+
+
+def test_an_alb_url_whose_host_was_cut_keeps_its_path(tmp_path: Path, run_cli: RunCli) -> None:
+    """An ALB line pasted with its host redacted (``https:/vent?...``): the path is what
+    follows the scheme (goaccess issue 797: corpus/part-N/SOURCES.md)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    log = REAL / "corpus" / "part-N" / "aws-alb" / "goaccess-issue-797.log"
+    result = run_cli("ingest", "--format", "auto", log, "--json")
+    assert result.exit_code == 0, result.output
+    rows = query(tmp_path / "conflictlens.duckdb", "SELECT method, path FROM conflict_events")
+    assert rows == [("POST", "/vent")]

@@ -405,13 +405,15 @@ def quotes_regex(*, user_agent: bool, dash_bytes: bool) -> str:
 
 
 def unclosed_referer_regex(shorter: ClfFormat) -> str:
-    """A combined line whose referer lacks its closing quote: the layout of ``shorter`` (its
-    common part), then exactly '"referer "user agent"' (the space before the second quote
-    is the separator the layout puts there) and nothing else."""
+    """A combined line whose referer is not a closed quoted string: the layout of ``shorter``
+    (its common part), then exactly '"referer "user agent"' (the closing quote missing; the
+    space before the second quote is the separator the layout puts there) or '- "user agent"'
+    (an absent referer written as a bare -, as MarkLogic and Couchbase write it), and nothing
+    else."""
     if not shorter.regex.endswith(LENIENT_TAIL):
         raise FormatError(f"no layout to extend in {shorter.regex!r}")
     head = shorter.regex.removesuffix(LENIENT_TAIL)
-    return head + f' "{QUOTED} "(?P<user_agent>{QUOTED})"\\s*$'
+    return head + f'(?: "{QUOTED}| -) "(?P<user_agent>{QUOTED})"\\s*$'
 
 
 def _preset(fmt: str, name: str, shorter: str | None = None) -> ClfFormat:

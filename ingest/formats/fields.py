@@ -96,6 +96,9 @@ PROTOCOL = rf"^{_PROTOCOL}$"
 REQUEST_LINE_SPACES = rf"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>.+?)(?: {_PROTOCOL})?$"
 PROXY_PROTOCOL = r"^PROXY (?:TCP4|TCP6|UNKNOWN)(?: |$)"
 ABSOLUTE_URI_PREFIX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*"
+# The same with its host gone and one slash left ("https:/vent", as a reporter's redaction left
+# an ALB line): the rest is the path.
+SCHEME_BEFORE_PATH = r"^(?i:https?):/"
 # CONNECT's target: a host (or a bracketed IPv6 address) and a port.
 AUTHORITY_FORM = r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$"
 
@@ -195,6 +198,7 @@ def _relative_paths(frame: pl.DataFrame) -> pl.DataFrame:
         return frame
     rows = odd.arg_true()
     fixed = paths.gather(rows).str.replace(ABSOLUTE_URI_PREFIX, "")
+    fixed = fixed.str.replace(SCHEME_BEFORE_PATH, "/")
     fixed = pl.select(
         # CONNECT's target is a host and port (authority-form, RFC 9110 9.3.6): no path.
         pl.when(fixed.str.contains(AUTHORITY_FORM))
