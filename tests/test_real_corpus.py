@@ -39,8 +39,10 @@ FIELDS = (
 ALSO_DETECTED = {
     "apache-combined": {"nginx-combined", "nginx-common"},  # the same layouts: a named tie
     "apache-common": {"nginx-common"},
-    "nginx-combined": {"apache-combined", "nginx-main"},  # nginx-main: a trailing XFF field
-    "nginx-main": {"nginx-combined"},  # an X-Forwarded-For with no address read (masked)
+    # nginx-main: a trailing XFF field; common: a file whose referers and user agents are all
+    # "-" reads nothing more as combined (the fewer fields declared win the tie)
+    "nginx-combined": {"apache-combined", "nginx-main", "nginx-common"},
+    "nginx-main": {"nginx-combined", "nginx-common"},  # also an X-Forwarded-For masked
     "istio-text": {"envoy-text"},  # Istio 1.0 wrote Envoy's own layout
     "traefik-clf": {"nginx-combined"},  # a U+201C quote breaks Traefik's tail (see README)
     "ingress-nginx": {"apache-common"},  # an operator's own layout, not the controller's

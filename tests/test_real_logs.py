@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import RunCli
 from tests.helpers import query
 
@@ -296,3 +298,83 @@ def test_an_alb_url_whose_host_was_cut_keeps_its_path(tmp_path: Path, run_cli: R
     assert result.exit_code == 0, result.output
     rows = query(tmp_path / "conflictlens.duckdb", "SELECT method, path FROM conflict_events")
     assert rows == [("POST", "/vent")]
+
+
+PART_M = REAL / "corpus" / "part-M"
+
+
+@pytest.mark.parametrize(
+    ("log", "paths"),
+    [
+        # kubectl logs --timestamps before an Envoy JSON line (istio/istio#25882)
+        ("envoy-json/istio-istio-25882.log", ["/http/verify"]),
+        # kubectl logs --timestamps, then Ambassador's "ACCESS " (emissary-ingress/emissary#2619)
+        (
+            "envoy-text/emissary-ingress-emissary-2619.log",
+            [
+                "/test/ghost/.ambassador-internal/openapi-docs",
+                "/test/ghost2/.ambassador-internal/openapi-docs",
+            ],
+        ),
+        # stern's "<pod> <container> " before Envoy text lines (istio/istio#9194)
+        ("envoy-text/istio-istio-9194.log", ["/listeners", "/stats", "/listeners", "/stats"]),
+        # Knative's test log stream "<ns>/<pod>[<container>]: " (net-contour#202)
+        ("envoy-text/knative-extensions-net-contour-202.log", ["/"]),
+        # an Envoy line pasted with an indent (projectcontour/contour#4641)
+        ("envoy-text/projectcontour-contour-4641.log", ["/nginx", "/nginxapp"]),
+    ],
+)
+def test_envoy_lines_behind_kubernetes_prefixes_are_read(
+    tmp_path: Path, run_cli: RunCli, log: str, paths: list[str]
+) -> None:
+    """Prefixes that Kubernetes tools and pasting put before Envoy's lines are removed, every
+    line is read (real pasted logs: corpus/part-M/SOURCES.md)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    result = run_cli("ingest", "--format", "auto", PART_M / log, "--json")
+    assert result.exit_code == 0, result.output
+    rows = query(
+        tmp_path / "conflictlens.duckdb", 'SELECT path FROM conflict_events ORDER BY "offset"'
+    )
+    assert [r[0] for r in rows] == paths
+
+
+def test_docker_service_logs_prefix_is_an_envelope(tmp_path: Path, run_cli: RunCli) -> None:
+    """``docker service logs`` prefixes ``<service>.<n>.<task>@<node>  | ``: the Traefik line
+    behind it is read as Traefik's, and rejected for its status ``-`` with Traefik's reason
+    (traefik/traefik#9648: corpus/part-M/SOURCES.md)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    result = run_cli(
+        "ingest", "--format", "auto", PART_M / "traefik-clf/traefik-traefik-9648.log", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["files"][0]["format"] == "traefik-clf"
+    (reason,) = query(tmp_path / "conflictlens.duckdb", "SELECT reason FROM rejects")
+    assert "not an access-log entry" not in reason[0]
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"),
+    [
+        # 0.9's "$the_real_ip - [$the_real_ip]" with the first one empty (ingress-nginx#334)
+        (
+            "ingress-nginx/kubernetes-ingress-nginx-334-b.log",
+            [("127.0.0.1", 6.0, "100.96.14.20:3000")],
+        ),
+        # 2016's contrib layout with $host second (kubernetes-retired/contrib#1801)
+        ("ingress-nginx/kubernetes-retired-contrib-1801.log", [("1.2.3.4", 0.0, None)]),
+        # Istio's line with an empty route field (a trailing blank): the downstream client
+        ("istio-text/istio-istio-30594.log", [("10.36.1.1", 0.0, None)]),
+    ],
+)
+def test_older_ingress_layouts_and_istio_blanks_keep_client_and_latency(
+    tmp_path: Path, run_cli: RunCli, log: str, expected: list[tuple[str, float, str | None]]
+) -> None:
+    """Client, latency and upstream as read by hand off real lines (corpus/part-M)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    result = run_cli("ingest", "--format", "auto", PART_M / log, "--json")
+    assert result.exit_code == 0, result.output
+    rows = query(
+        tmp_path / "conflictlens.duckdb",
+        'SELECT client, latency_ms, upstream FROM conflict_events ORDER BY "offset"',
+    )
+    assert rows == expected

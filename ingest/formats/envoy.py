@@ -33,7 +33,8 @@ ENVOY_DEFAULT = (
     '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" ["%RESP(X-ERROR-CODE)%"]'
 )
 
-_START = r"^(?:ACCESS )?\[(?P<time_iso>[^\]\s]*)\] "
+# (leading blanks: a line pasted with an indent)
+_START = r"^[ \t]*(?:ACCESS )?\[(?P<time_iso>[^\]\s]*)\] "
 # Response flags, then nothing (Envoy), one quoted field (Istio 1.1-1.5) or two unquoted
 # fields and a quoted one (Istio 1.9+; response code details never start with a digit), then
 # bytes received, bytes sent, duration, upstream service time.
@@ -53,7 +54,7 @@ _COUNTS = (
 # requested server name, route; Istio 1.1 has no route), of which the downstream remote address is the client when
 # X-Forwarded-For is "-"; or other unquoted fields; or nothing. Anything else after them (a
 # quote) is not Envoy's.
-_ISTIO_TAIL = r'(?:[^\s"]+ ){3}(?P<client_hostport>[^\s"]+) [^\s"]+(?: [^\s"]+)?\r?\n?$'
+_ISTIO_TAIL = r'(?:[^\s"]+ ){3}(?P<client_hostport>[^\s"]+) [^\s"]+(?: [^\s"]*)?\r?\n?$'
 _END = (
     r'(?: (?:"(?P<error_code>[^"\r\n]*)"(?: [^"\r\n]*)?\r?\n?$|'
     + _ISTIO_TAIL

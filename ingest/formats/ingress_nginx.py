@@ -6,8 +6,9 @@
     $upstream_response_time $upstream_status $req_id
 
 Also read: the layouts of releases before 0.20, with ``$the_real_ip - [$the_real_ip] -`` in
-front, without the alternative upstream or the proxy upstream name (2016), or without the
-request id. Each upstream field is a
+front (the first one empty when the controller had no address for it: the bracketed one is the
+client), the 2016 ones with ``$host`` second, without the alternative upstream or the proxy
+upstream name, or without the request id. Each upstream field is a
 list when nginx tried more than one upstream (``a, b``; `` : `` after an internal
 redirect): the upstream is the last one tried, the one whose answer the client got. The
 proxy upstream name (namespace-service-port) is the service.
@@ -31,7 +32,8 @@ INGRESS_NGINX_UPSTREAMINFO = (
 _QUOTED = r'"(?:[^"\\]*(?:\\.[^"\\]*)*)"'
 _LIST = r"[^\s,]+(?:(?:, | : )[^\s,]+)*"
 INGRESS_NGINX_REGEX = (
-    r"^(?P<client>\S+) - (?:\[[^\]]*\] - )?\S+ \[(?P<time_clf>[^\]]*)\] "
+    r"^(?:(?P<client>\S+) | ?)(?:-|\S+) (?:\[(?P<real_ip>[^\]]*)\] - )?\S+ "
+    r"\[(?P<time_clf>[^\]]*)\] "
     r'"(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\S+) (?P<bytes>[0-9]+) '
     + _QUOTED
     + r' "(?P<user_agent>[^"\\]*(?:\\.[^"\\]*)*)" '
@@ -57,6 +59,10 @@ INGRESS_NGINX_FIELDS = (
 class IngressNginxFormat(ClfFormat):
     def _extract(self, lines: pl.DataFrame) -> pl.DataFrame:
         frame = super()._extract(lines)
+        if "real_ip" in frame.columns:  # (read by the regex only, not by the scanner)
+            missing = pl.col("client").is_null() | (pl.col("client") == "-")
+            real_ip = pl.when(missing).then(pl.col("real_ip")).otherwise(pl.col("client"))
+            frame = frame.with_columns(client=real_ip).drop("real_ip")
         # "a, b : c": the last upstream tried answered the client
         return frame.with_columns(pl.col("upstream").str.extract(r"([^\s,]+)$"))
 
