@@ -93,7 +93,11 @@ def cli() -> None:
     "caddy-json, haproxy-httplog, aws-alb, aws-elb-classic, apipark-json, json (with a field "
     "mapping in --log-format).",
 )
-@click.option("--log-format", help="Your nginx log_format or Apache LogFormat string.")
+@click.option(
+    "--log-format",
+    help="Your nginx log_format or Apache LogFormat string, or your nginx JSON layout "
+    '(\'{"ts":"$time_iso8601","code":"$status",...}\').',
+)
 @click.option(
     "--keep-all", is_flag=True, help="Store every request as an event, not only conflicts."
 )

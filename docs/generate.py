@@ -233,7 +233,21 @@ def formats_page() -> str:
 
     for name in FORMATS:
         lines.append(f"| `{name}` | {DESCRIPTIONS.get(name, '')} |")
-    lines += ["", "Detection tries them in this order; on a tie the earlier one wins.", ""]
+    lines += [
+        "",
+        "Detection tries them in this order; on a tie the earlier one wins.",
+        "",
+        "## Your own layout: `--log-format`",
+        "",
+        "- an nginx `log_format` or Apache `LogFormat` string: "
+        "`--log-format '$remote_addr - $remote_user [$time_local] \"$request\" $status ...'`;",
+        "- an nginx JSON layout, the object your `log_format ... escape=json '{...}'` writes, "
+        'with any key names: `--log-format \'{"ts":"$time_iso8601","code":"$status"}\'` '
+        "(each key whose value is one variable conflictlens knows is read as that variable);",
+        "- with `--format json`, a mapping of fields to JSON paths: "
+        '`--log-format \'{"status": "$.http.code", "time_iso": "$.ts"}\'`.',
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -378,3 +378,60 @@ def test_older_ingress_layouts_and_istio_blanks_keep_client_and_latency(
         'SELECT client, latency_ms, upstream FROM conflict_events ORDER BY "offset"',
     )
     assert rows == expected
+
+
+def test_traefik_durations_with_a_fraction_of_a_millisecond_are_read(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Traefik 1.0 wrote the duration as Go prints it (``56.846528ms``): the line is Traefik's
+    and keeps its latency (traefik/traefik PR 308: corpus/part-O/SOURCES.md)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    log = REAL / "corpus" / "part-O" / "traefik-clf" / "traefik-traefik-pr308.log"
+    result = run_cli("ingest", "--format", "auto", log, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["files"][0]["format"] == "traefik-clf"
+    rows = query(
+        tmp_path / "conflictlens.duckdb", "SELECT latency_ms, upstream FROM conflict_events"
+    )
+    assert rows == [(56.846528, "127.0.0.1:8081")]
+
+
+PART_P_JSON = REAL / "corpus" / "part-P" / "nginx-json"
+
+
+def layout_of(log: Path) -> str:
+    return str(json.loads(log.with_suffix(".options.json").read_text())["log_format"])
+
+
+def test_an_nginx_json_layout_given_as_log_format_reads_its_own_keys(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """An operator's ``log_format escape=json`` layout, keys named at will ("lan_ip":
+    "$remote_addr", "http_code": "$status"), read by the variables its values name
+    (goaccess issues 1196 and 2145: corpus/part-P/SOURCES.md)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    for name in ("goaccess-1196-json-custom-keys.log", "goaccess-2145-json-escape.log"):
+        log = PART_P_JSON / name
+        result = run_cli("ingest", "--log-format", layout_of(log), log, "--json")
+        assert result.exit_code == 0, result.output
+    rows = query(
+        tmp_path / "conflictlens.duckdb",
+        "SELECT method, path, status, client, bytes, latency_ms FROM conflict_events ORDER BY ts",
+    )
+    assert rows == [
+        ("GET", "/common/js/index.js", 200, "192.168.120.1", 3230, 12.0),
+        ("OPTIONS", "/api/example_services", 204, None, 0, 23.0),
+    ]
+
+
+def test_an_nginx_json_layout_without_status_imports_its_lines_as_rejects(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """A layout that logs no $status (goaccess issue 2127) is no error: the file is imported
+    and every line is a reject that says the status is missing."""
+    log = PART_P_JSON / "goaccess-2127-json-no-status.log"
+    result = run_cli("ingest", "--log-format", layout_of(log), log, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["lines"], summary["rejected"]) == (9, 9)
+    assert list(summary["reject_reasons"]) == ["custom: missing status"]

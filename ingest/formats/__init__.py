@@ -12,6 +12,10 @@ import polars as pl
 from conflictlens.ingest.formats.clf import PRESETS, ClfFormat, FormatError, compile_log_format
 from conflictlens.ingest.formats.fields import NOT_RECOGNISED, PARSED_COLUMNS, RECOGNISED_REJECTS
 from conflictlens.ingest.formats.gateways import GATEWAY_FORMATS
+from conflictlens.ingest.formats.json_layouts import (
+    is_nginx_json_layout,
+    nginx_json_layout_format,
+)
 from conflictlens.ingest.formats.jsonl import JSON_FORMATS, mapped_json_format
 
 
@@ -71,7 +75,10 @@ def format_names() -> list[str]:
 
 def get_format(name: str, log_format: str | None = None) -> LogFormat:
     """A registered format by name; with ``log_format``, the user's own: an nginx/Apache
-    format string, or for ``json`` a JSON object mapping raw fields to JSON paths."""
+    format string, an nginx JSON layout (``{"key": "$variable", ...}``), or for ``json`` a
+    JSON object mapping raw fields to JSON paths."""
+    if log_format and is_nginx_json_layout(log_format):
+        return nginx_json_layout_format(log_format)
     if name == "json" or (log_format and log_format.lstrip().startswith("{")):
         return json_mapping_format(log_format)
     if log_format:

@@ -29,7 +29,7 @@ _HEAD = r"^(?P<client>\S+) \S+ \S+ \[(?P<time_clf>[^\]]*)\] "
 # not, by version) when Traefik has none to log.
 _TAIL = (
     r' (?:[0-9]+|-) (?:"(?P<service>[^"]*)"|-) (?:"(?P<upstream>[^"]*)"|-) '
-    r"(?P<latency_ms>[0-9]+)ms\r?\n?$"
+    r"(?P<latency_ms>[0-9]+(?:\.[0-9]+)?)ms\r?\n?$"
 )
 
 # One pass: every field stops at a byte that cannot occur inside it.

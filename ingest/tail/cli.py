@@ -39,7 +39,9 @@ PROG = "python -m conflictlens.ingest.tail"
     help="files to follow (repeatable)",
 )
 @click.option("--format", "format_name", default="auto", help="log format name, or auto (default)")
-@click.option("--log-format", default=None, help="an nginx or Apache format string")
+@click.option(
+    "--log-format", default=None, help="an nginx or Apache format string, or an nginx JSON layout"
+)
 @click.option("--start", type=click.Choice([START_BEGINNING, START_END]), default=START_BEGINNING)
 @click.option("--service", default=None, help="service name recorded for every line")
 @click.option("--flush-ms", type=int, default=500)
