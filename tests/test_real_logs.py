@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,17 +16,24 @@ from tests.helpers import query
 REAL = Path(__file__).parent / "fixtures" / "real"
 
 
+def import_kept(tmp_path: Path, run_cli: RunCli, *args: object) -> dict[str, Any]:
+    """The files imported as a user imports them, every request stored (``keep_all``): the
+    import's summary (the import must succeed)."""
+    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
+    result = run_cli("ingest", *args, "--json")
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.output)
+    return summary
+
+
 def test_classic_elb_tcp_and_ssl_listener_entries_are_rejects_with_a_reason(
     tmp_path: Path, run_cli: RunCli
 ) -> None:
     """A TCP or SSL listener logs connections ("- - - ", no status): no HTTP request, so a
     reject that says so, never a stored request with status 0 (even with keep_all)."""
-    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
     # (a TCP listener's entries from a goaccess issue: see corpus/part-C/SOURCES.md)
     log = REAL / "corpus" / "part-C" / "aws-elb-classic" / "goaccess_issue952_tcp.log"
-    result = run_cli("ingest", "--format", "auto", log, "--json")
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = import_kept(tmp_path, run_cli, "--format", "auto", log)
     assert summary["files"][0]["format"] == "aws-elb-classic"
     assert (summary["lines"], summary["parsed"], summary["rejected"]) == (9, 0, 9)
     assert summary["reject_reasons"] == {"TCP/SSL listener entry, no HTTP request": 9}
@@ -236,10 +244,8 @@ def test_a_connect_target_is_a_host_and_port_not_a_path(tmp_path: Path, run_cli:
     """CONNECT names a host and port (authority-form), which is no path: the path is none,
     and an absolute URL beside it keeps only its path (a HAProxy file from logstash's
     patterns tests: corpus/part-J/SOURCES.md; line 6 is the CONNECT)."""
-    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
     log = REAL / "corpus" / "part-J" / "haproxy-httplog" / "logstash-patterns-core-haproxy.log"
-    result = run_cli("ingest", "--format", "auto", log, "--json")
-    assert result.exit_code == 0, result.output
+    import_kept(tmp_path, run_cli, "--format", "auto", log)
     rows = query(
         tmp_path / "conflictlens.duckdb",
         "SELECT method, path FROM conflict_events WHERE method IN ('CONNECT', 'GET') ORDER BY 1, 2",
@@ -258,10 +264,7 @@ def test_clf_times_with_a_fraction_of_a_second_are_read(tmp_path: Path, run_cli:
     time with milliseconds: every line stored at its millisecond, none rejected (talisker's
     own test log: corpus/part-K/SOURCES.md)."""
     log = REAL / "corpus" / "part-K" / "apache-combined" / "talisker-access.log"
-    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
-    result = run_cli("ingest", "--format", "auto", log, "--json")
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = import_kept(tmp_path, run_cli, "--format", "auto", log)
     assert (summary["lines"], summary["parsed"], summary["rejected"]) == (3, 3, 0)
     rows = query(
         tmp_path / "conflictlens.duckdb",
@@ -276,10 +279,8 @@ def test_a_referer_written_as_a_bare_dash_keeps_the_user_agent(
     """MarkLogic writes an absent referer as an unquoted ``-`` in an otherwise combined line:
     the quoted user agent after it is still read, on those lines and on the file's quoted ones
     (Azure-Sentinel's MarkLogic sample log: corpus/part-N/SOURCES.md)."""
-    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
     log = REAL / "corpus" / "part-N" / "apache-combined" / "azure-sentinel-marklogic.log"
-    result = run_cli("ingest", "--format", "auto", log, "--json")
-    assert result.exit_code == 0, result.output
+    import_kept(tmp_path, run_cli, "--format", "auto", log)
     rows = query(
         tmp_path / "conflictlens.duckdb",
         "SELECT count(*), count(user_agent) FROM conflict_events",
@@ -292,10 +293,8 @@ def test_a_referer_written_as_a_bare_dash_keeps_the_user_agent(
 def test_an_alb_url_whose_host_was_cut_keeps_its_path(tmp_path: Path, run_cli: RunCli) -> None:
     """An ALB line pasted with its host redacted (``https:/vent?...``): the path is what
     follows the scheme (goaccess issue 797: corpus/part-N/SOURCES.md)."""
-    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
     log = REAL / "corpus" / "part-N" / "aws-alb" / "goaccess-issue-797.log"
-    result = run_cli("ingest", "--format", "auto", log, "--json")
-    assert result.exit_code == 0, result.output
+    import_kept(tmp_path, run_cli, "--format", "auto", log)
     rows = query(tmp_path / "conflictlens.duckdb", "SELECT method, path FROM conflict_events")
     assert rows == [("POST", "/vent")]
 
@@ -329,9 +328,7 @@ def test_envoy_lines_behind_kubernetes_prefixes_are_read(
 ) -> None:
     """Prefixes that Kubernetes tools and pasting put before Envoy's lines are removed, every
     line is read (real pasted logs: corpus/part-M/SOURCES.md)."""
-    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
-    result = run_cli("ingest", "--format", "auto", PART_M / log, "--json")
-    assert result.exit_code == 0, result.output
+    import_kept(tmp_path, run_cli, "--format", "auto", PART_M / log)
     rows = query(
         tmp_path / "conflictlens.duckdb", 'SELECT path FROM conflict_events ORDER BY "offset"'
     )
@@ -370,9 +367,7 @@ def test_older_ingress_layouts_and_istio_blanks_keep_client_and_latency(
     tmp_path: Path, run_cli: RunCli, log: str, expected: list[tuple[str, float, str | None]]
 ) -> None:
     """Client, latency and upstream as read by hand off real lines (corpus/part-M)."""
-    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
-    result = run_cli("ingest", "--format", "auto", PART_M / log, "--json")
-    assert result.exit_code == 0, result.output
+    import_kept(tmp_path, run_cli, "--format", "auto", PART_M / log)
     rows = query(
         tmp_path / "conflictlens.duckdb",
         'SELECT client, latency_ms, upstream FROM conflict_events ORDER BY "offset"',
@@ -385,11 +380,9 @@ def test_traefik_durations_with_a_fraction_of_a_millisecond_are_read(
 ) -> None:
     """Traefik 1.0 wrote the duration as Go prints it (``56.846528ms``): the line is Traefik's
     and keeps its latency (traefik/traefik PR 308: corpus/part-O/SOURCES.md)."""
-    (tmp_path / "conflictlens.toml").write_text("[ingest]\nkeep_all = true\n")
     log = REAL / "corpus" / "part-O" / "traefik-clf" / "traefik-traefik-pr308.log"
-    result = run_cli("ingest", "--format", "auto", log, "--json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["files"][0]["format"] == "traefik-clf"
+    summary = import_kept(tmp_path, run_cli, "--format", "auto", log)
+    assert summary["files"][0]["format"] == "traefik-clf"
     rows = query(
         tmp_path / "conflictlens.duckdb", "SELECT latency_ms, upstream FROM conflict_events"
     )
