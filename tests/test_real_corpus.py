@@ -128,9 +128,9 @@ def test_the_corpus_is_large_and_varied_enough() -> None:
     folders = {log.parent.name for log in LOGS}
     from conflictlens.ingest.formats import FORMATS
 
-    missing = (
-        set(FORMATS) - folders - {"nginx-extended", "nginx-main", "apipark-json", "traefik-json"}
-    )
+    # nginx-extended is conflictlens's own example of a layout that logs the error code (no
+    # server writes it by default); no APIPark call log was found under a licence we can copy.
+    missing = set(FORMATS) - folders - {"nginx-extended", "apipark-json"}
     assert not missing, missing
 
 
