@@ -32,7 +32,8 @@ INGRESS_NGINX_UPSTREAMINFO = (
 _QUOTED = r'"(?:[^"\\]*(?:\\.[^"\\]*)*)"'
 _LIST = r"[^\s,]+(?:(?:, | : )[^\s,]+)*"
 INGRESS_NGINX_REGEX = (
-    r"^(?:(?P<client>\S+) | ?)(?:-|\S+) (?:\[(?P<real_ip>[^\]]*)\] - )?\S+ "
+    # the address (or nothing, 0.9's empty $the_real_ip), "-" or 2016's $host, [the real IP]
+    r"^(?:(?P<client>\S+) | ?)\S+ (?:\[(?P<real_ip>[^\]]*)\] - )?\S+ "
     r"\[(?P<time_clf>[^\]]*)\] "
     r'"(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\S+) (?P<bytes>[0-9]+) '
     + _QUOTED

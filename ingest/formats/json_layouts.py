@@ -25,16 +25,13 @@ from conflictlens.ingest.formats.jsonl import JsonFormat
 _ONE_VARIABLE = re.compile(r"^\$\{?(?P<name>[a-z_][a-z0-9_]*)\}?$")
 # nginx writes "$status" unquoted in some layouts ("status": $status): quoted before parsing.
 _BARE_VARIABLE = re.compile(r"(:\s*)(\$[a-z_][a-z0-9_]*)(\s*[,}])")
-# A JSON path value ("$.a.b"), which makes the text a field mapping (--format json) instead.
-_JSON_PATH = re.compile(r"^\$(?:\.|\[|$)")
 
 
 def is_nginx_json_layout(text: str) -> bool:
-    """Whether ``text`` is an nginx JSON layout rather than a field mapping of JSON paths."""
+    """Whether ``text`` is an nginx JSON layout rather than a field mapping of JSON paths
+    (``"$.a.b"``, which no nginx variable can be)."""
     layout = _parse(text)
-    return layout is not None and any(
-        _ONE_VARIABLE.match(v) and not _JSON_PATH.match(v) for v in layout.values()
-    )
+    return layout is not None and any(_ONE_VARIABLE.match(v.strip()) for v in layout.values())
 
 
 def nginx_json_layout_format(text: str) -> JsonFormat:
