@@ -66,7 +66,7 @@ test-fast: $(BIN)/conflictlens
 # bar from the JSON they wrote (bench/summary.py), and the target fails if any was missed. Old
 # results are removed first, so that a benchmark that writes none cannot pass on them.
 BENCHMARKS := bench_ingest bench_tail bench_otlp bench_analysis bench_report bench_dashboard \
-	bench_agent bench_clickhouse
+	bench_agent bench_clickhouse bench_clickhouse_floor
 
 bench: $(BIN)/conflictlens system-deps
 	@mkdir -p bench/out && rm -f $(BENCHMARKS:%=bench/out/%.json)
