@@ -113,7 +113,8 @@ bar AS (
 -- again.
 kept AS (
     -- ties are ranked by the resource's text: a hash's order differs between engines
-    SELECT p.thing, e.method, e.route, array_to_string(e.resource_ids, '/') AS resource_text
+    SELECT p.thing, p.sample, e.method, e.route,
+           array_to_string(e.resource_ids, '/') AS resource_text
     FROM (
         SELECT rowid AS event, method, route, resource_ids FROM conflict_events
         WHERE {_RESOURCE_MATCH}
@@ -140,7 +141,7 @@ per_resource AS (
     GROUP BY thing
 ),
 ranked AS (
-    SELECT k.method, k.route, k.resource_text, r.*,
+    SELECT k.method, k.route, k.resource_text, k.sample, r.*,
            row_number() OVER (
                PARTITION BY k.method, k.route
                ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
@@ -151,23 +152,39 @@ ranked AS (
     ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
              conflicts DESC, method, route, resource_text
     LIMIT $limit::BIGINT
-),
-chosen AS (
-    -- the listed resources' conflicts in full, fetched by row id
-    SELECT c.thing, e.ts, e.resource_ids, e.client, e.error_code, e.latency_ms, e.source_id
-    FROM (
-        SELECT rowid AS event, ts, resource_ids, client, error_code, latency_ms, source_id
-        FROM conflict_events
-        WHERE {_RESOURCE_MATCH}
-    ) e
-    JOIN (SELECT thing, event FROM events SEMI JOIN ranked USING (thing)) c
-      ON c.event = e.event
 )"""  # noqa: S608 - fixed fragments only; every value is bound
 
 # Ranking needs only counts per bucket; clients, error codes and overlapping writes are then
-# worked out for the few resources that made the list, not for every resource in the range.
-_HOT_RESOURCES = f"""
-WITH {_RANKED},
+# worked out for the few resources that made the list (_RESOURCE_DETAILS), not for every
+# resource in the range. Two questions, not one: ClickHouse's analyzer copies a CTE's whole
+# tree at every read of it, and the details read the ranking three times, so as one query the
+# chain above was planned a dozen times over (0.3 s of 0.5, before a row was read).
+_RANKING = f"""
+WITH {_RANKED}
+SELECT thing, sample, method, route, resource_text AS resource, conflicts, peak_conflicts,
+       peak_start, rank_in_route
+FROM ranked
+ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN peak_conflicts ELSE conflicts END DESC,
+         conflicts DESC, method, route, resource
+"""  # noqa: S608
+
+# The listed resources' conflicts in full: the resources are named by one conflict each
+# (sample, a row id; a row id is a BIGINT on every engine, a hash is not).
+_RESOURCE_DETAILS = f"""
+WITH wanted AS (
+    SELECT DISTINCT hash(method, route, resource_ids) AS thing
+    FROM conflict_events
+    WHERE {_RESOURCE_MATCH}
+      AND list_contains($samples::BIGINT[], rowid)
+),
+chosen AS (
+    SELECT thing, ts, client, error_code, latency_ms, source_id FROM (
+        SELECT hash(method, route, resource_ids) AS thing, ts, client, error_code, latency_ms,
+               source_id
+        FROM conflict_events
+        WHERE {_RESOURCE_MATCH}
+    ) e SEMI JOIN wanted USING (thing)
+),
 codes AS (
     SELECT thing, error_code, count(*) AS n FROM chosen GROUP BY ALL
 ),
@@ -180,8 +197,7 @@ top_codes AS (
     ) WHERE code_rank = 1
 ),
 details AS (
-    SELECT thing, any_value(resource_ids) AS resource_ids, count(DISTINCT client) AS clients,
-           min(ts) AS first_seen, max(ts) AS last_seen
+    SELECT thing, count(DISTINCT client) AS clients, min(ts) AS first_seen, max(ts) AS last_seen
     FROM chosen
     GROUP BY thing
 ),
@@ -214,18 +230,19 @@ flight AS (
 overlap AS (
     SELECT thing, max(in_flight) AS max_overlap FROM flight GROUP BY ALL
 )
-SELECT r.method, r.route, array_to_string(d.resource_ids, '/') AS resource, r.conflicts,
-       d.clients, o.max_overlap::BIGINT AS max_overlap, r.peak_conflicts, r.peak_start,
-       t.top_error_code, d.first_seen, d.last_seen, r.rank_in_route
-FROM ranked r
-JOIN details d USING (thing)
+SELECT d.thing, d.clients, o.max_overlap::BIGINT AS max_overlap, t.top_error_code,
+       d.first_seen, d.last_seen
+FROM details d
 JOIN top_codes t USING (thing)
 JOIN overlap o USING (thing)
-ORDER BY CASE WHEN $by::VARCHAR = 'peak' THEN r.peak_conflicts ELSE r.conflicts END DESC,
-         r.conflicts DESC, r.method, r.route, resource
 """  # noqa: S608
 
-# The hottest resource alone (resource_timeline's default): the first row of _HOT_RESOURCES
+_LISTED_COLUMNS = (
+    "method", "route", "resource", "conflicts", "clients", "max_overlap", "peak_conflicts",
+    "peak_start", "top_error_code", "first_seen", "last_seen", "rank_in_route",
+)  # fmt: skip
+
+# The hottest resource alone (resource_timeline's default): the first row of _RANKING
 # without the details that row would carry (its text is kept's, taken from one of its
 # conflicts; every conflict of a resource has the same ids).
 _TOP_RESOURCE = f"""
@@ -269,11 +286,21 @@ def hot_resources(
     if by not in RESOURCE_SORTS:
         raise AnalysisError(f"unknown sort {by!r}; known: {', '.join(RESOURCE_SORTS)}")
     closed = closed_range(con, time_range, None)
-    values = {
-        **_ranking_values(closed, filters, resource, by, bucket, per_route, limit),
-        "start_stamped": list(START_STAMPED),
-    }
-    return fetch(con, _HOT_RESOURCES, values)
+    values = _ranking_values(closed, filters, resource, by, bucket, per_route, limit)
+    ranking = fetch(con, _RANKING, values)
+    details = fetch(
+        con,
+        _RESOURCE_DETAILS,
+        {
+            **values,
+            "samples": ranking["sample"].to_list(),
+            "start_stamped": list(START_STAMPED),
+        },
+    )
+    # in the ranking's order; a resource whose conflicts went (retention) between the two
+    # questions is left out, as the one query's inner joins left it out
+    listed = ranking.join(details, on="thing", how="inner", maintain_order="left")
+    return listed.select(_LISTED_COLUMNS)
 
 
 def resource_timeline(
