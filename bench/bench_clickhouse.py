@@ -11,10 +11,13 @@ conflicts by default). Not part of the test suite; run it when the machine is qu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,41 @@ def settle(client: Any) -> None:
         client.command(f"OPTIMIZE TABLE {DB}.`{table}` FINAL")
 
 
+@dataclass(frozen=True)
+class Copies:
+    """The DuckDB store, and the same data in chDB (database DB, made the current one)."""
+
+    con: duckdb.DuckDBPyConnection
+    client: Any
+    folder: Path
+    copy_seconds: float
+    copied: dict[str, int]
+
+
+@contextlib.contextmanager
+def store_copies(store: Path, workdir: Path) -> Iterator[Copies]:
+    """The store opened read-only and copied into a fresh chDB folder, checked and merged;
+    closed and removed after."""
+    import clickhouse_connect
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-chdb-", dir=workdir))
+    con = duckdb.connect(str(store), read_only=True)
+    client = clickhouse_connect.get_client(dsn=f"chdb://{folder}")
+    try:
+        schema.apply(client, DB, retention_days=3650)
+        started = time.perf_counter()
+        copy_store(con, client)
+        copy_seconds = time.perf_counter() - started
+        copied = check_copy(con, client)
+        print("copied", copied, flush=True)
+        settle(client)
+        client.command(f"USE {DB}")
+        yield Copies(con, client, folder, copy_seconds, copied)
+    finally:
+        con.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def round_trip(engine: Engine, runs: int = 20) -> float:
     """The p95 of an empty query: the client's own cost, paid by every catalog query."""
     seconds = []
@@ -127,20 +165,8 @@ def main() -> int:
     store = args.store or args.workdir / f"analysis-store-{spec.label}.duckdb"
     if args.store is None:
         ensure_store(store, spec)
-    import clickhouse_connect
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-chdb-", dir=args.workdir))
-    con = duckdb.connect(str(store), read_only=True)
-    client = clickhouse_connect.get_client(dsn=f"chdb://{folder}")
-    try:
-        schema.apply(client, DB, retention_days=3650)
-        started = time.perf_counter()
-        copy_store(con, client)
-        copy_seconds = time.perf_counter() - started
-        copied = check_copy(con, client)
-        print("copied", copied, flush=True)
-        settle(client)
-        client.command(f"USE {DB}")
+    with store_copies(store, args.workdir) as copies:
+        con, client = copies.con, copies.client
         engines = {"duckdb": DuckDBEngine(con), "clickhouse": ClickHouseEngine(client, DB)}
         empty = {label: round_trip(engine) for label, engine in engines.items()}
         print("empty query p95", empty, flush=True)
@@ -164,8 +190,8 @@ def main() -> int:
         ratios = [r["ratio"] for r in results.values() if r.get("ratio")]
         summary = {
             "store": str(store),
-            "copy_seconds": copy_seconds,
-            "copied": copied,
+            "copy_seconds": copies.copy_seconds,
+            "copied": copies.copied,
             "empty_query_p95": empty,
             "queries": results,
             "p95_ratio": percentile(ratios, 95) if ratios else None,
@@ -193,9 +219,6 @@ def main() -> int:
         ]
         print({k: v for k, v in summary.items() if k != "queries"})
         write_json(args.workdir / "bench_clickhouse.json", summary)
-    finally:
-        con.close()
-        shutil.rmtree(folder, ignore_errors=True)
     return 0 if summary["summary"][0]["pass"] else 1
 
 

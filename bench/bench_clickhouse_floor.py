@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,8 @@ from typing import Any
 import duckdb
 
 from bench.analysis_store import Spec, ensure_store
-from bench.bench_clickhouse import DB, check_copy, copy_store, settle
+from bench.bench_clickhouse import DB, settle, store_copies
 from bench.common import OUT, percentile, summary_row, write_json
-from conflictlens.store.clickhouse import schema
 
 # (name, DuckDB text, ClickHouse text): the same question. EVENTS is the events table (the
 # store's or the plain copy), WEEK the range on ts, MINUTES on minute; the range's ends are
@@ -170,20 +167,13 @@ def main() -> int:
     store = args.workdir / f"analysis-store-{spec.label}.duckdb"
     ensure_store(store, spec)
     import chdb
-    import clickhouse_connect
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-chdb-floor-", dir=args.workdir))
-    con = duckdb.connect(str(store), read_only=True)
-    client = clickhouse_connect.get_client(dsn=f"chdb://{folder}")
-    try:
-        schema.apply(client, DB, retention_days=3650)
-        copy_store(con, client)
-        check_copy(con, client)
-        client.command(f"USE {DB}")
+    with store_copies(store, args.workdir) as copies:
+        con, client = copies.con, copies.client
         client.command(_PLAIN_COPY)
         settle(client)
         # chDB's own connection to the same folder: one engine per process, shared
-        native = chdb.connect(str(folder))
+        native = chdb.connect(str(copies.folder))
         native.query(f"USE {DB}")
         until = spec.end_time
         since = until - dt.timedelta(days=7)
@@ -218,9 +208,6 @@ def main() -> int:
             ],
         }
         write_json(args.workdir / "bench_clickhouse_floor.json", summary)
-    finally:
-        con.close()
-        shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 
