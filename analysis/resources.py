@@ -297,8 +297,9 @@ def hot_resources(
             "start_stamped": list(START_STAMPED),
         },
     )
-    # in the ranking's order; a resource whose conflicts went (retention) between the two
-    # questions is left out, as the one query's inner joins left it out
+    # In the ranking's order. The two questions are two reads: a resource whose conflicts
+    # went (retention) in between is left out, as the one query's inner joins left it out,
+    # and a late line landing in the range in between counts in its details only.
     listed = ranking.join(details, on="thing", how="inner", maintain_order="left")
     return listed.select(_LISTED_COLUMNS)
 
